@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import secrets
 
 import attrs
@@ -28,6 +29,8 @@ __all__ = [
     "verify_issued",
     "load_pem_certificate",
     "fingerprint",
+    "write_file",
+    "CertificateAuthority",
 ]
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
@@ -370,3 +373,52 @@ def issue_certificate(ca_key: sm2.PrivateKey, ca: Certificate, request: Certific
     return _sign_tbs(tbs, ca_key)
 
 
+
+
+def write_file(path: str, data: bytes, private: bool = False) -> None:
+    """Write atomically; private files (keys) are created mode 0600."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@attrs.define
+class CertificateAuthority:
+    """The management CA: ``ca.key`` (0600) and ``ca.pem`` in one folder."""
+
+    key: sm2.PrivateKey
+    cert: Certificate
+
+    @classmethod
+    def create(cls, folder: str, common_name: str, days: int = 3650) -> "CertificateAuthority":
+        os.makedirs(folder, exist_ok=True)
+        if os.path.exists(os.path.join(folder, "ca.key")):
+            raise PKIError("a CA already exists in %s" % folder)
+        key = sm2.generate_private_key()
+        cert = create_ca(key, common_name, days)
+        write_file(os.path.join(folder, "ca.key"), key.to_pem(), private=True)
+        write_file(os.path.join(folder, "ca.pem"), cert.pem)
+        return cls(key=key, cert=cert)
+
+    @classmethod
+    def load(cls, folder: str) -> "CertificateAuthority":
+        with open(os.path.join(folder, "ca.key"), "rb") as f:
+            key = sm2.load_private_key_pem(f.read())
+        cert = load_pem_certificate(os.path.join(folder, "ca.pem"))
+        if cert.public_key != key.public_key() or not cert.is_ca:
+            raise PKIError("ca.key and ca.pem in %s do not belong together" % folder)
+        return cls(key=key, cert=cert)
+
+    @classmethod
+    def open(cls, folder: str, common_name: str, days: int = 3650) -> "CertificateAuthority":
+        if os.path.exists(os.path.join(folder, "ca.key")):
+            return cls.load(folder)
+        return cls.create(folder, common_name, days)
+
+    def issue(self, request: CertificateRequest, server_id: str, host: str,
+              days: int = 365) -> Certificate:
+        return issue_certificate(self.key, self.cert, request, server_id, host, days)

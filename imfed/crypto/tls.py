@@ -123,16 +123,22 @@ def _verifier(ca: Certificate, server_id=ANY_SERVER, host: str | None = None):
 
 @implementer(IOpenSSLServerConnectionCreator)
 class ServerTLS:
-    """Listener side: asks every client for a CA-issued certificate."""
+    """Listener side: asks every client for a CA-issued certificate.
 
-    def __init__(self, identity: TLSIdentity) -> None:
+    A node's listener requires one.  The management listener also serves callers that have
+    none yet (``cacert``, ``apply``, ``getservercert``): there a certificate is optional, but one
+    that is presented must pass, and signed calls demand one (imfed/web.py).
+    """
+
+    def __init__(self, identity: TLSIdentity, require_client_cert: bool = True) -> None:
         self.identity = identity
         self._ctx = identity.context()
         self._verify = _verifier(identity.ca)
+        self._mode = _VERIFY if require_client_cert else SSL.VERIFY_PEER
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         conn = SSL.Connection(self._ctx, None)
-        conn.set_verify(_VERIFY, self._verify)
+        conn.set_verify(self._mode, self._verify)
         return conn
 
 

@@ -1,0 +1,211 @@
+"""The configuration file (TOML), validated into attrs objects.
+
+A wrong or missing value stops the start with a ConfigError that names the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from urllib.parse import urlsplit
+
+import attrs
+
+from .wire.fields import SERVER_ID
+
+__all__ = ["ConfigError", "Listen", "ManagementConfig", "NodeConfig", "Config", "load",
+           "parse", "default_config", "https_address"]
+
+
+class ConfigError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__("config key %s: %s" % (key, message))
+        self.key = key
+
+
+@attrs.frozen
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return "%s:%d" % (self.host, self.port)
+
+
+def https_address(value: str) -> tuple[str, int]:
+    """(host, port) of an ``https://host[:port]`` address with nothing after it; ValueError."""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https:// URL with a host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError("must be https://host[:port] with no path, query or user")
+    port = parts.port or 443  # urlsplit raises ValueError for a bad port
+    return parts.hostname, port
+
+
+def _section(data: dict, name: str) -> dict | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(name, "must be a table")
+    return value
+
+
+class _Reader:
+    """Typed reads from one table, each error naming the dotted key; unknown keys refused."""
+
+    def __init__(self, table: dict, prefix: str) -> None:
+        self.table, self.prefix, self.used = table, prefix, set()
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def get(self, name: str, kind, default=attrs.NOTHING):
+        self.used.add(name)
+        if name not in self.table:
+            if default is attrs.NOTHING:
+                raise ConfigError(self.key(name), "is required")
+            return default
+        value = self.table[name]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            raise ConfigError(self.key(name), "must be a %s" % kind.__name__)
+        return value
+
+    def positive(self, name: str, default: int) -> int:
+        value = self.get(name, int, default)
+        if value <= 0:
+            raise ConfigError(self.key(name), "must be a positive integer")
+        return value
+
+    def server_id(self, name: str, default=attrs.NOTHING) -> str:
+        value = self.get(name, str, default)
+        if not SERVER_ID.match(value):
+            raise ConfigError(self.key(name), "must be 1-64 of A-Z a-z 0-9 _ -")
+        return value
+
+    def listen(self, name: str, default=attrs.NOTHING) -> Listen:
+        value = self.get(name, str, default)
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            port_n = int(port)
+        except ValueError:
+            raise ConfigError(self.key(name), "must be IP:port, e.g. 127.0.0.1:8443") from None
+        if not sep or not 0 <= port_n <= 65535:
+            raise ConfigError(self.key(name), "must be IP:port, e.g. 127.0.0.1:8443")
+        return Listen(host, port_n)
+
+    def address(self, name: str, default=attrs.NOTHING) -> str:
+        value = self.get(name, str, default)
+        try:
+            https_address(value)
+        except ValueError as e:
+            raise ConfigError(self.key(name), str(e)) from None
+        return value.rstrip("/")
+
+    def done(self) -> None:
+        extra = sorted(set(self.table) - self.used)
+        if extra:
+            raise ConfigError(self.key(extra[0]), "is not a known key")
+
+
+@attrs.frozen
+class ManagementConfig:
+    server_id: str
+    listen: Listen
+    address: str
+    ca_common_name: str
+    ca_validity_days: int
+    cert_validity_days: int
+    max_body: int
+
+
+@attrs.frozen
+class NodeConfig:
+    server_id: str
+    listen: Listen
+    address: str
+    key_file: str
+    cert_file: str
+    ca_file: str
+    max_body: int
+
+
+@attrs.frozen
+class Config:
+    data_dir: str
+    management: ManagementConfig | None
+    node: NodeConfig | None
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.data_dir, *parts)
+
+
+def _management(table: dict) -> ManagementConfig:
+    r = _Reader(table, "management.")
+    listen = r.listen("listen")
+    cfg = ManagementConfig(
+        server_id=r.server_id("server_id", "manager"),
+        listen=listen,
+        address=r.address("address", "https://%s:%d" % (listen.host, listen.port)),
+        ca_common_name=r.get("ca_common_name", str, "imfed federation CA"),
+        ca_validity_days=r.positive("ca_validity_days", 3650),
+        cert_validity_days=r.positive("cert_validity_days", 365),
+        max_body=r.positive("max_body", 1 << 20),
+    )
+    r.done()
+    return cfg
+
+
+def _node(table: dict, data_dir: str) -> NodeConfig:
+    r = _Reader(table, "node.")
+    listen = r.listen("listen")
+    cfg = NodeConfig(
+        server_id=r.server_id("server_id"),
+        listen=listen,
+        address=r.address("address", "https://%s:%d" % (listen.host, listen.port)),
+        key_file=r.get("key_file", str, os.path.join(data_dir, "node", "server.key")),
+        cert_file=r.get("cert_file", str, os.path.join(data_dir, "node", "server.pem")),
+        ca_file=r.get("ca_file", str, os.path.join(data_dir, "node", "ca.pem")),
+        max_body=r.positive("max_body", 1 << 20),
+    )
+    r.done()
+    return cfg
+
+
+def parse(data: dict, base_dir: str = ".") -> Config:
+    top = _Reader(data, "")
+    data_dir = top.get("data_dir", str)
+    data_dir = os.path.abspath(os.path.join(base_dir, os.path.expanduser(data_dir)))
+    top.used.update({"management", "node"})
+    top.done()
+    management = _section(data, "management")
+    node = _section(data, "node")
+    if management is None and node is None:
+        raise ConfigError("management", "the config names no role: add [management] or [node]")
+    return Config(
+        data_dir=data_dir,
+        management=_management(management) if management is not None else None,
+        node=_node(node, data_dir) if node is not None else None,
+    )
+
+
+def load(path: str) -> Config:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError("--config", "cannot read %s: %s" % (path, e.strerror)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("--config", "%s is not valid TOML: %s" % (path, e)) from None
+    # Relative paths in the file are relative to the current directory, as on the command line.
+    return parse(data)
+
+
+def default_config() -> Config:
+    """The embedded development default: a management role in ./imfed-data on loopback."""
+    return parse({"data_dir": "./imfed-data",
+                  "management": {"listen": "127.0.0.1:8443", "server_id": "manager"}})

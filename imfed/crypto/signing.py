@@ -1,0 +1,231 @@
+"""Signed requests and signed responses between servers (PROFILE.md §3).
+
+Pure wire code: canonical strings, header formats, the replay window and nonce cache, and one
+verifier.  The Klein guard (imfed/web.py) and the peer client (imfed/peer.py) are the only users.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from typing import Awaitable, Callable
+
+import attrs
+
+from . import sm2
+from .pki import Certificate, PKIError, verify_issued
+from .sm3 import sm3_hex
+
+__all__ = [
+    "SCHEME",
+    "WINDOW_MS",
+    "SignatureError",
+    "string_to_sign",
+    "response_string_to_sign",
+    "sign_request",
+    "parse_authorization",
+    "sign_response",
+    "parse_response_signature",
+    "verify_response",
+    "NonceCache",
+    "RequestVerifier",
+    "SignedRequest",
+]
+
+SCHEME = "IMFED-SM2"
+WINDOW_MS = 300_000
+_NONCE = re.compile(r"^[0-9a-f]{16,64}$")
+_PARAM = re.compile(r'\s*([a-z]+)="([^"]*)"\s*(?:,|$)')
+_SERVER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class SignatureError(Exception):
+    """An authentication failure: the request (or response) is not what it claims."""
+
+
+def string_to_sign(method: str, target: str, origin: str, destination: str, ts: int | str,
+                   nonce: str, body: bytes) -> bytes:
+    return "\n".join([
+        "IMFED-SM2-V1", method.upper(), target, origin, destination, str(ts), nonce,
+        sm3_hex(body),
+    ]).encode("utf-8")
+
+
+def response_string_to_sign(status: int, nonce: str, responder: str, ts: int | str,
+                            body: bytes) -> bytes:
+    return "\n".join([
+        "IMFED-SM2-RESP-V1", str(status), nonce, responder, str(ts), sm3_hex(body),
+    ]).encode("utf-8")
+
+
+def _params(value: str, names: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(value):
+        m = _PARAM.match(value, pos)
+        if m is None or m.end() == pos:
+            raise SignatureError("malformed signature parameters")
+        key, val = m.group(1), m.group(2)
+        if key in out or key not in names:
+            raise SignatureError("unexpected or repeated parameter %r" % key)
+        out[key] = val
+        pos = m.end()
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise SignatureError("missing parameter %s" % ", ".join(missing))
+    return out
+
+
+def _b64(sig: bytes) -> str:
+    return base64.b64encode(sig).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise SignatureError("signature is not base64") from None
+
+
+def _ts(text: str) -> int:
+    if not text.isdigit() or len(text) > 16:
+        raise SignatureError("ts is not a millisecond timestamp")
+    return int(text)
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def sign_request(key: sm2.PrivateKey, method: str, target: str, origin: str, destination: str,
+                 body: bytes, ts: int, nonce: str | None = None) -> tuple[str, str]:
+    """The Authorization header value for a request, and the nonce it used."""
+    nonce = nonce or new_nonce()
+    sig = key.sign(string_to_sign(method, target, origin, destination, ts, nonce, body))
+    header = '%s origin="%s",destination="%s",ts="%d",nonce="%s",sig="%s"' % (
+        SCHEME, origin, destination, ts, nonce, _b64(sig))
+    return header, nonce
+
+
+@attrs.frozen
+class SignedRequest:
+    origin: str
+    destination: str
+    ts: int
+    nonce: str
+    sig: bytes
+
+
+def parse_authorization(value: str | None) -> SignedRequest:
+    if not value:
+        raise SignatureError("missing Authorization header")
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme != SCHEME:
+        raise SignatureError("Authorization scheme is not %s" % SCHEME)
+    p = _params(rest, ("origin", "destination", "ts", "nonce", "sig"))
+    if not _SERVER_ID.match(p["origin"]) or not _SERVER_ID.match(p["destination"]):
+        raise SignatureError("origin or destination is not a serverId")
+    if not _NONCE.match(p["nonce"]):
+        raise SignatureError("nonce must be 16 to 64 lower-case hex characters")
+    return SignedRequest(origin=p["origin"], destination=p["destination"], ts=_ts(p["ts"]),
+                         nonce=p["nonce"], sig=_unb64(p["sig"]))
+
+
+def sign_response(key: sm2.PrivateKey, status: int, nonce: str, responder: str, ts: int,
+                  body: bytes) -> str:
+    sig = key.sign(response_string_to_sign(status, nonce, responder, ts, body))
+    return 'origin="%s",ts="%d",sig="%s"' % (responder, ts, _b64(sig))
+
+
+def parse_response_signature(value: str | None) -> tuple[str, int, bytes]:
+    if not value:
+        raise SignatureError("response carries no X-IMFed-Signature")
+    p = _params(value.strip(), ("origin", "ts", "sig"))
+    return p["origin"], _ts(p["ts"]), _unb64(p["sig"])
+
+
+def verify_response(header: str | None, status: int, nonce: str, expected: str,
+                    key: sm2.PublicKey, body: bytes) -> None:
+    """Raise SignatureError unless the response is signed by ``expected`` over this exchange."""
+    origin, ts, sig = parse_response_signature(header)
+    if origin != expected:
+        raise SignatureError("response signed by %r, expected %r" % (origin, expected))
+    if not key.verify(sig, response_string_to_sign(status, nonce, origin, ts, body)):
+        raise SignatureError("response signature does not verify")
+
+
+class NonceCache:
+    """Nonces seen per origin inside the replay window; forgets them once they fall outside."""
+
+    def __init__(self, window_ms: int = WINDOW_MS) -> None:
+        self.window_ms = window_ms
+        self._seen: dict[tuple[str, str], int] = {}
+        self._next_prune = 0
+
+    def check_and_add(self, origin: str, nonce: str, now_ms: int) -> bool:
+        """True (and remembered) when new; False for a replay."""
+        if now_ms >= self._next_prune:
+            # A nonce can be replayed only while its request's ts is in the window, so an
+            # entry may go once its expiry (ts + window, kept below) has passed.
+            self._seen = {k: exp for k, exp in self._seen.items() if exp >= now_ms}
+            self._next_prune = now_ms + 1000
+        key = (origin, nonce)
+        if key in self._seen:
+            return False
+        self._seen[key] = now_ms + 2 * self.window_ms
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+CertLookup = Callable[[str], Awaitable["Certificate | None"]]
+
+
+@attrs.define
+class RequestVerifier:
+    """Checks an incoming signed request as PROFILE.md §3 lists, in that order.
+
+    ``lookup(serverId)`` answers the certificate of a server that is status 0 in our directory,
+    or None.
+    """
+
+    server_id: str
+    ca: Certificate
+    lookup: CertLookup
+    clock: object  # IReactorTime
+    window_ms: int = WINDOW_MS
+    nonces: NonceCache = attrs.field(factory=NonceCache)
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    async def verify(self, method: str, target: str, authorization: str | None, body: bytes,
+                     tls_server_id: str | None) -> SignedRequest:
+        req = parse_authorization(authorization)
+        cert = await self.lookup(req.origin)
+        if cert is None:
+            raise SignatureError("origin %r is not an active server" % req.origin)
+        try:
+            verify_issued(cert, self.ca, server_id=req.origin)
+        except PKIError as e:
+            raise SignatureError("origin certificate: %s" % e) from None
+        data = string_to_sign(method, target, req.origin, req.destination, req.ts, req.nonce,
+                              body)
+        if not cert.public_key.verify(req.sig, data):
+            raise SignatureError("signature does not verify")
+        if tls_server_id is None:
+            raise SignatureError("a signed call needs a TLS client certificate")
+        if tls_server_id != req.origin:
+            raise SignatureError("TLS client certificate names %r, not origin %r"
+                                 % (tls_server_id, req.origin))
+        if req.destination != self.server_id:
+            raise SignatureError("destination %r is not this server" % req.destination)
+        now = self.now_ms()
+        if abs(now - req.ts) > self.window_ms:
+            raise SignatureError("ts is outside the replay window")
+        if not self.nonces.check_and_add(req.origin, req.nonce, now):
+            raise SignatureError("nonce was already used")
+        return req

@@ -1,0 +1,75 @@
+"""The management role's part of the service tree."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from ..config import Config, https_address
+from ..crypto import pki, signing, tls
+from ..crypto.sm2 import generate_private_key, load_private_key_pem
+from ..storage import Database
+from .routes import ManagementApi
+from .store import RegistryStore
+
+__all__ = ["ManagementRole", "prepare_identity"]
+
+
+def prepare_identity(config: Config) -> tuple[pki.CertificateAuthority, tls.TLSIdentity]:
+    """The CA (created on first start) and the management server's own certificate from it
+    (CN = its serverId, subjectAltName = the host of its address), renewed when missing, for
+    another host, or within 30 days of expiry."""
+    m = config.management
+    folder = config.path("management")
+    ca = pki.CertificateAuthority.open(os.path.join(folder, "ca"), m.ca_common_name,
+                                       m.ca_validity_days)
+    key_file = os.path.join(folder, "server.key")
+    cert_file = os.path.join(folder, "server.pem")
+    host, _ = https_address(m.address)
+    if os.path.exists(key_file):
+        with open(key_file, "rb") as f:
+            key = load_private_key_pem(f.read())
+    else:
+        key = generate_private_key()
+        pki.write_file(key_file, key.to_pem(), private=True)
+    if not _current(cert_file, ca.cert, m.server_id, host, key):
+        cert = ca.issue(pki.make_csr(key, m.server_id), m.server_id, host, m.cert_validity_days)
+        pki.write_file(cert_file, cert.pem)
+    return ca, tls.TLSIdentity.load(key_file, cert_file, os.path.join(folder, "ca", "ca.pem"))
+
+
+def _current(cert_file, ca, server_id, host, key) -> bool:
+    if not os.path.exists(cert_file):
+        return False
+    try:
+        cert = pki.load_pem_certificate(cert_file)
+        soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+        pki.verify_issued(cert, ca, server_id=server_id)
+        return host in cert.san and cert.public_key == key.public_key() and cert.valid_at(soon)
+    except (pki.PKIError, OSError):
+        return False
+
+
+class ManagementRole:
+    """Everything the management role owns, built once at start."""
+
+    def __init__(self, config: Config, reactor) -> None:
+        m = config.management
+        self.config = m
+        self.ca, self.identity = prepare_identity(config)
+        with open(self.identity.key_file, "rb") as f:
+            self.signing_key = load_private_key_pem(f.read())
+        self.db = Database(config.path("management.sqlite3"), "management", reactor)
+        self.store = RegistryStore(self.db, reactor)
+        self.verifier = signing.RequestVerifier(
+            server_id=m.server_id, ca=self.ca.cert, lookup=self.active_certificate, clock=reactor)
+        self.api = ManagementApi(store=self.store, ca=self.ca.cert,
+                                 own_cert=self.identity.certificate, server_id=m.server_id,
+                                 signing_key=self.signing_key, verifier=self.verifier,
+                                 max_body=m.max_body)
+
+    async def active_certificate(self, server_id: str) -> pki.Certificate | None:
+        record = await self.store.get(server_id)
+        if record is None or record.status != 0:
+            return None
+        return pki.Certificate.from_pem(record.cert_pem)

@@ -1,0 +1,1 @@
+"""The node role: an IM server's interconnection service."""

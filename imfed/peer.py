@@ -1,0 +1,120 @@
+"""The outbound side of server-to-server calls: mutual TLS, signed requests, verified answers.
+
+One PeerClient per daemon role; it keeps persistent HTTPS connections per destination.
+"""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+from typing import Awaitable, Callable
+from urllib.parse import urlencode
+
+import attrs
+import treq
+from twisted.internet.defer import Deferred
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+
+from .config import https_address
+from .crypto import sm2, tls
+from .crypto.pki import Certificate
+from .crypto.signing import SignatureError, sign_request, verify_response
+
+__all__ = ["PeerError", "PeerResponse", "PeerClient"]
+
+
+class PeerError(Exception):
+    """A call that did not produce a trustworthy answer: unreachable, refused at TLS, timed
+    out, unsigned or wrongly signed, or not JSON."""
+
+
+@attrs.frozen
+class PeerResponse:
+    status: int
+    body: dict
+
+    @property
+    def ok(self) -> bool:
+        code = self.body.get("code")
+        return 200 <= self.status < 300 and code in (0, "0")
+
+
+CertLookup = Callable[[str], Awaitable["Certificate | None"]]
+
+
+@attrs.define
+class PeerClient:
+    server_id: str
+    key: sm2.PrivateKey
+    identity: tls.TLSIdentity
+    reactor: object
+    certificate_of: CertLookup
+    timeout: float = 30.0
+    max_response: int = 8 << 20
+    policy: tls.PeerPolicy = attrs.field(init=False)
+    pool: HTTPConnectionPool = attrs.field(init=False)
+    agent: Agent = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.policy = tls.PeerPolicy(self.identity)
+        self.pool = HTTPConnectionPool(self.reactor, persistent=True)
+        self.pool.maxPersistentPerHost = 4
+        self.agent = Agent(self.reactor, contextFactory=self.policy, pool=self.pool)
+
+    def now_ms(self) -> int:
+        return int(self.reactor.seconds() * 1000)
+
+    async def call(self, destination: str, address: str, method: str, path: str,
+                   body: dict | None = None, query: dict | None = None) -> PeerResponse:
+        """Sign and send one request to ``destination`` at ``address`` (https://host[:port]);
+        answer its verified JSON reply, whatever its status.  PeerError otherwise."""
+        host, port = https_address(address)
+        self.policy.expect(host, port, destination)
+        target = path + ("?" + urlencode(query) if query else "")
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
+        auth, nonce = sign_request(self.key, method, target, self.server_id, destination, data,
+                                   self.now_ms())
+        headers = Headers({b"authorization": [auth.encode("ascii")]})
+        producer = None
+        if body is not None:
+            headers.addRawHeader(b"content-type", b"application/json;charset=utf-8")
+            producer = FileBodyProducer(BytesIO(data))
+        url = ("https://%s:%d%s" % (host if ":" not in host else "[%s]" % host, port, target))
+        try:
+            d = self.agent.request(method.encode("ascii"), url.encode("utf-8"), headers, producer)
+            d.addTimeout(self.timeout, self.reactor)
+            response = await d
+            d2 = treq.content(response)
+            d2.addTimeout(self.timeout, self.reactor)
+            content = await d2
+        except Exception as e:
+            raise PeerError("%s unreachable: %s" % (destination, _describe(e))) from None
+        if len(content) > self.max_response:
+            raise PeerError("%s answered more than %d bytes" % (destination, self.max_response))
+        cert = await self.certificate_of(destination)
+        if cert is None:
+            raise PeerError("no certificate known for %s" % destination)
+        try:
+            header = response.headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
+            verify_response(header.decode("latin-1"), response.code, nonce, destination,
+                            cert.public_key, content)
+        except SignatureError as e:
+            raise PeerError("%s: %s" % (destination, e)) from None
+        try:
+            value = json.loads(content.decode("utf-8"))
+        except ValueError:
+            raise PeerError("%s answered something that is not JSON" % destination) from None
+        if not isinstance(value, dict):
+            raise PeerError("%s answered JSON that is not an object" % destination)
+        return PeerResponse(response.code, value)
+
+    def close(self) -> Deferred:
+        return self.pool.closeCachedConnections()
+
+
+def _describe(exc: Exception) -> str:
+    reasons = getattr(exc, "reasons", None)
+    if reasons:
+        return "; ".join(str(r.value) for r in reasons)
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,58 @@
+"""makeService: the whole service tree, in one place.
+
+Stores first, then the roles' listeners (TLS → Klein site), so that MultiService stops the
+listeners before the stores close.
+"""
+
+from __future__ import annotations
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web.server import Site
+
+from .config import Config, Listen
+from .crypto import tls
+
+__all__ = ["make_service", "tls_listener"]
+
+log = Logger()
+
+
+def tls_listener(reactor, listen: Listen, identity: tls.TLSIdentity, resource,
+                 require_client_cert: bool = True):
+    """A mutual-TLS HTTPS listener service for a Klein resource."""
+    endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
+    endpoint = endpoint_type(reactor, listen.port, interface=listen.host)
+    site = Site(resource)
+    site.displayTracebacks = False
+    factory = TLSMemoryBIOFactory(tls.ServerTLS(identity, require_client_cert), False, site)
+    return StreamServerEndpointService(endpoint, factory)
+
+
+def make_service(config: Config, reactor) -> MultiService:
+    top = MultiService()
+    if config.management is not None:
+        from .management.service import ManagementRole
+
+        role = ManagementRole(config, reactor)
+        role.db.setServiceParent(top)
+        listener = tls_listener(reactor, config.management.listen, role.identity,
+                                role.api.resource(), require_client_cert=False)
+        listener.setServiceParent(top)
+        top.management = role
+        log.info("management role {id} on https://{listen} (CA {fp})", id=role.config.server_id,
+                 listen=config.management.listen, fp=role.ca.cert.fingerprint)
+    if config.node is not None:
+        from .node.service import NodeRole
+
+        node = NodeRole(config, reactor)
+        node.db.setServiceParent(top)
+        tls_listener(reactor, config.node.listen, node.identity,
+                     node.api.resource()).setServiceParent(top)
+        top.node = node
+        log.info("node role {id} on https://{listen}", id=config.node.server_id,
+                 listen=config.node.listen)
+    return top

@@ -1,0 +1,90 @@
+"""SQLite through adbapi: one writer connection, WAL, foreign keys, versioned schema files."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from importlib import resources
+
+from twisted.application.service import Service
+from twisted.enterprise import adbapi
+
+__all__ = ["Database", "migrate", "schema_files"]
+
+_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def _pragmas(conn) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+
+
+def schema_files(role: str) -> list[tuple[int, str]]:
+    """(version, SQL) of ``imfed/storage/schema/<role>/NNN_name.sql``, in order."""
+    folder = resources.files(__package__).joinpath("schema", role)
+    out = []
+    for entry in folder.iterdir():
+        m = _FILE.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), entry.read_text("utf-8")))
+    out.sort()
+    versions = [v for v, _ in out]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError("schema files for %s are not numbered 001, 002, ...: %s"
+                           % (role, versions))
+    return out
+
+
+def migrate(path: str, role: str) -> int:
+    """Apply the role's schema files not yet applied; answer the version now in force.
+
+    Runs synchronously at start, before the pool opens: a daemon never serves on a half-upgraded
+    store.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        _pragmas(conn)
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        files = schema_files(role)
+        if current > len(files):
+            raise RuntimeError("%s is at schema version %d, newer than this imfed knows (%d)"
+                               % (path, current, len(files)))
+        for version, sql in files[current:]:
+            with conn:
+                conn.executescript("BEGIN;" + sql + ";INSERT INTO schema_version VALUES (%d);"
+                                   % version + "COMMIT;")
+            current = version
+        return current
+    finally:
+        conn.close()
+
+
+class Database(Service):
+    """The store of one role: ``<data_dir>/<role>.sqlite3``."""
+
+    def __init__(self, path: str, role: str, reactor) -> None:
+        self.path, self.role = path, role
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.version = migrate(path, role)
+        self.pool = adbapi.ConnectionPool(
+            "sqlite3", path, cp_min=1, cp_max=1, check_same_thread=False,
+            cp_openfun=_pragmas, cp_reactor=reactor)
+
+    def runQuery(self, sql: str, args=()):
+        return self.pool.runQuery(sql, args)
+
+    def runOperation(self, sql: str, args=()):
+        return self.pool.runOperation(sql, args)
+
+    def runInteraction(self, fn, *args, **kwargs):
+        return self.pool.runInteraction(fn, *args, **kwargs)
+
+    def stopService(self):
+        super().stopService()
+        self.pool.close()

@@ -1,0 +1,35 @@
+"""twistd glue: ``twistd -n imfed [--config FILE]``."""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.python import usage
+
+from .config import ConfigError, default_config, load
+
+__all__ = ["Options", "makeService"]
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE]"
+    longdesc = ("Run the imfed IM interconnection daemon: the management role, the node role, or "
+                "both, as the config file names.  Without --config, a local development setup "
+                "in ./imfed-data on 127.0.0.1.")
+    optParameters = [
+        ["config", "c", None, "TOML config file (see etc/ for commented examples)"],
+    ]
+
+
+def makeService(options, reactor=None):
+    if reactor is None:
+        from twisted.internet import reactor
+    from .service import make_service
+
+    try:
+        config = load(options["config"]) if options["config"] else default_config()
+        return make_service(config, reactor)
+    except ConfigError as e:
+        # twistd would print a traceback; a config mistake deserves one clear line.
+        sys.stderr.write("imfed: %s\n" % e)
+        raise SystemExit(2)

@@ -1,0 +1,1 @@
+"""The standard's JSON shapes, identifiers and error bodies."""

@@ -1,0 +1,55 @@
+"""Field validation at the edge: each check raises BadRequest naming the field (PROFILE.md §1-2)."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import BadRequest
+
+__all__ = ["SERVER_ID", "server_id", "optional_int", "string_list", "text"]
+
+SERVER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def server_id(value, field: str = "serverId") -> str:
+    if not isinstance(value, str) or not SERVER_ID.match(value):
+        raise BadRequest("%s must be 1-64 of A-Z a-z 0-9 _ -" % field, "bad_" + field)
+    return value
+
+
+def text(body: dict, field: str, required: bool = True, max_len: int = 256) -> str:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise BadRequest("%s is required" % field, "missing_" + field)
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest("%s must be a string" % field, "bad_" + field)
+    if len(value) > max_len:
+        raise BadRequest("%s is longer than %d characters" % (field, max_len), "bad_" + field)
+    if required and not value.strip():
+        raise BadRequest("%s must not be empty" % field, "missing_" + field)
+    return value
+
+
+def optional_int(body: dict, field: str, default: int = 0, minimum: int = 0,
+                 maximum: int = 2**63 - 1) -> int:
+    """An integer, or a string of digits (PROFILE.md §2 accepts both)."""
+    value = body.get(field, default)
+    if isinstance(value, bool):
+        raise BadRequest("%s must be an integer" % field, "bad_" + field)
+    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if not isinstance(value, int) or not (minimum <= value <= maximum):
+        raise BadRequest("%s must be an integer from %d" % (field, minimum), "bad_" + field)
+    return value
+
+
+def string_list(body: dict, field: str, item, max_items: int = 1000) -> list:
+    value = body.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > max_items:
+        raise BadRequest("%s must be a list of at most %d items" % (field, max_items),
+                         "bad_" + field)
+    return [item(v, field) for v in value]

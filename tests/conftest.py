@@ -1,0 +1,199 @@
+"""Shared test fixtures: a real SM2 PKI on disk, free loopback ports, in-reactor daemons."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+from io import BytesIO
+
+import attrs
+import pytest
+import pytest_twisted
+import treq
+from OpenSSL import SSL
+from twisted.internet import reactor
+from twisted.web.client import Agent, FileBodyProducer
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IPolicyForHTTPS
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from zope.interface import implementer
+
+from imfed.config import parse
+from imfed.crypto import pki, sm2, tls
+from imfed.service import make_service
+
+OPENSSL = "openssl"
+
+
+def openssl(*args, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([OPENSSL, *args], input=input, capture_output=True, check=check)
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@attrs.define
+class Issued:
+    server_id: str
+    key: sm2.PrivateKey
+    cert: pki.Certificate
+    key_file: str
+    cert_file: str
+    ca_file: str
+
+    def identity(self) -> tls.TLSIdentity:
+        return tls.TLSIdentity.load(self.key_file, self.cert_file, self.ca_file)
+
+
+@attrs.define
+class TestCA:
+    """A CA folder plus a helper that issues server identities as files."""
+
+    folder: str
+    authority: pki.CertificateAuthority
+
+    @property
+    def ca_file(self) -> str:
+        return os.path.join(self.folder, "ca.pem")
+
+    def issue(self, server_id: str, host: str = "127.0.0.1", cn: str | None = None) -> Issued:
+        key = sm2.generate_private_key()
+        request = pki.make_csr(key, cn or server_id)
+        cert = pki.issue_certificate(self.authority.key, self.authority.cert, request,
+                                     cn or server_id, host)
+        base = os.path.join(self.folder, server_id)
+        pki.write_file(base + ".key", key.to_pem(), private=True)
+        pki.write_file(base + ".pem", cert.pem)
+        return Issued(server_id, key, cert, base + ".key", base + ".pem", self.ca_file)
+
+
+def make_ca(folder: str, name: str = "test CA") -> TestCA:
+    return TestCA(folder, pki.CertificateAuthority.create(folder, name))
+
+
+@pytest.fixture
+def ca(tmp_path) -> TestCA:
+    return make_ca(str(tmp_path / "ca"))
+
+
+@pytest.fixture
+def other_ca(tmp_path) -> TestCA:
+    return make_ca(str(tmp_path / "other-ca"), "another CA")
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _BareCreator:
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def clientConnectionForTLS(self, tlsProtocol):
+        conn = SSL.Connection(self.ctx, None)
+        conn.set_connect_state()
+        return conn
+
+
+@implementer(IPolicyForHTTPS)
+class PlainClientPolicy:
+    """A client that trusts ``ca_file`` and presents ``cert_file``/``key_file`` if given: used
+    to play clients imfed itself would never be (no certificate, a foreign one)."""
+
+    def __init__(self, ca_file: str, cert_file: str | None = None, key_file: str | None = None):
+        ctx = SSL.Context(SSL.TLS_METHOD)
+        ctx.load_verify_locations(ca_file)
+        ctx.set_verify(SSL.VERIFY_PEER, lambda conn, x509, errno, depth, ok: bool(ok))
+        if cert_file:
+            ctx.use_certificate_file(cert_file)
+            ctx.use_privatekey_file(key_file)
+        self.ctx = ctx
+
+    def creatorForNetloc(self, hostname, port):
+        return _BareCreator(self.ctx)
+
+
+async def http(policy, method: str, url: str, body: bytes | None = None,
+               headers: dict | None = None) -> tuple[int, Headers, bytes]:
+    """One HTTPS request on a fresh connection; (status, headers, body)."""
+    agent = Agent(reactor, contextFactory=policy)
+    h = Headers({k.encode(): [v.encode()] for k, v in (headers or {}).items()})
+    producer = FileBodyProducer(BytesIO(body)) if body is not None else None
+    d = agent.request(method.encode(), url.encode(), h, producer)
+    d.addTimeout(10, reactor)
+    response = await d
+    content = await treq.content(response)
+    return response.code, response.headers, content
+
+
+def json_of(content: bytes) -> dict:
+    return json.loads(content.decode("utf-8"))
+
+
+@attrs.define
+class RunningManagement:
+    service: object
+    role: object
+    port: int
+    data_dir: str
+
+    @property
+    def url(self) -> str:
+        return "https://127.0.0.1:%d" % self.port
+
+    @property
+    def ca(self) -> pki.CertificateAuthority:
+        return self.role.ca
+
+    def db_snapshot(self) -> list:
+        """Every row of every table, for before/after comparisons."""
+        conn = sqlite3.connect(self.role.db.path)
+        try:
+            tables = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+            return [(t, sorted(conn.execute("SELECT * FROM %s" % t).fetchall())) for t in tables]
+        finally:
+            conn.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def management(tmp_path):
+    """The management role running in this reactor on a loopback port."""
+    port = free_port()
+    config = parse({"data_dir": str(tmp_path / "mgmt-data"),
+                    "management": {"listen": "127.0.0.1:%d" % port, "server_id": "manager"}})
+    service = make_service(config, reactor)
+    service.startService()
+    yield RunningManagement(service, service.management, port, config.data_dir)
+    await service.stopService()
+
+
+async def register(role, issued: Issued, status: int = 0, address: str | None = None):
+    """Put a server straight into a management role's directory (the review flow's result)."""
+    from imfed.management.store import ServerRecord
+
+    return await role.store.put(ServerRecord(
+        server_id=issued.server_id, server_name=issued.server_id + " IM",
+        server_address=address or "https://127.0.0.1:1", server_type="", area="", country="CN",
+        owner_id="owner", contact_name="Ops", contact_email="ops@example.com",
+        contact_mobile="13500001111", status=status, cert_pem=issued.cert.pem.decode(),
+        cert_fingerprint=issued.cert.fingerprint))
+
+
+def issue_from(authority: pki.CertificateAuthority, folder: str, server_id: str,
+               host: str = "127.0.0.1") -> Issued:
+    """A server identity issued by a running management role's CA, written to ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    key = sm2.generate_private_key()
+    cert = authority.issue(pki.make_csr(key, server_id), server_id, host)
+    base = os.path.join(folder, server_id)
+    pki.write_file(base + ".key", key.to_pem(), private=True)
+    pki.write_file(base + ".pem", cert.pem)
+    pki.write_file(os.path.join(folder, "ca.pem"), authority.cert.pem)
+    return Issued(server_id, key, cert, base + ".key", base + ".pem",
+                  os.path.join(folder, "ca.pem"))

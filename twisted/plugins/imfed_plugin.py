@@ -1,0 +1,3 @@
+from twisted.application.service import ServiceMaker
+
+imfed = ServiceMaker("imfed", "imfed.tap", "IM interconnection federation daemon (T/CIIA)", "imfed")
