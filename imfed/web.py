@@ -131,7 +131,8 @@ async def _run(self, handler, signed, request, args, kwargs) -> bytes:
     status = 200
     try:
         if signed:
-            auth = request.getHeader(b"authorization")
+            raw = request.getHeader(b"authorization")
+            auth = raw.decode("latin-1") if raw is not None else None
             try:
                 nonce = parse_authorization(auth).nonce
             except SignatureError:

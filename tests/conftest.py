@@ -15,6 +15,8 @@ import pytest_twisted
 import treq
 from OpenSSL import SSL
 from twisted.internet import reactor
+from twisted.internet.error import ConnectionLost
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from twisted.web.client import Agent, FileBodyProducer
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS
@@ -26,6 +28,9 @@ from imfed.crypto import pki, sm2, tls
 from imfed.service import make_service
 
 OPENSSL = "openssl"
+REFUSED = (ResponseNeverReceived, ResponseFailed, SSL.Error, ConnectionLost)
+"""What a client sees when the TLS handshake (or the first read after it) is refused."""
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 
 def openssl(*args, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:

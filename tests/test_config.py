@@ -1,0 +1,63 @@
+"""The config file: the shipped examples parse; every mistake names its key."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from imfed.config import ConfigError, default_config, load, parse
+
+ETC = os.path.join(os.path.dirname(__file__), os.pardir, "etc")
+
+
+def test_examples_parse():
+    m = load(os.path.join(ETC, "management.toml"))
+    assert m.management.server_id == "manager" and m.node is None
+    assert m.management.listen.port == 8443
+    n = load(os.path.join(ETC, "node.toml"))
+    assert n.node.server_id == "acme-im" and n.management is None
+
+
+def test_default_is_loopback_development_setup():
+    c = default_config()
+    assert c.management.listen.host == "127.0.0.1"
+    assert c.data_dir == os.path.abspath("imfed-data")
+
+
+@pytest.mark.parametrize("data, key", [
+    ({}, "data_dir"),
+    ({"data_dir": 5, "management": {"listen": "127.0.0.1:1"}}, "data_dir"),
+    ({"data_dir": "d"}, "management"),
+    ({"data_dir": "d", "management": "x"}, "management"),
+    ({"data_dir": "d", "management": {}}, "management.listen"),
+    ({"data_dir": "d", "management": {"listen": "localhost:80"}}, "management.listen"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:99999"}}, "management.listen"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "server_id": "a b"}},
+     "management.server_id"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "address": "http://x"}},
+     "management.address"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "address": "https://x/p"}},
+     "management.address"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "cert_validity_days": 0}},
+     "management.cert_validity_days"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "max_body": True}},
+     "management.max_body"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "lisen": "x"}},
+     "management.lisen"),
+    ({"data_dir": "d", "node": {"listen": "127.0.0.1:1"}}, "node.server_id"),
+    ({"data_dir": "d", "extra": 1, "management": {"listen": "127.0.0.1:1"}}, "extra"),
+])
+def test_mistakes_name_the_key(data, key):
+    with pytest.raises(ConfigError) as info:
+        parse(data)
+    assert info.value.key == key
+    assert key in str(info.value)
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(str(tmp_path / "missing.toml"))
+    (tmp_path / "bad.toml").write_text("data_dir = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(str(tmp_path / "bad.toml"))

@@ -1,0 +1,138 @@
+"""`twistd -n imfed --config ...` as a real process: mutual SM2 TLS on loopback, a signed call,
+clean shutdown, and a config mistake that stops the start with the key named."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from imfed.crypto import pki
+from imfed.peer import PeerClient
+
+from conftest import REFUSED, REPO, PlainClientPolicy, free_port, http, issue_from, json_of
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def _toml(data: dict) -> str:
+    lines = []
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            lines.append("%s = %r" % (key, value) if not isinstance(value, str)
+                         else '%s = "%s"' % (key, value))
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append("[%s]" % key)
+            lines.extend('%s = "%s"' % (k, v) if isinstance(v, str) else "%s = %r" % (k, v)
+                         for k, v in value.items())
+    return "\n".join(lines) + "\n"
+
+
+def _start(config_path: str, cwd: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config", config_path],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("daemon exited: %s" % proc.stdout.read().decode())
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("daemon did not listen on %d" % port)
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    with open(os.path.join(REPO, "etc", "management.toml"), "rb") as f:
+        data = tomllib.load(f)
+    port = free_port()
+    data["data_dir"] = str(tmp_path / "data")
+    data["management"]["listen"] = "127.0.0.1:%d" % port
+    data["management"]["address"] = "https://127.0.0.1:%d" % port
+    (tmp_path / "imfed.toml").write_text(_toml(data))
+    proc = _start(str(tmp_path / "imfed.toml"), str(tmp_path))
+    try:
+        _wait_port(port, proc)
+        yield port, data["data_dir"], proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+@pytest_twisted.ensureDeferred
+async def test_daemon_serves_mutual_sm2_tls(daemon, tmp_path, other_ca):
+    port, data_dir, proc = daemon
+    url = "https://127.0.0.1:%d" % port
+    authority = pki.CertificateAuthority.load(os.path.join(data_dir, "management", "ca"))
+    own = pki.load_pem_certificate(os.path.join(data_dir, "management", "server.pem"))
+    assert own.subject_cn == "manager" and own.san == ["127.0.0.1"]
+
+    # The operator's side of an approval, straight into the daemon's store.
+    node = issue_from(authority, str(tmp_path / "node"), "node-a")
+    db = sqlite3.connect(os.path.join(data_dir, "management.sqlite3"))
+    with db:
+        db.execute("INSERT INTO servers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   ("node-a", "Node A", "https://127.0.0.1:1", "", "", "CN", "o", "Ops",
+                    "ops@example.com", "13500001111", 0, node.cert.pem.decode(),
+                    node.cert.fingerprint, 1))
+    db.close()
+
+    async def certificate_of(server_id):
+        return own if server_id == "manager" else None
+
+    client = PeerClient(server_id="node-a", key=node.key, identity=node.identity(),
+                        reactor=reactor, certificate_of=certificate_of)
+    try:
+        answer = await client.call("manager", url, "POST",
+                                   "/sns/restApi/managerserver/servers", {"lastQueryTime": 0})
+        assert answer.ok and answer.body["servers"][0]["serverId"] == "node-a"
+    finally:
+        await client.close()
+
+    # A certificate from another CA fails the handshake; none at all still reaches cacert.
+    foreign = other_ca.issue("node-a")
+    with pytest.raises(REFUSED):
+        await http(PlainClientPolicy(node.ca_file, foreign.cert_file, foreign.key_file), "GET",
+                   url + "/sns/restApi/managerserver/cacert")
+    status, _, content = await http(PlainClientPolicy(node.ca_file), "GET",
+                                    url + "/sns/restApi/managerserver/cacert")
+    assert status == 200 and json_of(content)["caCert"].encode() == authority.cert.pem
+
+    proc.send_signal(signal.SIGTERM)
+    # twistd 26 re-raises the signal once it has shut down cleanly.
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    log = proc.stdout.read().decode()
+    assert "management role manager" in log and "Server Shut Down" in log
+
+
+def test_config_mistake_stops_start_naming_the_key(tmp_path):
+    (tmp_path / "bad.toml").write_text('data_dir = "d"\n[management]\nlisten = "nowhere"\n')
+    proc = _start(str(tmp_path / "bad.toml"), str(tmp_path))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert b"management.listen" in out
+    assert b"Traceback" not in out
+
+
+def test_twistd_help_lists_the_options():
+    out = subprocess.run([TWISTD, "imfed", "--help"], cwd=REPO, capture_output=True,
+                         env=dict(os.environ, PYTHONPATH=REPO))
+    assert out.returncode == 0
+    assert b"--config" in out.stdout
