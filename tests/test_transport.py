@@ -9,7 +9,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from imfed.config import parse
-from imfed.crypto import signing
+from imfed.crypto import signing, tls
 from imfed.peer import PeerClient, PeerError
 from imfed.service import make_service
 
@@ -220,3 +220,54 @@ async def test_error_mapping(management):
                                  b'{"serverId": "manager"}')
     assert got == 200 and json_of(content)["serverCert"].startswith("-----BEGIN CERTIFICATE")
     assert management.db_snapshot() == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_handshake_is_tls13_with_sm2(management, tmp_path):
+    from twisted.internet.defer import Deferred
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+    from twisted.internet.interfaces import IHandshakeListener
+    from twisted.internet.protocol import Protocol
+    from zope.interface import implementer
+
+    node = issue_from(management.ca, str(tmp_path / "a"), "node-a")
+    policy = tls.PeerPolicy(node.identity())
+    policy.expect("127.0.0.1", management.port, "manager")
+
+    @implementer(IHandshakeListener)
+    class Probe(Protocol):
+        def __init__(self):
+            self.done = Deferred()
+
+        def handshakeCompleted(self):
+            conn = self.transport._tlsConnection  # only a test looks inside
+            self.done.callback((conn.get_protocol_version_name(),
+                                tls.leaf_certificate(conn.get_peer_certificate()).subject_cn))
+
+    endpoint = wrapClientTLS(policy.creatorForNetloc(b"127.0.0.1", management.port),
+                             TCP4ClientEndpoint(reactor, "127.0.0.1", management.port))
+    probe = await connectProtocol(endpoint, Probe())
+    version, cn = await probe.done
+    probe.transport.loseConnection()
+    assert (version, cn) == ("TLSv1.3", "manager")
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_certificate_signed_under_another_id_is_refused(management, tmp_path):
+    """Whatever OpenSSL decides about the SM2 ID, our own check refuses the certificate."""
+    from imfed.crypto import pki, sm2
+
+    from conftest import openssl
+
+    key = sm2.generate_private_key()
+    (tmp_path / "k.pem").write_bytes(key.to_pem())
+    (tmp_path / "r.pem").write_bytes(pki.make_csr(key, "node-x").pem)
+    ca_dir = management.data_dir + "/management/ca"
+    openssl("x509", "-req", "-in", str(tmp_path / "r.pem"), "-CA", ca_dir + "/ca.pem",
+            "-CAkey", ca_dir + "/ca.key", "-CAcreateserial", "-days", "30", "-sm3",
+            "-sigopt", "distid:0000000000000001", "-vfyopt", "distid:1234567812345678",
+            "-out", str(tmp_path / "c.pem"))
+    policy = PlainClientPolicy(ca_dir + "/ca.pem", str(tmp_path / "c.pem"),
+                               str(tmp_path / "k.pem"))
+    with pytest.raises(REFUSED):
+        await http(policy, "GET", management.url + "/sns/restApi/managerserver/cacert")

@@ -33,6 +33,7 @@ __all__ = [
     "PeerPolicy",
     "peer_certificate",
     "peer_server_id",
+    "leaf_certificate",
     "ANY_SERVER",
 ]
 
@@ -77,7 +78,8 @@ class TLSIdentity:
         return ctx
 
 
-def _leaf(x509) -> Certificate:
+def leaf_certificate(x509) -> Certificate:
+    """Our Certificate of a pyOpenSSL X509."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return Certificate.from_der(x509.to_cryptography().public_bytes(Encoding.DER))
@@ -106,7 +108,7 @@ def _verifier(ca: Certificate, server_id=ANY_SERVER, host: str | None = None):
         if depth != 0:
             return True
         try:
-            cert = _leaf(x509)
+            cert = leaf_certificate(x509)
             verify_issued(cert, ca, server_id=None if server_id is ANY_SERVER else server_id)
             if host is not None and not _host_matches(cert, host):
                 raise PKIError("certificate does not name host %s" % host)
@@ -197,7 +199,7 @@ def peer_certificate(request) -> Certificate | None:
         x509 = getter() if getter is not None else None
         if x509 is None:
             return None
-        cert = _peer_cache[transport] = _leaf(x509)
+        cert = _peer_cache[transport] = leaf_certificate(x509)
     return cert
 
 
