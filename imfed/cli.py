@@ -7,6 +7,7 @@ import os
 import sys
 
 from .crypto import pki, sm2
+from .management import admin
 
 __all__ = ["main"]
 
@@ -104,11 +105,15 @@ def parser() -> argparse.ArgumentParser:
     a = ps.add_parser("show", help="describe a certificate, CSR or key file")
     a.add_argument("file")
     a.set_defaults(func=cmd_show)
+
+    admin.add_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "admin", False):
+        return admin.run(args)
     try:
         args.func(args)
     except (pki.PKIError, sm2.SM2Error, OSError) as e:

@@ -79,6 +79,13 @@ class _Reader:
             raise ConfigError(self.key(name), "must be a positive integer")
         return value
 
+    def seconds(self, name: str, default: float) -> float:
+        self.used.add(name)
+        value = self.table.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(self.key(name), "must be a positive number of seconds")
+        return float(value)
+
     def server_id(self, name: str, default=attrs.NOTHING) -> str:
         value = self.get(name, str, default)
         if not SERVER_ID.match(value):
@@ -121,6 +128,9 @@ class ManagementConfig:
     ca_validity_days: int
     cert_validity_days: int
     max_body: int
+    notify_poll_seconds: float
+    notify_retry_initial_seconds: float
+    notify_retry_max_seconds: float
 
 
 @attrs.frozen
@@ -155,6 +165,9 @@ def _management(table: dict) -> ManagementConfig:
         ca_validity_days=r.positive("ca_validity_days", 3650),
         cert_validity_days=r.positive("cert_validity_days", 365),
         max_body=r.positive("max_body", 1 << 20),
+        notify_poll_seconds=r.seconds("notify_poll_seconds", 1.0),
+        notify_retry_initial_seconds=r.seconds("notify_retry_initial_seconds", 1.0),
+        notify_retry_max_seconds=r.seconds("notify_retry_max_seconds", 300.0),
     )
     r.done()
     return cfg

@@ -42,6 +42,7 @@ def make_service(config: Config, reactor) -> MultiService:
         listener = tls_listener(reactor, config.management.listen, role.identity,
                                 role.api.resource(), require_client_cert=False)
         listener.setServiceParent(top)
+        role.notifier.setServiceParent(top)
         top.management = role
         log.info("management role {id} on https://{listen} (CA {fp})", id=role.config.server_id,
                  listen=config.management.listen, fp=role.ca.cert.fingerprint)

@@ -110,10 +110,14 @@ class PlainClientPolicy:
     """A client that trusts ``ca_file`` and presents ``cert_file``/``key_file`` if given: used
     to play clients imfed itself would never be (no certificate, a foreign one)."""
 
-    def __init__(self, ca_file: str, cert_file: str | None = None, key_file: str | None = None):
+    def __init__(self, ca_file: str | None, cert_file: str | None = None,
+                 key_file: str | None = None):
         ctx = SSL.Context(SSL.TLS_METHOD)
-        ctx.load_verify_locations(ca_file)
-        ctx.set_verify(SSL.VERIFY_PEER, lambda conn, x509, errno, depth, ok: bool(ok))
+        if ca_file is not None:
+            ctx.load_verify_locations(ca_file)
+            ctx.set_verify(SSL.VERIFY_PEER, lambda conn, x509, errno, depth, ok: bool(ok))
+        # With no CA file the server is not verified: a newcomer fetching cacert, which it
+        # then checks against a fingerprint it was given.
         if cert_file:
             ctx.use_certificate_file(cert_file)
             ctx.use_privatekey_file(key_file)
@@ -166,16 +170,26 @@ class RunningManagement:
             conn.close()
 
 
+def start_management(data_dir: str, port: int | None = None, **settings) -> RunningManagement:
+    """Start the management role in this reactor on a loopback port (fast notification
+    retries unless told otherwise)."""
+    port = port or free_port()
+    section = {"listen": "127.0.0.1:%d" % port, "server_id": "manager",
+               "notify_poll_seconds": 0.1, "notify_retry_initial_seconds": 0.2,
+               "notify_retry_max_seconds": 1.0}
+    section.update(settings)
+    config = parse({"data_dir": data_dir, "management": section})
+    service = make_service(config, reactor)
+    service.startService()
+    return RunningManagement(service, service.management, port, config.data_dir)
+
+
 @pytest_twisted.async_yield_fixture
 async def management(tmp_path):
     """The management role running in this reactor on a loopback port."""
-    port = free_port()
-    config = parse({"data_dir": str(tmp_path / "mgmt-data"),
-                    "management": {"listen": "127.0.0.1:%d" % port, "server_id": "manager"}})
-    service = make_service(config, reactor)
-    service.startService()
-    yield RunningManagement(service, service.management, port, config.data_dir)
-    await service.stopService()
+    running = start_management(str(tmp_path / "mgmt-data"))
+    yield running
+    await running.service.stopService()
 
 
 async def register(role, issued: Issued, status: int = 0, address: str | None = None):

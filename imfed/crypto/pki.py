@@ -26,6 +26,7 @@ __all__ = [
     "create_ca",
     "make_csr",
     "issue_certificate",
+    "certify_key",
     "verify_issued",
     "load_pem_certificate",
     "fingerprint",
@@ -350,6 +351,13 @@ def issue_certificate(ca_key: sm2.PrivateKey, ca: Certificate, request: Certific
     """
     if request.common_name != server_id:
         raise PKIError("certificate request names %r, not %r" % (request.common_name, server_id))
+    return certify_key(ca_key, ca, request.spki_der, server_id, host, days, now)
+
+
+def certify_key(ca_key: sm2.PrivateKey, ca: Certificate, spki_der: bytes, server_id: str,
+                host: str, days: int = 365, now: datetime.datetime | None = None) -> Certificate:
+    """A server certificate for a key the CA already trusts (a CSR's, or a current
+    certificate's when only the host changes)."""
     now = now or _now()
     not_after = min(now + datetime.timedelta(days=days), ca.not_after)
     tbs = x509.TbsCertificate({
@@ -360,13 +368,13 @@ def issue_certificate(ca_key: sm2.PrivateKey, ca: Certificate, request: Certific
         "validity": {"not_before": _time(now - datetime.timedelta(minutes=5)),
                      "not_after": _time(not_after)},
         "subject": x509.Name.build({"common_name": server_id}),
-        "subject_public_key_info": keys.PublicKeyInfo.load(request.spki_der),
+        "subject_public_key_info": keys.PublicKeyInfo.load(spki_der),
         "extensions": [
             _extension("basic_constraints", {"ca": False}, critical=True),
             _extension("key_usage", {"digital_signature", "key_encipherment"}, critical=True),
             _extension("extended_key_usage", ["server_auth", "client_auth"]),
             _extension("subject_alt_name", [_general_name(host)]),
-            _extension("key_identifier", _key_id(request.spki_der)),
+            _extension("key_identifier", _key_id(spki_der)),
             _extension("authority_key_identifier", {"key_identifier": _key_id(ca.spki_der)}),
         ],
     })
@@ -422,3 +430,7 @@ class CertificateAuthority:
     def issue(self, request: CertificateRequest, server_id: str, host: str,
               days: int = 365) -> Certificate:
         return issue_certificate(self.key, self.cert, request, server_id, host, days)
+
+    def certify_key(self, spki_der: bytes, server_id: str, host: str,
+                    days: int = 365) -> Certificate:
+        return certify_key(self.key, self.cert, spki_der, server_id, host, days)

@@ -7,7 +7,8 @@ from klein import Klein
 from ..crypto import pki
 from ..web import Endpoints, endpoint, install_errors, read_json, sns_route
 from ..wire import fields
-from ..wire.errors import NotFound, Style, ok_body
+from ..wire.errors import Conflict, NotFound, Style, Unauthorized, ok_body
+from . import review, store
 from .store import RegistryStore
 
 __all__ = ["ManagementApi"]
@@ -30,6 +31,61 @@ class ManagementApi(Endpoints):
     @endpoint()
     def cacert(self, request):
         return ok_body(self.style, caCert=self.ca.pem.decode("ascii"))
+
+    @sns_route(app, M + "apply")
+    @endpoint()
+    async def apply(self, request):
+        body = read_json(request, self.max_body)
+        server_id, data, csr = review.parse_apply(body)
+        if server_id == self.server_id:
+            raise Conflict("serverId %s is the management server's own" % server_id,
+                           "server_id_taken")
+        app, token = review.new_application("apply", server_id, "applicant:" + server_id,
+                                            self.store.now_ms(), data, csr)
+        await self.store.run(review.submit, app)
+        return ok_body(self.style, applicationId=app.application_id, applyToken=token,
+                       status="pending")
+
+    @sns_route(app, M + "apply/status")
+    @endpoint()
+    async def apply_status(self, request):
+        body = read_json(request, self.max_body)
+        application_id = fields.text(body, "applicationId", max_len=64)
+        token = fields.text(body, "applyToken", max_len=128)
+        app = await self.store.run(store.get_application, application_id)
+        if app is None:
+            raise NotFound("no application %s" % application_id, "unknown_application")
+        if not review.token_matches(app, token):
+            raise Unauthorized("applyToken does not match", "bad_token")
+        answer = ok_body(self.style, applicationId=app.application_id, kind=app.kind,
+                         serverId=app.server_id, status=app.status, reason=app.reason)
+        if app.status == "approved" and app.cert_pem:
+            answer.update(serverCert=app.cert_pem, caCert=self.ca.pem.decode("ascii"))
+        return answer
+
+    @sns_route(app, M + "modify")
+    @endpoint(signed=True)
+    async def modify(self, request):
+        body = read_json(request, self.max_body)
+        origin = request.signed.origin
+        data, csr = review.parse_changes(body, origin)
+        app, token = review.new_application("modify", origin, "server:" + origin,
+                                            self.store.now_ms(), data, csr)
+        await self.store.run(review.submit, app)
+        return ok_body(self.style, applicationId=app.application_id, applyToken=token,
+                       status="pending")
+
+    @sns_route(app, M + "deregister")
+    @endpoint(signed=True)
+    async def deregister(self, request):
+        body = read_json(request, self.max_body)
+        reason = fields.text(body, "reason", max_len=500)
+        origin = request.signed.origin
+        app, token = review.new_application("deregister", origin, "server:" + origin,
+                                            self.store.now_ms(), {"reason": reason})
+        await self.store.run(review.submit, app)
+        return ok_body(self.style, applicationId=app.application_id, applyToken=token,
+                       status="pending")
 
     @sns_route(app, "restApi/getservercert")
     @endpoint()

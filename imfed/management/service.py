@@ -9,6 +9,8 @@ from ..config import Config, https_address
 from ..crypto import pki, signing, tls
 from ..crypto.sm2 import generate_private_key, load_private_key_pem
 from ..storage import Database
+from ..peer import PeerClient
+from .notifier import Notifier
 from .routes import ManagementApi
 from .store import RegistryStore
 
@@ -63,10 +65,22 @@ class ManagementRole:
         self.store = RegistryStore(self.db, reactor)
         self.verifier = signing.RequestVerifier(
             server_id=m.server_id, ca=self.ca.cert, lookup=self.active_certificate, clock=reactor)
+        self.client = PeerClient(server_id=m.server_id, key=self.signing_key,
+                                 identity=self.identity, reactor=reactor,
+                                 certificate_of=self.any_certificate)
+        self.notifier = Notifier(self.store, self.client, reactor,
+                                 poll_seconds=m.notify_poll_seconds,
+                                 initial_seconds=m.notify_retry_initial_seconds,
+                                 max_seconds=m.notify_retry_max_seconds)
         self.api = ManagementApi(store=self.store, ca=self.ca.cert,
                                  own_cert=self.identity.certificate, server_id=m.server_id,
                                  signing_key=self.signing_key, verifier=self.verifier,
                                  max_body=m.max_body)
+
+    async def any_certificate(self, server_id: str) -> pki.Certificate | None:
+        """The certificate a server answers with, whatever its status."""
+        record = await self.store.get(server_id)
+        return pki.Certificate.from_pem(record.cert_pem) if record is not None else None
 
     async def active_certificate(self, server_id: str) -> pki.Certificate | None:
         record = await self.store.get(server_id)

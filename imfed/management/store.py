@@ -1,16 +1,31 @@
-"""The management store: the directory of IM servers."""
+"""The management store: the directory of IM servers, applications, the audit log and the
+notification queue.
+
+Functions take a DB-API cursor, so the daemon (through adbapi) and the operator CLI (through
+``storage.run_sync``) share every query.  Top-level writes are wrapped in
+``storage.transaction``.
+"""
 
 from __future__ import annotations
 
+import json
+
 import attrs
 
-from ..storage import Database
+from ..storage import Database, transaction
 
-__all__ = ["ServerRecord", "RegistryStore"]
+__all__ = [
+    "ServerRecord", "Application", "RegistryStore",
+    "get_server", "put_server", "list_servers", "changed_since", "next_mark",
+    "insert_application", "get_application", "list_applications", "pending_for", "decide",
+    "audit", "audit_log",
+    "enqueue_notifications", "due_notifications", "notification_done", "notification_failed",
+    "drop_inactive_notifications", "queued_notifications",
+]
 
-_COLUMNS = ("server_id", "server_name", "server_address", "server_type", "area", "country",
-            "owner_id", "contact_name", "contact_email", "contact_mobile", "status", "cert_pem",
-            "cert_fingerprint", "changed_at")
+_SERVER_COLUMNS = ("server_id", "server_name", "server_address", "server_type", "area",
+                   "country", "owner_id", "contact_name", "contact_email", "contact_mobile",
+                   "status", "cert_pem", "cert_fingerprint", "changed_at")
 
 
 @attrs.frozen
@@ -50,53 +65,200 @@ class ServerRecord:
         }
 
 
-def _record(row) -> ServerRecord:
-    return ServerRecord(*row)
+def _server_select(where: str) -> str:
+    return "SELECT %s FROM servers %s" % (",".join(_SERVER_COLUMNS), where)
+
+
+def next_mark(cur, now_ms: int) -> int:
+    """The next change mark: milliseconds, strictly increasing across the whole table even
+    when two changes fall in the same millisecond or the clock steps back, so a change is
+    always after every mark handed out before it and an incremental query never misses one."""
+    cur.execute("SELECT COALESCE(MAX(changed_at), 0) FROM servers")
+    return max(now_ms, cur.fetchone()[0] + 1)
+
+
+def get_server(cur, server_id: str) -> ServerRecord | None:
+    cur.execute(_server_select("WHERE server_id = ?"), (server_id,))
+    row = cur.fetchone()
+    return ServerRecord(*row) if row else None
+
+
+def put_server(cur, record: ServerRecord, now_ms: int) -> ServerRecord:
+    """Insert or replace a server under a new change mark."""
+    rec = attrs.evolve(record, changed_at=next_mark(cur, now_ms))
+    cur.execute("INSERT OR REPLACE INTO servers (%s) VALUES (%s)"
+                % (",".join(_SERVER_COLUMNS), ",".join("?" * len(_SERVER_COLUMNS))),
+                attrs.astuple(rec))
+    return rec
+
+
+def list_servers(cur) -> list[ServerRecord]:
+    cur.execute(_server_select("ORDER BY server_id"))
+    return [ServerRecord(*r) for r in cur.fetchall()]
+
+
+def changed_since(cur, last: int, server_ids: list[str] | None = None
+                  ) -> tuple[list[ServerRecord], int]:
+    """Servers changed after mark ``last`` (all for 0), and the mark to ask from next time."""
+    sql = _server_select("WHERE changed_at > ?")
+    args: list = [last]
+    if server_ids:
+        sql += " AND server_id IN (%s)" % ",".join("?" * len(server_ids))
+        args += server_ids
+    cur.execute(sql + " ORDER BY changed_at", args)
+    records = [ServerRecord(*r) for r in cur.fetchall()]
+    cur.execute("SELECT COALESCE(MAX(changed_at), 0) FROM servers")
+    return records, max(cur.fetchone()[0], last)
+
+
+@attrs.frozen
+class Application:
+    application_id: str
+    kind: str
+    server_id: str
+    status: str
+    submitted_at: int
+    submitted_by: str
+    token_hash: str
+    data: dict
+    csr_pem: str | None = None
+    decided_at: int | None = None
+    decided_by: str | None = None
+    reason: str = ""
+    cert_pem: str | None = None
+
+
+_APP_COLUMNS = tuple(a.name for a in attrs.fields(Application))
+
+
+def _application(row) -> Application:
+    values = dict(zip(_APP_COLUMNS, row))
+    values["data"] = json.loads(values["data"])
+    return Application(**values)
+
+
+def insert_application(cur, app: Application) -> None:
+    values = attrs.asdict(app)
+    values["data"] = json.dumps(app.data, ensure_ascii=False, sort_keys=True)
+    cur.execute("INSERT INTO applications (%s) VALUES (%s)"
+                % (",".join(_APP_COLUMNS), ",".join("?" * len(_APP_COLUMNS))),
+                [values[c] for c in _APP_COLUMNS])
+
+
+def get_application(cur, application_id: str) -> Application | None:
+    cur.execute("SELECT %s FROM applications WHERE application_id = ?" % ",".join(_APP_COLUMNS),
+                (application_id,))
+    row = cur.fetchone()
+    return _application(row) if row else None
+
+
+def list_applications(cur, pending_only: bool = True) -> list[Application]:
+    where = "WHERE status = 'pending'" if pending_only else ""
+    cur.execute("SELECT %s FROM applications %s ORDER BY submitted_at, application_id"
+                % (",".join(_APP_COLUMNS), where))
+    return [_application(r) for r in cur.fetchall()]
+
+
+def pending_for(cur, server_id: str) -> Application | None:
+    cur.execute("SELECT %s FROM applications WHERE server_id = ? AND status = 'pending'"
+                % ",".join(_APP_COLUMNS), (server_id,))
+    row = cur.fetchone()
+    return _application(row) if row else None
+
+
+def decide(cur, application_id: str, status: str, by: str, at: int, reason: str = "",
+           cert_pem: str | None = None) -> None:
+    cur.execute("UPDATE applications SET status = ?, decided_by = ?, decided_at = ?, "
+                "reason = ?, cert_pem = ? WHERE application_id = ? AND status = 'pending'",
+                (status, by, at, reason, cert_pem, application_id))
+    if cur.rowcount != 1:
+        raise LookupError("application %s is not pending" % application_id)
+
+
+def audit(cur, at: int, actor: str, action: str, subject: str, reason: str = "",
+          **detail) -> None:
+    cur.execute("INSERT INTO audit (at, actor, action, subject, reason, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (at, actor, action, subject, reason,
+                 json.dumps(detail, ensure_ascii=False, sort_keys=True)))
+
+
+def audit_log(cur, limit: int = 100, subject: str | None = None) -> list[tuple]:
+    """The newest ``limit`` entries, oldest first: (seq, at, actor, action, subject, reason,
+    detail)."""
+    sql = "SELECT seq, at, actor, action, subject, reason, detail FROM audit"
+    args: list = []
+    if subject:
+        sql += " WHERE subject = ?"
+        args.append(subject)
+    cur.execute(sql + " ORDER BY seq DESC LIMIT ?", args + [limit])
+    return list(reversed(cur.fetchall()))
+
+
+def enqueue_notifications(cur, changed_id: str, now_ms: int) -> int:
+    """Owe every status-0 server a receivenotify about ``changed_id``; answer how many."""
+    cur.execute("INSERT INTO notify_queue (target_id, changed_id, created_at, next_attempt) "
+                "SELECT server_id, ?, ?, ? FROM servers WHERE status = 0 "
+                "ON CONFLICT (target_id, changed_id) DO UPDATE SET "
+                "next_attempt = excluded.next_attempt, attempts = 0",
+                (changed_id, now_ms, now_ms))
+    return cur.rowcount
+
+
+def due_notifications(cur, now_ms: int, limit: int = 500) -> list[tuple]:
+    """(target_id, changed_id, attempts, server_address) due now, targets still status 0."""
+    cur.execute("SELECT q.target_id, q.changed_id, q.attempts, s.server_address "
+                "FROM notify_queue q JOIN servers s ON s.server_id = q.target_id "
+                "WHERE q.next_attempt <= ? AND s.status = 0 "
+                "ORDER BY q.next_attempt LIMIT ?", (now_ms, limit))
+    return cur.fetchall()
+
+
+def notification_done(cur, target_id: str, changed_id: str) -> None:
+    cur.execute("DELETE FROM notify_queue WHERE target_id = ? AND changed_id = ?",
+                (target_id, changed_id))
+
+
+def notification_failed(cur, target_id: str, changed_id: str, attempts: int,
+                        next_attempt: int, error: str) -> None:
+    cur.execute("UPDATE notify_queue SET attempts = ?, next_attempt = ?, last_error = ? "
+                "WHERE target_id = ? AND changed_id = ?",
+                (attempts, next_attempt, error[:500], target_id, changed_id))
+
+
+def drop_inactive_notifications(cur) -> int:
+    """Forget what is owed to servers that are no longer status 0 (§6.3.3: until a 2xx or
+    until that node is no longer status 0)."""
+    cur.execute("DELETE FROM notify_queue WHERE target_id NOT IN "
+                "(SELECT server_id FROM servers WHERE status = 0)")
+    return cur.rowcount
+
+
+def queued_notifications(cur) -> list[tuple]:
+    cur.execute("SELECT target_id, changed_id, attempts, next_attempt, last_error "
+                "FROM notify_queue ORDER BY target_id, changed_id")
+    return cur.fetchall()
 
 
 @attrs.define
 class RegistryStore:
+    """The daemon's handle: runs the cursor functions above on the adbapi pool."""
+
     db: Database
     clock: object  # IReactorTime
 
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    def run(self, fn, *args, **kwargs):
+        return self.db.runInteraction(fn, *args, **kwargs)
+
     async def get(self, server_id: str) -> ServerRecord | None:
-        rows = await self.db.runQuery(
-            "SELECT %s FROM servers WHERE server_id = ?" % ",".join(_COLUMNS), (server_id,))
-        return _record(rows[0]) if rows else None
+        return await self.run(get_server, server_id)
 
     async def put(self, record: ServerRecord) -> ServerRecord:
-        """Insert or replace a server; its ``changed_at`` becomes the next change mark.
-
-        Change marks are milliseconds, strictly increasing across the whole table even when
-        two changes fall in the same millisecond or the clock steps back: a change is always
-        after every mark handed out before it, so an incremental query never misses one.
-        """
-        now = int(self.clock.seconds() * 1000)
-
-        def txn(cur):
-            cur.execute("SELECT COALESCE(MAX(changed_at), 0) FROM servers")
-            mark = max(now, cur.fetchone()[0] + 1)
-            rec = attrs.evolve(record, changed_at=mark)
-            cur.execute("INSERT OR REPLACE INTO servers (%s) VALUES (%s)"
-                        % (",".join(_COLUMNS), ",".join("?" * len(_COLUMNS))),
-                        attrs.astuple(rec))
-            return rec
-
-        return await self.db.runInteraction(txn)
+        return await self.run(transaction(put_server), record, self.now_ms())
 
     async def changed_since(self, last: int, server_ids: list[str] | None = None
                             ) -> tuple[list[ServerRecord], int]:
-        """Servers changed after mark ``last`` (all for 0), and the mark to ask from next."""
-
-        def txn(cur):
-            sql = "SELECT %s FROM servers WHERE changed_at > ?" % ",".join(_COLUMNS)
-            args: list = [last]
-            if server_ids:
-                sql += " AND server_id IN (%s)" % ",".join("?" * len(server_ids))
-                args += server_ids
-            cur.execute(sql + " ORDER BY changed_at", args)
-            rows = cur.fetchall()
-            cur.execute("SELECT COALESCE(MAX(changed_at), 0) FROM servers")
-            return [_record(r) for r in rows], max(cur.fetchone()[0], last)
-
-        return await self.db.runInteraction(txn)
+        return await self.run(changed_since, last, server_ids)

@@ -10,7 +10,7 @@ from importlib import resources
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
 
-__all__ = ["Database", "migrate", "schema_files"]
+__all__ = ["Database", "migrate", "schema_files", "transaction", "run_sync"]
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -88,3 +88,35 @@ class Database(Service):
     def stopService(self):
         super().stopService()
         self.pool.close()
+
+
+def transaction(fn):
+    """Mark ``fn(cursor, ...)`` as a whole write transaction: it starts with BEGIN IMMEDIATE, so
+    its reads and writes hold SQLite's write lock from the first statement (no other process,
+    an operator's CLI say, can write in between).  The runner commits or rolls back."""
+
+    def txn(cur, *args, **kwargs):
+        cur.execute("BEGIN IMMEDIATE")
+        return fn(cur, *args, **kwargs)
+
+    txn.__name__ = txn.__qualname__ = fn.__name__
+    txn.__doc__ = fn.__doc__
+    return txn
+
+
+def run_sync(path: str, fn, *args, **kwargs):
+    """Run ``fn(cursor, ...)`` on a store outside the reactor (the operator CLI), as adbapi's
+    runInteraction would: commit on return, roll back on error."""
+    conn = sqlite3.connect(path)
+    try:
+        _pragmas(conn)
+        cur = conn.cursor()
+        try:
+            result = fn(cur, *args, **kwargs)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        return result
+    finally:
+        conn.close()

@@ -1,0 +1,104 @@
+"""Change notifications (§6.3.3, PROFILE.md §4): a durable queue in the store, drained by a
+timer, each delivery a signed ``receivenotify`` to one node, all due ones in parallel, retried
+with exponential backoff until a 2xx or until the node is no longer status 0.
+
+The queue is filled in the same transaction as the change it announces (review.py), by the
+daemon or by the operator CLI in another process: the timer finds both, also after a restart.
+"""
+
+from __future__ import annotations
+
+import random
+
+from twisted.application.service import Service
+from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ..peer import PeerClient, PeerError
+from ..storage import transaction
+from . import store
+from .store import RegistryStore
+
+__all__ = ["Notifier", "NOTIFY_PATH"]
+
+NOTIFY_PATH = "/sns/restApi/imServer/servermgr/receivenotify"
+
+log = Logger()
+
+
+class Notifier(Service):
+    def __init__(self, registry: RegistryStore, client: PeerClient, clock, *,
+                 poll_seconds: float = 1.0, initial_seconds: float = 1.0,
+                 max_seconds: float = 300.0, parallel: int = 32) -> None:
+        self.registry, self.client, self.clock = registry, client, clock
+        self.poll_seconds = poll_seconds
+        self.initial_seconds, self.max_seconds = initial_seconds, max_seconds
+        self._limit = DeferredSemaphore(parallel)
+        self._in_flight: set[tuple[str, str]] = set()
+        self._loop: LoopingCall | None = None
+        self._running_tick = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = self.clock
+        self._loop.start(self.poll_seconds, now=True)
+
+    def stopService(self):
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return self.client.close()
+
+    def _tick(self):
+        # One tick at a time; an error is logged and never stops the loop.
+        if self._running_tick is not None:
+            return None
+        d = ensureDeferred(self.drain())
+        self._running_tick = d
+
+        def done(result):
+            self._running_tick = None
+            return None
+
+        d.addErrback(lambda f: log.failure("notification tick failed", f))
+        d.addBoth(done)
+        return None
+
+    def backoff_ms(self, attempts: int) -> int:
+        delay = min(self.max_seconds, self.initial_seconds * (2 ** min(attempts - 1, 30)))
+        return int(delay * 1000 * random.uniform(0.75, 1.0))
+
+    async def drain(self) -> int:
+        """Send everything due now; answer how many deliveries were tried."""
+        await self.registry.run(transaction(store.drop_inactive_notifications))
+        rows = await self.registry.run(store.due_notifications, self.registry.now_ms())
+        rows = [r for r in rows if (r[0], r[1]) not in self._in_flight]
+        if rows:
+            await gatherResults([self._limit.run(lambda r=r: ensureDeferred(self._deliver(*r)))
+                                 for r in rows])
+        return len(rows)
+
+    async def _deliver(self, target: str, changed: str, attempts: int, address: str) -> None:
+        key = (target, changed)
+        self._in_flight.add(key)
+        try:
+            try:
+                answer = await self.client.call(target, address, "POST", NOTIFY_PATH,
+                                                {"serverId": changed})
+                error = None if 200 <= answer.status < 300 else "HTTP %d" % answer.status
+            except PeerError as e:
+                error = str(e)
+            if error is None:
+                await self.registry.run(transaction(store.notification_done), target, changed)
+                log.info("notified {target} of {changed}", target=target, changed=changed)
+                return
+            attempts += 1
+            when = self.registry.now_ms() + self.backoff_ms(attempts)
+            await self.registry.run(transaction(store.notification_failed), target, changed,
+                                    attempts, when, error)
+            log.warn("notifying {target} of {changed} failed ({error}); attempt {n}, retrying",
+                     target=target, changed=changed, error=error, n=attempts)
+        finally:
+            self._in_flight.discard(key)

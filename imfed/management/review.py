@@ -1,0 +1,249 @@
+"""Registration and review (§5.3.1, §6.1, PROFILE.md §4): what an application must hold, and
+what submitting, approving, rejecting, suspending and resuming do to the store.
+
+Everything here runs as one write transaction on a cursor, from the daemon (applications
+arriving over HTTPS) and from the operator CLI (decisions) alike.  Every step is audited, and
+every approved change owes each status-0 node a receivenotify.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import attrs
+
+from ..config import https_address
+from ..crypto import pki
+from ..crypto.sm3 import sm3_hex
+from ..storage import transaction
+from ..wire import fields
+from ..wire.errors import BadRequest, Conflict, NotFound
+from . import store
+from .store import Application, ServerRecord
+
+__all__ = ["parse_apply", "parse_changes", "new_application", "submit", "approve", "reject",
+           "set_status", "token_matches", "CHANGEABLE"]
+
+_EMAIL = re.compile(r"^[^@\s\"<>]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_MOBILE = re.compile(r"^\+?[0-9][0-9 -]{4,23}[0-9]$")
+
+# Wire name -> (column, required in an application, max length)
+_FIELDS = {
+    "serverName": ("server_name", True, 128),
+    "serverAddress": ("server_address", True, 255),
+    "serverType": ("server_type", False, 64),
+    "area": ("area", False, 64),
+    "country": ("country", False, 64),
+    "contactName": ("contact_name", True, 64),
+    "contactEmail": ("contact_email", True, 254),
+    "contactMobile": ("contact_mobile", True, 32),
+    "ownerId": ("owner_id", False, 128),
+}
+CHANGEABLE = ("serverName", "serverAddress", "serverType", "area", "country", "contactName",
+              "contactEmail", "contactMobile", "csr")
+
+
+def _check_field(name: str, value: str) -> str:
+    if name == "contactEmail" and not _EMAIL.match(value):
+        raise BadRequest("contactEmail is not an e-mail address", "bad_contactEmail")
+    if name == "contactMobile" and not _MOBILE.match(value):
+        raise BadRequest("contactMobile is not a phone number", "bad_contactMobile")
+    if name == "serverAddress":
+        try:
+            https_address(value)
+        except ValueError as e:
+            raise BadRequest("serverAddress %s" % e, "bad_serverAddress") from None
+        return value.rstrip("/")
+    return value
+
+
+def _csr(value, server_id: str) -> pki.CertificateRequest:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("csr must be a PEM PKCS#10 request", "bad_csr")
+    if len(value) > 16384:
+        raise BadRequest("csr is too long", "bad_csr")
+    try:
+        request = pki.CertificateRequest.from_pem(value)
+    except pki.PKIError as e:
+        raise BadRequest("csr: %s" % e, "bad_csr") from None
+    if request.common_name != server_id:
+        raise BadRequest("csr names %r, not serverId %r" % (request.common_name, server_id),
+                         "csr_cn_mismatch")
+    return request
+
+
+def parse_apply(body: dict) -> tuple[str, dict, pki.CertificateRequest]:
+    """(serverId, fields by wire name, CSR) of a valid application; BadRequest otherwise."""
+    server_id = fields.server_id(body.get("serverId"))
+    data = {}
+    for name, (_, required, max_len) in _FIELDS.items():
+        value = fields.text(body, name, required=required, max_len=max_len)
+        data[name] = _check_field(name, value) if value else value
+    unknown = sorted(set(body) - set(_FIELDS) - {"serverId", "csr"})
+    if unknown:
+        raise BadRequest("unknown field %s" % unknown[0], "unknown_field")
+    return server_id, data, _csr(body.get("csr"), server_id)
+
+
+def parse_changes(body: dict, server_id: str) -> tuple[dict, pki.CertificateRequest | None]:
+    """The ``changes`` of a modification; serverId can never change (§6.1.2)."""
+    changes = body.get("changes")
+    if not isinstance(changes, dict) or not changes:
+        raise BadRequest("changes must be a non-empty object", "bad_changes")
+    if "serverId" in changes:
+        raise BadRequest("serverId cannot be changed (§6.1.2)", "bad_changes")
+    unknown = sorted(set(changes) - set(CHANGEABLE))
+    if unknown:
+        raise BadRequest("%s cannot be changed" % unknown[0], "bad_changes")
+    data = {}
+    for name in changes:
+        if name == "csr":
+            continue
+        _, required, max_len = _FIELDS[name]
+        value = fields.text(changes, name, required=required, max_len=max_len)
+        data[name] = _check_field(name, value) if value else value
+    request = _csr(changes["csr"], server_id) if "csr" in changes else None
+    return data, request
+
+
+def new_application(kind: str, server_id: str, submitted_by: str, now_ms: int, data: dict,
+                    request: pki.CertificateRequest | None = None) -> tuple[Application, str]:
+    """A pending application and the token its submitter may poll it with."""
+    token = secrets.token_hex(16)
+    app = Application(application_id=secrets.token_hex(12), kind=kind, server_id=server_id,
+                      status="pending", submitted_at=now_ms, submitted_by=submitted_by,
+                      token_hash=sm3_hex(token.encode()), data=data,
+                      csr_pem=request.pem.decode("ascii") if request else None)
+    return app, token
+
+
+def token_matches(app: Application, token: str) -> bool:
+    return secrets.compare_digest(app.token_hash, sm3_hex(token.encode("utf-8", "replace")))
+
+
+@transaction
+def submit(cur, app: Application) -> None:
+    """Record a pending application after the checks that need the store, under its lock."""
+    existing = store.get_server(cur, app.server_id)
+    if app.kind == "apply":
+        if existing is not None and existing.status == 2:
+            raise Conflict("serverId %s was deregistered and is never issued again"
+                           % app.server_id, "server_id_retired")
+        if existing is not None:
+            raise Conflict("serverId %s is taken" % app.server_id, "server_id_taken")
+    elif existing is None or existing.status == 2:
+        raise NotFound("no active server %s" % app.server_id, "unknown_server")
+    if store.pending_for(cur, app.server_id) is not None:
+        raise Conflict("an application for %s is already waiting for review" % app.server_id,
+                       "application_pending")
+    store.insert_application(cur, app)
+    detail = {"application": app.application_id}
+    if app.csr_pem:
+        detail["csr_key_sm3"] = sm3_hex(pki.CertificateRequest.from_pem(app.csr_pem).spki_der)
+    store.audit(cur, app.submitted_at, app.submitted_by, "submit-" + app.kind, app.server_id,
+                app.data.get("reason", ""), **detail, data=app.data)
+
+
+def _pending(cur, application_id: str) -> Application:
+    app = store.get_application(cur, application_id)
+    if app is None:
+        raise NotFound("no application %s" % application_id, "unknown_application")
+    if app.status != "pending":
+        raise Conflict("application %s is already %s" % (application_id, app.status),
+                       "application_decided")
+    return app
+
+
+def _apply_fields(record: ServerRecord, data: dict) -> ServerRecord:
+    return attrs.evolve(record, **{_FIELDS[k][0]: v for k, v in data.items()})
+
+
+def _issue(cur, ca: pki.CertificateAuthority, spki_der: bytes, server_id: str, address: str,
+           days: int, operator: str, now_ms: int, reason: str) -> pki.Certificate:
+    host, _ = https_address(address)
+    cert = ca.certify_key(spki_der, server_id, host, days)
+    store.audit(cur, now_ms, operator, "issue-certificate", server_id, reason,
+                serial="%x" % cert.serial, fingerprint=cert.fingerprint, host=host,
+                not_after=cert.not_after.isoformat())
+    return cert
+
+
+@transaction
+def approve(cur, application_id: str, ca: pki.CertificateAuthority, operator: str,
+            days: int, now_ms: int, note: str = "") -> Application:
+    """Approve: a new server gets status 0 and a certificate; a modification is applied (a new
+    certificate for a new CSR, or for the same key at a new host); a deregistration retires the
+    serverId for good.  Every status-0 node is then owed a notification."""
+    app = _pending(cur, application_id)
+    server = store.get_server(cur, app.server_id)
+    cert = None
+    if app.kind == "apply":
+        if server is not None:
+            raise Conflict("serverId %s is taken" % app.server_id, "server_id_taken")
+        request = pki.CertificateRequest.from_pem(app.csr_pem)
+        cert = _issue(cur, ca, request.spki_der, app.server_id, app.data["serverAddress"], days,
+                      operator, now_ms, note)
+        blank = ServerRecord(app.server_id, "", "", "", "", "", "", "", "", "", 0, "", "")
+        server = attrs.evolve(_apply_fields(blank, app.data), cert_pem=cert.pem.decode("ascii"),
+                              cert_fingerprint=cert.fingerprint)
+    elif app.kind == "modify":
+        if server is None or server.status == 2:
+            raise Conflict("server %s is no longer registered" % app.server_id, "unknown_server")
+        old_host = https_address(server.server_address)[0]
+        server = _apply_fields(server, app.data)
+        spki = None
+        if app.csr_pem:
+            spki = pki.CertificateRequest.from_pem(app.csr_pem).spki_der
+        elif https_address(server.server_address)[0] != old_host:
+            # Same key, new host: the certificate must name the new address.
+            spki = pki.Certificate.from_pem(server.cert_pem).spki_der
+        if spki is not None:
+            cert = _issue(cur, ca, spki, app.server_id, server.server_address, days,
+                          operator, now_ms, note)
+            server = attrs.evolve(server, cert_pem=cert.pem.decode("ascii"),
+                                  cert_fingerprint=cert.fingerprint)
+    else:  # deregister
+        if server is None or server.status == 2:
+            raise Conflict("server %s is no longer registered" % app.server_id, "unknown_server")
+        server = attrs.evolve(server, status=2)
+    store.put_server(cur, server, now_ms)
+    store.decide(cur, application_id, "approved", operator, now_ms, note,
+                 cert.pem.decode("ascii") if cert else None)
+    store.audit(cur, now_ms, operator, "approve-" + app.kind, app.server_id, note,
+                application=application_id)
+    store.enqueue_notifications(cur, app.server_id, now_ms)
+    return store.get_application(cur, application_id)
+
+
+@transaction
+def reject(cur, application_id: str, operator: str, reason: str, now_ms: int) -> Application:
+    if not reason.strip():
+        raise BadRequest("a rejection needs a reason", "missing_reason")
+    app = _pending(cur, application_id)
+    store.decide(cur, application_id, "rejected", operator, now_ms, reason)
+    store.audit(cur, now_ms, operator, "reject-" + app.kind, app.server_id, reason,
+                application=application_id)
+    return store.get_application(cur, application_id)
+
+
+@transaction
+def set_status(cur, server_id: str, status: int, operator: str, reason: str,
+               now_ms: int) -> ServerRecord:
+    """Suspend (1) or resume (0) a server."""
+    server = store.get_server(cur, server_id)
+    if server is None:
+        raise NotFound("no server %s" % server_id, "unknown_server")
+    if server.status == 2:
+        raise Conflict("server %s is deregistered for good" % server_id, "deregistered")
+    if server.status == status:
+        raise Conflict("server %s is already %s" % (server_id, _STATUS[status]), "no_change")
+    server = store.put_server(cur, attrs.evolve(server, status=status), now_ms)
+    store.audit(cur, now_ms, operator, "suspend" if status == 1 else "resume", server_id,
+                reason)
+    store.enqueue_notifications(cur, server_id, now_ms)
+    return server
+
+
+_STATUS = {0: "active", 1: "suspended", 2: "deregistered"}
