@@ -462,3 +462,25 @@ def test_server_time_never_misses_a_change(tmp_path):
     assert run_sync(path, store.changed_since, t3) == ([], t3)
     assert run_sync(path, store.changed_since, 5_000) == ([], 5_000)
     assert [r.server_id for r in run_sync(path, store.changed_since, 0, ["c"])[0]] == ["c"]
+
+
+def test_a_change_owed_again_during_delivery_is_not_lost(tmp_path):
+    from imfed.management import store
+    from imfed.storage import migrate, run_sync, transaction
+
+    path = str(tmp_path / "m.sqlite3")
+    migrate(path, "management")
+    node = store.ServerRecord("node", "n", "https://127.0.0.1:1", "", "", "", "", "n",
+                              "e@example.com", "13500001111", 0, "pem", "fp")
+    run_sync(path, transaction(store.put_server), node, 1)
+    run_sync(path, transaction(store.enqueue_notifications), "node-x", 10)
+    [(target, changed, version, attempts, _)] = run_sync(path, store.due_notifications, 10)
+    # The same change is owed again while that delivery is in flight...
+    run_sync(path, transaction(store.enqueue_notifications), "node-x", 11)
+    # ...so the delivery's success (or failure) leaves the newer debt due.
+    run_sync(path, transaction(store.notification_done), target, changed, version)
+    run_sync(path, transaction(store.notification_failed), target, changed, version, 1, 99, "x")
+    [(_, _, newer, attempts, _)] = run_sync(path, store.due_notifications, 11)
+    assert newer == version + 1 and attempts == 0
+    run_sync(path, transaction(store.notification_done), target, changed, newer)
+    assert run_sync(path, store.due_notifications, 10**12) == []

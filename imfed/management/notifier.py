@@ -80,7 +80,8 @@ class Notifier(Service):
                                  for r in rows])
         return len(rows)
 
-    async def _deliver(self, target: str, changed: str, attempts: int, address: str) -> None:
+    async def _deliver(self, target: str, changed: str, version: int, attempts: int,
+                       address: str) -> None:
         key = (target, changed)
         self._in_flight.add(key)
         try:
@@ -91,13 +92,14 @@ class Notifier(Service):
             except PeerError as e:
                 error = str(e)
             if error is None:
-                await self.registry.run(transaction(store.notification_done), target, changed)
+                await self.registry.run(transaction(store.notification_done), target, changed,
+                                        version)
                 log.info("notified {target} of {changed}", target=target, changed=changed)
                 return
             attempts += 1
             when = self.registry.now_ms() + self.backoff_ms(attempts)
             await self.registry.run(transaction(store.notification_failed), target, changed,
-                                    attempts, when, error)
+                                    version, attempts, when, error)
             log.warn("notifying {target} of {changed} failed ({error}); attempt {n}, retrying",
                      target=target, changed=changed, error=error, n=attempts)
         finally:

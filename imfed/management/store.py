@@ -200,30 +200,31 @@ def enqueue_notifications(cur, changed_id: str, now_ms: int) -> int:
     cur.execute("INSERT INTO notify_queue (target_id, changed_id, created_at, next_attempt) "
                 "SELECT server_id, ?, ?, ? FROM servers WHERE status = 0 "
                 "ON CONFLICT (target_id, changed_id) DO UPDATE SET "
-                "next_attempt = excluded.next_attempt, attempts = 0",
+                "next_attempt = excluded.next_attempt, attempts = 0, version = version + 1",
                 (changed_id, now_ms, now_ms))
     return cur.rowcount
 
 
 def due_notifications(cur, now_ms: int, limit: int = 500) -> list[tuple]:
-    """(target_id, changed_id, attempts, server_address) due now, targets still status 0."""
-    cur.execute("SELECT q.target_id, q.changed_id, q.attempts, s.server_address "
+    """(target_id, changed_id, version, attempts, server_address) due now, targets still
+    status 0."""
+    cur.execute("SELECT q.target_id, q.changed_id, q.version, q.attempts, s.server_address "
                 "FROM notify_queue q JOIN servers s ON s.server_id = q.target_id "
                 "WHERE q.next_attempt <= ? AND s.status = 0 "
                 "ORDER BY q.next_attempt LIMIT ?", (now_ms, limit))
     return cur.fetchall()
 
 
-def notification_done(cur, target_id: str, changed_id: str) -> None:
-    cur.execute("DELETE FROM notify_queue WHERE target_id = ? AND changed_id = ?",
-                (target_id, changed_id))
+def notification_done(cur, target_id: str, changed_id: str, version: int) -> None:
+    cur.execute("DELETE FROM notify_queue WHERE target_id = ? AND changed_id = ? "
+                "AND version = ?", (target_id, changed_id, version))
 
 
-def notification_failed(cur, target_id: str, changed_id: str, attempts: int,
+def notification_failed(cur, target_id: str, changed_id: str, version: int, attempts: int,
                         next_attempt: int, error: str) -> None:
     cur.execute("UPDATE notify_queue SET attempts = ?, next_attempt = ?, last_error = ? "
-                "WHERE target_id = ? AND changed_id = ?",
-                (attempts, next_attempt, error[:500], target_id, changed_id))
+                "WHERE target_id = ? AND changed_id = ? AND version = ?",
+                (attempts, next_attempt, error[:500], target_id, changed_id, version))
 
 
 def drop_inactive_notifications(cur) -> int:

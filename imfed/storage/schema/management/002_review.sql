@@ -42,6 +42,9 @@ CREATE TABLE notify_queue (
     attempts       INTEGER NOT NULL DEFAULT 0,
     next_attempt   INTEGER NOT NULL,
     last_error     TEXT NOT NULL DEFAULT '',
+    -- Bumped when the same change is owed again while a delivery is in flight, so that
+    -- delivery's success does not erase the newer debt.
+    version        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (target_id, changed_id)
 );
 CREATE INDEX notify_queue_due ON notify_queue (next_attempt);
