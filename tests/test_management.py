@@ -455,13 +455,13 @@ def test_server_time_never_misses_a_change(tmp_path):
     assert first.changed_at == t1 == 1_000
     assert same_ms.changed_at == 1_001 and stepped.changed_at == 1_002
     changed, t2 = run_sync(path, store.changed_since, t1)
-    assert [r.server_id for r in changed] == ["b", "c"] and t2 == 1_002
+    assert [r["serverId"] for r in changed] == ["b", "c"] and t2 == 1_002
     again = run_sync(path, put, record("a"), 400)
     changed, t3 = run_sync(path, store.changed_since, t2)
-    assert [r.server_id for r in changed] == ["a"] and t3 == again.changed_at == 1_003
+    assert [r["serverId"] for r in changed] == ["a"] and t3 == again.changed_at == 1_003
     assert run_sync(path, store.changed_since, t3) == ([], t3)
     assert run_sync(path, store.changed_since, 5_000) == ([], 5_000)
-    assert [r.server_id for r in run_sync(path, store.changed_since, 0, ["c"])[0]] == ["c"]
+    assert [r["serverId"] for r in run_sync(path, store.changed_since, 0, ["c"])[0]] == ["c"]
 
 
 def test_a_change_owed_again_during_delivery_is_not_lost(tmp_path):

@@ -107,5 +107,5 @@ class ManagementApi(Endpoints):
         body = read_json(request, self.max_body)
         ids = fields.string_list(body, "serverIds", fields.server_id)
         last = fields.optional_int(body, "lastQueryTime")
-        records, mark = await self.store.changed_since(last, ids)
-        return ok_body(self.style, servers=[r.to_wire() for r in records], serverTime=mark)
+        entries, mark = await self.store.changed_since(last, ids)
+        return ok_body(self.style, servers=entries, serverTime=mark)

@@ -46,23 +46,24 @@ class ServerRecord:
     changed_at: int = 0
 
     def to_wire(self) -> dict:
-        """§6.3.1 fields, plus area, country and certFingerprint (PROFILE.md §4).  The product
-        type goes out under both of the standard's names: productType (§6.3.1) and serverType
-        (table 1)."""
-        return {
-            "serverId": self.server_id,
-            "serverName": self.server_name,
-            "productType": self.server_type,
-            "serverType": self.server_type,
-            "serverAddress": self.server_address,
-            "status": self.status,
-            "contactName": self.contact_name,
-            "contactEmail": self.contact_email,
-            "contactMobile": self.contact_mobile,
-            "area": self.area,
-            "country": self.country,
-            "certFingerprint": self.cert_fingerprint,
-        }
+        return _entry(*(getattr(self, c) for c in _WIRE_COLUMNS))
+
+
+_WIRE_COLUMNS = ("server_id", "server_name", "server_type", "server_address", "status",
+                 "contact_name", "contact_email", "contact_mobile", "area", "country",
+                 "cert_fingerprint")
+
+
+def _entry(server_id, server_name, server_type, server_address, status, contact_name,
+           contact_email, contact_mobile, area, country, cert_fingerprint) -> dict:
+    """A server as the directory sends it: §6.3.1 fields, plus area, country and
+    certFingerprint (PROFILE.md §4).  The product type goes out under both of the standard's
+    names: productType (§6.3.1) and serverType (table 1)."""
+    return {"serverId": server_id, "serverName": server_name, "productType": server_type,
+            "serverType": server_type, "serverAddress": server_address, "status": status,
+            "contactName": contact_name, "contactEmail": contact_email,
+            "contactMobile": contact_mobile, "area": area, "country": country,
+            "certFingerprint": cert_fingerprint}
 
 
 def _server_select(where: str) -> str:
@@ -98,17 +99,19 @@ def list_servers(cur) -> list[ServerRecord]:
 
 
 def changed_since(cur, last: int, server_ids: list[str] | None = None
-                  ) -> tuple[list[ServerRecord], int]:
-    """Servers changed after mark ``last`` (all for 0), and the mark to ask from next time."""
-    sql = _server_select("WHERE changed_at > ?")
+                  ) -> tuple[list[dict], int]:
+    """The directory view (§6.3.1): servers changed after mark ``last`` (all for 0) as wire
+    dicts, and the mark to ask from next time.  Reads only the columns it sends (certificates
+    are fetched one by one with getservercert)."""
+    sql = "SELECT %s FROM servers WHERE changed_at > ?" % ",".join(_WIRE_COLUMNS)
     args: list = [last]
     if server_ids:
         sql += " AND server_id IN (%s)" % ",".join("?" * len(server_ids))
         args += server_ids
     cur.execute(sql + " ORDER BY changed_at", args)
-    records = [ServerRecord(*r) for r in cur.fetchall()]
+    entries = [_entry(*row) for row in cur.fetchall()]
     cur.execute("SELECT COALESCE(MAX(changed_at), 0) FROM servers")
-    return records, max(cur.fetchone()[0], last)
+    return entries, max(cur.fetchone()[0], last)
 
 
 @attrs.frozen
@@ -261,5 +264,5 @@ class RegistryStore:
         return await self.run(transaction(put_server), record, self.now_ms())
 
     async def changed_since(self, last: int, server_ids: list[str] | None = None
-                            ) -> tuple[list[ServerRecord], int]:
+                            ) -> tuple[list[dict], int]:
         return await self.run(changed_since, last, server_ids)
