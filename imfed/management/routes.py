@@ -40,8 +40,10 @@ class ManagementApi(Endpoints):
         if server_id == self.server_id:
             raise Conflict("serverId %s is the management server's own" % server_id,
                            "server_id_taken")
-        app, token = review.new_application("apply", server_id, "applicant:" + server_id,
-                                            self.store.now_ms(), data, csr)
+        return await self._submit("apply", server_id, "applicant:" + server_id, data, csr)
+
+    async def _submit(self, kind: str, server_id: str, by: str, data: dict, csr=None) -> dict:
+        app, token = review.new_application(kind, server_id, by, self.store.now_ms(), data, csr)
         await self.store.run(review.submit, app)
         return ok_body(self.style, applicationId=app.application_id, applyToken=token,
                        status="pending")
@@ -69,11 +71,7 @@ class ManagementApi(Endpoints):
         body = read_json(request, self.max_body)
         origin = request.signed.origin
         data, csr = review.parse_changes(body, origin)
-        app, token = review.new_application("modify", origin, "server:" + origin,
-                                            self.store.now_ms(), data, csr)
-        await self.store.run(review.submit, app)
-        return ok_body(self.style, applicationId=app.application_id, applyToken=token,
-                       status="pending")
+        return await self._submit("modify", origin, "server:" + origin, data, csr)
 
     @sns_route(app, M + "deregister")
     @endpoint(signed=True)
@@ -81,11 +79,7 @@ class ManagementApi(Endpoints):
         body = read_json(request, self.max_body)
         reason = fields.text(body, "reason", max_len=500)
         origin = request.signed.origin
-        app, token = review.new_application("deregister", origin, "server:" + origin,
-                                            self.store.now_ms(), {"reason": reason})
-        await self.store.run(review.submit, app)
-        return ok_body(self.style, applicationId=app.application_id, applyToken=token,
-                       status="pending")
+        return await self._submit("deregister", origin, "server:" + origin, {"reason": reason})
 
     @sns_route(app, "restApi/getservercert")
     @endpoint()
