@@ -21,7 +21,7 @@ from .crypto import sm2, tls
 from .crypto.pki import Certificate
 from .crypto.signing import SignatureError, sign_request, verify_response
 
-__all__ = ["PeerError", "PeerResponse", "PeerClient"]
+__all__ = ["PeerError", "PeerResponse", "PeerClient", "bootstrap_call"]
 
 
 class PeerError(Exception):
@@ -66,51 +66,86 @@ class PeerClient:
         return int(self.reactor.seconds() * 1000)
 
     async def call(self, destination: str, address: str, method: str, path: str,
-                   body: dict | None = None, query: dict | None = None) -> PeerResponse:
-        """Sign and send one request to ``destination`` at ``address`` (https://host[:port]);
-        answer its verified JSON reply, whatever its status.  PeerError otherwise."""
+                   body: dict | None = None, query: dict | None = None,
+                   signed: bool = True) -> PeerResponse:
+        """Send one request to ``destination`` at ``address`` (https://host[:port]) over mutual
+        TLS, signed unless ``signed`` is False (getservercert and the like); answer its JSON
+        reply, whatever its status, with the response signature verified for a signed call.
+        PeerError otherwise."""
         host, port = https_address(address)
         self.policy.expect(host, port, destination)
         target = path + ("?" + urlencode(query) if query else "")
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
-        auth, nonce = sign_request(self.key, method, target, self.server_id, destination, data,
-                                   self.now_ms())
-        headers = Headers({b"authorization": [auth.encode("ascii")]})
-        producer = None
-        if body is not None:
-            headers.addRawHeader(b"content-type", b"application/json;charset=utf-8")
-            producer = FileBodyProducer(BytesIO(data))
-        url = ("https://%s:%d%s" % (host if ":" not in host else "[%s]" % host, port, target))
-        try:
-            d = self.agent.request(method.encode("ascii"), url.encode("utf-8"), headers, producer)
-            d.addTimeout(self.timeout, self.reactor)
-            response = await d
-            d2 = treq.content(response)
-            d2.addTimeout(self.timeout, self.reactor)
-            content = await d2
-        except Exception as e:
-            raise PeerError("%s unreachable: %s" % (destination, _describe(e))) from None
-        if len(content) > self.max_response:
-            raise PeerError("%s answered more than %d bytes" % (destination, self.max_response))
-        cert = await self.certificate_of(destination)
-        if cert is None:
-            raise PeerError("no certificate known for %s" % destination)
-        try:
-            header = response.headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
-            verify_response(header.decode("latin-1"), response.code, nonce, destination,
-                            cert.public_key, content)
-        except SignatureError as e:
-            raise PeerError("%s: %s" % (destination, e)) from None
-        try:
-            value = json.loads(content.decode("utf-8"))
-        except ValueError:
-            raise PeerError("%s answered something that is not JSON" % destination) from None
-        if not isinstance(value, dict):
-            raise PeerError("%s answered JSON that is not an object" % destination)
-        return PeerResponse(response.code, value)
+        headers = Headers()
+        nonce = None
+        if signed:
+            auth, nonce = sign_request(self.key, method, target, self.server_id, destination,
+                                       data, self.now_ms())
+            headers.addRawHeader(b"authorization", auth.encode("ascii"))
+        status, response_headers, content = await _exchange(
+            self.agent, self.reactor, method, _url(host, port, target), headers,
+            data if body is not None else None, self.timeout, self.max_response, destination)
+        if signed:
+            cert = await self.certificate_of(destination)
+            if cert is None:
+                raise PeerError("no certificate known for %s" % destination)
+            try:
+                header = response_headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
+                verify_response(header.decode("latin-1"), status, nonce, destination,
+                                cert.public_key, content)
+            except SignatureError as e:
+                raise PeerError("%s: %s" % (destination, e)) from None
+        return PeerResponse(status, _json_object(content, destination))
 
     def close(self) -> Deferred:
         return self.pool.closeCachedConnections()
+
+
+def _url(host: str, port: int, target: str) -> bytes:
+    return ("https://%s:%d%s" % (host if ":" not in host else "[%s]" % host, port,
+                                 target)).encode("utf-8")
+
+
+async def _exchange(agent, reactor, method: str, url: bytes, headers: Headers,
+                    data: bytes | None, timeout: float, limit: int, who: str):
+    """(status, headers, body) of one request; PeerError when it does not complete."""
+    producer = None
+    if data is not None:
+        headers.addRawHeader(b"content-type", b"application/json;charset=utf-8")
+        producer = FileBodyProducer(BytesIO(data))
+    try:
+        d = agent.request(method.encode("ascii"), url, headers, producer)
+        d.addTimeout(timeout, reactor)
+        response = await d
+        d2 = treq.content(response)
+        d2.addTimeout(timeout, reactor)
+        content = await d2
+    except Exception as e:
+        raise PeerError("%s unreachable: %s" % (who, _describe(e))) from None
+    if len(content) > limit:
+        raise PeerError("%s answered more than %d bytes" % (who, limit))
+    return response.code, response.headers, content
+
+
+def _json_object(content: bytes, who: str) -> dict:
+    try:
+        value = json.loads(content.decode("utf-8"))
+    except ValueError:
+        raise PeerError("%s answered something that is not JSON" % who) from None
+    if not isinstance(value, dict):
+        raise PeerError("%s answered JSON that is not an object" % who)
+    return value
+
+
+async def bootstrap_call(reactor, policy: tls.BootstrapPolicy, address: str, path: str,
+                         body: dict, timeout: float = 30.0) -> PeerResponse:
+    """An unsigned POST from a server that holds no certificate yet (joining)."""
+    host, port = https_address(address)
+    agent = Agent(reactor, contextFactory=policy)
+    status, _, content = await _exchange(
+        agent, reactor, "POST", _url(host, port, path), Headers(),
+        json.dumps(body, ensure_ascii=False).encode("utf-8"), timeout, 8 << 20, address)
+    return PeerResponse(status, _json_object(content, address))
 
 
 def _describe(exc: Exception) -> str:

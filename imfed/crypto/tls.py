@@ -31,6 +31,7 @@ __all__ = [
     "TLSIdentity",
     "ServerTLS",
     "PeerPolicy",
+    "BootstrapPolicy",
     "peer_certificate",
     "peer_server_id",
     "leaf_certificate",
@@ -183,6 +184,42 @@ class PeerPolicy:
         if (host.lower(), port) not in self._expected:
             raise PKIError("no expected server for %s:%d" % (host, port))
         return _ClientCreator(self._ctx, self.identity.ca, host, self._expected[(host.lower(), port)])
+
+
+@implementer(IPolicyForHTTPS)
+class BootstrapPolicy:
+    """For a server joining a federation, before it holds a certificate of its own.
+
+    With the CA known, the management server must chain to it, name ``server_id`` and the host
+    dialled.  Without it (the very first ``cacert`` fetch) nothing is verified: the caller
+    checks the returned CA certificate against a fingerprint it was given out of band.
+    """
+
+    def __init__(self, ca: Certificate | None = None, ca_file: str | None = None,
+                 server_id=ANY_SERVER) -> None:
+        self._ca, self._server_id = ca, server_id
+        self._ctx = SSL.Context(SSL.TLS_METHOD)
+        self._ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+        if ca is not None:
+            self._ctx.load_verify_locations(ca_file)
+
+    def creatorForNetloc(self, hostname: bytes, port: int):
+        host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
+        if self._ca is None:
+            return _UnverifiedCreator(self._ctx)
+        return _ClientCreator(self._ctx, self._ca, host, self._server_id)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _UnverifiedCreator:
+    def __init__(self, ctx: SSL.Context) -> None:
+        self._ctx = ctx
+
+    def clientConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
+        conn = SSL.Connection(self._ctx, None)
+        conn.set_verify(SSL.VERIFY_NONE, None)
+        conn.set_connect_state()
+        return conn
 
 
 _peer_cache: "weakref.WeakKeyDictionary[object, Certificate]" = weakref.WeakKeyDictionary()
