@@ -8,6 +8,7 @@ import sys
 
 from .crypto import pki, sm2
 from .management import admin
+from .node import admin as node_admin
 
 __all__ = ["main"]
 
@@ -107,6 +108,7 @@ def parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_show)
 
     admin.add_parser(sub)
+    node_admin.add_parsers(sub)
     return p
 
 
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "admin", False):
         return admin.run(args)
+    if getattr(args, "node_admin", False):
+        return node_admin.run(args)
     try:
         args.func(args)
     except (pki.PKIError, sm2.SM2Error, OSError) as e:

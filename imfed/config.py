@@ -141,7 +141,19 @@ class NodeConfig:
     key_file: str
     cert_file: str
     ca_file: str
+    management_cert_file: str
     max_body: int
+    management_url: str
+    management_id: str
+    client_listen: Listen
+    directory_refresh_seconds: float
+    outbox_retry_initial_seconds: float
+    outbox_retry_max_seconds: float
+    outbox_give_up_seconds: float
+    recall_window_seconds: float
+    search_timeout_seconds: float
+    max_file_bytes: int
+    session_seconds: float
 
 
 @attrs.frozen
@@ -176,14 +188,29 @@ def _management(table: dict) -> ManagementConfig:
 def _node(table: dict, data_dir: str) -> NodeConfig:
     r = _Reader(table, "node.")
     listen = r.listen("listen")
+    folder = os.path.join(data_dir, "node")
     cfg = NodeConfig(
         server_id=r.server_id("server_id"),
         listen=listen,
         address=r.address("address", "https://%s:%d" % (listen.host, listen.port)),
-        key_file=r.get("key_file", str, os.path.join(data_dir, "node", "server.key")),
-        cert_file=r.get("cert_file", str, os.path.join(data_dir, "node", "server.pem")),
-        ca_file=r.get("ca_file", str, os.path.join(data_dir, "node", "ca.pem")),
+        key_file=r.get("key_file", str, os.path.join(folder, "server.key")),
+        cert_file=r.get("cert_file", str, os.path.join(folder, "server.pem")),
+        ca_file=r.get("ca_file", str, os.path.join(folder, "ca.pem")),
+        management_cert_file=r.get("management_cert_file", str,
+                                   os.path.join(folder, "management.pem")),
         max_body=r.positive("max_body", 1 << 20),
+        management_url=r.address("management_url"),
+        management_id=r.server_id("management_id", "manager"),
+        client_listen=r.listen("client_listen", "127.0.0.1:%d" % (listen.port + 1000)
+                               if listen.port + 1000 <= 65535 else "127.0.0.1:0"),
+        directory_refresh_seconds=r.seconds("directory_refresh_seconds", 60.0),
+        outbox_retry_initial_seconds=r.seconds("outbox_retry_initial_seconds", 1.0),
+        outbox_retry_max_seconds=r.seconds("outbox_retry_max_seconds", 300.0),
+        outbox_give_up_seconds=r.seconds("outbox_give_up_seconds", 7 * 86400.0),
+        recall_window_seconds=r.seconds("recall_window_seconds", 120.0),
+        search_timeout_seconds=r.seconds("search_timeout_seconds", 5.0),
+        max_file_bytes=r.positive("max_file_bytes", 100 << 20),
+        session_seconds=r.seconds("session_seconds", 30 * 86400.0),
     )
     r.done()
     return cfg

@@ -53,6 +53,8 @@ def make_service(config: Config, reactor) -> MultiService:
         node.db.setServiceParent(top)
         tls_listener(reactor, config.node.listen, node.identity,
                      node.api.resource()).setServiceParent(top)
+        for service in node.services():
+            service.setServiceParent(top)
         top.node = node
         log.info("node role {id} on https://{listen}", id=config.node.server_id,
                  listen=config.node.listen)

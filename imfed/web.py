@@ -94,6 +94,9 @@ class Endpoints:
     def resource(self):
         return self.app.resource()
 
+    async def authorize(self, request) -> None:
+        """After a signed request verified: refuse it by policy (raise Forbidden), or not."""
+
 
 def install_errors(app) -> None:
     """Routing failures (unknown path, wrong method) and anything that escapes an endpoint
@@ -142,6 +145,7 @@ async def _run(self, handler, signed, request, args, kwargs) -> bytes:
             request.signed = await self.verifier.verify(
                 request.method.decode("ascii"), request.uri.decode("latin-1"), auth,
                 _body(request), peer_server_id(request))
+            await self.authorize(request)
         result = handler(self, request, *args, **kwargs)
         if inspect.isawaitable(result):
             result = await result

@@ -219,3 +219,140 @@ def issue_from(authority: pki.CertificateAuthority, folder: str, server_id: str,
     pki.write_file(os.path.join(folder, "ca.pem"), authority.cert.pem)
     return Issued(server_id, key, cert, base + ".key", base + ".pem",
                   os.path.join(folder, "ca.pem"))
+
+
+@attrs.define
+class RunningNode:
+    config: object
+    service: object = None
+
+    @property
+    def role(self):
+        return self.service.node
+
+    @property
+    def server_id(self) -> str:
+        return self.config.node.server_id
+
+    @property
+    def client_url(self) -> str:
+        listen = self.config.node.client_listen
+        return "http://%s:%d/api/v1/" % (listen.host, listen.port)
+
+    def start(self):
+        self.service = make_service(self.config, reactor)
+        self.service.startService()
+        return self
+
+    async def stop(self):
+        await self.service.stopService()
+
+
+def node_config(data_dir: str, server_id: str, management, **settings):
+    port = free_port()
+    section = {"server_id": server_id, "listen": "127.0.0.1:%d" % port,
+               "client_listen": "127.0.0.1:%d" % free_port(),
+               "management_url": management.url, "directory_refresh_seconds": 30.0,
+               "outbox_retry_initial_seconds": 0.2, "outbox_retry_max_seconds": 1.0}
+    section.update(settings)
+    return parse({"data_dir": data_dir, "node": section})
+
+
+async def join_node(management, folder: str, server_id: str, **settings) -> RunningNode:
+    """A node joined through the real flow (pinned CA, apply, approval, install), started."""
+    from twisted.internet.task import deferLater
+
+    from imfed.management import review, store
+    from imfed.node.join import application_fields, join
+
+    config = node_config(folder, server_id, management, **settings)
+    fields = application_fields(config.node, contactName="Ops", contactEmail="ops@example.com",
+                                contactMobile="13500001111")
+    from twisted.internet.defer import ensureDeferred
+
+    d = ensureDeferred(join(reactor, config.node, management.ca.cert.fingerprint, fields,
+                            poll_seconds=0.05))
+    for _ in range(200):
+        app = await management.role.store.run(store.pending_for, server_id)
+        if app is not None:
+            break
+        await deferLater(reactor, 0.02, lambda: None)
+    await management.role.store.run(review.approve, app.application_id, management.ca, "test",
+                                    30, management.role.store.now_ms())
+    await d
+    return RunningNode(config).start()
+
+
+async def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
+    """Poll ``predicate`` (may be async) until true."""
+    import inspect
+
+    from twisted.internet.task import deferLater
+
+    waited = 0.0
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if waited > timeout:
+            raise AssertionError("timed out waiting for %s" % what)
+        await deferLater(reactor, 0.05, lambda: None)
+        waited += 0.05
+
+
+class ApiClient:
+    """A user of a node's client API."""
+
+    def __init__(self, node: RunningNode, login: str, password: str = "secret") -> None:
+        self.node, self.login_name, self.password = node, login, password
+        self.token = None
+        self.last_event = 0
+
+    async def call(self, method: str, path: str, body=None, params=None):
+        headers = {}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        data = body if isinstance(body, bytes) else (
+            json.dumps(body).encode() if body is not None else None)
+        response = await treq.request(method, self.node.client_url + path, data=data,
+                                      params=params, headers=headers)
+        content = await treq.content(response)
+        return response.code, json.loads(content.decode("utf-8"))
+
+    async def ok(self, method: str, path: str, body=None, params=None) -> dict:
+        status, answer = await self.call(method, path, body, params)
+        assert status == 200 and answer["code"] == 0, (path, status, answer)
+        return answer
+
+    async def login(self):
+        answer = await self.ok("POST", "login", {"login": self.login_name,
+                                                 "password": self.password})
+        self.token = answer["token"]
+        return self
+
+    async def events(self, wait: int = 0) -> list:
+        answer = await self.ok("GET", "events", params={"since": str(self.last_event),
+                                                        "wait": str(wait)})
+        self.last_event = answer["last"]
+        return answer["events"]
+
+    async def wait_event(self, kind: str, timeout: float = 15.0, match=lambda e: True) -> dict:
+        waited = 0.0
+        while waited < timeout:
+            for event in await self.events(wait=1):
+                if event["type"] == kind and match(event["data"]):
+                    return event["data"]
+            waited += 1
+        raise AssertionError("no %s event for %s" % (kind, self.login_name))
+
+
+def add_user(node: RunningNode, phone: str, name: str, password: str = "secret", **kw):
+    import time
+
+    from imfed.node import users
+    from imfed.storage import run_sync
+
+    return run_sync(node.role.db.path, users.add_user, node.server_id, phone, name,
+                    users.hash_password(password), int(time.time() * 1000), **kw)

@@ -8,12 +8,10 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from imfed.config import parse
 from imfed.crypto import signing, tls
 from imfed.peer import PeerClient, PeerError
-from imfed.service import make_service
 
-from conftest import REFUSED, PlainClientPolicy, free_port, http, issue_from, json_of, register
+from conftest import REFUSED, PlainClientPolicy, http, issue_from, join_node, json_of, register
 
 SERVERS = "/sns/restApi/managerserver/servers"
 
@@ -162,31 +160,25 @@ async def test_client_refuses_server_with_unexpected_identity(management, tmp_pa
 
 @pytest_twisted.async_yield_fixture
 async def node_listener(tmp_path, management):
-    issued = issue_from(management.ca, str(tmp_path / "node"), "node-n")
-    port = free_port()
-    config = parse({"data_dir": str(tmp_path / "node-data"),
-                    "node": {"server_id": "node-n", "listen": "127.0.0.1:%d" % port,
-                             "key_file": issued.key_file, "cert_file": issued.cert_file,
-                             "ca_file": issued.ca_file}})
-    service = make_service(config, reactor)
-    service.startService()
-    yield "https://127.0.0.1:%d" % port, issued
-    await service.stopService()
+    node = await join_node(management, str(tmp_path / "node"), "node-n")
+    listen = node.config.node.listen
+    yield "https://127.0.0.1:%d" % listen.port, node.config.node
+    await node.stop()
 
 
 @pytest_twisted.ensureDeferred
 async def test_node_listener_requires_client_certificate(node_listener, management, other_ca,
                                                          tmp_path):
-    url, issued = node_listener
+    url, node = node_listener
     with pytest.raises(REFUSED):
-        await http(PlainClientPolicy(issued.ca_file), "GET", url + "/sns/chat")
+        await http(PlainClientPolicy(node.ca_file), "GET", url + "/sns/chat")
     foreign = other_ca.issue("node-f")
     with pytest.raises(REFUSED):
-        await http(PlainClientPolicy(issued.ca_file, foreign.cert_file, foreign.key_file),
+        await http(PlainClientPolicy(node.ca_file, foreign.cert_file, foreign.key_file),
                    "GET", url + "/sns/chat")
     peer = issue_from(management.ca, str(tmp_path / "p"), "node-p")
     status, headers, content = await http(
-        PlainClientPolicy(issued.ca_file, peer.cert_file, peer.key_file), "GET",
+        PlainClientPolicy(node.ca_file, peer.cert_file, peer.key_file), "GET",
         url + "/no/such/path")
     assert status == 404 and json_of(content)["code"] == 1
     assert json_of(content)["errcode"] == "no_such_path"

@@ -1,52 +1,89 @@
-"""The node role's part of the service tree.
-
-So far: its mutual-TLS listener with the certificate the operator installed (``imfed pki``), its
-store and an empty interconnection interface; the directory client, access control and the
-§6.2/§6.4 endpoints come with the node issue.
-"""
+"""The node role: everything it owns, built once at start (imfed/service.py puts it in the
+service tree)."""
 
 from __future__ import annotations
 
-from klein import Klein
+import os
+
+from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.web.server import Site
 
 from ..config import Config, ConfigError
-from ..crypto import signing, tls
-from ..crypto.pki import PKIError
+from ..crypto import pki, signing, tls
 from ..crypto.sm2 import load_private_key_pem
-from ..storage import Database
-from ..web import Endpoints, install_errors
+from ..peer import PeerClient
+from ..storage import Database, run_sync
+from .acl import AccessControl
+from .client_api import ClientApi
+from .directory import Directory, Peer, _load
+from .events import EventHub
+from .federation import FederationApi
+from .outbox import Outbox
 
-__all__ = ["NodeRole", "NodeApi"]
-
-
-class NodeApi(Endpoints):
-    app = Klein()
-    install_errors(app)
-
-    def __init__(self, *, server_id: str, signing_key, verifier) -> None:
-        self.server_id, self.signing_key, self.verifier = server_id, signing_key, verifier
+__all__ = ["NodeRole"]
 
 
 class NodeRole:
     def __init__(self, config: Config, reactor) -> None:
-        n = config.node
-        self.config = n
+        n = self.config = config.node
+        self.clock = reactor
         try:
             self.identity = tls.TLSIdentity.load(n.key_file, n.cert_file, n.ca_file)
-        except (OSError, PKIError) as e:
-            raise ConfigError("node.cert_file", "cannot load the node's key, certificate or CA: "
-                              "%s" % e) from None
-        if self.identity.server_id != n.server_id:
-            raise ConfigError("node.cert_file", "certificate names %r, not node.server_id %r"
-                              % (self.identity.server_id, n.server_id))
+            management_cert = pki.load_pem_certificate(n.management_cert_file)
+            pki.verify_issued(management_cert, self.identity.ca, server_id=n.management_id)
+            pki.verify_issued(self.identity.certificate, self.identity.ca,
+                              server_id=n.server_id)
+        except (OSError, pki.PKIError) as e:
+            raise ConfigError("node.cert_file", "the node has no valid key, certificate, CA or "
+                              "management certificate (run `imfed node join`): %s" % e) from None
         with open(n.key_file, "rb") as f:
             self.signing_key = load_private_key_pem(f.read())
         self.db = Database(config.path("node.sqlite3"), "node", reactor)
+        self.hub = EventHub()
+        self.acl = AccessControl(self.db, reactor)
+        self.directory = Directory(db=self.db, server_id=n.server_id,
+                                   management_id=n.management_id,
+                                   management_url=n.management_url, ca=self.identity.ca,
+                                   management_cert=management_cert, clock=reactor)
+        self._load_directory()
+        self.client = PeerClient(server_id=n.server_id, key=self.signing_key,
+                                 identity=self.identity, reactor=reactor,
+                                 certificate_of=self.directory.certificate_of)
+        self.directory.client = self.client
         self.verifier = signing.RequestVerifier(server_id=n.server_id, ca=self.identity.ca,
-                                                lookup=self.active_certificate, clock=reactor)
-        self.api = NodeApi(server_id=n.server_id, signing_key=self.signing_key,
-                           verifier=self.verifier)
+                                                lookup=self.directory.active_certificate,
+                                                clock=reactor)
+        self.outbox = Outbox(db=self.db, client=self.client, directory=self.directory,
+                             acl=self.acl, hub=self.hub, clock=reactor,
+                             initial_seconds=n.outbox_retry_initial_seconds,
+                             max_seconds=n.outbox_retry_max_seconds,
+                             give_up_seconds=n.outbox_give_up_seconds)
+        self.directory.listeners.append(self.outbox.wake)
+        self.api = FederationApi(server_id=n.server_id, signing_key=self.signing_key,
+                                 verifier=self.verifier, db=self.db, directory=self.directory,
+                                 acl=self.acl, hub=self.hub, clock=reactor,
+                                 max_body=n.max_body)
+        self.client_api = ClientApi(role=self)
+        self.file_dir = config.path("node", "files")
+        os.makedirs(self.file_dir, exist_ok=True)
 
-    async def active_certificate(self, server_id: str):
-        # No directory client yet: no peer is known to be active, so every signed call is 401.
-        return None
+    def _load_directory(self) -> None:
+        # Synchronously, before any listener opens: a restarted node knows its peers at once.
+        rows, self.directory.last_query_time = run_sync(self.db.path, _load)
+        for server_id, name, address, status, cert_pem in rows:
+            cert = pki.Certificate.from_pem(cert_pem) if cert_pem else None
+            self.directory.peers[server_id] = Peer(server_id, name, address, status, cert)
+
+    def services(self):
+        """The role's services after its store: directory refresh timer, outbound queue,
+        client API listener (the federation listener is added by make_service)."""
+        refresh = TimerService(self.config.directory_refresh_seconds,
+                               self.directory.request_refresh)
+        listen = self.config.client_listen
+        endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
+        site = Site(self.client_api.resource())
+        site.displayTracebacks = False
+        client = StreamServerEndpointService(endpoint_type(self.clock, listen.port,
+                                                           interface=listen.host), site)
+        return [refresh, self.outbox, client]

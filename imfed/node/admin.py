@@ -1,0 +1,230 @@
+"""Node operator commands: ``imfed node join``, ``imfed user ...``, ``imfed acl ...``.
+
+They work on the node's config and data directory beside the running daemon; changes take
+effect there without a restart (the daemon reads users and access rules from the store)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+
+from ..config import ConfigError, load
+from ..crypto import pki
+from ..storage import migrate, run_sync
+from ..wire.errors import ApiError
+from ..wire.fields import SERVER_ID
+from . import acl, users
+from .join import JoinError, application_fields, join
+
+__all__ = ["add_parsers", "run"]
+
+
+def _node_config(args):
+    config = load(args.config)
+    if config.node is None:
+        raise ConfigError("node", "%s has no [node] role" % args.config)
+    return config
+
+
+def _db(config) -> str:
+    path = config.path("node.sqlite3")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    migrate(path, "node")
+    return path
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def cmd_join(args) -> None:
+    from twisted.internet import defer, task
+
+    config = _node_config(args)
+    fields = application_fields(
+        config.node, serverName=args.server_name, serverType=args.server_type,
+        area=args.area, country=args.country, ownerId=args.owner_id,
+        contactName=args.contact_name, contactEmail=args.contact_email,
+        contactMobile=args.contact_mobile)
+    out = []
+
+    async def main(reactor):
+        try:
+            await join(reactor, config.node, args.ca_fingerprint, fields,
+                       progress=lambda text: print("imfed node join: " + text, flush=True),
+                       poll_seconds=args.poll, wait_seconds=args.wait)
+        except (JoinError, pki.PKIError) as e:
+            out.append(str(e))
+
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+    except SystemExit as e:
+        if e.code:
+            raise
+    if out:
+        raise ApiError(out[0])
+
+
+def _password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if args.password:
+        return args.password
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise ApiError("passwords differ")
+    return first
+
+
+def cmd_user_add(args) -> None:
+    config = _node_config(args)
+    user = run_sync(_db(config), users.add_user, config.node.server_id, args.phone, args.name,
+                    users.hash_password(_password(args)), _now_ms(),
+                    verify_type=args.verify_type, searchable=not args.hidden,
+                    portrait=args.portrait or "")
+    print("added %s (%s)" % (user.user_id, user.name))
+
+
+def cmd_user_list(args) -> None:
+    config = _node_config(args)
+    found = run_sync(_db(config), users.list_users)
+    if args.json:
+        print(json.dumps([dict(u.info(), verifyType=u.verify_type, searchable=bool(u.searchable))
+                          for u in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        print("no users")
+    for u in found:
+        print("%-32s %-20s verifyType %d%s" % (u.user_id, u.name, u.verify_type,
+                                                "" if u.searchable else "  (hidden)"))
+
+
+def cmd_user_del(args) -> None:
+    config = _node_config(args)
+    run_sync(_db(config), users.delete_user, args.user_id)
+    print("deleted %s" % args.user_id)
+
+
+def cmd_user_passwd(args) -> None:
+    config = _node_config(args)
+    run_sync(_db(config), users.set_password, args.user_id,
+             users.hash_password(_password(args)), _now_ms())
+    print("password of %s changed; its sessions ended" % args.user_id)
+
+
+def _directions(value: str) -> tuple:
+    return acl.DIRECTIONS if value == "both" else (value,)
+
+
+def cmd_acl_show(args) -> None:
+    config = _node_config(args)
+    rules = run_sync(_db(config), acl.read)
+    for direction in acl.DIRECTIONS:
+        mode, white, black = rules[direction]
+        print("%-8s %-9s whitelist: %s; blacklist: %s" % (
+            "inbound" if direction == "in" else "outbound", mode,
+            ", ".join(sorted(white)) or "-", ", ".join(sorted(black)) or "-"))
+
+
+def cmd_acl_mode(args) -> None:
+    config = _node_config(args)
+    for direction in _directions(args.direction):
+        run_sync(_db(config), acl.set_mode, direction, args.mode)
+    print("%s: %s" % (args.direction, args.mode))
+
+
+def cmd_acl_add(args) -> None:
+    config = _node_config(args)
+    if not SERVER_ID.match(args.server_id):
+        raise ApiError("%r is not a serverId" % args.server_id)
+    for direction in _directions(args.direction):
+        run_sync(_db(config), acl.add, direction, args.list, args.server_id)
+    print("%s added to the %s %s" % (args.server_id, args.direction, args.list))
+
+
+def cmd_acl_remove(args) -> None:
+    config = _node_config(args)
+    removed = sum(run_sync(_db(config), acl.remove, d, args.list, args.server_id)
+                  for d in _directions(args.direction))
+    if not removed:
+        raise ApiError("%s is not on the %s %s" % (args.server_id, args.direction, args.list))
+    print("%s removed from the %s %s" % (args.server_id, args.direction, args.list))
+
+
+def add_parsers(sub) -> None:
+    def with_config(parser):
+        parser.add_argument("--config", required=True, help="the node's config file")
+        return parser
+
+    node = sub.add_parser("node", help="node role: join a federation")
+    ns = node.add_subparsers(dest="command", required=True)
+    j = with_config(ns.add_parser("join", help="apply to the management server, wait for "
+                                  "approval, install the certificate"))
+    j.add_argument("--ca-fingerprint", required=True,
+                   help="SM3 fingerprint of the federation CA, from its operator")
+    j.add_argument("--contact-name", required=True)
+    j.add_argument("--contact-email", required=True)
+    j.add_argument("--contact-mobile", required=True)
+    j.add_argument("--server-name")
+    j.add_argument("--server-type")
+    j.add_argument("--area")
+    j.add_argument("--country")
+    j.add_argument("--owner-id")
+    j.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
+    j.add_argument("--wait", type=float, help="give up waiting after this many seconds")
+    j.set_defaults(func=cmd_join, node_admin=True)
+
+    user = sub.add_parser("user", help="node role: this server's users")
+    us = user.add_subparsers(dest="command", required=True)
+    a = with_config(us.add_parser("add", help="add a user <phone>@<serverId>"))
+    a.add_argument("phone")
+    a.add_argument("--name", required=True)
+    a.add_argument("--password", help="or --password-stdin, or asked for")
+    a.add_argument("--password-stdin", action="store_true")
+    a.add_argument("--verify-type", type=int, choices=(1, 2), default=2,
+                   help="1: refuse all friend requests, 2: allow them (default)")
+    a.add_argument("--hidden", action="store_true", help="not found by search")
+    a.add_argument("--portrait")
+    a.set_defaults(func=cmd_user_add, node_admin=True)
+    a = with_config(us.add_parser("list", help="list users"))
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_user_list, node_admin=True)
+    a = with_config(us.add_parser("del", help="delete a user"))
+    a.add_argument("user_id")
+    a.set_defaults(func=cmd_user_del, node_admin=True)
+    a = with_config(us.add_parser("passwd", help="set a user's password"))
+    a.add_argument("user_id")
+    a.add_argument("--password")
+    a.add_argument("--password-stdin", action="store_true")
+    a.set_defaults(func=cmd_user_passwd, node_admin=True)
+
+    rules = sub.add_parser("acl", help="node role: access control over serverIds")
+    rs = rules.add_subparsers(dest="command", required=True)
+    a = with_config(rs.add_parser("show", help="show modes and lists"))
+    a.set_defaults(func=cmd_acl_show, node_admin=True)
+    a = with_config(rs.add_parser("mode", help="set the mode of a direction"))
+    a.add_argument("direction", choices=("in", "out", "both"))
+    a.add_argument("mode", choices=acl.MODES)
+    a.set_defaults(func=cmd_acl_mode, node_admin=True)
+    for name, func, text in (("add", cmd_acl_add, "put a server on a list"),
+                             ("remove", cmd_acl_remove, "take a server off a list")):
+        a = with_config(rs.add_parser(name, help=text))
+        a.add_argument("direction", choices=("in", "out", "both"))
+        a.add_argument("list", choices=acl.LISTS)
+        a.add_argument("server_id")
+        a.set_defaults(func=func, node_admin=True)
+
+
+def run(args) -> int:
+    try:
+        args.func(args)
+    except ApiError as e:
+        print("imfed: %s" % e.message, file=sys.stderr)
+        return 1
+    except (ConfigError, pki.PKIError, OSError) as e:
+        print("imfed: %s" % e, file=sys.stderr)
+        return 1
+    return 0

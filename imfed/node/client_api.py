@@ -1,0 +1,361 @@
+"""The client API for this server's own users (JSON over HTTP, token after login).
+
+Documented in docs/client-api.md.  Every answer is ``{"code": 0, "error": "", ...}``; every
+failure the profile's JSON error body with a fitting status.
+"""
+
+from __future__ import annotations
+
+import json
+
+from klein import Klein
+from twisted.internet.defer import DeferredList, ensureDeferred
+
+from ..peer import PeerError
+from ..web import JSON_TYPE, Endpoints, endpoint, install_errors, read_json
+from ..wire import fields
+from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, Unauthorized, Unavailable,
+                           ok_body)
+from ..wire.messages import new_object_id, parse_message_info, user_id
+from . import messaging, users
+
+__all__ = ["ClientApi"]
+
+V1 = "/api/v1/"
+
+
+class ClientApi(Endpoints):
+    app = Klein()
+    install_errors(app)
+    style = Style.INTERCONNECT
+
+    def __init__(self, *, role) -> None:
+        self.role = role
+        self.server_id = role.config.server_id
+        self.db, self.hub, self.clock = role.db, role.hub, role.clock
+        self.max_body = role.config.max_body
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    async def user(self, request) -> users.User:
+        raw = request.getHeader(b"authorization") or b""
+        scheme, _, token = raw.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("log in first: Authorization: Bearer <token>", "no_session")
+        user = await self.db.runInteraction(users.session_user, token.strip(), self.now_ms())
+        if user is None:
+            raise Unauthorized("the session is unknown or has expired", "no_session")
+        return user
+
+    def _arg(self, request, name: str, default: str | None = None) -> str | None:
+        values = request.args.get(name.encode())
+        if not values:
+            return default
+        try:
+            return values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("%s is not UTF-8" % name, "bad_" + name) from None
+
+    def _int_arg(self, request, name: str, default: int, maximum: int) -> int:
+        value = self._arg(request, name)
+        if value is None:
+            return default
+        if not value.isdigit() or int(value) > maximum:
+            raise BadRequest("%s must be an integer up to %d" % (name, maximum), "bad_" + name)
+        return int(value)
+
+    # -- session --
+
+    @app.route(V1 + "login", methods=["POST"])
+    @endpoint()
+    async def login(self, request):
+        body = read_json(request, self.max_body)
+        login = fields.text(body, "login", max_len=128)
+        password = fields.text(body, "password", max_len=256)
+        user = await self.db.runInteraction(users.find_user, login)
+        if user is None or not users.check_password(password, user.password_hash):
+            raise Unauthorized("wrong login or password", "bad_login")
+        token = await self.db.runInteraction(
+            users.new_session, user.user_id, self.now_ms(),
+            int(self.role.config.session_seconds * 1000))
+        return ok_body(self.style, token=token, userInfo=user.info())
+
+    @app.route(V1 + "me", methods=["GET"])
+    @endpoint()
+    async def me(self, request):
+        user = await self.user(request)
+        return ok_body(self.style, userInfo=user.info(), verifyType=user.verify_type)
+
+    # -- users --
+
+    @app.route(V1 + "users/search", methods=["GET"])
+    @endpoint()
+    async def search(self, request):
+        await self.user(request)
+        query = (self._arg(request, "q") or "").strip()
+        if not query or len(query) > 64:
+            raise BadRequest("q must be 1-64 characters", "bad_q")
+        local = await self.db.runInteraction(users.search, query)
+        found = [u.info() for u in local]
+        servers = {self.server_id: "ok"}
+        if self._arg(request, "remote", "1") != "0":
+            remote, servers_remote = await self._search_remote(query)
+            found += remote
+            servers.update(servers_remote)
+        return ok_body(self.style, users=found, servers=servers)
+
+    async def _search_remote(self, query: str) -> tuple[list, dict]:
+        """§6.4.1.3 fanned out to every reachable permitted server at once, each bounded by
+        the search timeout; the answers merged, and which server said what."""
+        peers = [p for p in self.role.directory.peers.values()
+                 if p.active and p.server_id != self.server_id]
+        allowed = [p for p in peers if await self.role.acl.allows("out", p.server_id)]
+        timeout = self.role.config.search_timeout_seconds
+
+        async def ask(peer):
+            d = ensureDeferred(self.role.client.call(peer.server_id, peer.address, "GET",
+                                                     "/sns/find/users",
+                                                     query={"queryStr": query}))
+            d.addTimeout(timeout, self.clock)
+            return await d
+
+        results = await DeferredList([ensureDeferred(ask(p)) for p in allowed],
+                                     consumeErrors=True)
+        found, servers = [], {}
+        for peer, (ok, result) in zip(allowed, results):
+            if not ok:
+                servers[peer.server_id] = "unreachable: %s" % result.getErrorMessage()
+            elif not result.ok:
+                servers[peer.server_id] = "error: %s" % result.body.get("error")
+            else:
+                servers[peer.server_id] = "ok"
+                for info in result.body.get("users") or []:
+                    if isinstance(info, dict) and isinstance(info.get("userID"), str) and \
+                            info["userID"].endswith("@" + peer.server_id):
+                        found.append(info)
+        return found, servers
+
+    @app.route(V1 + "users/info", methods=["GET"])
+    @endpoint()
+    async def user_info(self, request):
+        await self.user(request)
+        uid = user_id(self._arg(request, "userID"), "userID")
+        server = uid.split("@")[1]
+        if server == self.server_id:
+            user = await self.db.runInteraction(users.get_user, uid)
+            if user is None:
+                raise NotFound("no user %s" % uid, "unknown_user")
+            return ok_body(self.style, userInfo=user.info(), verifyType=user.verify_type)
+        answer = await self._remote(server, "GET", "/sns/users", query={"userID": uid})
+        if not answer.ok:
+            raise NotFound("no user %s" % uid, "unknown_user")
+        return ok_body(self.style, userInfo=answer.body.get("userInfo"))
+
+    async def _remote(self, server: str, method: str, path: str, **kwargs):
+        peer = self.role.directory.active(server)
+        if peer is None:
+            raise NotFound("server %s is not an active member of the federation" % server,
+                           "unknown_server")
+        if not await self.role.acl.allows("out", server):
+            raise Forbidden("%s is refused by this server's access control" % server,
+                            "refused_by_policy")
+        try:
+            return await self.role.client.call(server, peer.address, method, path, **kwargs)
+        except PeerError as e:
+            raise Unavailable(str(e), "peer_unreachable") from None
+
+    # -- friends --
+
+    @app.route(V1 + "friends", methods=["GET"])
+    @endpoint()
+    async def friends(self, request):
+        user = await self.user(request)
+        return ok_body(self.style,
+                       friends=await self.db.runInteraction(messaging.friends, user.user_id))
+
+    @app.route(V1 + "friends/requests", methods=["GET"])
+    @endpoint()
+    async def requests(self, request):
+        user = await self.user(request)
+        return ok_body(self.style, requests=await self.db.runInteraction(
+            messaging.friend_requests, user.user_id))
+
+    @app.route(V1 + "friends/requests", methods=["POST"])
+    @endpoint()
+    async def request_friend(self, request):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        target = user_id(body.get("userID"), "userID")
+        remark = fields.text(body, "remark", required=False, max_len=256)
+        server = target.split("@")[1]
+        if server != self.server_id:
+            if self.role.directory.active(server) is None:
+                raise NotFound("server %s is not an active member of the federation" % server,
+                               "unknown_server")
+            if not await self.role.acl.allows("out", server):
+                raise Forbidden("%s is refused by this server's access control" % server,
+                                "refused_by_policy")
+        rid = await self.db.runInteraction(messaging.request_friend, user, target, remark,
+                                           self.server_id, self.now_ms())
+        self._after_write([user.user_id, target])
+        return ok_body(self.style, requestID=rid)
+
+    @app.route(V1 + "friends/requests/<request_id>/answer", methods=["POST"])
+    @endpoint()
+    async def answer(self, request, request_id):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        agree = body.get("agree")
+        if not isinstance(agree, bool):
+            raise BadRequest("agree must be true or false", "bad_agree")
+        await self.db.runInteraction(messaging.answer_request, request_id, user, agree,
+                                     self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style)
+
+    @app.route(V1 + "friends/delete", methods=["POST"])
+    @endpoint()
+    async def delete_friend(self, request):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        friend = user_id(body.get("userID"), "userID")
+        await self.db.runInteraction(messaging.delete_friend, user, friend, self.server_id,
+                                     self.now_ms())
+        self._after_write([user.user_id, friend])
+        return ok_body(self.style)
+
+    def _after_write(self, user_ids) -> None:
+        self.hub.poke(user_ids)
+        self.role.outbox.wake()
+
+    # -- messages --
+
+    @app.route(V1 + "messages", methods=["POST"])
+    @endpoint()
+    async def send(self, request):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        recv = user_id(body.get("recvID"), "recvID")
+        message_type = body.get("messageType")
+        if isinstance(message_type, str) and message_type.lower() == "repeal":
+            raise BadRequest("recall with POST /api/v1/messages/<messageID>/recall",
+                             "bad_messageType")
+        info = parse_message_info({
+            "senderID": user.user_id, "recvID": recv, "messageType": message_type,
+            "type": 1, "messageID": new_object_id(self.server_id),
+            "content": body.get("content")})
+        server = recv.split("@")[1]
+        if server != self.server_id:
+            peer = self.role.directory.get(server)
+            if peer is None or peer.status == 2:
+                raise NotFound("server %s is not a member of the federation" % server,
+                               "unknown_server")
+            if not await self.role.acl.allows("out", server):
+                raise Forbidden("%s is refused by this server's access control" % server,
+                                "refused_by_policy")
+        message = await self.db.runInteraction(messaging.send_message, info, self.server_id,
+                                               self.now_ms())
+        self._after_write([user.user_id, recv])
+        return ok_body(self.style, message=message.to_client())
+
+    @app.route(V1 + "messages/<message_id>", methods=["GET"])
+    @endpoint()
+    async def message(self, request, message_id):
+        user = await self.user(request)
+        message = await self.db.runInteraction(messaging.message_state, message_id,
+                                               user.user_id)
+        return ok_body(self.style, message=message.to_client())
+
+    @app.route(V1 + "messages/<message_id>/recall", methods=["POST"])
+    @endpoint()
+    async def recall(self, request, message_id):
+        user = await self.user(request)
+        await self.db.runInteraction(messaging.recall, message_id, user, self.server_id,
+                                     self.now_ms(),
+                                     int(self.role.config.recall_window_seconds * 1000))
+        self._after_write(None)
+        return ok_body(self.style)
+
+    @app.route(V1 + "conversations", methods=["GET"])
+    @endpoint()
+    async def conversations(self, request):
+        user = await self.user(request)
+        return ok_body(self.style, conversations=await self.db.runInteraction(
+            messaging.conversations, user.user_id))
+
+    @app.route(V1 + "conversations/<peer_id>/messages", methods=["GET"])
+    @endpoint()
+    async def history(self, request, peer_id):
+        user = await self.user(request)
+        peer = user_id(peer_id, "peerID")
+        before = self._int_arg(request, "before", 0, 2 ** 62) or None
+        limit = self._int_arg(request, "limit", 50, 200) or 50
+        page = await self.db.runInteraction(messaging.history, user.user_id, peer, before,
+                                            limit)
+        return ok_body(self.style, messages=[m.to_client() for m in page],
+                       nextBefore=page[-1].seq if len(page) == limit else None)
+
+    # -- events --
+
+    @app.route(V1 + "events", methods=["GET"])
+    @endpoint()
+    async def events(self, request):
+        """Long poll: events after ``since``, waiting up to ``wait`` seconds (max 60) for
+        the first one."""
+        user = await self.user(request)
+        since = self._int_arg(request, "since", 0, 2 ** 62)
+        wait = self._int_arg(request, "wait", 0, 60)
+        rows = await self._events_after(user.user_id, since, wait)
+        return ok_body(self.style, events=[_event(r) for r in rows],
+                       last=rows[-1][0] if rows else since)
+
+    async def _events_after(self, user_id: str, since: int, wait: float) -> list:
+        deadline = self.clock.seconds() + wait
+        while True:
+            waiter = self.hub.wait(user_id)
+            rows = await self.db.runInteraction(messaging.events_since, user_id, since)
+            left = deadline - self.clock.seconds()
+            if rows or left <= 0:
+                waiter.cancel()
+                return rows
+            timer = self.clock.callLater(left, lambda w=waiter: w.called or w.callback(None))
+            await waiter
+            if timer.active():
+                timer.cancel()
+
+    @app.route(V1 + "events/stream", methods=["GET"])
+    async def stream(self, request):
+        """Server-sent events: every event after ``since`` (or Last-Event-ID), then live."""
+        try:
+            user = await self.user(request)
+        except Unauthorized as e:
+            request.setResponseCode(401)
+            request.setHeader(b"content-type", JSON_TYPE)
+            return json.dumps({"code": 1, "error": e.message, "errcode": e.errcode}).encode()
+        last = request.getHeader(b"last-event-id")
+        since = int(last) if last and last.isdigit() else self._int_arg(request, "since", 0,
+                                                                        2 ** 62)
+        request.setHeader(b"content-type", b"text/event-stream;charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        gone = []
+        request.notifyFinish().addBoth(lambda _: gone.append(True))
+        request.write(b": imfed event stream\n\n")
+        while not gone:
+            rows = await self._events_after(user.user_id, since, 15)
+            if gone:
+                break
+            if not rows:
+                request.write(b": keep-alive\n\n")
+                continue
+            for seq, kind, payload in rows:
+                request.write(b"id: %d\nevent: %s\ndata: %s\n\n"
+                              % (seq, kind.encode(), payload.encode("utf-8")))
+            since = rows[-1][0]
+        return b""
+
+
+def _event(row) -> dict:
+    seq, kind, payload = row
+    return {"seq": seq, "type": kind, "data": json.loads(payload)}
+

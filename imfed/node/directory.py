@@ -1,0 +1,174 @@
+"""The node's directory client (§6.3, PROFILE.md §4): incremental ``servers`` queries, the
+certificate of each server fetched once per fingerprint, all kept in SQLite so a node keeps
+federating from its last known directory while the management server is unreachable."""
+
+from __future__ import annotations
+
+import attrs
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+
+from ..crypto import pki
+from ..peer import PeerClient, PeerError
+from ..storage import Database, transaction
+
+__all__ = ["Peer", "Directory", "SERVERS_PATH", "CERT_PATH"]
+
+SERVERS_PATH = "/sns/restApi/managerserver/servers"
+CERT_PATH = "/sns/restApi/getservercert"
+
+log = Logger()
+
+
+@attrs.frozen
+class Peer:
+    server_id: str
+    name: str
+    address: str
+    status: int
+    cert: pki.Certificate | None = attrs.field(eq=False, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.status == 0 and self.cert is not None
+
+
+def _load(cur) -> tuple[list[tuple], int]:
+    cur.execute("SELECT server_id, server_name, server_address, status, cert_pem FROM directory")
+    rows = cur.fetchall()
+    cur.execute("SELECT last_query_time FROM directory_state WHERE id = 1")
+    row = cur.fetchone()
+    return rows, row[0] if row else 0
+
+
+@transaction
+def _save(cur, peers: list[tuple], mark: int, now_ms: int) -> None:
+    for server_id, name, address, status, cert_pem, fingerprint in peers:
+        cur.execute("INSERT OR REPLACE INTO directory VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (server_id, name, address, status, cert_pem, fingerprint, now_ms))
+    cur.execute("INSERT OR REPLACE INTO directory_state VALUES (1, ?)", (mark,))
+
+
+class Directory:
+    def __init__(self, *, db: Database, server_id: str, management_id: str,
+                 management_url: str, ca: pki.Certificate, management_cert: pki.Certificate,
+                 clock) -> None:
+        self.db, self.server_id = db, server_id
+        self.management_id, self.management_url = management_id, management_url
+        self.ca, self.management_cert, self.clock = ca, management_cert, clock
+        self.client: PeerClient | None = None  # set by the role once both exist
+        self.peers: dict[str, Peer] = {}
+        self.last_query_time = 0
+        self._refreshing = None
+        self._again = False
+        self.listeners: list = []  # called after each successful refresh (the outbox wakes)
+
+    async def load(self) -> None:
+        rows, self.last_query_time = await self.db.runInteraction(_load)
+        for server_id, name, address, status, cert_pem in rows:
+            cert = pki.Certificate.from_pem(cert_pem) if cert_pem else None
+            self.peers[server_id] = Peer(server_id, name, address, status, cert)
+
+    def get(self, server_id: str) -> Peer | None:
+        return self.peers.get(server_id)
+
+    def active(self, server_id: str) -> Peer | None:
+        peer = self.peers.get(server_id)
+        return peer if peer is not None and peer.active else None
+
+    async def certificate_of(self, server_id: str) -> pki.Certificate | None:
+        """The key a server's answers are checked with, whatever its status."""
+        if server_id == self.management_id:
+            return self.management_cert
+        peer = self.peers.get(server_id)
+        return peer.cert if peer is not None else None
+
+    async def active_certificate(self, server_id: str) -> pki.Certificate | None:
+        """Who may call us: the management server (notifications) and status-0 servers."""
+        if server_id == self.management_id:
+            return self.management_cert
+        peer = self.active(server_id)
+        return peer.cert if peer is not None else None
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    def request_refresh(self):
+        """Refresh soon (a notification arrived); errors are logged, the timer retries."""
+        d = ensureDeferred(self.refresh())
+        d.addErrback(lambda f: log.warn("directory refresh failed: {e}", e=f.getErrorMessage()))
+        d.addCallback(lambda changed: [listener() for listener in self.listeners] and changed)
+        return d
+
+    async def refresh(self) -> int:
+        """One incremental query now (or, if one is running, once more after it); answer how
+        many servers changed.  PeerError when the management server cannot be reached."""
+        if self._refreshing is not None:
+            self._again = True
+            return 0
+        self._refreshing = True
+        try:
+            changed = await self._refresh_once()
+            while self._again:
+                self._again = False
+                changed += await self._refresh_once()
+            return changed
+        finally:
+            self._refreshing = None
+
+    async def _refresh_once(self) -> int:
+        answer = await self.client.call(self.management_id, self.management_url, "POST",
+                                        SERVERS_PATH, {"lastQueryTime": self.last_query_time})
+        if not answer.ok:
+            raise PeerError("directory query refused: %s" % answer.body.get("desc"))
+        servers = answer.body.get("servers")
+        mark = answer.body.get("serverTime")
+        if not isinstance(servers, list) or not isinstance(mark, int):
+            raise PeerError("directory answer without servers or serverTime")
+        rows, updated = [], {}
+        for entry in servers:
+            try:
+                peer, row = await self._entry(entry)
+            except (PeerError, pki.PKIError, KeyError, TypeError, ValueError) as e:
+                # Leave this server as it was; the next refresh will try again.
+                log.warn("directory entry {entry!r} skipped: {e}",
+                         entry=entry.get("serverId") if isinstance(entry, dict) else entry,
+                         e=str(e))
+                mark = min(mark, self.last_query_time)
+                continue
+            rows.append(row)
+            updated[peer.server_id] = peer
+        await self.db.runInteraction(_save, rows, mark, self.now_ms())
+        self.peers.update(updated)
+        self.last_query_time = mark
+        return len(updated)
+
+    async def _entry(self, entry: dict) -> tuple[Peer, tuple]:
+        server_id = entry["serverId"]
+        status = int(entry["status"])
+        address = str(entry["serverAddress"])
+        name = str(entry.get("serverName", ""))
+        fingerprint = str(entry.get("certFingerprint", ""))
+        known = self.peers.get(server_id)
+        cert = None
+        if status != 2:
+            if known is not None and known.cert is not None and \
+                    known.cert.fingerprint == fingerprint:
+                cert = known.cert
+            else:
+                cert = await self._fetch_certificate(server_id, fingerprint)
+        peer = Peer(server_id, name, address, status, cert)
+        return peer, (server_id, name, address, status,
+                      cert.pem.decode("ascii") if cert else None, fingerprint)
+
+    async def _fetch_certificate(self, server_id: str, fingerprint: str) -> pki.Certificate:
+        answer = await self.client.call(self.management_id, self.management_url, "POST",
+                                        CERT_PATH, {"serverId": server_id}, signed=False)
+        if not answer.ok:
+            raise PeerError("getservercert %s: %s" % (server_id, answer.body.get("desc")))
+        cert = pki.Certificate.from_pem(answer.body["serverCert"])
+        pki.verify_issued(cert, self.ca, server_id=server_id)
+        if cert.fingerprint != fingerprint:
+            raise PeerError("certificate of %s does not match the directory's fingerprint"
+                            % server_id)
+        return cert

@@ -1,0 +1,126 @@
+"""Joining a federation (§5.3.1 figure 3, PROFILE.md §4) as a node: key and CSR, the CA pinned
+by a fingerprint the operator was given (never trusted on first use silently), the management
+server's certificate, the application, waiting for approval, installing the certificate.
+
+Resumable: the pending application is kept in ``<data_dir>/node/application.json``, so running
+``imfed node join`` again after an interruption goes on waiting for the same one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+from twisted.internet.task import deferLater
+
+from ..config import NodeConfig
+from ..crypto import pki, sm2, tls
+from ..peer import PeerError, bootstrap_call
+
+__all__ = ["JoinError", "join", "application_fields"]
+
+M = "/sns/restApi/managerserver/"
+
+
+class JoinError(Exception):
+    pass
+
+
+def application_fields(config: NodeConfig, **given) -> dict:
+    fields = {"serverId": config.server_id, "serverAddress": config.address}
+    fields.update({k: v for k, v in given.items() if v is not None})
+    fields.setdefault("serverName", config.server_id)
+    return fields
+
+
+def _key(path: str) -> sm2.PrivateKey:
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return sm2.load_private_key_pem(f.read())
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    key = sm2.generate_private_key()
+    pki.write_file(path, key.to_pem(), private=True)
+    return key
+
+
+async def _ok(reactor, policy, config: NodeConfig, path: str, body: dict) -> dict:
+    try:
+        answer = await bootstrap_call(reactor, policy, config.management_url, path, body)
+    except PeerError as e:
+        raise JoinError("management server unreachable: %s" % e) from None
+    if answer.body.get("code") not in ("0", 0):
+        raise JoinError("%s refused: %s" % (path.rsplit("/", 1)[-1],
+                                            answer.body.get("desc") or answer.body))
+    return answer.body
+
+
+async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
+               progress: Callable[[str], None] = lambda text: None,
+               poll_seconds: float = 5.0, wait_seconds: float | None = None) -> pki.Certificate:
+    """Run the whole flow; answer the installed certificate.  JoinError when refused."""
+    pin = ca_fingerprint.strip().lower().replace(":", "")
+    key = _key(config.key_file)
+
+    # 1. The CA, pinned.
+    if os.path.exists(config.ca_file):
+        ca = pki.load_pem_certificate(config.ca_file)
+    else:
+        body = await _ok(reactor, tls.BootstrapPolicy(), config, M + "cacert", {})
+        ca = pki.Certificate.from_pem(body.get("caCert", ""))
+    if ca.fingerprint != pin:
+        raise JoinError("the CA certificate's fingerprint is %s, not the %s you were given: "
+                        "not joining" % (ca.fingerprint, pin))
+    if not os.path.exists(config.ca_file):
+        pki.write_file(config.ca_file, ca.pem)
+        progress("CA certificate pinned (SM3 %s)" % ca.fingerprint)
+
+    # 2. The management server's certificate, over TLS now verified against the CA.
+    policy = tls.BootstrapPolicy(ca, config.ca_file, config.management_id)
+    body = await _ok(reactor, policy, config, "/sns/restApi/getservercert",
+                     {"serverId": config.management_id})
+    management = pki.Certificate.from_pem(body.get("serverCert", ""))
+    pki.verify_issued(management, ca, server_id=config.management_id)
+    pki.write_file(config.management_cert_file, management.pem)
+
+    # 3. Apply, or resume waiting for the application already made.
+    state_file = os.path.join(os.path.dirname(config.key_file), "application.json")
+    if os.path.exists(state_file):
+        with open(state_file) as f:
+            state = json.load(f)
+        progress("resuming application %s" % state["applicationId"])
+    else:
+        request = pki.make_csr(key, config.server_id)
+        body = await _ok(reactor, policy, config, M + "apply",
+                         dict(fields, csr=request.pem.decode("ascii")))
+        state = {"applicationId": body["applicationId"], "applyToken": body["applyToken"]}
+        pki.write_file(state_file, json.dumps(state).encode(), private=True)
+        progress("applied as %s: application %s, waiting for the operator's review"
+                 % (config.server_id, state["applicationId"]))
+
+    # 4. Wait for the decision.
+    waited = 0.0
+    while True:
+        body = await _ok(reactor, policy, config, M + "apply/status", state)
+        if body["status"] == "approved":
+            break
+        if body["status"] == "rejected":
+            os.unlink(state_file)
+            raise JoinError("application rejected: %s" % body.get("reason", ""))
+        if wait_seconds is not None and waited >= wait_seconds:
+            raise JoinError("still pending after %.0f s; run join again to keep waiting"
+                            % waited)
+        progress("pending review (%.0f s)" % waited)
+        await deferLater(reactor, poll_seconds, lambda: None)
+        waited += poll_seconds
+
+    # 5. Install.
+    cert = pki.Certificate.from_pem(body["serverCert"])
+    pki.verify_issued(cert, ca, server_id=config.server_id)
+    if cert.public_key != key.public_key():
+        raise JoinError("the issued certificate is not for this server's key")
+    pki.write_file(config.cert_file, cert.pem)
+    os.unlink(state_file)
+    progress("approved: certificate %x installed in %s, valid until %s"
+             % (cert.serial, config.cert_file, cert.not_after.isoformat()))
+    return cert

@@ -1,0 +1,141 @@
+"""The node's own users: accounts, passwords, sessions, and the standard's userInfo."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+import attrs
+
+from ..crypto.sm3 import sm3_hex
+from ..storage import transaction
+from ..wire.errors import BadRequest, Conflict, NotFound
+
+__all__ = ["User", "hash_password", "check_password", "add_user", "get_user", "find_user",
+           "list_users", "delete_user", "set_password", "search", "new_session",
+           "session_user", "LOCAL_PART"]
+
+LOCAL_PART = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
+
+_N, _R, _P = 2 ** 14, 8, 1
+
+
+def hash_password(password: str) -> str:
+    """scrypt (hashlib, OpenSSL's), n=2^14 r=8 p=1, 16-byte salt."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return "scrypt$%d$%d$%d$%s$%s" % (_N, _R, _P, salt.hex(), digest.hex())
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n),
+                             r=int(r), p=int(p), dklen=len(digest) // 2)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+@attrs.frozen
+class User:
+    user_id: str
+    phone: str
+    name: str
+    portrait: str
+    password_hash: str = attrs.field(repr=False)
+    verify_type: int
+    searchable: int
+    update_time: int
+
+    def info(self, remark: str = "") -> dict:
+        """The standard's userInfo (§6.4.1.1), plus updateTime (PROFILE.md §5)."""
+        return {"phoneNumber": self.phone, "remark": remark, "name": self.name,
+                "portrait": self.portrait, "userID": self.user_id,
+                "updateTime": self.update_time}
+
+
+_COLUMNS = "user_id, phone, name, portrait, password_hash, verify_type, searchable, update_time"
+
+
+@transaction
+def add_user(cur, server_id: str, phone: str, name: str, password_hash: str, now_ms: int,
+             verify_type: int = 2, searchable: bool = True, portrait: str = "") -> User:
+    if not LOCAL_PART.match(phone):
+        raise BadRequest("phone must be 1-64 of A-Z a-z 0-9 . _ + -", "bad_phone")
+    if not name.strip() or len(name) > 64:
+        raise BadRequest("name must be 1-64 characters", "bad_name")
+    if verify_type not in (1, 2):
+        raise BadRequest("verifyType is 1 (refuse all) or 2 (allow)", "bad_verifyType")
+    user = User("%s@%s" % (phone, server_id), phone, name, portrait, password_hash,
+                verify_type, int(bool(searchable)), now_ms)
+    cur.execute("SELECT 1 FROM users WHERE user_id = ? OR phone = ?", (user.user_id, phone))
+    if cur.fetchone():
+        raise Conflict("user %s exists" % user.user_id, "user_exists")
+    cur.execute("INSERT INTO users (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" % _COLUMNS,
+                attrs.astuple(user))
+    return user
+
+
+def get_user(cur, user_id: str) -> User | None:
+    cur.execute("SELECT %s FROM users WHERE user_id = ?" % _COLUMNS, (user_id,))
+    row = cur.fetchone()
+    return User(*row) if row else None
+
+
+def find_user(cur, login: str) -> User | None:
+    """By user ID or by phone."""
+    cur.execute("SELECT %s FROM users WHERE user_id = ? OR phone = ?" % _COLUMNS, (login, login))
+    row = cur.fetchone()
+    return User(*row) if row else None
+
+
+def list_users(cur) -> list[User]:
+    cur.execute("SELECT %s FROM users ORDER BY user_id" % _COLUMNS)
+    return [User(*r) for r in cur.fetchall()]
+
+
+@transaction
+def delete_user(cur, user_id: str) -> None:
+    cur.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+    if cur.rowcount != 1:
+        raise NotFound("no user %s" % user_id, "unknown_user")
+
+
+@transaction
+def set_password(cur, user_id: str, password_hash: str, now_ms: int) -> None:
+    cur.execute("UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id))
+    if cur.rowcount != 1:
+        raise NotFound("no user %s" % user_id, "unknown_user")
+    cur.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+
+
+def search(cur, query: str, limit: int = 50) -> list[User]:
+    """Searchable users whose name contains ``query`` or whose phone or ID is ``query``
+    (§6.4.1.3: names and phone numbers)."""
+    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    cur.execute("SELECT %s FROM users WHERE searchable = 1 AND "
+                "(name LIKE ? ESCAPE '\\' OR phone = ? OR user_id = ?) ORDER BY user_id LIMIT ?"
+                % _COLUMNS, (like, query, query, limit))
+    return [User(*r) for r in cur.fetchall()]
+
+
+@transaction
+def new_session(cur, user_id: str, now_ms: int, lifetime_ms: int) -> str:
+    token = secrets.token_urlsafe(32)
+    cur.execute("DELETE FROM sessions WHERE expires_at < ?", (now_ms,))
+    cur.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                (sm3_hex(token.encode()), user_id, now_ms, now_ms + lifetime_ms))
+    return token
+
+
+def session_user(cur, token: str, now_ms: int) -> User | None:
+    cur.execute("SELECT %s FROM users WHERE user_id = (SELECT user_id FROM sessions "
+                "WHERE token_hash = ? AND expires_at >= ?)" % _COLUMNS,
+                (sm3_hex(token.encode("utf-8", "replace")), now_ms))
+    row = cur.fetchone()
+    return User(*row) if row else None

@@ -1,0 +1,109 @@
+"""The node role end to end: two nodes and a management server on loopback, real mutual SM2
+TLS, real SQLite; users find each other, become friends, chat and recall."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import pytest_twisted
+
+from imfed.node.join import JoinError, application_fields, join
+from twisted.internet import reactor
+
+from conftest import ApiClient, add_user, join_node, node_config, wait_until
+
+
+@pytest_twisted.async_yield_fixture
+async def pair(management, tmp_path):
+    a = await join_node(management, str(tmp_path / "a"), "node-a")
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    # A knows B once its directory has refreshed (B joined after A started).
+    await a.role.directory.refresh()
+    await wait_until(lambda: a.role.directory.active("node-b") and
+                     b.role.directory.active("node-a"), what="directories")
+    yield a, b
+    await b.stop()
+    await a.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_join_refuses_a_ca_that_does_not_match_the_pin(management, tmp_path):
+    config = node_config(str(tmp_path / "n"), "node-n", management)
+    fields = application_fields(config.node, contactName="Ops",
+                                contactEmail="ops@example.com", contactMobile="13500001111")
+    with pytest.raises(JoinError, match="fingerprint"):
+        await join(reactor, config.node, "00" * 32, fields, poll_seconds=0.05)
+    assert not os.path.exists(config.node.ca_file)
+    assert not os.path.exists(config.node.cert_file)
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_servers_users_befriend_and_chat(pair):
+    a, b = pair
+    add_user(a, "13500000001", "Alice Wang")
+    add_user(b, "13600000002", "Bob Li")
+    add_user(b, "13600000003", "Bob Hidden", searchable=False)
+    alice = await ApiClient(a, "13500000001").login()
+    bob = await ApiClient(b, "13600000002").login()
+
+    # Search by name and by phone, across servers.
+    found = await alice.ok("GET", "users/search", params={"q": "Bob"})
+    assert [u["userID"] for u in found["users"]] == ["13600000002@node-b"]
+    assert found["servers"] == {"node-a": "ok", "node-b": "ok"}
+    found = await alice.ok("GET", "users/search", params={"q": "13600000002"})
+    assert found["users"][0]["name"] == "Bob Li"
+    info = await alice.ok("GET", "users/info", params={"userID": "13600000002@node-b"})
+    assert info["userInfo"]["name"] == "Bob Li"
+
+    # Friend request, across servers, answered yes.
+    await alice.ok("POST", "friends/requests", {"userID": "13600000002@node-b",
+                                                "remark": "from the conference"})
+    request = await bob.wait_event("friend_request")
+    assert request["from"] == "13500000001@node-a" and request["fromInfo"]["name"] == "Alice Wang"
+    await bob.ok("POST", "friends/requests/%s/answer" % request["requestID"], {"agree": True})
+    answer = await alice.wait_event("friend_answer")
+    assert answer == {"userID": "13600000002@node-b", "agree": True,
+                      "userInfo": answer["userInfo"]}
+    assert [f["userID"] for f in (await alice.ok("GET", "friends"))["friends"]] == [
+        "13600000002@node-b"]
+    assert [f["userID"] for f in (await bob.ok("GET", "friends"))["friends"]] == [
+        "13500000001@node-a"]
+
+    # A text message each way.
+    sent = await alice.ok("POST", "messages", {"recvID": "13600000002@node-b",
+                                               "messageType": "text",
+                                               "content": {"message": "你好, Bob"}})
+    mid = sent["message"]["messageInfo"]["messageID"]
+    assert mid.endswith("@node-a")
+    got = await bob.wait_event("message")
+    assert got["messageInfo"]["content"] == {"message": "你好, Bob"}
+    assert got["messageInfo"]["messageID"] == mid
+    delivered = await alice.wait_event("delivery", match=lambda d: d["messageID"] == mid)
+    assert delivered["state"] == "sent"
+    assert (await alice.ok("GET", "messages/" + mid))["message"]["state"] == "sent"
+    await bob.ok("POST", "messages", {"recvID": "13500000001@node-a", "messageType": "TEXT",
+                                      "content": {"message": "hi Alice"}})
+    reply = await alice.wait_event("message", match=lambda m: m["messageInfo"]["senderID"]
+                                   .endswith("@node-b"))
+    assert reply["messageInfo"]["content"]["message"] == "hi Alice"
+
+    history = await bob.ok("GET", "conversations/13500000001@node-a/messages")
+    assert [m["messageInfo"]["content"]["message"] for m in history["messages"]] == [
+        "hi Alice", "你好, Bob"]
+    convs = await bob.ok("GET", "conversations")
+    assert convs["conversations"][0]["peerID"] == "13500000001@node-a"
+
+    # Alice recalls her message; Bob's server and Bob hear of it.
+    await alice.ok("POST", "messages/%s/recall" % mid)
+    recall = await bob.wait_event("recall")
+    assert recall == {"messageID": mid, "senderID": "13500000001@node-a"}
+    history = await bob.ok("GET", "conversations/13500000001@node-a/messages")
+    assert [m["recalled"] for m in history["messages"]] == [False, True]
+    status, answer = await bob.call("POST", "messages/%s/recall" % mid)
+    assert status == 403 and answer["errcode"] == "not_sender"
+
+    # Unfriending travels too.
+    await bob.ok("POST", "friends/delete", {"userID": "13500000001@node-a"})
+    await alice.wait_event("friend_deleted")
+    assert (await alice.ok("GET", "friends"))["friends"] == []
