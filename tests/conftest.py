@@ -235,6 +235,10 @@ class RunningNode:
         return self.config.node.server_id
 
     @property
+    def config_path(self) -> str:
+        return os.path.join(self.config.data_dir, "imfed.toml")
+
+    @property
     def client_url(self) -> str:
         listen = self.config.node.client_listen
         return "http://%s:%d/api/v1/" % (listen.host, listen.port)
@@ -248,14 +252,34 @@ class RunningNode:
         await self.service.stopService()
 
 
+def write_toml(data: dict, path: str) -> str:
+    """A config dict as a TOML file (flat tables of strings and numbers)."""
+
+    def value(v):
+        return '"%s"' % v if isinstance(v, str) else repr(v)
+
+    lines = ["%s = %s" % (k, value(v)) for k, v in data.items() if not isinstance(v, dict)]
+    for key, table in data.items():
+        if isinstance(table, dict):
+            lines.append("[%s]" % key)
+            lines.extend("%s = %s" % (k, value(v)) for k, v in table.items())
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def node_config(data_dir: str, server_id: str, management, **settings):
+    """A node's config, also written to <data_dir>/imfed.toml for the CLI."""
     port = free_port()
     section = {"server_id": server_id, "listen": "127.0.0.1:%d" % port,
                "client_listen": "127.0.0.1:%d" % free_port(),
                "management_url": management.url, "directory_refresh_seconds": 30.0,
                "outbox_retry_initial_seconds": 0.2, "outbox_retry_max_seconds": 1.0}
     section.update(settings)
-    return parse({"data_dir": data_dir, "node": section})
+    os.makedirs(data_dir, exist_ok=True)
+    data = {"data_dir": data_dir, "node": section}
+    write_toml(data, os.path.join(data_dir, "imfed.toml"))
+    return parse(data)
 
 
 async def join_node(management, folder: str, server_id: str, **settings) -> RunningNode:
@@ -356,3 +380,17 @@ def add_user(node: RunningNode, phone: str, name: str, password: str = "secret",
 
     return run_sync(node.role.db.path, users.add_user, node.server_id, phone, name,
                     users.hash_password(password), int(time.time() * 1000), **kw)
+
+
+@pytest_twisted.async_yield_fixture
+async def pair(management, tmp_path):
+    """Two nodes, A and B, joined to ``management`` and knowing each other."""
+    a = await join_node(management, str(tmp_path / "a"), "node-a")
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    # A knows B once its directory has refreshed (B joined after A started).
+    await a.role.directory.refresh()
+    await wait_until(lambda: a.role.directory.active("node-b") and
+                     b.role.directory.active("node-a"), what="directories")
+    yield a, b
+    await b.stop()
+    await a.stop()

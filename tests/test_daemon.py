@@ -19,23 +19,10 @@ from twisted.internet import reactor
 from imfed.crypto import pki
 from imfed.peer import PeerClient
 
-from conftest import REFUSED, REPO, PlainClientPolicy, free_port, http, issue_from, json_of
+from conftest import (REFUSED, REPO, PlainClientPolicy, free_port, http, issue_from, json_of,
+                      write_toml)
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
-
-def _toml(data: dict) -> str:
-    lines = []
-    for key, value in data.items():
-        if not isinstance(value, dict):
-            lines.append("%s = %r" % (key, value) if not isinstance(value, str)
-                         else '%s = "%s"' % (key, value))
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines.append("[%s]" % key)
-            lines.extend('%s = "%s"' % (k, v) if isinstance(v, str) else "%s = %r" % (k, v)
-                         for k, v in value.items())
-    return "\n".join(lines) + "\n"
 
 
 def _start(config_path: str, cwd: str) -> subprocess.Popen:
@@ -65,7 +52,7 @@ def daemon(tmp_path):
     data["data_dir"] = str(tmp_path / "data")
     data["management"]["listen"] = "127.0.0.1:%d" % port
     data["management"]["address"] = "https://127.0.0.1:%d" % port
-    (tmp_path / "imfed.toml").write_text(_toml(data))
+    write_toml(data, str(tmp_path / "imfed.toml"))
     proc = _start(str(tmp_path / "imfed.toml"), str(tmp_path))
     try:
         _wait_port(port, proc)

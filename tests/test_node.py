@@ -11,20 +11,7 @@ import pytest_twisted
 from imfed.node.join import JoinError, application_fields, join
 from twisted.internet import reactor
 
-from conftest import ApiClient, add_user, join_node, node_config, wait_until
-
-
-@pytest_twisted.async_yield_fixture
-async def pair(management, tmp_path):
-    a = await join_node(management, str(tmp_path / "a"), "node-a")
-    b = await join_node(management, str(tmp_path / "b"), "node-b")
-    # A knows B once its directory has refreshed (B joined after A started).
-    await a.role.directory.refresh()
-    await wait_until(lambda: a.role.directory.active("node-b") and
-                     b.role.directory.active("node-a"), what="directories")
-    yield a, b
-    await b.stop()
-    await a.stop()
+from conftest import ApiClient, add_user, node_config
 
 
 @pytest_twisted.ensureDeferred
