@@ -5,6 +5,7 @@ One PeerClient per daemon role; it keeps persistent HTTPS connections per destin
 
 from __future__ import annotations
 
+import hashlib
 import json
 from io import BytesIO
 from typing import Awaitable, Callable
@@ -13,13 +14,16 @@ from urllib.parse import urlencode
 import attrs
 import treq
 from twisted.internet.defer import Deferred
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool
+from twisted.internet.protocol import Protocol
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 
 from .config import https_address
 from .crypto import sm2, tls
 from .crypto.pki import Certificate
 from .crypto.signing import SignatureError, sign_request, verify_response
+from .crypto.sm3 import SM3
 
 __all__ = ["PeerError", "PeerResponse", "PeerClient", "bootstrap_call"]
 
@@ -97,8 +101,85 @@ class PeerClient:
                 raise PeerError("%s: %s" % (destination, e)) from None
         return PeerResponse(status, _json_object(content, destination))
 
+    async def download(self, destination: str, address: str, path: str, query: dict,
+                       dest_path: str, limit: int) -> tuple[int, str, str]:
+        """A signed GET whose answer is a file, streamed to ``dest_path`` (never whole in
+        memory) while its size, MD5 and SM3 are taken; the response signature is checked over
+        the SM3.  (size, md5, sm3); PeerError for anything else, the JSON error included."""
+        host, port = https_address(address)
+        self.policy.expect(host, port, destination)
+        target = path + "?" + urlencode(query)
+        auth, nonce = sign_request(self.key, "GET", target, self.server_id, destination, b"",
+                                   self.now_ms())
+        headers = Headers({b"authorization": [auth.encode("ascii")]})
+        try:
+            d = self.agent.request(b"GET", _url(host, port, target), headers, None)
+            d.addTimeout(self.timeout, self.reactor)
+            response = await d
+        except Exception as e:
+            raise PeerError("%s unreachable: %s" % (destination, _describe(e))) from None
+        cert = await self.certificate_of(destination)
+        if cert is None:
+            raise PeerError("no certificate known for %s" % destination)
+        header = response.headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
+        if response.code != 200:
+            content = await treq.content(response)
+            try:
+                verify_response(header.decode("latin-1"), response.code, nonce, destination,
+                                cert.public_key, content)
+            except SignatureError as e:
+                raise PeerError("%s: %s" % (destination, e)) from None
+            body = _json_object(content, destination)
+            raise PeerError("%s answered %d: %s" % (destination, response.code,
+                                                    body.get("error") or body.get("desc")))
+        sink = _FileSink(dest_path, limit)
+        response.deliverBody(sink)
+        try:
+            size, md5, sm3 = await sink.done
+        except Exception as e:
+            raise PeerError("download from %s failed: %s" % (destination, _describe(e))) from None
+        try:
+            verify_response(header.decode("latin-1"), 200, nonce, destination, cert.public_key,
+                            b"", body_sm3=sm3)
+        except SignatureError as e:
+            raise PeerError("%s: %s" % (destination, e)) from None
+        return size, md5, sm3
+
     def close(self) -> Deferred:
         return self.pool.closeCachedConnections()
+
+
+class _FileSink(Protocol):
+    """Writes a response body to a file as it arrives, hashing it; stops past ``limit``."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.file = open(path, "wb")
+        self.limit, self.size = limit, 0
+        self.md5, self.sm3 = hashlib.md5(), SM3()
+        self.done = Deferred()
+        self.failed: Exception | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.failed:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.failed = PeerError("file over %d bytes" % self.limit)
+            self.transport.stopProducing()
+            return
+        self.md5.update(data)
+        self.sm3.update(data)
+        self.file.write(data)
+
+    def connectionLost(self, reason=None) -> None:
+        self.file.close()
+        if self.failed is None and reason is not None and \
+                not reason.check(ResponseDone, PotentialDataLoss):
+            self.failed = reason.value
+        if self.failed is not None:
+            self.done.errback(self.failed)
+        else:
+            self.done.callback((self.size, self.md5.hexdigest(), self.sm3.hexdigest()))
 
 
 def _url(host: str, port: int, target: str) -> bytes:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
+from twisted.protocols.basic import FileSender
+from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
 from .crypto import sm2
@@ -16,7 +19,8 @@ from .crypto.signing import RequestVerifier, SignatureError, parse_authorization
 from .crypto.tls import peer_server_id
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 
-__all__ = ["JSON_TYPE", "sns_route", "read_json", "Endpoints", "endpoint", "install_errors"]
+__all__ = ["JSON_TYPE", "sns_route", "read_json", "Endpoints", "endpoint", "install_errors",
+           "verify_signed", "sign_answer", "render_failure", "limited_request", "send_file"]
 
 log = Logger()
 
@@ -41,6 +45,8 @@ def sns_route(app, path: str, methods=("POST",)):
 
 def read_json(request, limit: int = DEFAULT_MAX_BODY) -> dict:
     """The request body as a JSON object: 413 over ``limit``, 400 for anything but an object."""
+    if getattr(request, "too_large", False):
+        raise TooLarge("request body over %d bytes" % limit)
     body = _body(request)
     if len(body) > limit:
         raise TooLarge("request body over %d bytes" % limit)
@@ -129,37 +135,101 @@ def endpoint(signed: bool = False):
     return deco
 
 
-async def _run(self, handler, signed, request, args, kwargs) -> bytes:
-    nonce = ""
-    status = 200
+def request_nonce(request) -> str:
+    """The nonce of a request's Authorization header, or "" (responses are signed over it)."""
+    raw = request.getHeader(b"authorization")
     try:
-        if signed:
-            raw = request.getHeader(b"authorization")
-            auth = raw.decode("latin-1") if raw is not None else None
-            try:
-                nonce = parse_authorization(auth).nonce
-            except SignatureError:
-                pass
-            if self.verifier is None:
-                raise SignatureError("this listener takes no signed requests")
-            request.signed = await self.verifier.verify(
-                request.method.decode("ascii"), request.uri.decode("latin-1"), auth,
-                _body(request), peer_server_id(request))
-            await self.authorize(request)
-        result = handler(self, request, *args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        status = request.code
-    except Exception as exc:
-        if not isinstance(exc, (ApiError, SignatureError)):
-            log.failure("unhandled error in {path}",
-                        path=request.path.decode("latin-1", "replace"))
-        status, result = _failure_body(self.style, exc)
+        return parse_authorization(raw.decode("latin-1") if raw is not None else None).nonce
+    except SignatureError:
+        return ""
+
+
+async def verify_signed(self, request) -> None:
+    """The guard: verify the request's signature (SignatureError) and apply the endpoint
+    class's policy (``authorize``); the verified request is ``request.signed``."""
+    raw = request.getHeader(b"authorization")
+    if self.verifier is None:
+        raise SignatureError("this listener takes no signed requests")
+    request.signed = await self.verifier.verify(
+        request.method.decode("ascii"), request.uri.decode("latin-1"),
+        raw.decode("latin-1") if raw is not None else None, _body(request),
+        peer_server_id(request))
+    await self.authorize(request)
+
+
+def sign_answer(self, request, status: int, body_sm3: str | None = None,
+                body: bytes = b"") -> None:
+    """Set X-IMFed-Signature on the answer to a signed request (over ``body``, or over a
+    streamed body whose SM3 is known beforehand)."""
+    ts = int(self.verifier.clock.seconds() * 1000) if self.verifier else 0
+    header = sign_response(self.signing_key, status, request_nonce(request), self.server_id, ts,
+                           body, body_sm3=body_sm3)
+    request.setHeader(b"x-imfed-signature", header)
+
+
+def render_failure(self, request, exc: BaseException, signed: bool) -> bytes:
+    """The one place an exception becomes the answer: status, JSON body, signature."""
+    if not isinstance(exc, (ApiError, SignatureError)):
+        log.failure("unhandled error in {path}", path=request.path.decode("latin-1", "replace"))
+    status, result = _failure_body(self.style, exc)
     body = _dump(result)
     request.setResponseCode(status)
     request.setHeader(b"content-type", JSON_TYPE)
     if signed and self.signing_key is not None:
-        ts = int(self.verifier.clock.seconds() * 1000) if self.verifier else 0
-        request.setHeader(b"x-imfed-signature",
-                          sign_response(self.signing_key, status, nonce, self.server_id, ts, body))
+        sign_answer(self, request, status, body=body)
     return body
+
+
+async def _run(self, handler, signed, request, args, kwargs) -> bytes:
+    try:
+        if signed:
+            await verify_signed(self, request)
+        result = handler(self, request, *args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:
+        return render_failure(self, request, exc, signed)
+    body = _dump(result)
+    request.setHeader(b"content-type", JSON_TYPE)
+    if signed and self.signing_key is not None:
+        sign_answer(self, request, request.code, body=body)
+    return body
+
+
+def limited_request(max_bytes: int):
+    """A Request class that stops keeping a body beyond ``max_bytes`` (bodies past 100 kB are
+    spooled to a temporary file by Twisted, so nothing large is held in memory); the handler
+    sees ``request.too_large`` and answers 413."""
+
+    class LimitedRequest(Request):
+        too_large = False
+        _received = 0
+
+        def handleContentChunk(self, data: bytes) -> None:
+            self._received += len(data)
+            if self._received > max_bytes:
+                if not self.too_large:
+                    self.too_large = True
+                    self.content.seek(0)
+                    self.content.truncate()
+                return
+            super().handleContentChunk(data)
+
+    return LimitedRequest
+
+
+async def send_file(request, path: str, content_type: bytes = b"application/octet-stream"
+                    ) -> bytes:
+    """Stream a whole file as the answer (a producer reads it as the peer takes it: never
+    whole in memory); answer b"" for Klein to finish the request."""
+    size = os.path.getsize(path)
+    request.setHeader(b"content-type", content_type)
+    request.setHeader(b"content-length", b"%d" % size)
+    if request.method == b"HEAD":
+        return b""
+    with open(path, "rb") as f:
+        try:
+            await FileSender().beginFileTransfer(f, request)
+        except Exception:
+            log.info("download of {path} ended early", path=path)
+    return b""

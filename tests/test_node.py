@@ -94,3 +94,73 @@ async def test_two_servers_users_befriend_and_chat(pair):
     await bob.ok("POST", "friends/delete", {"userID": "13500000001@node-a"})
     await alice.wait_event("friend_deleted")
     assert (await alice.ok("GET", "friends"))["friends"] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_travel_byte_identical_through_the_relay(pair):
+    import hashlib
+
+    import treq
+
+    a, b = pair
+    add_user(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    add_user(b, "201", "Carol")
+    alice = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    carol = await ApiClient(b, "201").login()
+    data = os.urandom(3 << 20)
+
+    async def upload(client, payload, name):
+        response = await treq.post(client.node.client_url + "files", data=payload,
+                                   params={"name": name},
+                                   headers={"Authorization": "Bearer " + client.token})
+        import json
+
+        return response.code, json.loads((await treq.content(response)).decode())
+
+    status, uploaded = await upload(alice, data, "报告.pdf")
+    assert status == 200 and uploaded["size"] == len(data)
+    assert uploaded["md5"] == hashlib.md5(data).hexdigest()
+    file_id = uploaded["fileID"]
+
+    for kind, extra in (("file", {}), ("image", {}), ("voice", {"duration": 7})):
+        await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": kind,
+                                            "content": dict({"fileID": file_id}, **extra)})
+    got = [await bob.wait_event("message") for _ in range(3)]
+    assert [m["messageInfo"]["messageType"] for m in got] == ["file", "image", "voice"]
+    content = got[0]["messageInfo"]["content"]
+    assert content == {"size": len(data), "fileID": file_id, "md5": uploaded["md5"],
+                       "name": "报告.pdf"}
+    assert got[2]["messageInfo"]["content"]["duration"] == 7
+
+    async def download(client):
+        response = await treq.get(client.node.client_url + "files/" + file_id,
+                                  headers={"Authorization": "Bearer " + client.token})
+        return response.code, await treq.content(response), response.headers
+
+    status, body, headers = await download(bob)
+    assert status == 200 and body == data
+    assert headers.getRawHeaders(b"content-disposition")[0].startswith(b"attachment")
+    status, body, _ = await download(bob)  # from the cache now
+    assert status == 200 and body == data
+    assert os.path.exists(os.path.join(b.role.file_dir, "cache-" + file_id.split("@")[0]))
+    status, body, _ = await download(carol)  # not a recipient
+    assert status == 404
+    status, body, _ = await download(alice)  # the sender, locally
+    assert status == 200 and body == data
+
+    # The origin gives the file only to servers with an entitled user.
+    peer = b.role.directory.active("node-a")
+    other = os.urandom(1000)
+    status, private = await upload(alice, other, "private.bin")
+    from imfed.peer import PeerError
+
+    with pytest.raises(PeerError, match="403"):
+        await b.role.client.download("node-a", peer.address, "/sns/download/file",
+                                     {"fileID": private["fileID"]}, str(b.role.file_dir) + "/x",
+                                     1 << 20)
+    # A message may only name a file its sender uploaded.
+    status, answer = await bob.call("POST", "messages", {
+        "recvID": "100@node-a", "messageType": "file", "content": {"fileID": file_id}})
+    assert status == 404 and answer["errcode"] == "unknown_file"

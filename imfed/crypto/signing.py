@@ -54,9 +54,10 @@ def string_to_sign(method: str, target: str, origin: str, destination: str, ts: 
 
 
 def response_string_to_sign(status: int, nonce: str, responder: str, ts: int | str,
-                            body: bytes) -> bytes:
+                            body: bytes, body_sm3: str | None = None) -> bytes:
     return "\n".join([
-        "IMFED-SM2-RESP-V1", str(status), nonce, responder, str(ts), sm3_hex(body),
+        "IMFED-SM2-RESP-V1", str(status), nonce, responder, str(ts),
+        body_sm3 if body_sm3 is not None else sm3_hex(body),
     ]).encode("utf-8")
 
 
@@ -134,8 +135,9 @@ def parse_authorization(value: str | None) -> SignedRequest:
 
 
 def sign_response(key: sm2.PrivateKey, status: int, nonce: str, responder: str, ts: int,
-                  body: bytes) -> str:
-    sig = key.sign(response_string_to_sign(status, nonce, responder, ts, body))
+                  body: bytes, body_sm3: str | None = None) -> str:
+    """``body_sm3`` stands in for the body when it is streamed (a file whose SM3 is known)."""
+    sig = key.sign(response_string_to_sign(status, nonce, responder, ts, body, body_sm3))
     return 'origin="%s",ts="%d",sig="%s"' % (responder, ts, _b64(sig))
 
 
@@ -147,12 +149,12 @@ def parse_response_signature(value: str | None) -> tuple[str, int, bytes]:
 
 
 def verify_response(header: str | None, status: int, nonce: str, expected: str,
-                    key: sm2.PublicKey, body: bytes) -> None:
+                    key: sm2.PublicKey, body: bytes, body_sm3: str | None = None) -> None:
     """Raise SignatureError unless the response is signed by ``expected`` over this exchange."""
     origin, ts, sig = parse_response_signature(header)
     if origin != expected:
         raise SignatureError("response signed by %r, expected %r" % (origin, expected))
-    if not key.verify(sig, response_string_to_sign(status, nonce, origin, ts, body)):
+    if not key.verify(sig, response_string_to_sign(status, nonce, origin, ts, body, body_sm3)):
         raise SignatureError("response signature does not verify")
 
 

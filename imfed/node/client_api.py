@@ -7,17 +7,22 @@ failure the profile's JSON error body with a fitting status.
 from __future__ import annotations
 
 import json
+import os
 
+import attrs
 from klein import Klein
 from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 from ..peer import PeerError
-from ..web import JSON_TYPE, Endpoints, endpoint, install_errors, read_json
+from ..web import (JSON_TYPE, Endpoints, endpoint, install_errors, read_json, render_failure,
+                   send_file)
 from ..wire import fields
-from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, Unauthorized, Unavailable,
-                           ok_body)
+from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, TooLarge, Unauthorized,
+                           Unavailable, ok_body)
 from ..wire.messages import new_object_id, parse_message_info, user_id
-from . import messaging, users
+from . import files, messaging, users
 
 __all__ = ["ClientApi"]
 
@@ -34,6 +39,7 @@ class ClientApi(Endpoints):
         self.server_id = role.config.server_id
         self.db, self.hub, self.clock = role.db, role.hub, role.clock
         self.max_body = role.config.max_body
+        self._relays: dict = {}
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -241,10 +247,12 @@ class ClientApi(Endpoints):
         if isinstance(message_type, str) and message_type.lower() == "repeal":
             raise BadRequest("recall with POST /api/v1/messages/<messageID>/recall",
                              "bad_messageType")
+        content = body.get("content")
+        if isinstance(message_type, str) and message_type.lower() in ("image", "voice", "file"):
+            content = await self._media_content(user, content)
         info = parse_message_info({
             "senderID": user.user_id, "recvID": recv, "messageType": message_type,
-            "type": 1, "messageID": new_object_id(self.server_id),
-            "content": body.get("content")})
+            "type": 1, "messageID": new_object_id(self.server_id), "content": content})
         server = recv.split("@")[1]
         if server != self.server_id:
             peer = self.role.directory.get(server)
@@ -258,6 +266,97 @@ class ClientApi(Endpoints):
                                                self.now_ms())
         self._after_write([user.user_id, recv])
         return ok_body(self.style, message=message.to_client())
+
+    async def _media_content(self, user: users.User, content) -> dict:
+        """A media message names a file the sender uploaded; size and md5 come from it."""
+        if not isinstance(content, dict):
+            raise BadRequest("content must be an object", "bad_content")
+        file_id = content.get("fileID")
+        stored = await self.db.runInteraction(files.get_file, file_id) \
+            if isinstance(file_id, str) else None
+        if stored is None or stored.owner_id != user.user_id or stored.path is None:
+            raise NotFound("no uploaded file %s of yours" % file_id, "unknown_file")
+        out = dict(content, size=stored.size, md5=stored.md5)
+        out.setdefault("name", stored.name)
+        return out
+
+    # -- files --
+
+    @app.route(V1 + "files", methods=["POST"])
+    @endpoint()
+    async def upload(self, request):
+        """The request body is the file; ``?name=`` its name.  Spooled to disk by Twisted,
+        copied with its size, MD5 and SM3 in a thread: never whole in memory."""
+        user = await self.user(request)
+        limit = self.role.config.max_file_bytes
+        if getattr(request, "too_large", False):
+            raise TooLarge("file over %d bytes" % limit, "too_large")
+        name = self._arg(request, "name", "") or ""
+        if len(name) > 255 or "/" in name or "\x00" in name:
+            raise BadRequest("name must be a file name", "bad_name")
+        file_id = new_object_id(self.server_id)
+        path = os.path.join(self.role.file_dir, file_id.split("@")[0])
+        try:
+            size, md5, sm3 = await deferToThread(files.hash_copy, request.content, path, limit)
+        except ValueError:
+            raise TooLarge("file over %d bytes" % limit, "too_large") from None
+        if size == 0:
+            os.unlink(path)
+            raise BadRequest("the file is empty", "empty_file")
+        await self.db.runInteraction(files.add_file, files.StoredFile(
+            file_id, user.user_id, name, size, md5, sm3, path, self.now_ms()))
+        return ok_body(self.style, fileID=file_id, size=size, md5=md5, name=name)
+
+    @app.route(V1 + "files/<file_id>", methods=["GET"])
+    async def download(self, request, file_id):
+        """The file, from here or relayed from its origin server (§6.4.1.11), checked against
+        the size and MD5 its message announced, then kept."""
+        try:
+            user = await self.user(request)
+            stored = await self.db.runInteraction(files.get_file, file_id)
+            if stored is None or not await self.db.runInteraction(
+                    files.user_entitled, file_id, user.user_id):
+                raise NotFound("no file %s for you" % file_id, "unknown_file")
+            if stored.path is None:
+                stored = await self._relay(stored)
+        except Exception as exc:
+            return render_failure(self, request, exc, signed=False)
+        request.setHeader(b"content-disposition", _disposition(stored.name))
+        return await send_file(request, stored.path)
+
+    async def _relay(self, stored: files.StoredFile) -> files.StoredFile:
+        pending = self._relays.get(stored.file_id)
+        if pending is None:
+            pending = self._relays[stored.file_id] = ensureDeferred(self._fetch(stored))
+            pending.addBoth(lambda r: (self._relays.pop(stored.file_id, None), r)[1])
+        return await _share(pending)
+
+    async def _fetch(self, stored: files.StoredFile) -> files.StoredFile:
+        origin = stored.file_id.split("@")[1]
+        peer = self.role.directory.active(origin)
+        if peer is None:
+            raise Unavailable("server %s is not reachable now" % origin, "peer_unreachable")
+        if not await self.role.acl.allows("out", origin):
+            raise Forbidden("%s is refused by this server's access control" % origin,
+                            "refused_by_policy")
+        path = os.path.join(self.role.file_dir, "cache-" + stored.file_id.split("@")[0])
+        partial = path + ".part"
+        try:
+            size, md5, sm3 = await self.role.client.download(
+                origin, peer.address, "/sns/download/file", {"fileID": stored.file_id},
+                partial, min(stored.size, self.role.config.max_file_bytes))
+        except PeerError as e:
+            _remove(partial)
+            raise Unavailable("fetching %s failed: %s" % (stored.file_id, e),
+                              "peer_unreachable") from None
+        if (size, md5) != (stored.size, stored.md5):
+            _remove(partial)
+            raise Unavailable("%s arrived with size %d and md5 %s, not %d and %s"
+                              % (stored.file_id, size, md5, stored.size, stored.md5),
+                              "file_mismatch")
+        os.replace(partial, path)
+        await self.db.runInteraction(files.set_cached, stored.file_id, path, sm3)
+        return attrs.evolve(stored, path=path, sm3=sm3)
 
     @app.route(V1 + "messages/<message_id>", methods=["GET"])
     @endpoint()
@@ -353,6 +452,37 @@ class ClientApi(Endpoints):
                               % (seq, kind.encode(), payload.encode("utf-8")))
             since = rows[-1][0]
         return b""
+
+
+def _disposition(name: str) -> bytes:
+    from urllib.parse import quote
+
+    return ("attachment; filename*=UTF-8''%s" % quote(name or "file")).encode("ascii")
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _share(d):
+    """A Deferred of its own for each waiter on one shared result."""
+    from twisted.internet.defer import Deferred
+
+    mine = Deferred()
+
+    def fire(result):
+        if isinstance(result, Failure):
+            mine.errback(result)
+        else:
+            mine.callback(result)
+        return result
+
+    d.addBoth(fire)
+    d.addErrback(lambda f: None)
+    return mine
 
 
 def _event(row) -> dict:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from klein import Klein
 
-from ..web import Endpoints, endpoint, install_errors, read_json, sns_route
+from ..web import (Endpoints, endpoint, install_errors, read_json, render_failure, send_file,
+                   sign_answer, sns_route, verify_signed)
 from ..wire import fields
 from ..wire.errors import BadRequest, Forbidden, NotFound, Style, ok_body
-from ..wire.messages import parse_message_info, split_id, user_id
-from . import messaging, users
+from ..wire.messages import object_id, parse_message_info, split_id, user_id
+from . import files, messaging, users
 from .acl import AccessControl
 from .directory import Directory
 from .events import EventHub
@@ -177,6 +178,27 @@ class FederationApi(Endpoints):
         self.hub.poke([info.recv_id])
         return ok_body(self.style)
 
+    @sns_route(app, "download/file", methods=("GET",))
+    async def download_file(self, request):
+        """§6.2.9: a file of one of our users, to a server with a user it was sent to.  The
+        answer is the file itself, signed over its SM3."""
+        try:
+            await verify_signed(self, request)
+            file_id = object_id(self._arg(request, "fileID"), "fileID")
+            stored = None
+            if split_id(file_id)[1] == self.server_id:
+                stored = await self.db.runInteraction(files.get_file, file_id)
+            if stored is None or stored.path is None:
+                raise NotFound("no file %s" % file_id, "unknown_file")
+            if not await self.db.runInteraction(files.server_entitled, file_id,
+                                                request.signed.origin):
+                raise Forbidden("no user of %s was sent %s" % (request.signed.origin, file_id),
+                                "not_entitled")
+        except Exception as exc:
+            return render_failure(self, request, exc, signed=True)
+        sign_answer(self, request, 200, body_sm3=stored.sm3)
+        return await send_file(request, stored.path)
+
 
 def _user_info(info: dict, owner: str) -> dict:
     """A remote user's userInfo as we keep it: known string fields only, userID forced."""
@@ -186,4 +208,3 @@ def _user_info(info: dict, owner: str) -> dict:
         out["updateTime"] = info["updateTime"]
     out["userID"] = owner
     return out
-

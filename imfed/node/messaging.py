@@ -97,6 +97,9 @@ def send_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> StoredM
     if local and users.get_user(cur, info.recv_id) is None:
         raise NotFound("no user %s" % info.recv_id, "unknown_user")
     _store(cur, info, "received" if local else "queued", now_ms)
+    if "fileID" in info.content:
+        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
+                    (info.content["fileID"], info.recv_id))
     message = _get_message(cur, info.message_id)
     emit(cur, info.sender_id, "message", message.to_client(), now_ms)
     if local:
@@ -118,8 +121,14 @@ def receive_message(cur, info: MessageInfo, now_ms: int) -> bool:
     if not _store(cur, info, "received", now_ms):
         return False
     if "fileID" in info.content:
+        # Known from now on, fetched from the sender's server when first downloaded.
+        c = info.content
+        cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (c["fileID"], info.sender_id, c.get("name", ""), c["size"], c["md5"],
+                     now_ms))
         cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
-                    (info.content["fileID"], info.recv_id))
+                    (c["fileID"], info.recv_id))
     emit(cur, info.recv_id, "message", _get_message(cur, info.message_id).to_client(), now_ms)
     return True
 

@@ -14,6 +14,7 @@ from ..crypto import pki, signing, tls
 from ..crypto.sm2 import load_private_key_pem
 from ..peer import PeerClient
 from ..storage import Database, run_sync
+from ..web import limited_request
 from .acl import AccessControl
 from .client_api import ClientApi
 from .directory import Directory, Peer, _load
@@ -64,9 +65,9 @@ class NodeRole:
                                  verifier=self.verifier, db=self.db, directory=self.directory,
                                  acl=self.acl, hub=self.hub, clock=reactor,
                                  max_body=n.max_body)
-        self.client_api = ClientApi(role=self)
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
+        self.client_api = ClientApi(role=self)
 
     def _load_directory(self) -> None:
         # Synchronously, before any listener opens: a restarted node knows its peers at once.
@@ -84,6 +85,8 @@ class NodeRole:
         endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
         site = Site(self.client_api.resource())
         site.displayTracebacks = False
+        site.requestFactory = limited_request(max(self.config.max_file_bytes,
+                                                  self.config.max_body))
         client = StreamServerEndpointService(endpoint_type(self.clock, listen.port,
                                                            interface=listen.host), site)
         return [refresh, self.outbox, client]

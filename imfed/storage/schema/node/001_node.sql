@@ -113,14 +113,16 @@ CREATE TABLE events (
 );
 CREATE INDEX events_user ON events (user_id, seq);
 
--- Files: uploaded by local users (origin), or fetched from another server and cached.
+-- Files: uploaded by local users (their fileID names this server), or announced by another
+-- server in a message (path NULL until a local user first downloads it, then the cached copy).
 CREATE TABLE files (
     file_id    TEXT PRIMARY KEY,
     owner_id   TEXT NOT NULL,
     name       TEXT NOT NULL DEFAULT '',
     size       INTEGER NOT NULL,
     md5        TEXT NOT NULL,
-    path       TEXT NOT NULL,
+    sm3        TEXT NOT NULL DEFAULT '',
+    path       TEXT,
     created_at INTEGER NOT NULL
 );
 -- Who may fetch a file: the users it was sent to (and their servers, through them).

@@ -1,0 +1,87 @@
+"""Files (§6.2.4-6.2.6, §6.2.9, §6.4.1.11, PROFILE.md §5): uploads stored on disk with their
+size, MD5 and SM3; who may fetch what; the cache of other servers' files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import attrs
+
+from ..crypto.sm3 import SM3
+from ..storage import transaction
+
+__all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
+           "server_entitled", "CHUNK"]
+
+CHUNK = 1 << 16
+
+
+@attrs.frozen
+class StoredFile:
+    file_id: str
+    owner_id: str
+    name: str
+    size: int
+    md5: str
+    sm3: str
+    path: str | None
+    created_at: int
+
+
+def hash_copy(source, dest_path: str, limit: int) -> tuple[int, str, str]:
+    """Copy a file object to ``dest_path`` in chunks (never whole in memory): (size, md5, sm3).
+    ValueError beyond ``limit`` bytes (the partial copy is removed).  Runs in a thread."""
+    md5, sm3, size = hashlib.md5(), SM3(), 0
+    source.seek(0)
+    try:
+        with open(dest_path, "wb") as out:
+            while True:
+                chunk = source.read(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise ValueError("file over %d bytes" % limit)
+                md5.update(chunk)
+                sm3.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        if os.path.exists(dest_path):
+            os.unlink(dest_path)
+        raise
+    return size, md5.hexdigest(), sm3.hexdigest()
+
+
+_COLUMNS = "file_id, owner_id, name, size, md5, sm3, path, created_at"
+
+
+@transaction
+def add_file(cur, f: StoredFile) -> None:
+    cur.execute("INSERT INTO files (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" % _COLUMNS,
+                attrs.astuple(f))
+    cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)", (f.file_id, f.owner_id))
+
+
+def get_file(cur, file_id: str) -> StoredFile | None:
+    cur.execute("SELECT %s FROM files WHERE file_id = ?" % _COLUMNS, (file_id,))
+    row = cur.fetchone()
+    return StoredFile(*row) if row else None
+
+
+@transaction
+def set_cached(cur, file_id: str, path: str, sm3: str) -> None:
+    cur.execute("UPDATE files SET path = ?, sm3 = ? WHERE file_id = ?", (path, sm3, file_id))
+
+
+def user_entitled(cur, file_id: str, user_id: str) -> bool:
+    cur.execute("SELECT 1 FROM file_access WHERE file_id = ? AND user_id = ?", (file_id, user_id))
+    return cur.fetchone() is not None
+
+
+def server_entitled(cur, file_id: str, server_id: str) -> bool:
+    """Has ``server_id`` a user the file was sent to?"""
+    cur.execute("SELECT user_id FROM file_access WHERE file_id = ?", (file_id,))
+    return any(uid.rsplit("@", 1)[1] == server_id for (uid,) in cur.fetchall())
