@@ -385,8 +385,8 @@ def add_user(node: RunningNode, phone: str, name: str, password: str = "secret",
 @pytest_twisted.async_yield_fixture
 async def pair(management, tmp_path):
     """Two nodes, A and B, joined to ``management`` and knowing each other."""
-    a = await join_node(management, str(tmp_path / "a"), "node-a")
-    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    a = await join_node(management, str(tmp_path / "a"), "node-a", max_file_bytes=8 << 20)
+    b = await join_node(management, str(tmp_path / "b"), "node-b", max_file_bytes=8 << 20)
     # A knows B once its directory has refreshed (B joined after A started).
     await a.role.directory.refresh()
     await wait_until(lambda: a.role.directory.active("node-b") and

@@ -1,0 +1,184 @@
+"""Bad input at every federation endpoint and the client API: a 4xx JSON answer, and the
+node's store unchanged."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest_twisted
+import treq
+
+from conftest import ApiClient, add_user
+
+TABLES = ("users", "friends", "friend_requests", "messages", "outbox", "events", "files",
+          "file_access", "acl_mode", "acl_list")
+
+
+def snapshot(node) -> list:
+    conn = sqlite3.connect(node.role.db.path)
+    try:
+        return [(t, sorted(conn.execute("SELECT * FROM %s" % t).fetchall())) for t in TABLES]
+    finally:
+        conn.close()
+
+
+def message(**override) -> dict:
+    info = {"senderID": "100@node-a", "recvID": "200@node-b", "messageType": "text",
+            "version": "v1", "type": 1, "messageID": "abcdefghijkl@node-a",
+            "content": {"message": "hello"}}
+    info.update(override)
+    return {k: v for k, v in info.items() if v is not None}
+
+
+@pytest_twisted.ensureDeferred
+async def test_federation_endpoints_refuse_bad_input(pair):
+    a, b = pair
+    add_user(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    add_user(b, "201", "Refuser", verify_type=1)
+    peer = a.role.directory.active("node-b")
+    before = snapshot(b)
+
+    async def call(method, path, body=None, query=None):
+        return await a.role.client.call("node-b", peer.address, method, path, body, query)
+
+    cases = [
+        ("GET", "/sns/find/users", None, None, 400, "missing_queryStr"),
+        ("GET", "/sns/find/users", None, {"queryStr": "x" * 65}, 400, "bad_queryStr"),
+        ("GET", "/sns/verify/users", None, {"userID": "nobody"}, 400, "bad_userID"),
+        ("GET", "/sns/verify/users", None, {"userID": "999@node-b"}, 404, "unknown_user"),
+        ("GET", "/sns/verify/users", None, {"userID": "100@node-a"}, 404, "unknown_user"),
+        ("GET", "/sns/users", None, {}, 400, "missing_userID"),
+        ("GET", "/sns/query/users", None, {"userID": "200@node-b"}, 400, "missing_ownerID"),
+        ("GET", "/sns/query/users", None, {"userID": "200@node-b", "ownerID": "1@node-c"},
+         403, "not_your_user"),
+        ("POST", "/sns/add/users", {}, None, 400, "bad_userID"),
+        ("POST", "/sns/add/users", {"userID": "200@node-b"}, None, 400, "bad_ownerID"),
+        ("POST", "/sns/add/users", {"userID": "200@node-b", "ownerID": "7@node-c"}, None, 403,
+         "not_your_user"),
+        ("POST", "/sns/add/users", {"userID": "201@node-b", "ownerID": "100@node-a"}, None,
+         403, "refuses_friends"),
+        ("POST", "/sns/add/users", {"userID": "200@node-b", "ownerID": "100@node-a",
+                                    "userInfo": "me"}, None, 400, "bad_userInfo"),
+        ("POST", "/sns/add/users", {"userID": "200@node-b", "ownerID": "100@node-a",
+                                    "remark": 5}, None, 400, "bad_remark"),
+        ("POST", "/sns/rsp/users", {"userID": "200@node-b", "ownerID": "100@node-a",
+                                    "isAgree": 3}, None, 400, "bad_isAgree"),
+        ("POST", "/sns/rsp/users", {"userID": "200@node-b", "ownerID": "100@node-a",
+                                    "isAgree": "1"}, None, 409, "no_request"),
+        ("POST", "/sns/del/users", {"userID": "200@node-b"}, None, 400, "bad_ownerID"),
+        ("POST", "/sns/chat", {}, None, 400, "bad_messageInfo"),
+        ("POST", "/sns/chat", {"messageInfo": message(messageType="video")}, None, 400,
+         "bad_messageType"),
+        ("POST", "/sns/chat", {"messageInfo": message(type=3)}, None, 400, "bad_type"),
+        ("POST", "/sns/chat", {"messageInfo": message(type=True)}, None, 400, "bad_type"),
+        ("POST", "/sns/chat", {"messageInfo": message(senderID="100@node-c")}, None, 403,
+         "not_your_user"),
+        ("POST", "/sns/chat", {"messageInfo": message(recvID="999@node-b")}, None, 404,
+         "unknown_user"),
+        ("POST", "/sns/chat", {"messageInfo": message(messageID="nope")}, None, 400,
+         "bad_messageID"),
+        ("POST", "/sns/chat", {"messageInfo": message(messageID="abc@node-c")}, None, 400,
+         "bad_messageID"),
+        ("POST", "/sns/chat", {"messageInfo": message(content={"message": ""})}, None, 400,
+         "bad_content"),
+        ("POST", "/sns/chat", {"messageInfo": message(content="hi")}, None, 400,
+         "bad_content"),
+        ("POST", "/sns/chat", {"messageInfo": message(messageType="file", content={
+            "size": 5, "fileID": "f@node-a", "md5": "xyz"})}, None, 400, "bad_md5"),
+        ("POST", "/sns/chat", {"messageInfo": message(messageType="voice", content={
+            "size": 5, "fileID": "f@node-a", "md5": "0" * 32})}, None, 400, "bad_duration"),
+        ("POST", "/sns/chat", {"messageInfo": message(messageType="image", content={
+            "size": -1, "fileID": "f@node-a", "md5": "0" * 32})}, None, 400, "bad_size"),
+        ("POST", "/sns/chat", {"messageInfo": message(type=2, recvID="g@node-b")}, None, 404,
+         "unknown_group"),
+        ("POST", "/sns/chat", {"messageInfo": message(messageType="repeal",
+                                                       messageID="zz@node-a")}, None, 404,
+         "unknown_message"),
+        ("GET", "/sns/download/file", None, {"fileID": "nothing@node-b"}, 404, "unknown_file"),
+        ("GET", "/sns/download/file", None, {"fileID": "bad id"}, 400, "bad_fileID"),
+        ("POST", "/sns/restApi/imServer/servermgr/receivenotify", {"serverId": "x"}, None,
+         403, "not_management"),
+        ("POST", "/sns/chat", {"messageInfo": message(content={"message": "x" * (1 << 20)})},
+         None, 413, "too_large"),
+    ]
+    for method, path, body, query, status, errcode in cases:
+        if path == "/sns/download/file":
+            from imfed.peer import PeerError
+
+            try:
+                await a.role.client.download("node-b", peer.address, path, query,
+                                             a.role.file_dir + "/probe", 1000)
+            except PeerError as e:
+                assert str(status) in str(e), (path, query, e)
+            continue
+        answer = await call(method, path, body, query)
+        assert (answer.status, answer.body.get("errcode")) == (status, errcode), \
+            (method, path, body, query, answer.body)
+        assert answer.body["code"] == 1 and answer.body["error"]
+    assert snapshot(b) == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_api_refuses_bad_input(pair):
+    a, _ = pair
+    add_user(a, "100", "Alice", password="right")
+    add_user(a, "101", "Al")
+    before = snapshot(a)
+    anon = ApiClient(a, "100", password="wrong")
+    status, answer = await anon.call("POST", "login", {"login": "100", "password": "wrong"})
+    assert status == 401 and answer["errcode"] == "bad_login"
+    for path in ("me", "friends", "conversations", "events"):
+        status, answer = await anon.call("GET", path)
+        assert status == 401 and answer["errcode"] == "no_session", path
+    anon.token = "forged"
+    status, answer = await anon.call("GET", "me")
+    assert status == 401
+    alice = await ApiClient(a, "100", password="right").login()
+    before = snapshot(a)  # the login added a session only
+    cases = [
+        ("POST", "login", b"{", 400, "malformed_json"),
+        ("POST", "login", {"login": "100"}, 400, "missing_password"),
+        ("GET", "users/search", None, 400, "bad_q"),
+        ("GET", "users/info", None, 400, "bad_userID"),
+        ("POST", "friends/requests", {"userID": "100@node-a"}, 400, "bad_userID"),
+        ("POST", "friends/requests", {"userID": "bogus"}, 400, "bad_userID"),
+        ("POST", "friends/requests", {"userID": "1@node-zz"}, 404, "unknown_server"),
+        ("POST", "friends/requests", {"userID": "999@node-a"}, 404, "unknown_user"),
+        ("POST", "friends/requests/none/answer", {"agree": True}, 404, "unknown_request"),
+        ("POST", "friends/requests/none/answer", {"agree": "yes"}, 400, "bad_agree"),
+        ("POST", "friends/delete", {"userID": "101@node-a"}, 404, "not_friends"),
+        ("POST", "messages", {"recvID": "101@node-a"}, 400, "bad_messageType"),
+        ("POST", "messages", {"recvID": "101@node-a", "messageType": "text"}, 400,
+         "bad_content"),
+        ("POST", "messages", {"recvID": "101@node-a", "messageType": "repeal"}, 400,
+         "bad_messageType"),
+        ("POST", "messages", {"recvID": "999@node-a", "messageType": "text",
+                              "content": {"message": "x"}}, 404, "unknown_user"),
+        ("POST", "messages", {"recvID": "1@node-zz", "messageType": "text",
+                              "content": {"message": "x"}}, 404, "unknown_server"),
+        ("POST", "messages", {"recvID": "101@node-a", "messageType": "image",
+                              "content": {"fileID": "nope@node-a"}}, 404, "unknown_file"),
+        ("GET", "messages/nope@node-a", None, 404, "unknown_message"),
+        ("POST", "messages/nope@node-a/recall", None, 404, "unknown_message"),
+        ("GET", "conversations/bogus/messages", None, 400, "bad_peerID"),
+        ("GET", "conversations/101@node-a/messages?limit=x", None, 400, "bad_limit"),
+        ("GET", "events?since=-1", None, 400, "bad_since"),
+        ("GET", "files/nope@node-a", None, 404, "unknown_file"),
+        ("POST", "files?name=a/b", b"data", 400, "bad_name"),
+        ("POST", "files", b"", 400, "empty_file"),
+        ("GET", "no/such/path", None, 404, "no_such_path"),
+        ("DELETE", "messages", None, 405, "method_not_allowed"),
+    ]
+    for method, path, body, status, errcode in cases:
+        got, answer = await alice.call(method, path, body)
+        assert (got, answer.get("errcode")) == (status, errcode), (method, path, answer)
+        assert answer["code"] == 1 and answer["error"]
+    # Too large a file: 413, and nothing kept.
+    response = await treq.post(a.client_url + "files", data=b"x" * (a.config.node.max_file_bytes
+                                                                     + 1),
+                               headers={"Authorization": "Bearer " + alice.token})
+    assert response.code == 413
+    assert json.loads(await treq.content(response))["errcode"] == "too_large"
+    assert snapshot(a) == before
