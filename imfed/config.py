@@ -161,6 +161,9 @@ class Config:
     data_dir: str
     management: ManagementConfig | None
     node: NodeConfig | None
+    # Only in the embedded development default: nodes that join the local management role
+    # at start, approved automatically (imfed/devdefault.py).
+    dev_nodes: tuple = ()
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.data_dir, *parts)
@@ -245,7 +248,19 @@ def load(path: str) -> Config:
     return parse(data)
 
 
+DEV_NODES = (("node-a", 9443, 9080), ("node-b", 9444, 9081))
+
+
 def default_config() -> Config:
-    """The embedded development default: a management role in ./imfed-data on loopback."""
-    return parse({"data_dir": "./imfed-data",
-                  "management": {"listen": "127.0.0.1:8443", "server_id": "manager"}})
+    """The embedded development default: a small federation in ./imfed-data on loopback, the
+    management role on 8443 and two nodes (federation 9443/9444, client API 9080/9081) that
+    join it through the real apply/approve flow at start."""
+    config = parse({"data_dir": "./imfed-data",
+                    "management": {"listen": "127.0.0.1:8443", "server_id": "manager"}})
+    nodes = tuple(
+        _node({"server_id": server_id, "listen": "127.0.0.1:%d" % port,
+               "client_listen": "127.0.0.1:%d" % client_port,
+               "management_url": "https://127.0.0.1:8443"},
+              os.path.join(config.data_dir, server_id))
+        for server_id, port, client_port in DEV_NODES)
+    return attrs.evolve(config, dev_nodes=nodes)

@@ -46,6 +46,12 @@ def make_service(config: Config, reactor) -> MultiService:
         top.management = role
         log.info("management role {id} on https://{listen} (CA {fp})", id=role.config.server_id,
                  listen=config.management.listen, fp=role.ca.cert.fingerprint)
+    if config.dev_nodes:
+        from .devdefault import DevFederation
+
+        dev = DevFederation(config, top.management, reactor)
+        dev.setServiceParent(top)
+        top.dev = dev
     if config.node is not None:
         from .node.service import NodeRole
 

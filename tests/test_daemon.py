@@ -123,3 +123,62 @@ def test_twistd_help_lists_the_options():
                          env=dict(os.environ, PYTHONPATH=REPO))
     assert out.returncode == 0
     assert b"--config" in out.stdout
+
+
+@pytest_twisted.ensureDeferred
+async def test_embedded_default_is_a_small_federation(tmp_path):
+    """`twistd -n imfed` with no config: management and two nodes on loopback, joined through
+    apply/approve, with demo users who can write to each other."""
+    from twisted.internet.task import deferLater
+
+    from conftest import ApiClient, RunningNode
+    from imfed.config import default_config
+
+    env = dict(os.environ, PYTHONPATH=REPO)
+    command = [TWISTD, "-n", "--pidfile=", "imfed"]
+    for round_ in ("first start", "restart"):
+        proc = subprocess.Popen(command, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            _wait_port(9081, proc, timeout=60)
+            os.chdir(str(tmp_path))
+            try:
+                config = default_config()
+            finally:
+                os.chdir(REPO)
+            a, b = (RunningNode(attrs_evolve(config, n)) for n in config.dev_nodes)
+            alice = ApiClient(a, "13500000001", "demo")
+            bob = ApiClient(b, "13600000002", "demo")
+            for client in (alice, bob):
+                for _ in range(100):
+                    try:
+                        await client.login()
+                        break
+                    except Exception:
+                        await deferLater(reactor, 0.1, lambda: None)
+            text = "hello from the %s" % round_
+            for _ in range(100):  # until both directories know each other
+                status, _ = await alice.call("POST", "messages", {
+                    "recvID": "13600000002@node-b", "messageType": "text",
+                    "content": {"message": text}})
+                if status == 200:
+                    break
+                await deferLater(reactor, 0.1, lambda: None)
+            got = await bob.wait_event("message", match=lambda m: m["messageInfo"]["content"]
+                                       ["message"] == text)
+            assert got["messageInfo"]["senderID"] == "13500000001@node-a"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out = proc.communicate(timeout=30)[0].decode()
+        assert "Traceback" not in out, out
+        if round_ == "first start":
+            assert "node-a joined the development federation" in out
+        else:
+            assert "joined" not in out  # the certificates from the first start are used
+        assert "client API http://127.0.0.1:9080/api/v1/" in out
+
+
+def attrs_evolve(config, node):
+    import attrs
+
+    return attrs.evolve(config, node=node, management=None, dev_nodes=())

@@ -416,6 +416,7 @@ class ClientApi(Endpoints):
             rows = await self.db.runInteraction(messaging.events_since, user_id, since)
             left = deadline - self.clock.seconds()
             if rows or left <= 0:
+                waiter.addErrback(lambda _: None)  # nobody waits on it: a quiet cancel
                 waiter.cancel()
                 return rows
             timer = self.clock.callLater(left, lambda w=waiter: w.called or w.callback(None))

@@ -1,0 +1,100 @@
+"""The embedded development default (``twistd -n imfed`` with no config): the management role
+plus two nodes on loopback, each joining through the same apply/approve flow as a real one,
+approved automatically (here only), with demo users.  What it prints says how to reach them."""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+from twisted.application.service import MultiService
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+
+from .config import Config
+from .management import review, store
+from .management.service import ManagementRole
+from .node import users
+from .node.join import application_fields, join
+from .storage import run_sync
+
+__all__ = ["DevFederation", "DEMO_USERS", "DEMO_PASSWORD"]
+
+log = Logger()
+
+DEMO_PASSWORD = "demo"
+DEMO_USERS = {"node-a": [("13500000001", "Alice Demo")],
+              "node-b": [("13600000002", "Bob Demo"), ("13600000003", "Carol Demo")]}
+
+
+class DevFederation(MultiService):
+    """Joins each dev node once the management listener is up, then runs it."""
+
+    def __init__(self, config: Config, management: ManagementRole, reactor) -> None:
+        super().__init__()
+        self.config, self.management, self.reactor = config, management, reactor
+        self.nodes = {}
+
+    def startService(self) -> None:
+        super().startService()
+        d = ensureDeferred(self._bring_up())
+        d.addErrback(lambda f: log.failure("the development federation did not start", f))
+
+    async def _bring_up(self) -> None:
+        for node_config in self.config.dev_nodes:
+            if not os.path.exists(node_config.cert_file):
+                await self._join(node_config)
+            self._start(node_config)
+        for node_config in self.config.dev_nodes:
+            c = node_config
+            log.info("{id}: client API http://{listen}/api/v1/  demo users: {users} "
+                     "(password {pw})", id=c.server_id, listen=c.client_listen,
+                     users=", ".join("%s@%s" % (p, c.server_id)
+                                     for p, _ in DEMO_USERS.get(c.server_id, [])),
+                     pw=DEMO_PASSWORD)
+
+    async def _join(self, node_config) -> None:
+        fields = application_fields(node_config, contactName="Developer",
+                                    contactEmail="dev@example.com",
+                                    contactMobile="13500000000",
+                                    serverName="%s (development)" % node_config.server_id)
+        joining = ensureDeferred(join(self.reactor, node_config,
+                                      self.management.ca.cert.fingerprint, fields,
+                                      poll_seconds=0.2))
+        registry = self.management.store
+        while not joining.called:
+            app = await registry.run(store.pending_for, node_config.server_id)
+            if app is not None:
+                await registry.run(review.approve, app.application_id, self.management.ca,
+                                   "dev-default (automatic approval)",
+                                   self.management.config.cert_validity_days,
+                                   registry.now_ms())
+                break
+            from twisted.internet.task import deferLater
+
+            await deferLater(self.reactor, 0.1, lambda: None)
+        await joining
+        log.info("{id} joined the development federation", id=node_config.server_id)
+
+    def _start(self, node_config) -> None:
+        from .node.service import NodeRole
+        from .service import tls_listener
+
+        config = attrs.evolve(self.config, data_dir=os.path.dirname(node_config.key_file)
+                              .rsplit(os.sep, 1)[0], management=None, node=node_config,
+                              dev_nodes=())
+        role = NodeRole(config, self.reactor)
+        for server_id, phone_name in DEMO_USERS.items():
+            if server_id != node_config.server_id:
+                continue
+            for phone, name in phone_name:
+                if run_sync(role.db.path, users.find_user, phone) is None:
+                    run_sync(role.db.path, users.add_user, server_id, phone, name,
+                             users.hash_password(DEMO_PASSWORD), int(self.reactor.seconds()
+                                                                     * 1000))
+        role.db.setServiceParent(self)
+        tls_listener(self.reactor, node_config.listen, role.identity,
+                     role.api.resource()).setServiceParent(self)
+        for service in role.services():
+            service.setServiceParent(self)
+        self.nodes[node_config.server_id] = role
