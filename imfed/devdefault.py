@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 
 import attrs
-from twisted.application.service import MultiService
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from .config import Config
@@ -16,9 +16,10 @@ from .management import review, store
 from .management.service import ManagementRole
 from .node import users
 from .node.join import application_fields, join
+from .service import InOrder, tls_listener
 from .storage import run_sync
 
-__all__ = ["DevFederation", "DEMO_USERS", "DEMO_PASSWORD"]
+__all__ = ["DevFederation", "DEMO_USERS", "DEMO_PASSWORD", "join_and_approve"]
 
 log = Logger()
 
@@ -27,7 +28,27 @@ DEMO_USERS = {"node-a": [("13500000001", "Alice Demo")],
               "node-b": [("13600000002", "Bob Demo"), ("13600000003", "Carol Demo")]}
 
 
-class DevFederation(MultiService):
+async def join_and_approve(reactor, management: ManagementRole, node_config,
+                           operator: str) -> None:
+    """Run a node's real join flow against a management role in this process, approving its
+    application as soon as it arrives (development default, benchmarks, tests)."""
+    fields = application_fields(node_config, contactName="Developer",
+                                contactEmail="dev@example.com", contactMobile="13500000000",
+                                serverName="%s (development)" % node_config.server_id)
+    joining = ensureDeferred(join(reactor, node_config, management.ca.cert.fingerprint, fields,
+                                  poll_seconds=0.05))
+    registry = management.store
+    while not joining.called:
+        app = await registry.run(store.pending_for, node_config.server_id)
+        if app is not None:
+            await registry.run(review.approve, app.application_id, management.ca, operator,
+                               management.config.cert_validity_days, registry.now_ms())
+            break
+        await deferLater(reactor, 0.02, lambda: None)
+    await joining
+
+
+class DevFederation(InOrder):
     """Joins each dev node once the management listener is up, then runs it."""
 
     def __init__(self, config: Config, management: ManagementRole, reactor) -> None:
@@ -54,31 +75,12 @@ class DevFederation(MultiService):
                      pw=DEMO_PASSWORD)
 
     async def _join(self, node_config) -> None:
-        fields = application_fields(node_config, contactName="Developer",
-                                    contactEmail="dev@example.com",
-                                    contactMobile="13500000000",
-                                    serverName="%s (development)" % node_config.server_id)
-        joining = ensureDeferred(join(self.reactor, node_config,
-                                      self.management.ca.cert.fingerprint, fields,
-                                      poll_seconds=0.2))
-        registry = self.management.store
-        while not joining.called:
-            app = await registry.run(store.pending_for, node_config.server_id)
-            if app is not None:
-                await registry.run(review.approve, app.application_id, self.management.ca,
-                                   "dev-default (automatic approval)",
-                                   self.management.config.cert_validity_days,
-                                   registry.now_ms())
-                break
-            from twisted.internet.task import deferLater
-
-            await deferLater(self.reactor, 0.1, lambda: None)
-        await joining
+        await join_and_approve(self.reactor, self.management, node_config,
+                               "dev-default (automatic approval)")
         log.info("{id} joined the development federation", id=node_config.server_id)
 
     def _start(self, node_config) -> None:
         from .node.service import NodeRole
-        from .service import tls_listener
 
         config = attrs.evolve(self.config, data_dir=os.path.dirname(node_config.key_file)
                               .rsplit(os.sep, 1)[0], management=None, node=node_config,

@@ -7,7 +7,8 @@ listeners before the stores close.
 from __future__ import annotations
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -16,9 +17,28 @@ from twisted.web.server import Site
 from .config import Config, Listen
 from .crypto import tls
 
-__all__ = ["make_service", "tls_listener"]
+__all__ = ["make_service", "tls_listener", "InOrder"]
 
 log = Logger()
+
+
+class InOrder(MultiService):
+    """A MultiService that stops its children one at a time, last first, each only after the
+    one added after it has finished stopping: a store closes only once every listener, timer
+    and queue that writes to it is done (plain MultiService stops them all at once, and an
+    interaction caught between a closed pool and a stopping timer never finishes)."""
+
+    def stopService(self):
+        Service.stopService(self)
+        return ensureDeferred(self._stop_each())
+
+    async def _stop_each(self) -> None:
+        for service in reversed(list(self)):
+            if service.running:
+                try:
+                    await maybeDeferred(service.stopService)
+                except Exception:
+                    log.failure("stopping {service} failed", service=service)
 
 
 def tls_listener(reactor, listen: Listen, identity: tls.TLSIdentity, resource,
@@ -33,7 +53,7 @@ def tls_listener(reactor, listen: Listen, identity: tls.TLSIdentity, resource,
 
 
 def make_service(config: Config, reactor) -> MultiService:
-    top = MultiService()
+    top = InOrder()
     if config.management is not None:
         from .management.service import ManagementRole
 

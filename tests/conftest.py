@@ -284,26 +284,10 @@ def node_config(data_dir: str, server_id: str, management, **settings):
 
 async def join_node(management, folder: str, server_id: str, **settings) -> RunningNode:
     """A node joined through the real flow (pinned CA, apply, approval, install), started."""
-    from twisted.internet.task import deferLater
-
-    from imfed.management import review, store
-    from imfed.node.join import application_fields, join
+    from imfed.devdefault import join_and_approve
 
     config = node_config(folder, server_id, management, **settings)
-    fields = application_fields(config.node, contactName="Ops", contactEmail="ops@example.com",
-                                contactMobile="13500001111")
-    from twisted.internet.defer import ensureDeferred
-
-    d = ensureDeferred(join(reactor, config.node, management.ca.cert.fingerprint, fields,
-                            poll_seconds=0.05))
-    for _ in range(200):
-        app = await management.role.store.run(store.pending_for, server_id)
-        if app is not None:
-            break
-        await deferLater(reactor, 0.02, lambda: None)
-    await management.role.store.run(review.approve, app.application_id, management.ca, "test",
-                                    30, management.role.store.now_ms())
-    await d
+    await join_and_approve(reactor, management.role, config.node, "test")
     return RunningNode(config).start()
 
 

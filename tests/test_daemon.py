@@ -26,16 +26,26 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 def _start(config_path: str, cwd: str) -> subprocess.Popen:
+    """The daemon, its output in <cwd>/twistd.log (a file: a pipe nobody reads fills up)."""
     env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config", config_path],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_path = os.path.join(cwd, "twistd.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config", config_path],
+                                cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log_path
+    return proc
+
+
+def _output(proc: subprocess.Popen) -> bytes:
+    with open(proc.log_path, "rb") as f:
+        return f.read()
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError("daemon exited: %s" % proc.stdout.read().decode())
+            raise AssertionError("daemon exited with %s" % proc.returncode)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -105,14 +115,15 @@ async def test_daemon_serves_mutual_sm2_tls(daemon, tmp_path, other_ca):
     proc.send_signal(signal.SIGTERM)
     # twistd 26 re-raises the signal once it has shut down cleanly.
     assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    log = proc.stdout.read().decode()
+    log = _output(proc).decode()
     assert "management role manager" in log and "Server Shut Down" in log
 
 
 def test_config_mistake_stops_start_naming_the_key(tmp_path):
     (tmp_path / "bad.toml").write_text('data_dir = "d"\n[management]\nlisten = "nowhere"\n')
     proc = _start(str(tmp_path / "bad.toml"), str(tmp_path))
-    out, _ = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    out = _output(proc)
     assert proc.returncode != 0
     assert b"management.listen" in out
     assert b"Traceback" not in out
@@ -137,8 +148,10 @@ async def test_embedded_default_is_a_small_federation(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     command = [TWISTD, "-n", "--pidfile=", "imfed"]
     for round_ in ("first start", "restart"):
-        proc = subprocess.Popen(command, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+        log_path = tmp_path / ("%s.log" % round_.replace(" ", "-"))
+        with open(log_path, "wb") as log:  # a file, not a pipe nobody reads until the end
+            proc = subprocess.Popen(command, cwd=str(tmp_path), env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
         try:
             _wait_port(9081, proc, timeout=60)
             os.chdir(str(tmp_path))
@@ -169,7 +182,8 @@ async def test_embedded_default_is_a_small_federation(tmp_path):
             assert got["messageInfo"]["senderID"] == "13500000001@node-a"
         finally:
             proc.send_signal(signal.SIGTERM)
-            out = proc.communicate(timeout=30)[0].decode()
+            proc.wait(timeout=30)
+            out = log_path.read_text()
         assert "Traceback" not in out, out
         if round_ == "first start":
             assert "node-a joined the development federation" in out

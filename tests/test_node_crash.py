@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 
-from imfed.management import review, store
-from imfed.node.join import application_fields, join
+from imfed.devdefault import join_and_approve
 
 from conftest import REPO, ApiClient, RunningNode, add_user, join_node, node_config, wait_until
 from test_node_delivery import _received
@@ -24,43 +23,30 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 async def joined_config(management, folder: str, server_id: str):
     """Join through the real flow but leave starting the daemon to the caller."""
     config = node_config(folder, server_id, management)
-    fields = application_fields(config.node, contactName="Ops",
-                                contactEmail="ops@example.com", contactMobile="13500001111")
-    d = ensureDeferred(join(reactor, config.node, management.ca.cert.fingerprint, fields,
-                            poll_seconds=0.05))
-    app = await wait_until(lambda: management.role.store.run(store.pending_for, server_id),
-                           what="the application")
-    await management.role.store.run(review.approve, app.application_id, management.ca,
-                                    "test", 30, management.role.store.now_ms())
-    await d
+    await join_and_approve(reactor, management.role, config.node, "test")
     return config
 
 
 class Daemon:
-    """``twistd -n imfed --config FILE`` as a child process."""
+    """``twistd -n imfed --config FILE`` as a child process, its log in a file."""
 
-    def __init__(self, config_path: str) -> None:
-        self.config_path = config_path
-        self.transport = None
+    def __init__(self, config_path: str, log_path: str) -> None:
+        self.config_path, self.log_path = config_path, log_path
+        self.proc = None
 
     def start(self):
-        from twisted.internet.protocol import ProcessProtocol
-
-        self.ended = []
-        outer = self
-
-        class Proto(ProcessProtocol):
-            def processEnded(self, reason):
-                outer.ended.append(reason)
-
-        self.transport = reactor.spawnProcess(
-            Proto(), TWISTD, [TWISTD, "-n", "--pidfile=", "imfed", "--config", self.config_path],
-            env=dict(os.environ, PYTHONPATH=REPO), path=REPO)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [TWISTD, "-n", "--pidfile=", "imfed", "--config", self.config_path],
+                env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, stdout=log,
+                stderr=subprocess.STDOUT)
         return self
 
     async def kill(self, sig=signal.SIGKILL):
-        self.transport.signalProcess(sig)
-        await wait_until(lambda: self.ended, what="the process to end")
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        await wait_until(lambda: self.proc.poll() is not None, timeout=30,
+                         what="the process to end")
 
 
 @pytest_twisted.ensureDeferred
@@ -78,7 +64,8 @@ async def test_sigkill_with_queued_messages(management, tmp_path):
     add_user(b, "200", "Bob")
     await b.stop()
 
-    daemon = Daemon(a_path).start()
+    log_path = str(tmp_path / "node-a.log")
+    daemon = Daemon(a_path, log_path).start()
     try:
         node_a = RunningNode(a_config)
         alice = ApiClient(node_a, "100")
@@ -92,11 +79,19 @@ async def test_sigkill_with_queued_messages(management, tmp_path):
 
         await wait_until(logged_in, timeout=30, what="A's client API")
         texts = ["k%02d" % i for i in range(50)]
-        for text in texts:
+
+        async def first_accepted():
+            # A's very first directory query may still be on its way.
+            status, _ = await alice.call("POST", "messages", {
+                "recvID": "200@node-b", "messageType": "text", "content": {"message": texts[0]}})
+            return status == 200
+
+        await wait_until(first_accepted, what="A to know B")
+        for text in texts[1:]:
             await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
                                                 "content": {"message": text}})
         await daemon.kill()                       # SIGKILL, 50 messages queued
-        daemon = Daemon(a_path).start()           # A again...
+        daemon = Daemon(a_path, log_path).start()  # A again...
         b = RunningNode(b.config).start()         # ...and B back
         await wait_until(lambda: len(_received(b, "100@node-a")) >= 50, timeout=60,
                          what="all 50 messages")

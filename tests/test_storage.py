@@ -37,3 +37,35 @@ async def test_pool_connections_enforce_foreign_keys(tmp_path):
         assert rows == [("wal",)]
     finally:
         db.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_services_stop_one_at_a_time_last_first():
+    """The store is closed only after what was added after it has finished stopping."""
+    from twisted.application.service import Service
+    from twisted.internet.defer import Deferred
+
+    from imfed.service import InOrder
+
+    log, slow_stop = [], Deferred()
+
+    class Recorder(Service):
+        def __init__(self, name, wait=None):
+            self.name, self.wait = name, wait
+
+        def stopService(self):
+            super().stopService()
+            log.append("stopping " + self.name)
+            if self.wait is not None:
+                return self.wait.addCallback(lambda _: log.append("stopped " + self.name))
+            log.append("stopped " + self.name)
+
+    top = InOrder()
+    for service in (Recorder("store"), Recorder("timer", slow_stop), Recorder("listener")):
+        service.setServiceParent(top)
+    top.startService()
+    stopping = top.stopService()
+    assert log == ["stopping listener", "stopped listener", "stopping timer"]
+    slow_stop.callback(None)
+    await stopping
+    assert log[3:] == ["stopped timer", "stopping store", "stopped store"]

@@ -117,6 +117,8 @@ class Directory:
             self._refreshing = None
 
     async def _refresh_once(self) -> int:
+        log.debug("directory: querying {url} after mark {mark}", url=self.management_url,
+                  mark=self.last_query_time)
         answer = await self.client.call(self.management_id, self.management_url, "POST",
                                         SERVERS_PATH, {"lastQueryTime": self.last_query_time})
         if not answer.ok:
@@ -141,6 +143,9 @@ class Directory:
         await self.db.runInteraction(_save, rows, mark, self.now_ms())
         self.peers.update(updated)
         self.last_query_time = mark
+        if updated:
+            log.info("directory: {n} server(s) changed ({ids}), mark {mark}", n=len(updated),
+                     ids=", ".join(sorted(updated)), mark=mark)
         return len(updated)
 
     async def _entry(self, entry: dict) -> tuple[Peer, tuple]:

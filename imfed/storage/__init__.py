@@ -87,7 +87,8 @@ class Database(Service):
 
     def stopService(self):
         super().stopService()
-        self.pool.close()
+        if self.pool.running:  # the reactor's own shutdown may have closed it already
+            self.pool.close()
 
 
 def transaction(fn):
