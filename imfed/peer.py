@@ -63,7 +63,8 @@ class PeerClient:
     def __attrs_post_init__(self) -> None:
         self.policy = tls.PeerPolicy(self.identity)
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 4
+        # One connection per lane the outbox may drive at once (outbox.lanes_per_destination).
+        self.pool.maxPersistentPerHost = 16
         self.agent = Agent(self.reactor, contextFactory=self.policy, pool=self.pool)
 
     def now_ms(self) -> int:

@@ -9,6 +9,7 @@ and nothing else; extended key usage serverAuth + clientAuth; random serial of 1
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import os
 import secrets
@@ -91,9 +92,10 @@ def fingerprint(der: bytes) -> str:
     return sm3_hex(der)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Certificate:
-    """A parsed X.509 certificate with an SM2 key."""
+    """A parsed X.509 certificate with an SM2 key.  Immutable; what is derived from it (its key,
+    its fingerprint, whether an issuer signed it) is computed once."""
 
     der: bytes
     _asn1: x509.Certificate = attrs.field(repr=False, eq=False)
@@ -126,7 +128,7 @@ class Certificate:
     def pem(self) -> bytes:
         return pem.armor("CERTIFICATE", self.der)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.der)
 
@@ -159,7 +161,7 @@ class Certificate:
     def spki_der(self) -> bytes:
         return self._asn1["tbs_certificate"]["subject_public_key_info"].dump()
 
-    @property
+    @functools.cached_property
     def public_key(self) -> sm2.PublicKey:
         der = self.spki_der
         _sm2_spki(der)
@@ -184,8 +186,19 @@ class Certificate:
     def signed_by(self, issuer: "Certificate") -> bool:
         """True when ``issuer`` named and signed this certificate (SM2-with-SM3, default ID).
 
-        Our own check, independent of what the TLS library did (PROFILE.md §3).
+        Our own check, independent of what the TLS library did (PROFILE.md §3).  A signature
+        never changes, so the answer is remembered per issuer.
         """
+        known = self._signed_by.get(issuer.der)
+        if known is None:
+            known = self._signed_by[issuer.der] = self._check_signature(issuer)
+        return known
+
+    @functools.cached_property
+    def _signed_by(self) -> dict:
+        return {}
+
+    def _check_signature(self, issuer: "Certificate") -> bool:
         tbs = self._asn1["tbs_certificate"]
         if _alg_oid(self._asn1["signature_algorithm"]) != SM2_WITH_SM3:
             return False

@@ -33,11 +33,13 @@ def emit(cur, user_id: str, kind: str, payload: dict, now_ms: int) -> None:
                 (user_id, kind, _dump(payload), now_ms))
 
 
-def enqueue(cur, destination: str, method: str, path: str, body: dict, now_ms: int,
-            message_id: str | None = None) -> None:
-    cur.execute("INSERT INTO outbox (destination, method, path, body, message_id, created_at, "
-                "next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (destination, method, path, _dump(body), message_id, now_ms, now_ms))
+def enqueue(cur, destination: str, lane: str, method: str, path: str, body: dict,
+            now_ms: int, message_id: str | None = None) -> None:
+    """Owe ``destination`` a call.  Calls in one lane (a conversation; a pair of users for
+    friend requests) go out in the order they were owed; lanes go out in parallel."""
+    cur.execute("INSERT INTO outbox (destination, lane, method, path, body, message_id, "
+                "created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (destination, lane, method, path, _dump(body), message_id, now_ms, now_ms))
 
 
 def conversation_key(a: str, b: str) -> str:
@@ -106,8 +108,8 @@ def send_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> StoredM
         if info.recv_id != info.sender_id:
             emit(cur, info.recv_id, "message", message.to_client(), now_ms)
     else:
-        enqueue(cur, info.recv_server, "POST", CHAT, {"messageInfo": info.to_wire()}, now_ms,
-                info.message_id)
+        enqueue(cur, info.recv_server, conversation_key(info.sender_id, info.recv_id), "POST",
+                CHAT, {"messageInfo": info.to_wire()}, now_ms, info.message_id)
     return message
 
 
@@ -170,7 +172,8 @@ def recall(cur, message_id: str, user: users.User, server_id: str, now_ms: int,
     recv = message.info.recv_id
     if _server(recv) != server_id:
         repeal = MessageInfo(user.user_id, recv, "repeal", 1, message_id, {})
-        enqueue(cur, _server(recv), "POST", CHAT, {"messageInfo": repeal.to_wire()}, now_ms)
+        enqueue(cur, _server(recv), conversation_key(user.user_id, recv), "POST", CHAT,
+                {"messageInfo": repeal.to_wire()}, now_ms)
 
 
 def delivery(cur, message_id: str | None, state: str, error: str, now_ms: int) -> None:
@@ -284,7 +287,8 @@ def request_friend(cur, user: users.User, to_id: str, remark: str, server_id: st
                                             "remark": remark, "fromInfo": user.info()}, now_ms)
         return rid
     rid = _new_request(cur, user.user_id, to_id, remark, {}, now_ms)
-    enqueue(cur, _server(to_id), "POST", "/sns/add/users",
+    enqueue(cur, _server(to_id), "friends:" + conversation_key(user.user_id, to_id), "POST",
+            "/sns/add/users",
             {"userID": to_id, "remark": remark, "ownerID": user.user_id,
              "userInfo": user.info()}, now_ms)
     return rid
@@ -321,7 +325,8 @@ def answer_request(cur, request_id: str, user: users.User, agree: bool, server_i
     if _server(from_id) == server_id:
         _friend_answered(cur, from_id, user.user_id, agree, user.info(), now_ms)
     else:
-        enqueue(cur, _server(from_id), "POST", "/sns/rsp/users",
+        enqueue(cur, _server(from_id), "friends:" + conversation_key(user.user_id, from_id),
+                "POST", "/sns/rsp/users",
                 {"userID": from_id, "isAgree": 1 if agree else 2, "ownerID": user.user_id,
                  "userInfo": user.info()}, now_ms)
 
@@ -357,7 +362,8 @@ def delete_friend(cur, user: users.User, friend_id: str, server_id: str, now_ms:
     if _server(friend_id) == server_id:
         _friend_deleted(cur, friend_id, user.user_id, now_ms)
     else:
-        enqueue(cur, _server(friend_id), "POST", "/sns/del/users",
+        enqueue(cur, _server(friend_id), "friends:" + conversation_key(user.user_id, friend_id),
+                "POST", "/sns/del/users",
                 {"userID": friend_id, "ownerID": user.user_id}, now_ms)
 
 

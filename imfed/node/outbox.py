@@ -1,6 +1,7 @@
 """Durable outbound delivery (PROFILE.md §6): the ``outbox`` table, one FIFO per destination
-server, drained by a timer and on demand.  Destinations are served in parallel; inside one the
-order is kept (so the order of each conversation is), a failure holds the queue back with
+server and lane (a conversation; a pair of users for friend requests), drained by a timer and
+on demand.  Destinations and lanes are served in parallel (at most ``lanes_per_destination``
+at once for one server); inside a lane the order is kept, a failure holds the lane back with
 exponential backoff, and after the give-up time an item is dropped and its message marked
 failed for the sender to see.  Rows are removed only after a verified 2xx, so a crash at any
 point means a resend, which the receiver's messageID dedupe absorbs."""
@@ -31,16 +32,20 @@ log = Logger()
 _RETRY = {401, 408, 425, 429}
 
 
-def _heads(cur, now_ms: int) -> list[str]:
-    cur.execute("SELECT o.destination FROM outbox o WHERE o.seq = (SELECT MIN(seq) FROM outbox "
-                "WHERE destination = o.destination) AND o.next_attempt <= ?", (now_ms,))
-    return [r[0] for r in cur.fetchall()]
+def _heads(cur, now_ms: int) -> list[tuple[str, str]]:
+    """(destination, lane) of every lane whose first item is due."""
+    cur.execute("SELECT o.destination, o.lane FROM outbox o JOIN (SELECT MIN(seq) AS first "
+                "FROM outbox GROUP BY destination, lane) h ON o.seq = h.first "
+                "WHERE o.next_attempt <= ? ORDER BY o.seq", (now_ms,))
+    return cur.fetchall()
 
 
-def _head(cur, destination: str):
+def _next(cur, destination: str, lane: str, limit: int = 32) -> list[tuple]:
+    """The lane's first items, in order."""
     cur.execute("SELECT seq, method, path, body, message_id, created_at, attempts, next_attempt "
-                "FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1", (destination,))
-    return cur.fetchone()
+                "FROM outbox WHERE destination = ? AND lane = ? ORDER BY seq LIMIT ?",
+                (destination, lane, limit))
+    return cur.fetchall()
 
 
 @transaction
@@ -65,12 +70,13 @@ class Outbox(Service):
     def __init__(self, *, db: Database, client: PeerClient, directory: Directory,
                  acl: AccessControl, hub: EventHub, clock, poll_seconds: float = 1.0,
                  initial_seconds: float = 1.0, max_seconds: float = 300.0,
-                 give_up_seconds: float = 7 * 86400.0) -> None:
+                 give_up_seconds: float = 7 * 86400.0, lanes_per_destination: int = 16) -> None:
         self.db, self.client, self.directory, self.acl, self.hub = db, client, directory, acl, hub
         self.clock = clock
         self.poll_seconds, self.initial_seconds = poll_seconds, initial_seconds
         self.max_seconds, self.give_up_ms = max_seconds, int(give_up_seconds * 1000)
-        self._busy: set[str] = set()
+        self.lanes_per_destination = lanes_per_destination
+        self._busy: set[tuple[str, str]] = set()
         self._loop: LoopingCall | None = None
         self._wake_pending = False
 
@@ -90,32 +96,45 @@ class Outbox(Service):
         return self.client.close()
 
     def wake(self) -> None:
-        """Look for due work now (after an enqueue, a directory change, or on the timer)."""
+        """Look for due work soon (after an enqueue, a directory change, or on the timer).
+        Wake-ups within a few milliseconds share one scan of the queue."""
         if self._wake_pending or not self.running:
             return
         self._wake_pending = True
+        self.clock.callLater(0.005, self._start_scan)
+
+    def _start_scan(self) -> None:
         d = ensureDeferred(self._scan())
         d.addErrback(lambda f: log.failure("outbox scan failed", f))
 
     async def _scan(self) -> None:
-        try:
-            heads = await self.db.runInteraction(_heads, self.now_ms())
-        finally:
-            self._wake_pending = False
-        for destination in heads:
-            if destination not in self._busy:
-                self._busy.add(destination)
-                d = ensureDeferred(self._drain(destination))
-                d.addErrback(lambda f, dest=destination:
-                             log.failure("delivery to {dest} failed", f, dest=dest))
-                d.addBoth(lambda _, dest=destination: self._busy.discard(dest))
+        self._wake_pending = False
+        heads = await self.db.runInteraction(_heads, self.now_ms())
+        for key in heads:
+            destination = key[0]
+            if key in self._busy or sum(1 for d, _ in self._busy if d == destination) >= \
+                    self.lanes_per_destination:
+                continue
+            self._busy.add(key)
+            d = ensureDeferred(self._drain(*key))
+            d.addErrback(lambda f, dest=destination:
+                         log.failure("delivery to {dest} failed", f, dest=dest))
+            d.addBoth(lambda _, key=key: self._lane_done(key))
 
-    async def _drain(self, destination: str) -> None:
+    def _lane_done(self, key) -> None:
+        self._busy.discard(key)
+        # A lane that waited for a free slot on this destination may go now.
+        self.wake()
+
+    async def _drain(self, destination: str, lane: str) -> None:
+        batch: list = []
         while self.running:
-            row = await self.db.runInteraction(_head, destination)
-            if row is None:
-                return
-            seq, method, path, body, message_id, created_at, attempts, next_attempt = row
+            if not batch:
+                batch = await self.db.runInteraction(_next, destination, lane)
+                if not batch:
+                    return
+            seq, method, path, body, message_id, created_at, attempts, next_attempt = \
+                batch.pop(0)
             now = self.now_ms()
             if next_attempt > now:
                 return
@@ -133,7 +152,7 @@ class Outbox(Service):
             await self.db.runInteraction(_postpone, seq, attempts,
                                          now + int(delay * 1000 * random.uniform(0.75, 1.0)),
                                          error)
-            return
+            return  # the rest of the batch waits behind its head
 
     async def _attempt(self, destination: str, method: str, path: str, body: dict
                        ) -> tuple[str | None, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.web.server import Site
 
@@ -17,7 +17,7 @@ from ..storage import Database, run_sync
 from ..web import limited_request
 from .acl import AccessControl
 from .client_api import ClientApi
-from .directory import Directory, Peer, _load
+from .directory import Directory, Peer, Refresher, _load
 from .events import EventHub
 from .federation import FederationApi
 from .outbox import Outbox
@@ -79,8 +79,7 @@ class NodeRole:
     def services(self):
         """The role's services after its store: directory refresh timer, outbound queue,
         client API listener (the federation listener is added by make_service)."""
-        refresh = TimerService(self.config.directory_refresh_seconds,
-                               self.directory.request_refresh)
+        refresh = Refresher(self.directory, self.config.directory_refresh_seconds, self.clock)
         listen = self.config.client_listen
         endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
         site = Site(self.client_api.resource())

@@ -88,10 +88,12 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_conversation ON messages (conversation, seq);
 
--- Durable outbound queue: per destination, strictly in seq order.
+-- Durable outbound queue: per destination and lane (a conversation, or a pair of users for
+-- friend requests), strictly in seq order; lanes are delivered in parallel.
 CREATE TABLE outbox (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     destination  TEXT NOT NULL,
+    lane         TEXT NOT NULL,
     method       TEXT NOT NULL,
     path         TEXT NOT NULL,
     body         TEXT NOT NULL,
@@ -101,7 +103,7 @@ CREATE TABLE outbox (
     next_attempt INTEGER NOT NULL,
     last_error   TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX outbox_destination ON outbox (destination, seq);
+CREATE INDEX outbox_lane ON outbox (destination, lane, seq);
 
 -- What each local user's event stream has to show, replayable by seq.
 CREATE TABLE events (

@@ -1,0 +1,283 @@
+"""Client to client across two nodes, each a `twistd -n imfed` process on loopback, the
+management role and the load in this process:
+
+- sustained text throughput A -> B (messages/s, counted when Bob's event stream has them all)
+- latency at a fixed rate (send request start -> Bob's event stream), p50 / p99
+- file relay: a large file uploaded to A, downloaded by Bob through B (MB/s), and B's peak RSS
+
+    python bench/node_messaging.py [--messages 3000] [--concurrency 64] [--conversations 16]
+                                   [--rate 200] [--seconds 10] [--file-mb 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+import treq  # noqa: E402
+from twisted.internet import defer, task  # noqa: E402
+
+from imfed.config import parse  # noqa: E402
+from imfed.devdefault import join_and_approve  # noqa: E402
+from imfed.node import users  # noqa: E402
+from imfed.service import make_service  # noqa: E402
+from imfed.storage import migrate, run_sync  # noqa: E402
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write_toml(data: dict, path: str) -> None:
+    def value(v):
+        return '"%s"' % v if isinstance(v, str) else repr(v)
+
+    lines = ["%s = %s" % (k, value(v)) for k, v in data.items() if not isinstance(v, dict)]
+    for key, table in data.items():
+        if isinstance(table, dict):
+            lines.append("[%s]" % key)
+            lines += ["%s = %s" % (k, value(v)) for k, v in table.items()]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Node:
+    def __init__(self, folder, server_id, management_url, max_file_bytes):
+        self.server_id = server_id
+        self.client_port = free_port()
+        self.data = {"data_dir": folder, "node": {
+            "server_id": server_id, "listen": "127.0.0.1:%d" % free_port(),
+            "client_listen": "127.0.0.1:%d" % self.client_port,
+            "management_url": management_url, "max_file_bytes": max_file_bytes,
+            "outbox_retry_initial_seconds": 0.2, "outbox_retry_max_seconds": 2.0}}
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, "imfed.toml")
+        write_toml(self.data, self.path)
+        self.config = parse(self.data)
+        self.url = "http://127.0.0.1:%d/api/v1/" % self.client_port
+
+    def start(self):
+        self.log = open(self.path + ".log", "wb")
+        self.proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config",
+                                      self.path], cwd=REPO, stdout=self.log,
+                                     stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, PYTHONPATH=REPO))
+
+    async def stop(self, reactor):
+        # Not proc.wait(): this process's reactor serves the management role the node may
+        # still be talking to while it shuts down.
+        self.proc.send_signal(signal.SIGTERM)
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                break
+            await task.deferLater(reactor, 0.05, lambda: None)
+        self.log.close()
+
+
+async def call(method, url, token=None, body=None, **kw):
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    data = json.dumps(body).encode() if body is not None else kw.pop("data", None)
+    response = await treq.request(method, url, data=data, headers=headers, **kw)
+    return response.code, json.loads((await treq.content(response)).decode())
+
+
+async def login(reactor, node, login_name):
+    for _ in range(300):
+        try:
+            code, answer = await call("POST", node.url + "login",
+                                      body={"login": login_name, "password": "bench"})
+            if code == 200:
+                return answer["token"]
+        except Exception:
+            pass
+        await task.deferLater(reactor, 0.1, lambda: None)
+    raise RuntimeError("cannot log in at %s" % node.url)
+
+
+class Stream:
+    """Bob's server-sent event stream: arrival time of each message by its text."""
+
+    def __init__(self):
+        self.arrived = {}
+        self.buffer = b""
+        self.waiters = []
+
+    def feed(self, chunk: bytes):
+        now = time.perf_counter()
+        self.buffer += chunk
+        while b"\n\n" in self.buffer:
+            block, self.buffer = self.buffer.split(b"\n\n", 1)
+            lines = dict(line.split(b": ", 1) for line in block.split(b"\n")
+                         if b": " in line and not line.startswith(b":"))
+            if lines.get(b"event") == b"message":
+                text = json.loads(lines[b"data"])["messageInfo"].get("content", {}).get("message")
+                self.arrived.setdefault(text, now)
+
+
+async def main(reactor, args):
+    folder = tempfile.mkdtemp(prefix="imfed-bench-node-")
+    port = free_port()
+    mconfig = parse({"data_dir": os.path.join(folder, "m"),
+                     "management": {"listen": "127.0.0.1:%d" % port}})
+    management = make_service(mconfig, reactor)
+    management.startService()
+    limit = (args.file_mb + 1) << 20
+    a = Node(os.path.join(folder, "a"), "node-a", "https://127.0.0.1:%d" % port, limit)
+    b = Node(os.path.join(folder, "b"), "node-b", "https://127.0.0.1:%d" % port, limit)
+    senders = ["%d" % (100 + i) for i in range(args.conversations)]
+    password = users.hash_password("bench")
+    for node, phones in ((a, senders), (b, ["200"])):
+        await join_and_approve(reactor, management.management, node.config.node, "bench")
+        db = node.config.path("node.sqlite3")
+        migrate(db, "node")
+        for phone in phones:
+            run_sync(db, users.add_user, node.server_id, phone, phone, password, 1)
+        node.start()
+    try:
+        tokens = [await login(reactor, a, phone) for phone in senders]
+        alice = tokens[0]
+        bob = await login(reactor, b, "200")
+        stream = Stream()
+        response = await treq.get(b.url + "events/stream",
+                                  headers={"Authorization": "Bearer " + bob})
+        collecting = treq.collect(response, stream.feed)  # noqa: F841 (runs until the end)
+
+        async def send(text, sender=0):
+            for _ in range(100):
+                code, answer = await call("POST", a.url + "messages", tokens[sender], body={
+                    "recvID": "200@node-b", "messageType": "text",
+                    "content": {"message": text}})
+                if code == 200:
+                    return
+                await task.deferLater(reactor, 0.1, lambda: None)  # directory warming up
+            raise RuntimeError(answer)
+
+        async def wait_for(texts, timeout=300):
+            deadline = time.perf_counter() + timeout
+            while not all(t in stream.arrived for t in texts):
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("%d of %d arrived" % (
+                        sum(t in stream.arrived for t in texts), len(texts)))
+                await task.deferLater(reactor, 0.01, lambda: None)
+
+        await send("warm-up")
+        await wait_for(["warm-up"])
+
+        # 1. Throughput: one conversation, then many.
+        for conversations in (1, args.conversations):
+            texts = ["t%d-%05d" % (conversations, i) for i in range(args.messages)]
+            queue = list(enumerate(texts))
+            start = time.perf_counter()
+
+            async def worker():
+                while queue:
+                    i, text = queue.pop(0)
+                    await send(text, i % conversations)
+
+            await defer.gatherResults([defer.ensureDeferred(worker())
+                                       for _ in range(args.concurrency)])
+            accepted = time.perf_counter() - start
+            await wait_for(texts)
+            elapsed = max(stream.arrived[t] for t in texts) - start
+            print("throughput, %d conversation(s): %d messages A->B in %.2f s = %.0f "
+                  "messages/s (accepted by A at %.0f/s)"
+                  % (conversations, len(texts), elapsed, len(texts) / elapsed,
+                     len(texts) / accepted))
+
+        # 2. Latency at a fixed rate.
+        count = int(args.rate * args.seconds)
+        sent_at = {}
+        sends = []
+
+        def fire(i=[0]):
+            if i[0] >= count:
+                return
+            text = "l%05d" % i[0]
+            sender = i[0] % len(tokens)
+            i[0] += 1
+            sent_at[text] = time.perf_counter()
+            sends.append(defer.ensureDeferred(send(text, sender)))
+
+        loop = task.LoopingCall(fire)
+        loop.clock = reactor
+        loop.start(1.0 / args.rate, now=True)
+        while len(sent_at) < count:
+            await task.deferLater(reactor, 0.05, lambda: None)
+        loop.stop()
+        await defer.gatherResults(sends)
+        await wait_for(list(sent_at))
+        latencies = sorted((stream.arrived[t] - sent_at[t]) * 1000 for t in sent_at)
+        p50 = statistics.median(latencies)
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        print("latency at %d messages/s for %d s over %d conversations: p50 %.1f ms, "
+              "p99 %.1f ms, max %.1f ms" % (args.rate, args.seconds, len(tokens), p50, p99,
+                                            latencies[-1]))
+
+        # 3. File relay.
+        if args.file_mb:
+            path = os.path.join(folder, "big.bin")
+            with open(path, "wb") as f:
+                for _ in range(args.file_mb):
+                    f.write(os.urandom(1 << 20))
+            with open(path, "rb") as f:
+                code, uploaded = await call("POST", a.url + "files", alice, data=f,
+                                            params={"name": "big.bin"})
+            assert code == 200, uploaded
+            await call("POST", a.url + "messages", alice, body={
+                "recvID": "200@node-b", "messageType": "file",
+                "content": {"fileID": uploaded["fileID"]}})
+            await task.deferLater(reactor, 1.0, lambda: None)
+            rss_before = rss_kb(b.proc.pid)
+            got = [0]
+            start = time.perf_counter()
+            response = await treq.get(b.url + "files/" + uploaded["fileID"],
+                                      headers={"Authorization": "Bearer " + bob})
+            await treq.collect(response, lambda chunk: got.__setitem__(0, got[0] + len(chunk)))
+            elapsed = time.perf_counter() - start
+            assert got[0] == args.file_mb << 20, got
+            peak = rss_kb(b.proc.pid, "VmHWM")
+            print("file relay: %d MB through B in %.2f s = %.0f MB/s (first download: fetch "
+                  "from A, check, cache, serve); B RSS %d MB before, peak %d MB (+%d MB)"
+                  % (args.file_mb, elapsed, args.file_mb / elapsed, rss_before >> 10,
+                     peak >> 10, (peak - rss_before) >> 10))
+    finally:
+        await a.stop(reactor)
+        await b.stop(reactor)
+        await management.stopService()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--messages", type=int, default=3000)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--conversations", type=int, default=16)
+    p.add_argument("--rate", type=int, default=200)
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--file-mb", type=int, default=200)
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor, p.parse_args())))
