@@ -45,8 +45,12 @@ class Daemon:
     async def kill(self, sig=signal.SIGKILL):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        await wait_until(lambda: self.proc.poll() is not None, timeout=30,
-                         what="the process to end")
+        try:
+            await wait_until(lambda: self.proc.poll() is not None, timeout=30,
+                             what="the process to end")
+        except AssertionError:
+            self.proc.kill()  # never leave a daemon behind
+            raise
 
 
 @pytest_twisted.ensureDeferred
