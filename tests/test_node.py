@@ -222,4 +222,7 @@ async def test_server_sent_events_stream_and_resume(pair):
 def _hang_up(response) -> None:
     """Close a streaming response's connection, as a client going away would (treq offers no
     public way; only a test reaches inside)."""
-    response.original._transport.loseConnection()
+    inner = response.original
+    while not hasattr(inner, "_transport") and hasattr(inner, "original"):
+        inner = inner.original
+    inner._transport.loseConnection()
