@@ -226,3 +226,51 @@ def _hang_up(response) -> None:
     while not hasattr(inner, "_transport") and hasattr(inner, "original"):
         inner = inner.original
     inner._transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_certificate_renewal_through_modify(pair, management):
+    from twisted.internet.defer import ensureDeferred
+
+    from imfed.crypto import pki
+    from imfed.management import review, store
+    from imfed.node.join import renew
+
+    from conftest import RunningNode, wait_until
+
+    a, b = pair
+    old = pki.load_pem_certificate(a.config.node.cert_file)
+    renewing = ensureDeferred(renew(reactor, a.config.node, poll_seconds=0.05))
+    app = await wait_until(lambda: management.role.store.run(store.pending_for, "node-a"),
+                           what="the renewal application")
+    assert app.kind == "modify" and app.csr_pem
+    await management.role.store.run(review.approve, app.application_id, management.ca, "test",
+                                    30, management.role.store.now_ms())
+    new = await renewing
+    assert new.public_key != old.public_key and new.subject_cn == "node-a"
+    assert os.path.exists(a.config.node.key_file + ".old")
+    assert (await management.role.store.get("node-a")).cert_fingerprint == new.fingerprint
+
+    # A restarts with its new identity; B learned the new certificate from the notification.
+    await a.stop()
+    a = RunningNode(a.config).start()
+    pair_nodes = pair
+    try:
+        await wait_until(lambda: b.role.directory.active("node-a") is not None and
+                         b.role.directory.active("node-a").cert.fingerprint == new.fingerprint,
+                         what="B to know A's new certificate")
+        add_user(a, "100", "Alice")
+        add_user(b, "200", "Bob")
+        alice = await ApiClient(a, "100").login()
+        bob = await ApiClient(b, "200").login()
+        await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                            "content": {"message": "new key"}})
+        assert (await bob.wait_event("message"))["messageInfo"]["content"]["message"] == \
+            "new key"
+        await bob.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
+                                          "content": {"message": "got it"}})
+        assert (await alice.wait_event("message", match=lambda m: m["messageInfo"]["senderID"]
+                                       == "200@node-b"))["messageInfo"]["content"] == {
+            "message": "got it"}
+    finally:
+        pair_nodes[0].service = a.service  # the fixture stops the running one

@@ -17,7 +17,7 @@ from ..storage import migrate, run_sync
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
 from . import acl, users
-from .join import JoinError, application_fields, join
+from .join import JoinError, application_fields, join, renew
 
 __all__ = ["add_parsers", "run"]
 
@@ -56,6 +56,29 @@ def cmd_join(args) -> None:
             await join(reactor, config.node, args.ca_fingerprint, fields,
                        progress=lambda text: print("imfed node join: " + text, flush=True),
                        poll_seconds=args.poll, wait_seconds=args.wait)
+        except (JoinError, pki.PKIError) as e:
+            out.append(str(e))
+
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+    except SystemExit as e:
+        if e.code:
+            raise
+    if out:
+        raise ApiError(out[0])
+
+
+def cmd_renew(args) -> None:
+    from twisted.internet import defer, task
+
+    config = _node_config(args)
+    out = []
+
+    async def main(reactor):
+        try:
+            await renew(reactor, config.node,
+                        progress=lambda text: print("imfed node renew: " + text, flush=True),
+                        poll_seconds=args.poll, wait_seconds=args.wait)
         except (JoinError, pki.PKIError) as e:
             out.append(str(e))
 
@@ -176,6 +199,11 @@ def add_parsers(sub) -> None:
     j.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
     j.add_argument("--wait", type=float, help="give up waiting after this many seconds")
     j.set_defaults(func=cmd_join, node_admin=True)
+    r = with_config(ns.add_parser("renew", help="a new key and certificate through a signed "
+                                  "modify application (restart the daemon afterwards)"))
+    r.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
+    r.add_argument("--wait", type=float, help="give up waiting after this many seconds")
+    r.set_defaults(func=cmd_renew, node_admin=True)
 
     user = sub.add_parser("user", help="node role: this server's users")
     us = user.add_subparsers(dest="command", required=True)

@@ -124,3 +124,78 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
     progress("approved: certificate %x installed in %s, valid until %s"
              % (cert.serial, config.cert_file, cert.not_after.isoformat()))
     return cert
+
+
+async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = lambda t: None,
+                poll_seconds: float = 5.0, wait_seconds: float | None = None
+                ) -> pki.Certificate:
+    """Certificate renewal (§6.1.2 through PROFILE.md §4 ``modify``): a new key and CSR, sent
+    signed with the current identity; once approved the new key and certificate replace the
+    old ones (the old pair is kept as ``*.old``).  The daemon uses them after a restart."""
+    from ..crypto.tls import TLSIdentity
+    from ..peer import PeerClient
+
+    identity = TLSIdentity.load(config.key_file, config.cert_file, config.ca_file)
+    with open(config.key_file, "rb") as f:
+        current_key = sm2.load_private_key_pem(f.read())
+    management = pki.load_pem_certificate(config.management_cert_file)
+
+    async def certificate_of(server_id):
+        return management if server_id == config.management_id else None
+
+    client = PeerClient(server_id=config.server_id, key=current_key, identity=identity,
+                        reactor=reactor, certificate_of=certificate_of)
+    pending_key = config.key_file + ".new"
+    state_file = os.path.join(os.path.dirname(config.key_file), "renewal.json")
+    try:
+        if os.path.exists(state_file):
+            with open(state_file) as f:
+                state = json.load(f)
+            new_key = _key(pending_key)
+            progress("resuming renewal %s" % state["applicationId"])
+        else:
+            new_key = sm2.generate_private_key()
+            pki.write_file(pending_key, new_key.to_pem(), private=True)
+            request = pki.make_csr(new_key, config.server_id)
+            answer = await client.call(config.management_id, config.management_url, "POST",
+                                       M + "modify",
+                                       {"changes": {"csr": request.pem.decode("ascii")}})
+            if not answer.ok:
+                raise JoinError("renewal refused: %s" % answer.body.get("desc"))
+            state = {"applicationId": answer.body["applicationId"],
+                     "applyToken": answer.body["applyToken"]}
+            pki.write_file(state_file, json.dumps(state).encode(), private=True)
+            progress("renewal %s submitted, waiting for the operator's review"
+                     % state["applicationId"])
+        waited = 0.0
+        while True:
+            answer = await client.call(config.management_id, config.management_url, "POST",
+                                       M + "apply/status", state, signed=False)
+            status = answer.body.get("status")
+            if status == "approved":
+                break
+            if status == "rejected" or not answer.ok:
+                os.unlink(state_file)
+                os.unlink(pending_key)
+                raise JoinError("renewal rejected: %s" % (answer.body.get("reason")
+                                                          or answer.body.get("desc")))
+            if wait_seconds is not None and waited >= wait_seconds:
+                raise JoinError("renewal still pending after %.0f s; run renew again to keep "
+                                "waiting" % waited)
+            progress("pending review (%.0f s)" % waited)
+            await deferLater(reactor, poll_seconds, lambda: None)
+            waited += poll_seconds
+    finally:
+        await client.close()
+    cert = pki.Certificate.from_pem(answer.body["serverCert"])
+    pki.verify_issued(cert, identity.ca, server_id=config.server_id)
+    if cert.public_key != new_key.public_key():
+        raise JoinError("the issued certificate is not for the new key")
+    for path in (config.key_file, config.cert_file):
+        os.replace(path, path + ".old")
+    os.replace(pending_key, config.key_file)
+    pki.write_file(config.cert_file, cert.pem)
+    os.unlink(state_file)
+    progress("renewed: certificate %x installed, valid until %s; restart the daemon to use it"
+             % (cert.serial, cert.not_after.isoformat()))
+    return cert
