@@ -274,3 +274,41 @@ async def test_certificate_renewal_through_modify(pair, management):
             "message": "got it"}
     finally:
         pair_nodes[0].service = a.service  # the fixture stops the running one
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_join_command_line(management, tmp_path):
+    """`imfed node join` as an operator runs it: progress printed while the application waits,
+    the certificate installed once the management operator approves."""
+    import sys
+
+    from twisted.internet.utils import getProcessOutputAndValue
+
+    from imfed.crypto import pki
+    from imfed.management import review, store
+
+    from conftest import REPO, wait_until
+
+    config = node_config(str(tmp_path / "n"), "node-cli", management)
+    path = os.path.join(config.data_dir, "imfed.toml")
+    args = ["-m", "imfed.cli", "node", "join", "--config", path, "--contact-name", "Ops",
+            "--contact-email", "ops@example.com", "--contact-mobile", "13500001111",
+            "--poll", "0.2", "--wait", "60"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    wrong = await getProcessOutputAndValue(sys.executable, args + ["--ca-fingerprint", "ab" * 32],
+                                           env=env, path=REPO)
+    assert wrong[2] == 1 and b"not joining" in wrong[1]
+    running = getProcessOutputAndValue(
+        sys.executable, args + ["--ca-fingerprint", management.ca.cert.fingerprint], env=env,
+        path=REPO)
+    app = await wait_until(lambda: management.role.store.run(store.pending_for, "node-cli"),
+                           timeout=30, what="the application")
+    await management.role.store.run(review.approve, app.application_id, management.ca, "ops",
+                                    30, management.role.store.now_ms())
+    out, err, code = await running
+    assert code == 0, err
+    text = out.decode()
+    assert "CA certificate pinned" in text and "waiting for the operator's review" in text
+    assert "approved: certificate" in text
+    cert = pki.load_pem_certificate(config.node.cert_file)
+    assert cert.subject_cn == "node-cli"
