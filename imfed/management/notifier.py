@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import random
 
-from twisted.application.service import Service
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..peer import PeerClient, PeerError
 from ..storage import transaction
+from ..timers import Periodic
 from . import store
 from .store import RegistryStore
 
@@ -27,44 +26,21 @@ NOTIFY_PATH = "/sns/restApi/imServer/servermgr/receivenotify"
 log = Logger()
 
 
-class Notifier(Service):
+class Notifier(Periodic):
     def __init__(self, registry: RegistryStore, client: PeerClient, clock, *,
                  poll_seconds: float = 1.0, initial_seconds: float = 1.0,
                  max_seconds: float = 300.0, parallel: int = 32) -> None:
-        self.registry, self.client, self.clock = registry, client, clock
-        self.poll_seconds = poll_seconds
+        super().__init__(clock, poll_seconds)
+        self.registry, self.client = registry, client
         self.initial_seconds, self.max_seconds = initial_seconds, max_seconds
         self._limit = DeferredSemaphore(parallel)
         self._in_flight: set[tuple[str, str]] = set()
-        self._loop: LoopingCall | None = None
-        self._running_tick = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.poll_seconds, now=True)
+    def tick(self):
+        return ensureDeferred(self.drain())
 
-    def stopService(self):
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+    def stopped(self):
         return self.client.close()
-
-    def _tick(self):
-        # One tick at a time; an error is logged and never stops the loop.
-        if self._running_tick is not None:
-            return None
-        d = ensureDeferred(self.drain())
-        self._running_tick = d
-
-        def done(result):
-            self._running_tick = None
-            return None
-
-        d.addErrback(lambda f: log.failure("notification tick failed", f))
-        d.addBoth(done)
-        return None
 
     def backoff_ms(self, attempts: int) -> int:
         delay = min(self.max_seconds, self.initial_seconds * (2 ** min(attempts - 1, 30)))

@@ -40,55 +40,46 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def cmd_join(args) -> None:
+def _react(flow) -> None:
+    """Run ``flow(reactor)`` to its end; a JoinError or PKIError becomes the command's error."""
     from twisted.internet import defer, task
 
+    out = []
+
+    async def main(reactor):
+        try:
+            await flow(reactor)
+        except (JoinError, pki.PKIError) as e:
+            out.append(str(e))
+
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+    except SystemExit as e:
+        if e.code:
+            raise
+    if out:
+        raise ApiError(out[0])
+
+
+def cmd_join(args) -> None:
     config = _node_config(args)
     fields = application_fields(
         config.node, serverName=args.server_name, serverType=args.server_type,
         area=args.area, country=args.country, ownerId=args.owner_id,
         contactName=args.contact_name, contactEmail=args.contact_email,
         contactMobile=args.contact_mobile)
-    out = []
-
-    async def main(reactor):
-        try:
-            await join(reactor, config.node, args.ca_fingerprint, fields,
-                       progress=lambda text: print("imfed node join: " + text, flush=True),
-                       poll_seconds=args.poll, wait_seconds=args.wait)
-        except (JoinError, pki.PKIError) as e:
-            out.append(str(e))
-
-    try:
-        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
-    except SystemExit as e:
-        if e.code:
-            raise
-    if out:
-        raise ApiError(out[0])
+    _react(lambda reactor: join(
+        reactor, config.node, args.ca_fingerprint, fields,
+        progress=lambda text: print("imfed node join: " + text, flush=True),
+        poll_seconds=args.poll, wait_seconds=args.wait))
 
 
 def cmd_renew(args) -> None:
-    from twisted.internet import defer, task
-
     config = _node_config(args)
-    out = []
-
-    async def main(reactor):
-        try:
-            await renew(reactor, config.node,
-                        progress=lambda text: print("imfed node renew: " + text, flush=True),
-                        poll_seconds=args.poll, wait_seconds=args.wait)
-        except (JoinError, pki.PKIError) as e:
-            out.append(str(e))
-
-    try:
-        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
-    except SystemExit as e:
-        if e.code:
-            raise
-    if out:
-        raise ApiError(out[0])
+    _react(lambda reactor: renew(
+        reactor, config.node, progress=lambda text: print("imfed node renew: " + text,
+                                                          flush=True),
+        poll_seconds=args.poll, wait_seconds=args.wait))
 
 
 def _password(args) -> str:

@@ -5,14 +5,13 @@ federating from its last known directory while the management server is unreacha
 from __future__ import annotations
 
 import attrs
-from twisted.application.service import Service
 from twisted.internet.defer import ensureDeferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..crypto import pki
 from ..peer import PeerClient, PeerError
 from ..storage import Database, transaction
+from ..timers import Periodic
 
 __all__ = ["Peer", "Directory", "Refresher", "SERVERS_PATH", "CERT_PATH"]
 
@@ -181,33 +180,13 @@ class Directory:
         return cert
 
 
-class Refresher(Service):
-    """Refreshes the directory every ``seconds`` (from start), as a fallback for lost
-    notifications; a refresh in flight is cancelled on stop rather than waited for."""
+class Refresher(Periodic):
+    """Refreshes the directory every ``seconds`` from start, as a fallback for lost
+    notifications."""
 
     def __init__(self, directory: Directory, seconds: float, clock) -> None:
-        self.directory, self.seconds, self.clock = directory, seconds, clock
-        self._loop = None
-        self._current = None
+        super().__init__(clock, seconds)
+        self.directory = directory
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.seconds, now=True)
-
-    def _tick(self) -> None:
-        if self._current is None:
-            self._current = self.directory.request_refresh()
-            self._current.addBoth(self._finished)
-
-    def _finished(self, result):
-        self._current = None
-        return None
-
-    def stopService(self):
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        if self._current is not None:
-            self._current.cancel()
+    def tick(self):
+        return self.directory.request_refresh()

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import random
 
-from twisted.application.service import Service
 from twisted.internet.defer import ensureDeferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..peer import PeerClient, PeerError
 from ..storage import Database, transaction
+from ..timers import Periodic
 from . import messaging
 from .acl import AccessControl
 from .directory import Directory
@@ -66,33 +65,26 @@ def _postpone(cur, seq: int, attempts: int, next_attempt: int, error: str) -> No
                 (attempts, next_attempt, error[:500], seq))
 
 
-class Outbox(Service):
+class Outbox(Periodic):
     def __init__(self, *, db: Database, client: PeerClient, directory: Directory,
                  acl: AccessControl, hub: EventHub, clock, poll_seconds: float = 1.0,
                  initial_seconds: float = 1.0, max_seconds: float = 300.0,
                  give_up_seconds: float = 7 * 86400.0, lanes_per_destination: int = 16) -> None:
+        super().__init__(clock, poll_seconds)
         self.db, self.client, self.directory, self.acl, self.hub = db, client, directory, acl, hub
-        self.clock = clock
-        self.poll_seconds, self.initial_seconds = poll_seconds, initial_seconds
+        self.initial_seconds = initial_seconds
         self.max_seconds, self.give_up_ms = max_seconds, int(give_up_seconds * 1000)
         self.lanes_per_destination = lanes_per_destination
         self._busy: set[tuple[str, str]] = set()
-        self._loop: LoopingCall | None = None
         self._wake_pending = False
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self.wake)
-        self._loop.clock = self.clock
-        self._loop.start(self.poll_seconds, now=True)
+    def tick(self) -> None:
+        self.wake()
 
-    def stopService(self):
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+    def stopped(self):
         return self.client.close()
 
     def wake(self) -> None:

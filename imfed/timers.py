@@ -1,0 +1,63 @@
+"""Periodic work as a service: the notification queue, the outbound queue, the directory
+refresh."""
+
+from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+__all__ = ["Periodic"]
+
+log = Logger()
+
+
+class Periodic(Service):
+    """Calls ``tick()`` at start and every ``seconds`` after, one run at a time; an error is
+    logged and never stops the loop.  On stop the loop ends, a run in flight is cancelled (all
+    such work is retried later: nothing waits on a peer that does not answer), and the
+    Deferred of ``stopped()`` is waited for."""
+
+    def __init__(self, clock, seconds: float) -> None:
+        self.clock, self.seconds = clock, seconds
+        self._loop: LoopingCall | None = None
+        self._current = None
+
+    def tick(self):
+        raise NotImplementedError
+
+    def stopped(self):
+        return None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = LoopingCall(self._fire)
+        self._loop.clock = self.clock
+        self._loop.start(self.seconds, now=True)
+
+    def _fire(self) -> None:
+        if self._current is not None:
+            return
+        d = maybeDeferred(self.tick)
+        if d.called:  # a tick that finished at once
+            d.addErrback(self._failed)
+            return
+        self._current = d
+        d.addErrback(self._failed)
+        d.addBoth(self._done)
+
+    def _failed(self, failure) -> None:
+        if not failure.check("twisted.internet.defer.CancelledError"):
+            log.failure("{name} failed", failure, name=type(self).__name__)
+
+    def _done(self, _) -> None:
+        self._current = None
+
+    def stopService(self):
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._current is not None:
+            self._current.cancel()
+        return self.stopped()
