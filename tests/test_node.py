@@ -312,3 +312,49 @@ async def test_node_join_command_line(management, tmp_path):
     assert "approved: certificate" in text
     cert = pki.load_pem_certificate(config.node.cert_file)
     assert cert.subject_cn == "node-cli"
+
+
+@pytest_twisted.ensureDeferred
+async def test_dns_addressing_form(pair):
+    """IDs of the form <local>@<host>:<port> (§6.2.2) address the server registered at that
+    address, which must still present a CA-issued certificate; they are kept in the serverId
+    form."""
+    a, b = pair
+    add_user(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    alice = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    a_at = "127.0.0.1:%d" % a.config.node.listen.port
+    b_at = "127.0.0.1:%d" % b.config.node.listen.port
+
+    sent = await alice.ok("POST", "messages", {"recvID": "200@" + b_at, "messageType": "text",
+                                               "content": {"message": "via DNS form"}})
+    assert sent["message"]["messageInfo"]["recvID"] == "200@node-b"
+    got = await bob.wait_event("message")
+    assert got["messageInfo"]["senderID"] == "100@node-a"
+
+    # A peer writing every ID in the DNS form is understood as well.
+    peer = a.role.directory.active("node-b")
+    answer = await a.role.client.call("node-b", peer.address, "POST", "/sns/chat", {
+        "messageInfo": {"senderID": "100@" + a_at, "recvID": "200@" + b_at,
+                        "messageType": "text", "version": "v1", "type": 1,
+                        "messageID": "dnsform1@" + a_at, "content": {"message": "all DNS"}}})
+    assert answer.ok, answer.body
+    got = await bob.wait_event("message", match=lambda m: m["messageInfo"]["content"]
+                               ["message"] == "all DNS")
+    assert got["messageInfo"]["senderID"] == "100@node-a"
+    assert got["messageInfo"]["messageID"] == "dnsform1@node-a"
+    # The same message again in the other form is a repeat, not a second message.
+    again = await a.role.client.call("node-b", peer.address, "POST", "/sns/chat", {
+        "messageInfo": {"senderID": "100@node-a", "recvID": "200@node-b",
+                        "messageType": "text", "version": "v1", "type": 1,
+                        "messageID": "dnsform1@node-a", "content": {"message": "all DNS"}}})
+    assert again.ok
+    history = await bob.ok("GET", "conversations/100@" + a_at + "/messages")
+    assert [m["messageInfo"]["content"]["message"] for m in history["messages"]].count(
+        "all DNS") == 1
+
+    # No member of the federation at that address: refused.
+    status, answer = await alice.call("POST", "messages", {
+        "recvID": "200@127.0.0.1:1", "messageType": "text", "content": {"message": "?"}})
+    assert status == 404 and answer["errcode"] == "unknown_server"

@@ -146,7 +146,8 @@ class ClientApi(Endpoints):
     @endpoint()
     async def user_info(self, request):
         await self.user(request)
-        uid = user_id(self._arg(request, "userID"), "userID")
+        uid = self.role.directory.canonical(user_id(self._arg(request, "userID"), "userID"),
+                                            "userID")
         server = uid.split("@")[1]
         if server == self.server_id:
             user = await self.db.runInteraction(users.get_user, uid)
@@ -192,7 +193,8 @@ class ClientApi(Endpoints):
     async def request_friend(self, request):
         user = await self.user(request)
         body = read_json(request, self.max_body)
-        target = user_id(body.get("userID"), "userID")
+        target = self.role.directory.canonical(user_id(body.get("userID"), "userID"),
+                                               "userID")
         remark = fields.text(body, "remark", required=False, max_len=256)
         server = target.split("@")[1]
         if server != self.server_id:
@@ -225,7 +227,8 @@ class ClientApi(Endpoints):
     async def delete_friend(self, request):
         user = await self.user(request)
         body = read_json(request, self.max_body)
-        friend = user_id(body.get("userID"), "userID")
+        friend = self.role.directory.canonical(user_id(body.get("userID"), "userID"),
+                                               "userID")
         await self.db.runInteraction(messaging.delete_friend, user, friend, self.server_id,
                                      self.now_ms())
         self._after_write([user.user_id, friend])
@@ -242,7 +245,7 @@ class ClientApi(Endpoints):
     async def send(self, request):
         user = await self.user(request)
         body = read_json(request, self.max_body)
-        recv = user_id(body.get("recvID"), "recvID")
+        recv = self.role.directory.canonical(user_id(body.get("recvID"), "recvID"), "recvID")
         message_type = body.get("messageType")
         if isinstance(message_type, str) and message_type.lower() == "repeal":
             raise BadRequest("recall with POST /api/v1/messages/<messageID>/recall",
@@ -387,7 +390,7 @@ class ClientApi(Endpoints):
     @endpoint()
     async def history(self, request, peer_id):
         user = await self.user(request)
-        peer = user_id(peer_id, "peerID")
+        peer = self.role.directory.canonical(user_id(peer_id, "peerID"), "peerID")
         before = self._int_arg(request, "before", 0, 2 ** 62) or None
         limit = self._int_arg(request, "limit", 50, 200) or 50
         page = await self.db.runInteraction(messaging.history, user.user_id, peer, before,

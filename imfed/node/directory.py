@@ -8,12 +8,23 @@ import attrs
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
+from ..config import https_address
 from ..crypto import pki
 from ..peer import PeerClient, PeerError
 from ..storage import Database, transaction
 from ..timers import Periodic
+from ..wire.errors import NotFound
+from ..wire.messages import host_port
 
 __all__ = ["Peer", "Directory", "Refresher", "SERVERS_PATH", "CERT_PATH"]
+
+
+def _address_key(address: str) -> tuple[str, int] | None:
+    try:
+        host, port = https_address(address)
+    except ValueError:
+        return None
+    return host.lower().rstrip("."), port
 
 SERVERS_PATH = "/sns/restApi/managerserver/servers"
 CERT_PATH = "/sns/restApi/getservercert"
@@ -51,10 +62,10 @@ def _save(cur, peers: list[tuple], mark: int, now_ms: int) -> None:
 
 
 class Directory:
-    def __init__(self, *, db: Database, server_id: str, management_id: str,
+    def __init__(self, *, db: Database, server_id: str, address: str, management_id: str,
                  management_url: str, ca: pki.Certificate, management_cert: pki.Certificate,
                  clock) -> None:
-        self.db, self.server_id = db, server_id
+        self.db, self.server_id, self.address = db, server_id, address
         self.management_id, self.management_url = management_id, management_url
         self.ca, self.management_cert, self.clock = ca, management_cert, clock
         self.client: PeerClient | None = None  # set by the role once both exist
@@ -72,6 +83,30 @@ class Directory:
 
     def get(self, server_id: str) -> Peer | None:
         return self.peers.get(server_id)
+
+    def resolve(self, part: str) -> str | None:
+        """The serverId behind the part of an ID after its @: itself for a serverId; for
+        host:port (DNS addressing, §6.2.2), the server registered at that address (us
+        included), or None when no member of the federation is there."""
+        hp = host_port(part)
+        if hp is None:
+            return part
+        if _address_key(self.address) == hp:
+            return self.server_id
+        for peer in self.peers.values():
+            if _address_key(peer.address) == hp:
+                return peer.server_id
+        return None
+
+    def canonical(self, value: str, field: str) -> str:
+        """An ID in its ``<local>@<serverId>`` form (how it is stored and sent); 404 for a
+        host:port where no member of the federation is registered."""
+        local, part = value.rsplit("@", 1)
+        server_id = self.resolve(part)
+        if server_id is None:
+            raise NotFound("%s %s: no server of the federation at %s" % (field, value, part),
+                           "unknown_server")
+        return "%s@%s" % (local, server_id)
 
     def active(self, server_id: str) -> Peer | None:
         peer = self.peers.get(server_id)

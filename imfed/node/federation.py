@@ -6,6 +6,7 @@ calling server; a server may only speak for its own users, and only about ours.
 
 from __future__ import annotations
 
+import attrs
 from klein import Klein
 
 from ..web import (Endpoints, endpoint, install_errors, read_json, render_failure, send_file,
@@ -46,15 +47,15 @@ class FederationApi(Endpoints):
     # -- helpers --
 
     def _origin_user(self, request, value, field: str) -> str:
-        """A user ID that must belong to the calling server."""
-        uid = user_id(value, field)
+        """A user ID that must belong to the calling server (in its serverId form)."""
+        uid = self.directory.canonical(user_id(value, field), field)
         if split_id(uid)[1] != request.signed.origin:
             raise Forbidden("%s %s does not belong to the calling server" % (field, uid),
                             "not_your_user")
         return uid
 
     async def _local_user(self, value, field: str) -> users.User:
-        uid = user_id(value, field)
+        uid = self.directory.canonical(user_id(value, field), field)
         if split_id(uid)[1] != self.server_id:
             raise NotFound("%s %s is not a user of this server" % (field, uid), "unknown_user")
         user = await self.db.runInteraction(users.get_user, uid)
@@ -166,14 +167,23 @@ class FederationApi(Endpoints):
     async def chat(self, request):
         body = read_json(request, self.max_body)
         info = parse_message_info(body.get("messageInfo"))
-        if info.sender_server != request.signed.origin:
-            raise Forbidden("senderID %s does not belong to the calling server"
-                            % info.sender_id, "not_your_user")
-        if split_id(info.message_id)[1] != request.signed.origin:
+        origin = request.signed.origin
+        sender = self._origin_user(request, info.sender_id, "senderID")
+        opaque, part = split_id(info.message_id)
+        if self.directory.resolve(part) != origin:
             raise BadRequest("messageID must be made by the sender's server", "bad_messageID")
         if info.chat_type == 2:
             raise NotFound("no group %s here" % info.recv_id, "unknown_group")
-        await self._local_user(info.recv_id, "recvID")
+        recv = await self._local_user(info.recv_id, "recvID")
+        content = info.content
+        if "fileID" in content:
+            file_opaque, file_part = split_id(content["fileID"])
+            if self.directory.resolve(file_part) != origin:
+                raise BadRequest("fileID must name the sender's server", "bad_fileID")
+            content = dict(content, fileID="%s@%s" % (file_opaque, origin))
+        # Stored and passed on in the serverId form, whichever form it came in (§6.2.2).
+        info = attrs.evolve(info, sender_id=sender, recv_id=recv.user_id,
+                            message_id="%s@%s" % (opaque, origin), content=content)
         await self.db.runInteraction(messaging.receive_message, info, self.now_ms())
         self.hub.poke([info.recv_id])
         return ok_body(self.style)
@@ -186,7 +196,9 @@ class FederationApi(Endpoints):
             await verify_signed(self, request)
             file_id = object_id(self._arg(request, "fileID"), "fileID")
             stored = None
-            if split_id(file_id)[1] == self.server_id:
+            opaque, part = split_id(file_id)
+            if self.directory.resolve(part) == self.server_id:
+                file_id = "%s@%s" % (opaque, self.server_id)
                 stored = await self.db.runInteraction(files.get_file, file_id)
             if stored is None or stored.path is None:
                 raise NotFound("no file %s" % file_id, "unknown_file")

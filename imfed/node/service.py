@@ -43,7 +43,7 @@ class NodeRole:
         self.db = Database(config.path("node.sqlite3"), "node", reactor)
         self.hub = EventHub()
         self.acl = AccessControl(self.db, reactor)
-        self.directory = Directory(db=self.db, server_id=n.server_id,
+        self.directory = Directory(db=self.db, server_id=n.server_id, address=n.address,
                                    management_id=n.management_id,
                                    management_url=n.management_url, ca=self.identity.ca,
                                    management_cert=management_cert, clock=reactor)

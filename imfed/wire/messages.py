@@ -12,10 +12,13 @@ from .errors import BadRequest
 from .fields import SERVER_ID
 
 __all__ = ["MessageInfo", "parse_message_info", "split_id", "user_id", "object_id",
+           "server_part", "host_port",
            "MESSAGE_TYPES", "new_object_id"]
 
 MESSAGE_TYPES = ("text", "image", "voice", "file", "repeal")
 _LOCAL = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_PORT = re.compile(r"^(%s(?:\.%s)*):([0-9]{1,5})$" % (_LABEL, _LABEL))
 _OPAQUE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 MAX_TEXT = 10_000
@@ -29,17 +32,34 @@ def split_id(value) -> tuple[str, str] | None:
     return local, server
 
 
+def server_part(part: str) -> bool:
+    """The part after the @: a serverId (addressed through the directory) or host:port
+    (addressed through DNS, §6.2.2)."""
+    if SERVER_ID.match(part):
+        return True
+    m = _HOST_PORT.match(part)
+    return bool(m) and len(part) <= 260 and 0 < int(m.group(2)) < 65536
+
+
+def host_port(part: str) -> tuple[str, int] | None:
+    """(host, port) of a host:port server part, host lower-cased; None for a serverId."""
+    m = _HOST_PORT.match(part)
+    return (m.group(1).lower(), int(m.group(2))) if m else None
+
+
 def user_id(value, field: str) -> str:
     parts = split_id(value)
-    if parts is None or not _LOCAL.match(parts[0]) or not SERVER_ID.match(parts[1]):
-        raise BadRequest("%s must be a user ID <local>@<serverId>" % field, "bad_" + field)
+    if parts is None or not _LOCAL.match(parts[0]) or not server_part(parts[1]):
+        raise BadRequest("%s must be a user ID <local>@<serverId> or <local>@<host>:<port>"
+                         % field, "bad_" + field)
     return value
 
 
 def object_id(value, field: str) -> str:
     parts = split_id(value)
-    if parts is None or not _OPAQUE.match(parts[0]) or not SERVER_ID.match(parts[1]):
-        raise BadRequest("%s must be <opaque>@<serverId>" % field, "bad_" + field)
+    if parts is None or not _OPAQUE.match(parts[0]) or not server_part(parts[1]):
+        raise BadRequest("%s must be <opaque>@<serverId> or <opaque>@<host>:<port>" % field,
+                         "bad_" + field)
     return value
 
 
