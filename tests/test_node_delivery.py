@@ -178,3 +178,122 @@ def _outbox(node) -> list:
         return conn.execute("SELECT destination, last_error FROM outbox").fetchall()
     finally:
         conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_give_up_recall_window_and_deregistration(management, tmp_path):
+    from twisted.internet.task import deferLater
+
+    from conftest import join_node
+
+    a = await join_node(management, str(tmp_path / "a"), "node-a", outbox_give_up_seconds=1.0,
+                        recall_window_seconds=1.0)
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    c = await join_node(management, str(tmp_path / "c"), "node-c")
+    try:
+        await a.role.directory.refresh()
+        await wait_until(lambda: a.role.directory.active("node-c"), what="A to know C")
+        add_user(a, "100", "Alice")
+        add_user(b, "200", "Bob")
+        add_user(c, "300", "Carol")
+        alice = await ApiClient(a, "100").login()
+
+        # Search asks every server; one that does not answer is reported, not fatal.
+        await c.stop()
+        found = await alice.ok("GET", "users/search", params={"q": "Bob"})
+        assert [u["userID"] for u in found["users"]] == ["200@node-b"]
+        assert found["servers"]["node-b"] == "ok"
+        assert found["servers"]["node-c"].startswith("unreachable")
+
+        # C stays down past the give-up time: the message is failed for its sender.
+        sent = await alice.ok("POST", "messages", {"recvID": "300@node-c", "messageType": "text",
+                                                   "content": {"message": "anyone?"}})
+        mid = sent["message"]["messageInfo"]["messageID"]
+        failed = await alice.wait_event("delivery", match=lambda d: d["messageID"] == mid)
+        assert failed["state"] == "failed" and "gave up" in failed["error"]
+        assert _outbox(a) == []
+
+        # The recall window is one second here.
+        sent = await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                                   "content": {"message": "too late"}})
+        await deferLater(reactor, 1.2, lambda: None)
+        status, answer = await alice.call("POST", "messages/%s/recall"
+                                          % sent["message"]["messageInfo"]["messageID"])
+        assert status == 409 and answer["errcode"] == "recall_window_passed"
+
+        # B deregisters: after the notification A refuses it both ways.
+        from imfed.management import review, store
+
+        client = b.role.client
+        answer = await client.call("manager", management.url, "POST",
+                                   "/sns/restApi/managerserver/deregister", {"reason": "closing"})
+        await management.role.store.run(review.approve, answer.body["applicationId"],
+                                        management.ca, "test", 30,
+                                        management.role.store.now_ms())
+        await wait_until(lambda: a.role.directory.get("node-b").status == 2, timeout=60,
+                         what="A to see B deregistered")
+        status, answer = await alice.call("POST", "messages", {
+            "recvID": "200@node-b", "messageType": "text", "content": {"message": "bye?"}})
+        assert status == 404 and answer["errcode"] == "unknown_server"
+        peer = b.role.directory.active("node-a")
+        refused = await b.role.client.call("node-a", peer.address, "GET", "/sns/users",
+                                           query={"userID": "100@node-a"})
+        assert refused.status == 401
+        assert await management.role.store.run(store.get_server, "node-b") is not None
+    finally:
+        for node in (a, b, c):
+            if node.service.running:
+                await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_user_commands_and_history_paging(pair):
+    import json
+
+    a, b = pair
+    code, out = await imfed(a, "user", "add", "13500000009", "--name", "王五",
+                            "--password", "first", "--verify-type", "1")
+    assert code == 0 and "13500000009@node-a" in out, out
+    code, out = await imfed(a, "user", "add", "13500000009", "--name", "again",
+                            "--password", "x")
+    assert code == 1 and "exists" in out
+    code, out = await imfed(a, "user", "add", "bad phone", "--name", "x", "--password", "x")
+    assert code == 1 and "phone" in out
+    code, out = await imfed(a, "user", "list", "--json")
+    listed = json.loads(out)
+    assert [(u["userID"], u["name"], u["verifyType"]) for u in listed] == [
+        ("13500000009@node-a", "王五", 1)]
+    wang = await ApiClient(a, "13500000009", "first").login()
+    code, out = await imfed(a, "user", "passwd", "13500000009@node-a", "--password", "second")
+    assert code == 0, out
+    status, _ = await wang.call("GET", "me")
+    assert status == 401  # a new password ends the sessions
+    wang = await ApiClient(a, "13500000009", "second").login()
+
+    # History pages, newest first.
+    add_user(b, "200", "Bob")
+    for i in range(5):
+        await wang.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                           "content": {"message": "p%d" % i}})
+    first = await wang.ok("GET", "conversations/200@node-b/messages", params={"limit": "2"})
+    assert [m["messageInfo"]["content"]["message"] for m in first["messages"]] == ["p4", "p3"]
+    second = await wang.ok("GET", "conversations/200@node-b/messages",
+                           params={"limit": "2", "before": str(first["nextBefore"])})
+    assert [m["messageInfo"]["content"]["message"] for m in second["messages"]] == ["p2", "p1"]
+    last = await wang.ok("GET", "conversations/200@node-b/messages",
+                         params={"limit": "2", "before": str(second["nextBefore"])})
+    assert [m["messageInfo"]["content"]["message"] for m in last["messages"]] == ["p0"]
+    assert last["nextBefore"] is None
+
+    # Someone on B cannot befriend a verifyType-1 user.
+    bob = await ApiClient(b, "200").login()
+    await bob.ok("POST", "friends/requests", {"userID": "13500000009@node-a"})
+    refused = await bob.wait_event("friend_answer")
+    assert refused["agree"] is False and "403" in refused["error"]
+    assert (await wang.ok("GET", "friends/requests"))["requests"] == []
+    assert (await bob.ok("GET", "friends/requests"))["requests"] == []
+
+    code, out = await imfed(a, "user", "del", "13500000009@node-a")
+    assert code == 0, out
+    status, _ = await wang.call("GET", "me")
+    assert status == 401

@@ -19,7 +19,7 @@ __all__ = ["emit", "enqueue", "conversation_key", "send_message", "receive_messa
            "recall", "delivery", "request_friend", "receive_friend_request", "answer_request",
            "receive_friend_answer", "delete_friend", "receive_friend_delete", "friends",
            "friend_requests", "is_friend", "message_state", "history", "conversations",
-           "events_since", "StoredMessage"]
+           "events_since", "StoredMessage", "friend_request_failed"]
 
 CHAT = "/sns/chat"
 
@@ -329,6 +329,20 @@ def answer_request(cur, request_id: str, user: users.User, agree: bool, server_i
                 "POST", "/sns/rsp/users",
                 {"userID": from_id, "isAgree": 1 if agree else 2, "ownerID": user.user_id,
                  "userInfo": user.info()}, now_ms)
+
+
+def friend_request_failed(cur, requester: str, target: str, error: str,
+                          now_ms: int) -> str | None:
+    """A friend request that could not be delivered counts as refused; the requester hears
+    why."""
+    rid = _pending(cur, requester, target)
+    if rid is None:
+        return None
+    cur.execute("UPDATE friend_requests SET status = 'refused', updated_at = ? WHERE "
+                "request_id = ?", (now_ms, rid))
+    emit(cur, requester, "friend_answer", {"userID": target, "agree": False, "error": error},
+         now_ms)
+    return requester
 
 
 def _friend_answered(cur, requester: str, responder: str, agree: bool, info: dict,

@@ -48,9 +48,14 @@ def _next(cur, destination: str, lane: str, limit: int = 32) -> list[tuple]:
 
 
 @transaction
-def _finish(cur, seq: int, message_id: str | None, state: str, error: str,
-            now_ms: int) -> str | None:
+def _finish(cur, seq: int, message_id: str | None, state: str, error: str, now_ms: int,
+            path: str = "", body: dict | None = None) -> str | None:
+    """Answer the local user to tell, if any."""
     cur.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+    if state == "failed" and path.rstrip("/").endswith("/add/users") and body:
+        # The other server refused the friend request (or could not be reached in time).
+        return messaging.friend_request_failed(cur, body.get("ownerID"), body.get("userID"),
+                                               error, now_ms)
     messaging.delivery(cur, message_id, state, error, now_ms)
     if message_id is None:
         return None
@@ -130,12 +135,14 @@ class Outbox(Periodic):
             now = self.now_ms()
             if next_attempt > now:
                 return
-            final, error = await self._attempt(destination, method, path, json.loads(body))
+            body = json.loads(body)
+            final, error = await self._attempt(destination, method, path, body)
             now = self.now_ms()
             if final is None and now - created_at > self.give_up_ms:
                 final, error = "failed", "gave up after %d attempts: %s" % (attempts + 1, error)
             if final is not None:
-                sender = await self.db.runInteraction(_finish, seq, message_id, final, error, now)
+                sender = await self.db.runInteraction(_finish, seq, message_id, final, error,
+                                                      now, path, body)
                 if sender:
                     self.hub.poke([sender])
                 continue
