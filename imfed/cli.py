@@ -6,9 +6,11 @@ import argparse
 import os
 import sys
 
+from .config import ConfigError
 from .crypto import pki, sm2
 from .management import admin
 from .node import admin as node_admin
+from .wire.errors import ApiError
 
 __all__ = ["main"]
 
@@ -113,14 +115,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every command's failure is one line on stderr and exit status 1."""
     args = parser().parse_args(argv)
-    if getattr(args, "admin", False):
-        return admin.run(args)
-    if getattr(args, "node_admin", False):
-        return node_admin.run(args)
     try:
         args.func(args)
-    except (pki.PKIError, sm2.SM2Error, OSError) as e:
+    except ApiError as e:
+        print("imfed: %s" % e.message, file=sys.stderr)
+        return 1
+    except (ConfigError, pki.PKIError, sm2.SM2Error, OSError) as e:
         print("imfed: %s" % e, file=sys.stderr)
         return 1
     return 0

@@ -20,7 +20,8 @@ from .crypto.tls import peer_server_id
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 
 __all__ = ["JSON_TYPE", "sns_route", "read_json", "Endpoints", "endpoint", "install_errors",
-           "verify_signed", "sign_answer", "render_failure", "limited_request", "send_file"]
+           "verify_signed", "sign_answer", "render_failure", "limited_request", "send_file",
+           "query_arg", "required_arg", "int_arg"]
 
 log = Logger()
 
@@ -59,6 +60,33 @@ def read_json(request, limit: int = DEFAULT_MAX_BODY) -> dict:
     if not isinstance(value, dict):
         raise BadRequest("request body must be a JSON object", "malformed_json")
     return value
+
+
+def query_arg(request, name: str, default: str | None = None) -> str | None:
+    """A query parameter as text; ``default`` when absent, 400 when not UTF-8."""
+    values = request.args.get(name.encode())
+    if not values:
+        return default
+    try:
+        return values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("%s is not UTF-8" % name, "bad_" + name) from None
+
+
+def required_arg(request, name: str) -> str:
+    value = query_arg(request, name)
+    if value is None:
+        raise BadRequest("query parameter %s is required" % name, "missing_" + name)
+    return value
+
+
+def int_arg(request, name: str, default: int, maximum: int) -> int:
+    value = query_arg(request, name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) > maximum:
+        raise BadRequest("%s must be an integer up to %d" % (name, maximum), "bad_" + name)
+    return int(value)
 
 
 def _body(request) -> bytes:

@@ -8,7 +8,6 @@ import datetime
 import getpass
 import json
 import os
-import sys
 import time
 
 import attrs
@@ -43,6 +42,15 @@ def _site(args) -> Site:
             raise ConfigError("management", "%s has no [management] role" % args.config)
         return Site(config.data_dir, config.management.cert_validity_days)
     return Site(os.path.abspath(args.data_dir), 365)
+
+
+def _open(args) -> Site:
+    """The management data dir named by the command line, its store brought up to date."""
+    site = _site(args)
+    if not os.path.exists(site.db):
+        raise ConfigError("--data-dir", "no management store at %s" % site.db)
+    migrate(site.db, "management")
+    return site
 
 
 def _now_ms() -> int:
@@ -179,7 +187,7 @@ def add_parser(sub) -> None:
 
     def command(name, func, help_text):
         c = ps.add_parser(name, help=help_text)
-        c.set_defaults(func=func, admin=True)
+        c.set_defaults(func=lambda args: func(_open(args), args))
         return c
 
     c = command("applications", cmd_applications, "list pending applications (--all: every one)")
@@ -208,19 +216,3 @@ def add_parser(sub) -> None:
     c.add_argument("--subject", help="only entries about this serverId")
     c.add_argument("--json", action="store_true")
     command("queue", cmd_queue, "notifications still owed to nodes")
-
-
-def run(args) -> int:
-    try:
-        site = _site(args)
-        if not os.path.exists(site.db):
-            raise ConfigError("--data-dir", "no management store at %s" % site.db)
-        migrate(site.db, "management")
-        args.func(site, args)
-    except ApiError as e:
-        print("imfed admin: %s" % e.message, file=sys.stderr)
-        return 1
-    except (ConfigError, pki.PKIError, OSError) as e:
-        print("imfed admin: %s" % e, file=sys.stderr)
-        return 1
-    return 0

@@ -19,7 +19,7 @@ from ..wire.fields import SERVER_ID
 from . import acl, users
 from .join import JoinError, application_fields, join, renew
 
-__all__ = ["add_parsers", "run"]
+__all__ = ["add_parsers"]
 
 
 def _node_config(args):
@@ -189,12 +189,12 @@ def add_parsers(sub) -> None:
     j.add_argument("--owner-id")
     j.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
     j.add_argument("--wait", type=float, help="give up waiting after this many seconds")
-    j.set_defaults(func=cmd_join, node_admin=True)
+    j.set_defaults(func=cmd_join)
     r = with_config(ns.add_parser("renew", help="a new key and certificate through a signed "
                                   "modify application (restart the daemon afterwards)"))
     r.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
     r.add_argument("--wait", type=float, help="give up waiting after this many seconds")
-    r.set_defaults(func=cmd_renew, node_admin=True)
+    r.set_defaults(func=cmd_renew)
 
     user = sub.add_parser("user", help="node role: this server's users")
     us = user.add_subparsers(dest="command", required=True)
@@ -207,43 +207,31 @@ def add_parsers(sub) -> None:
                    help="1: refuse all friend requests, 2: allow them (default)")
     a.add_argument("--hidden", action="store_true", help="not found by search")
     a.add_argument("--portrait")
-    a.set_defaults(func=cmd_user_add, node_admin=True)
+    a.set_defaults(func=cmd_user_add)
     a = with_config(us.add_parser("list", help="list users"))
     a.add_argument("--json", action="store_true")
-    a.set_defaults(func=cmd_user_list, node_admin=True)
+    a.set_defaults(func=cmd_user_list)
     a = with_config(us.add_parser("del", help="delete a user"))
     a.add_argument("user_id")
-    a.set_defaults(func=cmd_user_del, node_admin=True)
+    a.set_defaults(func=cmd_user_del)
     a = with_config(us.add_parser("passwd", help="set a user's password"))
     a.add_argument("user_id")
     a.add_argument("--password")
     a.add_argument("--password-stdin", action="store_true")
-    a.set_defaults(func=cmd_user_passwd, node_admin=True)
+    a.set_defaults(func=cmd_user_passwd)
 
     rules = sub.add_parser("acl", help="node role: access control over serverIds")
     rs = rules.add_subparsers(dest="command", required=True)
     a = with_config(rs.add_parser("show", help="show modes and lists"))
-    a.set_defaults(func=cmd_acl_show, node_admin=True)
+    a.set_defaults(func=cmd_acl_show)
     a = with_config(rs.add_parser("mode", help="set the mode of a direction"))
     a.add_argument("direction", choices=("in", "out", "both"))
     a.add_argument("mode", choices=acl.MODES)
-    a.set_defaults(func=cmd_acl_mode, node_admin=True)
+    a.set_defaults(func=cmd_acl_mode)
     for name, func, text in (("add", cmd_acl_add, "put a server on a list"),
                              ("remove", cmd_acl_remove, "take a server off a list")):
         a = with_config(rs.add_parser(name, help=text))
         a.add_argument("direction", choices=("in", "out", "both"))
         a.add_argument("list", choices=acl.LISTS)
         a.add_argument("server_id")
-        a.set_defaults(func=func, node_admin=True)
-
-
-def run(args) -> int:
-    try:
-        args.func(args)
-    except ApiError as e:
-        print("imfed: %s" % e.message, file=sys.stderr)
-        return 1
-    except (ConfigError, pki.PKIError, OSError) as e:
-        print("imfed: %s" % e, file=sys.stderr)
-        return 1
-    return 0
+        a.set_defaults(func=func)

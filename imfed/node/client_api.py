@@ -16,8 +16,8 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from ..peer import PeerError
-from ..web import (JSON_TYPE, Endpoints, endpoint, install_errors, read_json, render_failure,
-                   send_file)
+from ..web import (JSON_TYPE, Endpoints, endpoint, install_errors, int_arg, query_arg,
+                   read_json, render_failure, send_file)
 from ..wire import fields
 from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, TooLarge, Unauthorized,
                            Unavailable, ok_body)
@@ -54,23 +54,6 @@ class ClientApi(Endpoints):
             raise Unauthorized("the session is unknown or has expired", "no_session")
         return user
 
-    def _arg(self, request, name: str, default: str | None = None) -> str | None:
-        values = request.args.get(name.encode())
-        if not values:
-            return default
-        try:
-            return values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("%s is not UTF-8" % name, "bad_" + name) from None
-
-    def _int_arg(self, request, name: str, default: int, maximum: int) -> int:
-        value = self._arg(request, name)
-        if value is None:
-            return default
-        if not value.isdigit() or int(value) > maximum:
-            raise BadRequest("%s must be an integer up to %d" % (name, maximum), "bad_" + name)
-        return int(value)
-
     # -- session --
 
     @app.route(V1 + "login", methods=["POST"])
@@ -99,13 +82,13 @@ class ClientApi(Endpoints):
     @endpoint()
     async def search(self, request):
         await self.user(request)
-        query = (self._arg(request, "q") or "").strip()
+        query = (query_arg(request, "q") or "").strip()
         if not query or len(query) > 64:
             raise BadRequest("q must be 1-64 characters", "bad_q")
         local = await self.db.runInteraction(users.search, query)
         found = [u.info() for u in local]
         servers = {self.server_id: "ok"}
-        if self._arg(request, "remote", "1") != "0":
+        if query_arg(request, "remote", "1") != "0":
             remote, servers_remote = await self._search_remote(query)
             found += remote
             servers.update(servers_remote)
@@ -146,7 +129,7 @@ class ClientApi(Endpoints):
     @endpoint()
     async def user_info(self, request):
         await self.user(request)
-        uid = self.role.directory.canonical(user_id(self._arg(request, "userID"), "userID"),
+        uid = self.role.directory.canonical(user_id(query_arg(request, "userID"), "userID"),
                                             "userID")
         server = uid.split("@")[1]
         if server == self.server_id:
@@ -159,14 +142,22 @@ class ClientApi(Endpoints):
             raise NotFound("no user %s" % uid, "unknown_user")
         return ok_body(self.style, userInfo=answer.body.get("userInfo"))
 
-    async def _remote(self, server: str, method: str, path: str, **kwargs):
-        peer = self.role.directory.active(server)
-        if peer is None:
+    async def _destination(self, server: str, queue: bool = False):
+        """Another server this user may reach: an active member (or, for what is queued, any
+        member not deregistered: a suspended one is waited for) that our access control lets
+        us deliver to.  404 / 403 otherwise."""
+        peer = self.role.directory.get(server)
+        usable = peer is not None and (peer.status != 2 if queue else peer.active)
+        if not usable:
             raise NotFound("server %s is not an active member of the federation" % server,
                            "unknown_server")
         if not await self.role.acl.allows("out", server):
             raise Forbidden("%s is refused by this server's access control" % server,
                             "refused_by_policy")
+        return peer
+
+    async def _remote(self, server: str, method: str, path: str, **kwargs):
+        peer = await self._destination(server)
         try:
             return await self.role.client.call(server, peer.address, method, path, **kwargs)
         except PeerError as e:
@@ -198,12 +189,7 @@ class ClientApi(Endpoints):
         remark = fields.text(body, "remark", required=False, max_len=256)
         server = target.split("@")[1]
         if server != self.server_id:
-            if self.role.directory.active(server) is None:
-                raise NotFound("server %s is not an active member of the federation" % server,
-                               "unknown_server")
-            if not await self.role.acl.allows("out", server):
-                raise Forbidden("%s is refused by this server's access control" % server,
-                                "refused_by_policy")
+            await self._destination(server)
         rid = await self.db.runInteraction(messaging.request_friend, user, target, remark,
                                            self.server_id, self.now_ms())
         self._after_write([user.user_id, target])
@@ -258,13 +244,7 @@ class ClientApi(Endpoints):
             "type": 1, "messageID": new_object_id(self.server_id), "content": content})
         server = recv.split("@")[1]
         if server != self.server_id:
-            peer = self.role.directory.get(server)
-            if peer is None or peer.status == 2:
-                raise NotFound("server %s is not a member of the federation" % server,
-                               "unknown_server")
-            if not await self.role.acl.allows("out", server):
-                raise Forbidden("%s is refused by this server's access control" % server,
-                                "refused_by_policy")
+            await self._destination(server, queue=True)
         message = await self.db.runInteraction(messaging.send_message, info, self.server_id,
                                                self.now_ms())
         self._after_write([user.user_id, recv])
@@ -294,7 +274,7 @@ class ClientApi(Endpoints):
         limit = self.role.config.max_file_bytes
         if getattr(request, "too_large", False):
             raise TooLarge("file over %d bytes" % limit, "too_large")
-        name = self._arg(request, "name", "") or ""
+        name = query_arg(request, "name", "") or ""
         if len(name) > 255 or "/" in name or "\x00" in name:
             raise BadRequest("name must be a file name", "bad_name")
         file_id = new_object_id(self.server_id)
@@ -336,12 +316,9 @@ class ClientApi(Endpoints):
 
     async def _fetch(self, stored: files.StoredFile) -> files.StoredFile:
         origin = stored.file_id.split("@")[1]
-        peer = self.role.directory.active(origin)
-        if peer is None:
+        peer = await self._destination(origin, queue=True)
+        if not peer.active:
             raise Unavailable("server %s is not reachable now" % origin, "peer_unreachable")
-        if not await self.role.acl.allows("out", origin):
-            raise Forbidden("%s is refused by this server's access control" % origin,
-                            "refused_by_policy")
         path = os.path.join(self.role.file_dir, "cache-" + stored.file_id.split("@")[0])
         partial = path + ".part"
         try:
@@ -391,8 +368,8 @@ class ClientApi(Endpoints):
     async def history(self, request, peer_id):
         user = await self.user(request)
         peer = self.role.directory.canonical(user_id(peer_id, "peerID"), "peerID")
-        before = self._int_arg(request, "before", 0, 2 ** 62) or None
-        limit = self._int_arg(request, "limit", 50, 200) or 50
+        before = int_arg(request, "before", 0, 2 ** 62) or None
+        limit = int_arg(request, "limit", 50, 200) or 50
         page = await self.db.runInteraction(messaging.history, user.user_id, peer, before,
                                             limit)
         return ok_body(self.style, messages=[m.to_client() for m in page],
@@ -406,8 +383,8 @@ class ClientApi(Endpoints):
         """Long poll: events after ``since``, waiting up to ``wait`` seconds (max 60) for
         the first one."""
         user = await self.user(request)
-        since = self._int_arg(request, "since", 0, 2 ** 62)
-        wait = self._int_arg(request, "wait", 0, 60)
+        since = int_arg(request, "since", 0, 2 ** 62)
+        wait = int_arg(request, "wait", 0, 60)
         rows = await self._events_after(user.user_id, since, wait)
         return ok_body(self.style, events=[_event(r) for r in rows],
                        last=rows[-1][0] if rows else since)
@@ -437,7 +414,7 @@ class ClientApi(Endpoints):
             request.setHeader(b"content-type", JSON_TYPE)
             return json.dumps({"code": 1, "error": e.message, "errcode": e.errcode}).encode()
         last = request.getHeader(b"last-event-id")
-        since = int(last) if last and last.isdigit() else self._int_arg(request, "since", 0,
+        since = int(last) if last and last.isdigit() else int_arg(request, "since", 0,
                                                                         2 ** 62)
         request.setHeader(b"content-type", b"text/event-stream;charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")

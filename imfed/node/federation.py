@@ -9,8 +9,8 @@ from __future__ import annotations
 import attrs
 from klein import Klein
 
-from ..web import (Endpoints, endpoint, install_errors, read_json, render_failure, send_file,
-                   sign_answer, sns_route, verify_signed)
+from ..web import (Endpoints, endpoint, install_errors, read_json, render_failure,
+                   required_arg, send_file, sign_answer, sns_route, verify_signed)
 from ..wire import fields
 from ..wire.errors import BadRequest, Forbidden, NotFound, Style, ok_body
 from ..wire.messages import object_id, parse_message_info, split_id, user_id
@@ -63,15 +63,6 @@ class FederationApi(Endpoints):
             raise NotFound("no user %s" % uid, "unknown_user")
         return user
 
-    def _arg(self, request, name: str) -> str:
-        values = request.args.get(name.encode())
-        if not values:
-            raise BadRequest("query parameter %s is required" % name, "missing_" + name)
-        try:
-            return values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("%s is not UTF-8" % name, "bad_" + name) from None
-
     # -- the directory --
 
     @sns_route(app, "restApi/imServer/servermgr/receivenotify")
@@ -89,7 +80,7 @@ class FederationApi(Endpoints):
     @sns_route(app, "find/users", methods=("GET",))
     @endpoint(signed=True)
     async def find_users(self, request):
-        query = self._arg(request, "queryStr").strip()
+        query = required_arg(request, "queryStr").strip()
         if not query or len(query) > 64:
             raise BadRequest("queryStr must be 1-64 characters", "bad_queryStr")
         found = await self.db.runInteraction(users.search, query)
@@ -98,20 +89,20 @@ class FederationApi(Endpoints):
     @sns_route(app, "verify/users", methods=("GET",))
     @endpoint(signed=True)
     async def verify_users(self, request):
-        user = await self._local_user(self._arg(request, "userID"), "userID")
+        user = await self._local_user(required_arg(request, "userID"), "userID")
         return ok_body(self.style, verifyType=user.verify_type)
 
     @sns_route(app, "users", methods=("GET",))
     @endpoint(signed=True)
     async def get_user(self, request):
-        user = await self._local_user(self._arg(request, "userID"), "userID")
+        user = await self._local_user(required_arg(request, "userID"), "userID")
         return ok_body(self.style, userInfo=user.info())
 
     @sns_route(app, "query/users", methods=("GET",))
     @endpoint(signed=True)
     async def query_users(self, request):
-        user = await self._local_user(self._arg(request, "userID"), "userID")
-        owner = self._origin_user(request, self._arg(request, "ownerID"), "ownerID")
+        user = await self._local_user(required_arg(request, "userID"), "userID")
+        owner = self._origin_user(request, required_arg(request, "ownerID"), "ownerID")
         friend = await self.db.runInteraction(messaging.is_friend, user.user_id, owner)
         return ok_body(self.style, isFriend=1 if friend else 2)
 
@@ -194,7 +185,7 @@ class FederationApi(Endpoints):
         answer is the file itself, signed over its SM3."""
         try:
             await verify_signed(self, request)
-            file_id = object_id(self._arg(request, "fileID"), "fileID")
+            file_id = object_id(required_arg(request, "fileID"), "fileID")
             stored = None
             opaque, part = split_id(file_id)
             if self.directory.resolve(part) == self.server_id:
