@@ -11,13 +11,14 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
+from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.server import Site
 
 from .config import Config, Listen
 from .crypto import tls
 
-__all__ = ["make_service", "tls_listener", "InOrder"]
+__all__ = ["make_service", "tls_listener", "InOrder", "Listener", "http_site"]
 
 log = Logger()
 
@@ -41,15 +42,37 @@ class InOrder(MultiService):
                     log.failure("stopping {service} failed", service=service)
 
 
-def tls_listener(reactor, listen: Listen, identity: tls.TLSIdentity, resource,
-                 require_client_cert: bool = True):
-    """A mutual-TLS HTTPS listener service for a Klein resource."""
-    endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
-    endpoint = endpoint_type(reactor, listen.port, interface=listen.host)
+class Listener(StreamServerEndpointService):
+    """A listening port that, when stopped, also closes the connections it accepted (a
+    stopped role must not keep answering, or hanging, on connections from before)."""
+
+    def __init__(self, reactor, listen: Listen, factory) -> None:
+        endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
+        self.tracked = WrappingFactory(factory)
+        super().__init__(endpoint_type(reactor, listen.port, interface=listen.host),
+                         self.tracked)
+
+    def stopService(self):
+        d = super().stopService()
+        for protocol in list(self.tracked.protocols):
+            protocol.transport.abortConnection()
+        return d
+
+
+def http_site(resource, request_factory=None) -> Site:
     site = Site(resource)
     site.displayTracebacks = False
-    factory = TLSMemoryBIOFactory(tls.ServerTLS(identity, require_client_cert), False, site)
-    return StreamServerEndpointService(endpoint, factory)
+    if request_factory is not None:
+        site.requestFactory = request_factory
+    return site
+
+
+def tls_listener(reactor, listen: Listen, identity: tls.TLSIdentity, resource,
+                 require_client_cert: bool = True) -> Listener:
+    """A mutual-TLS HTTPS listener service for a Klein resource."""
+    factory = TLSMemoryBIOFactory(tls.ServerTLS(identity, require_client_cert), False,
+                                  http_site(resource))
+    return Listener(reactor, listen, factory)
 
 
 def make_service(config: Config, reactor) -> MultiService:

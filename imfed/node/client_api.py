@@ -21,8 +21,8 @@ from ..web import (JSON_TYPE, Endpoints, endpoint, install_errors, int_arg, quer
 from ..wire import fields
 from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, TooLarge, Unauthorized,
                            Unavailable, ok_body)
-from ..wire.messages import new_object_id, parse_message_info, user_id
-from . import files, messaging, users
+from ..wire.messages import new_object_id, object_id, parse_message_info, user_id
+from . import files, groups, messaging, users
 
 __all__ = ["ClientApi"]
 
@@ -374,6 +374,148 @@ class ClientApi(Endpoints):
                                             limit)
         return ok_body(self.style, messages=[m.to_client() for m in page],
                        nextBefore=page[-1].seq if len(page) == limit else None)
+
+    # -- groups (§6.4.2) --
+
+    @app.route(V1 + "groups", methods=["POST"])
+    @endpoint()
+    async def create_group(self, request):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        name = fields.text(body, "groupName", max_len=64)
+        icon = fields.text(body, "groupIcon", required=False, max_len=512)
+        g = await self.db.runInteraction(groups.create_group, user, name, self.server_id,
+                                         self.now_ms(), icon)
+        return ok_body(self.style, groupInfo=g.info(1), gset=g.gset())
+
+    @app.route(V1 + "groups", methods=["GET"])
+    @endpoint()
+    async def list_groups(self, request):
+        user = await self.user(request)
+        return ok_body(self.style, groups=await self.db.runInteraction(groups.my_groups,
+                                                                       user.user_id))
+
+    def _group(self, group_id: str) -> str:
+        return self.role.directory.canonical(object_id(group_id, "groupID"), "groupID")
+
+    @app.route(V1 + "groups/<group_id>", methods=["GET"])
+    @endpoint()
+    async def group_info(self, request, group_id):
+        """The group as its master knows it: from here, or asked of the master."""
+        user = await self.user(request)
+        gid = self._group(group_id)
+        if gid.split("@")[1] == self.server_id:
+            g = await self.db.runInteraction(groups.get_group, gid)
+            found = await self.db.runInteraction(groups.members, gid) if g else []
+            if g is None or g.dissolved or user.user_id not in [
+                    m["userInfo"]["userID"] for m in found]:
+                raise NotFound("no group %s for you" % gid, "unknown_group")
+            return ok_body(self.style, groupInfo=g.info(len(found)), gset=g.gset(),
+                           members=found)
+        server = gid.split("@")[1]
+        info = await self._remote(server, "GET", "/sns/grpinfo",
+                                  query={"groupID": gid, "userID": user.user_id})
+        listed = await self._remote(server, "GET", "/sns/grpmembers",
+                                    query={"groupID": gid, "userID": user.user_id})
+        if not info.ok or not listed.ok:
+            raise NotFound("no group %s for you" % gid, "unknown_group")
+        return ok_body(self.style, groupInfo=info.body.get("groupInfo"),
+                       gset=info.body.get("gset"), members=listed.body.get("members"))
+
+    @app.route(V1 + "groups/<group_id>/invite", methods=["POST"])
+    @endpoint()
+    async def invite(self, request, group_id):
+        user = await self.user(request)
+        gid = self._group(group_id)
+        body = read_json(request, self.max_body)
+        ids = body.get("userIDs")
+        if not isinstance(ids, list) or not ids or len(ids) > 500:
+            raise BadRequest("userIDs must list 1-500 user IDs", "bad_userIDs")
+        invitees = [self.role.directory.canonical(user_id(u, "userIDs"), "userIDs")
+                    for u in ids]
+        for server in {u.split("@")[1] for u in invitees} - {self.server_id}:
+            await self._destination(server, queue=True)
+        if gid.split("@")[1] != self.server_id:
+            raise Forbidden("invite from the group's master server", "not_master")
+        sent = await self.db.runInteraction(groups.invite, gid, user, invitees,
+                                            self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style, invited=sent)
+
+    @app.route(V1 + "groups/invitations", methods=["GET"])
+    @endpoint()
+    async def group_invitations(self, request):
+        user = await self.user(request)
+        return ok_body(self.style, invitations=await self.db.runInteraction(
+            groups.invitations, user.user_id))
+
+    @app.route(V1 + "groups/invitations/<invitation_id>/answer", methods=["POST"])
+    @endpoint()
+    async def answer_invitation(self, request, invitation_id):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        agree = body.get("agree")
+        if not isinstance(agree, bool):
+            raise BadRequest("agree must be true or false", "bad_agree")
+        gid = await self.db.runInteraction(groups.answer_invitation, invitation_id, user, agree,
+                                           self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style, groupID=gid)
+
+    @app.route(V1 + "groups/<group_id>/messages", methods=["POST"])
+    @endpoint()
+    async def group_send(self, request, group_id):
+        """A group message: ordered by the master, which shows it to every member (the
+        sender too: its ``group_message`` event carries the master's order)."""
+        user = await self.user(request)
+        gid = self._group(group_id)
+        body = read_json(request, self.max_body)
+        message_type = body.get("messageType")
+        if not isinstance(message_type, str) or message_type.lower() not in ("text",):
+            raise BadRequest("group messages are text for now", "bad_messageType")
+        info = parse_message_info({
+            "senderID": user.user_id, "recvID": gid, "messageType": message_type, "type": 2,
+            "messageID": new_object_id(self.server_id), "content": body.get("content")})
+        if gid.split("@")[1] == self.server_id:
+            await self.db.runInteraction(groups.post_message, info, self.server_id,
+                                         self.now_ms())
+        else:
+            await self._destination(gid.split("@")[1], queue=True)
+            await self.db.runInteraction(groups.send_to_master, info, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style, messageID=info.message_id)
+
+    @app.route(V1 + "groups/<group_id>/messages", methods=["GET"])
+    @endpoint()
+    async def group_history(self, request, group_id):
+        """What this server holds of the group, oldest first, after ``after`` (a
+        messageID)."""
+        user = await self.user(request)
+        gid = self._group(group_id)
+        if await self.db.runInteraction(groups.member_type, gid, user.user_id) is None:
+            raise NotFound("no group %s for you" % gid, "unknown_group")
+        after = query_arg(request, "after", "") or ""
+        limit = int_arg(request, "limit", 100, 500) or 100
+        page, newest = await self.db.runInteraction(groups.history, gid, after, limit)
+        return ok_body(self.style, messages=page, newestMessageID=newest)
+
+    @app.route(V1 + "groups/<group_id>/quit", methods=["POST"])
+    @endpoint()
+    async def group_quit(self, request, group_id):
+        user = await self.user(request)
+        await self.db.runInteraction(groups.quit_group, self._group(group_id), user,
+                                     self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style)
+
+    @app.route(V1 + "groups/<group_id>/dissolve", methods=["POST"])
+    @endpoint()
+    async def group_dissolve(self, request, group_id):
+        user = await self.user(request)
+        await self.db.runInteraction(groups.dissolve, self._group(group_id), user,
+                                     self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style)
 
     # -- events --
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import attrs
 from klein import Klein
 
-from ..web import (Endpoints, endpoint, install_errors, read_json, render_failure,
-                   required_arg, send_file, sign_answer, sns_route, verify_signed)
+from ..web import (Endpoints, endpoint, install_errors, int_arg, query_arg, read_json,
+                   render_failure, required_arg, send_file, sign_answer, sns_route,
+                   verify_signed)
 from ..wire import fields
 from ..wire.errors import BadRequest, Forbidden, NotFound, Style, ok_body
 from ..wire.messages import object_id, parse_message_info, split_id, user_id
-from . import files, messaging, users
+from . import files, groups, messaging, users
 from .acl import AccessControl
 from .directory import Directory
 from .events import EventHub
@@ -28,10 +29,10 @@ class FederationApi(Endpoints):
     style = Style.INTERCONNECT
 
     def __init__(self, *, server_id: str, signing_key, verifier, db, directory: Directory,
-                 acl: AccessControl, hub: EventHub, clock, max_body: int) -> None:
+                 acl: AccessControl, hub: EventHub, outbox, clock, max_body: int) -> None:
         self.server_id, self.signing_key, self.verifier = server_id, signing_key, verifier
         self.db, self.directory, self.acl, self.hub = db, directory, acl, hub
-        self.clock, self.max_body = clock, max_body
+        self.outbox, self.clock, self.max_body = outbox, clock, max_body
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -164,7 +165,15 @@ class FederationApi(Endpoints):
         if self.directory.resolve(part) != origin:
             raise BadRequest("messageID must be made by the sender's server", "bad_messageID")
         if info.chat_type == 2:
-            raise NotFound("no group %s here" % info.recv_id, "unknown_group")
+            group_id = self._group_id(info.recv_id, "recvID")
+            if split_id(group_id)[1] != self.server_id:
+                raise NotFound("no group %s here" % group_id, "unknown_group")
+            info = attrs.evolve(info, sender_id=sender, recv_id=group_id,
+                                message_id="%s@%s" % (opaque, origin))
+            await self.db.runInteraction(groups.post_message, info, self.server_id,
+                                         self.now_ms())
+            self._wrote()
+            return ok_body(self.style)
         recv = await self._local_user(info.recv_id, "recvID")
         content = info.content
         if "fileID" in content:
@@ -177,6 +186,171 @@ class FederationApi(Endpoints):
                             message_id="%s@%s" % (opaque, origin), content=content)
         await self.db.runInteraction(messaging.receive_message, info, self.now_ms())
         self.hub.poke([info.recv_id])
+        return ok_body(self.style)
+
+    # -- groups (§6.4.2) --
+
+    def _group_id(self, value, field: str = "groupID") -> str:
+        opaque, part = split_id(object_id(value, field))
+        server_id = self.directory.resolve(part)
+        if server_id is None:
+            raise NotFound("%s %s: no server of the federation there" % (field, value),
+                           "unknown_server")
+        return "%s@%s" % (opaque, server_id)
+
+    async def _master(self, request) -> groups.Group:
+        group_id = self._group_id(required_arg(request, "groupID"))
+        g = await self.db.runInteraction(groups.get_group, group_id)
+        if g is None or not g.master or g.dissolved:
+            raise NotFound("no group %s here" % group_id, "unknown_group")
+        return g
+
+    def _from_master(self, request, group_id: str) -> None:
+        if split_id(group_id)[1] != request.signed.origin:
+            raise Forbidden("only the master of %s speaks for it" % group_id, "not_master")
+
+    async def _member_of(self, request, g: groups.Group, value, field: str) -> str:
+        uid = self._origin_user(request, value, field)
+        if await self.db.runInteraction(groups.member_type, g.group_id, uid) is None:
+            raise Forbidden("%s is not a member of %s" % (uid, g.group_id), "not_member")
+        return uid
+
+    def _wrote(self) -> None:
+        self.hub.poke()
+        self.outbox.wake()
+
+    @sns_route(app, "invite/grpreq")
+    @endpoint(signed=True)
+    async def invite_grpreq(self, request):
+        body = read_json(request, self.max_body)
+        inviter = self._origin_user(request, body.get("userID"), "userID")
+        req = body.get("reqInfo")
+        if not isinstance(req, dict) or not isinstance(req.get("groupInfo"), dict):
+            raise BadRequest("reqInfo.groupInfo is required", "bad_reqInfo")
+        group_id = self._group_id(req["groupInfo"].get("groupID"))
+        self._from_master(request, group_id)
+        name = req["groupInfo"].get("groupName", "")
+        if not isinstance(name, str) or len(name) > 64:
+            raise BadRequest("groupName must be a string", "bad_groupName")
+        invitees = req.get("inviteUsers")
+        if not isinstance(invitees, list) or not invitees or len(invitees) > 500:
+            raise BadRequest("inviteUsers must list 1-500 user IDs", "bad_inviteUsers")
+        local = [(await self._local_user(u, "inviteUsers")).user_id for u in invitees]
+        info = req.get("userInfo") if isinstance(req.get("userInfo"), dict) else {}
+        await self.db.runInteraction(groups.receive_invitation, group_id, name, inviter,
+                                     _user_info(info, inviter), local, self.now_ms())
+        self.hub.poke(local)
+        return ok_body(self.style)
+
+    @sns_route(app, "invite/grprep")
+    @endpoint(signed=True)
+    async def invite_grprep(self, request):
+        g = await self._master(request)
+        body = read_json(request, self.max_body)
+        invitee = self._origin_user(request, body.get("ownerID"), "ownerID")
+        result = fields.optional_int(body, "respResult", default=-1)
+        if result not in (1, 2):
+            raise BadRequest("respResult is 1 (agree) or 2 (refuse)", "bad_respResult")
+        info = body.get("userInfo") if isinstance(body.get("userInfo"), dict) else {}
+        await self.db.runInteraction(groups.receive_answer, g.group_id, invitee, result == 1,
+                                     _user_info(info, invitee), self.server_id, self.now_ms())
+        self._wrote()
+        return ok_body(self.style)
+
+    @sns_route(app, "quit/grpmember")
+    @endpoint(signed=True)
+    async def quit_grpmember(self, request):
+        g = await self._master(request)
+        body = read_json(request, self.max_body)
+        uid = await self._member_of(request, g, body.get("ownerID"), "ownerID")
+        await self.db.runInteraction(groups.receive_quit, g.group_id, uid, self.server_id,
+                                     self.now_ms())
+        self._wrote()
+        return ok_body(self.style)
+
+    @sns_route(app, "remove/grpmembers")
+    @endpoint(signed=True)
+    async def remove_grpmembers(self, request):
+        g = await self._master(request)
+        body = read_json(request, self.max_body)
+        self._origin_user(request, body.get("ownerID"), "ownerID")
+        # Only the owner removes members (§6.4.2.6), and the owner is a user of the master
+        # (§6.4.2.1): no call from another server can be the owner's.
+        raise Forbidden("only the owner of %s removes members" % g.group_id, "not_owner")
+
+    @sns_route(app, "update/grpinfo")
+    @endpoint(signed=True)
+    async def update_grpinfo(self, request):
+        g = await self._master(request)
+        body = read_json(request, self.max_body)
+        uid = await self._member_of(request, g, body.get("ownerID"), "ownerID")
+        # Owner and admins are users of the master server (§6.4.2.1): nobody calling from
+        # another server may change the group.
+        raise Forbidden("%s is neither the owner nor an admin" % uid, "not_admin")
+
+    @sns_route(app, "grpinfo", methods=("GET",))
+    @endpoint(signed=True)
+    async def grpinfo(self, request):
+        g = await self._master(request)
+        await self._member_of(request, g, required_arg(request, "userID"), "userID")
+        count = len(await self.db.runInteraction(groups.members, g.group_id))
+        return ok_body(self.style, gset=g.gset(), groupInfo=g.info(count))
+
+    @sns_route(app, "grpmembers", methods=("GET",))
+    @endpoint(signed=True)
+    async def grpmembers(self, request):
+        g = await self._master(request)
+        await self._member_of(request, g, required_arg(request, "userID"), "userID")
+        return ok_body(self.style,
+                       members=await self.db.runInteraction(groups.members, g.group_id))
+
+    @sns_route(app, "grpchat", methods=("GET",))
+    @endpoint(signed=True)
+    async def grpchat(self, request):
+        """History newer than messageID (§6.4.2.12), to a server with a member."""
+        g = await self._master(request)
+        by_server = await self.db.runInteraction(groups._by_server, g.group_id)
+        if request.signed.origin not in by_server:
+            raise Forbidden("%s has no member in %s" % (request.signed.origin, g.group_id),
+                            "not_member")
+        after = query_arg(request, "messageID", "") or ""
+        limit = int_arg(request, "limit", 100, 100) or 100
+        page, newest = await self.db.runInteraction(groups.history, g.group_id, after, limit)
+        return ok_body(self.style, newestMessageID=newest,
+                       messages=[m["messageInfo"] for m in page])
+
+    @sns_route(app, "notify/grpchat")
+    @endpoint(signed=True)
+    async def notify_grpchat(self, request):
+        group_id = self._group_id(required_arg(request, "groupID"))
+        self._from_master(request, group_id)
+        body = read_json(request, self.max_body)
+        info = parse_message_info(body.get("messageInfo"))
+        ids = body.get("userIDs")
+        if not isinstance(ids, list) or not ids or len(ids) > 5000:
+            raise BadRequest("userIDs must list the members on this server", "bad_userIDs")
+        local = [(await self._local_user(u, "userIDs")).user_id for u in ids]
+        sender = self.directory.canonical(info.sender_id, "senderID")
+        info = attrs.evolve(info, sender_id=sender, recv_id=group_id)
+        await self.db.runInteraction(groups.receive_group_chat, group_id, local, info,
+                                     self.now_ms())
+        self.hub.poke(local)
+        return ok_body(self.style)
+
+    @sns_route(app, "notify/grpnotify")
+    @endpoint(signed=True)
+    async def notify_grpnotify(self, request):
+        group_id = self._group_id(required_arg(request, "groupID"))
+        self._from_master(request, group_id)
+        body = read_json(request, self.max_body)
+        oper = fields.optional_int(body, "operType", default=0)
+        if oper not in range(1, 8):
+            raise BadRequest("operType is 1 to 7", "bad_operType")
+        if body.get("users") is not None and not isinstance(body.get("users"), list):
+            raise BadRequest("users must be a list of userInfo", "bad_users")
+        await self.db.runInteraction(groups.receive_notify, group_id, dict(body, operType=oper),
+                                     self.server_id, self.now_ms())
+        self.hub.poke()
         return ok_body(self.style)
 
     @sns_route(app, "download/file", methods=("GET",))

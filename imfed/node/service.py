@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 
-from twisted.application.internet import StreamServerEndpointService
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.web.server import Site
-
 from ..config import Config, ConfigError
 from ..crypto import pki, signing, tls
 from ..crypto.sm2 import load_private_key_pem
@@ -63,8 +59,8 @@ class NodeRole:
         self.directory.listeners.append(self.outbox.wake)
         self.api = FederationApi(server_id=n.server_id, signing_key=self.signing_key,
                                  verifier=self.verifier, db=self.db, directory=self.directory,
-                                 acl=self.acl, hub=self.hub, clock=reactor,
-                                 max_body=n.max_body)
+                                 acl=self.acl, hub=self.hub, outbox=self.outbox,
+                                 clock=reactor, max_body=n.max_body)
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
         self.client_api = ClientApi(role=self)
@@ -80,12 +76,9 @@ class NodeRole:
         """The role's services after its store: directory refresh timer, outbound queue,
         client API listener (the federation listener is added by make_service)."""
         refresh = Refresher(self.directory, self.config.directory_refresh_seconds, self.clock)
-        listen = self.config.client_listen
-        endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
-        site = Site(self.client_api.resource())
-        site.displayTracebacks = False
-        site.requestFactory = limited_request(max(self.config.max_file_bytes,
-                                                  self.config.max_body))
-        client = StreamServerEndpointService(endpoint_type(self.clock, listen.port,
-                                                           interface=listen.host), site)
+        from ..service import Listener, http_site
+
+        site = http_site(self.client_api.resource(),
+                         limited_request(max(self.config.max_file_bytes, self.config.max_body)))
+        client = Listener(self.clock, self.config.client_listen, site)
         return [refresh, self.outbox, client]

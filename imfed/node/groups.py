@@ -1,0 +1,438 @@
+"""Groups across servers (§6.4.2, PROFILE.md §5): the master server (the owner's) keeps the
+group, orders its messages and fans them out; other servers keep what they are told.
+
+Cursor-level transactions, like messaging.py: each change, its events and the deliveries it
+owes other servers (one per server with members, in the group's lane) are written together.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import attrs
+
+from ..storage import transaction
+from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
+from ..wire.messages import MessageInfo
+from . import users
+from .messaging import _dump, emit, enqueue
+
+__all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_type",
+           "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
+           "receive_answer", "post_message", "send_to_master", "receive_group_chat", "history",
+           "quit_group", "receive_quit", "dissolve", "receive_notify", "my_groups", "lane"]
+
+MEMBER, ADMIN, OWNER = 1, 2, 3
+ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
+
+
+def lane(group_id: str) -> str:
+    return "group:" + group_id
+
+
+def _server(some_id: str) -> str:
+    return some_id.rsplit("@", 1)[1]
+
+
+@attrs.frozen
+class Group:
+    group_id: str
+    name: str
+    icon: str
+    owner_id: str
+    is_allow: int
+    is_visible: int
+    created_at: int
+    dissolved: int
+    master: int
+
+    def info(self, member_count: int) -> dict:
+        """The standard's groupInfo (§6.4.1.2)."""
+        return {"groupID": self.group_id, "groupName": self.name, "groupIcon": self.icon,
+                "groupMemberNum": member_count, "createUser": self.owner_id,
+                "createTime": self.created_at}
+
+    def gset(self) -> dict:
+        return {"isAllow": self.is_allow, "isVisible": self.is_visible}
+
+
+_G = "group_id, name, icon, owner_id, is_allow, is_visible, created_at, dissolved, master"
+
+
+def get_group(cur, group_id: str) -> Group | None:
+    cur.execute("SELECT %s FROM groups WHERE group_id = ?" % _G, (group_id,))
+    row = cur.fetchone()
+    return Group(*row) if row else None
+
+
+def members(cur, group_id: str) -> list[dict]:
+    cur.execute("SELECT user_id, user_type, user_info FROM group_members WHERE group_id = ? "
+                "ORDER BY user_type DESC, joined_at, user_id", (group_id,))
+    return [{"userType": t, "userInfo": dict(json.loads(i), userID=u)}
+            for u, t, i in cur.fetchall()]
+
+
+def member_type(cur, group_id: str, user_id: str) -> int | None:
+    cur.execute("SELECT user_type FROM group_members WHERE group_id = ? AND user_id = ?",
+                (group_id, user_id))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _count(cur, group_id: str) -> int:
+    cur.execute("SELECT COUNT(*) FROM group_members WHERE group_id = ?", (group_id,))
+    return cur.fetchone()[0]
+
+
+def _by_server(cur, group_id: str) -> dict[str, list[str]]:
+    cur.execute("SELECT user_id FROM group_members WHERE group_id = ?", (group_id,))
+    out: dict[str, list[str]] = {}
+    for (uid,) in cur.fetchall():
+        out.setdefault(_server(uid), []).append(uid)
+    return out
+
+
+def _master_group(cur, group_id: str, server_id: str) -> Group:
+    g = get_group(cur, group_id)
+    if g is None or not g.master or g.dissolved or _server(group_id) != server_id:
+        raise NotFound("no group %s here" % group_id, "unknown_group")
+    return g
+
+
+def my_groups(cur, user_id: str) -> list[dict]:
+    cur.execute("SELECT g.group_id, m.user_type FROM groups g JOIN group_members m "
+                "ON g.group_id = m.group_id WHERE m.user_id = ? AND g.dissolved = 0 "
+                "ORDER BY g.created_at", (user_id,))
+    out = []
+    for gid, user_type in cur.fetchall():
+        g = get_group(cur, gid)
+        out.append({"groupInfo": g.info(_count(cur, gid)), "gset": g.gset(),
+                    "userType": user_type})
+    return out
+
+
+def _announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dict],
+              server_id: str, now_ms: int, also: tuple = ()) -> None:
+    """notify/grpnotify to every other server with members (and ``also``, servers of users
+    who just left); a ``group_notify`` event to the local members and affected users."""
+    body = {"operType": oper_type, "operUser": oper_user,
+            "groupInfo": g.info(_count(cur, g.group_id)), "grpset": g.gset(),
+            "users": affected}
+    targets = _by_server(cur, g.group_id)
+    for server in set(targets) | set(also):
+        if server != server_id:
+            enqueue(cur, server, lane(g.group_id), "POST",
+                    "/sns/notify/grpnotify?groupID=" + g.group_id, body, now_ms)
+    local = set(targets.get(server_id, [])) | {u["userID"] for u in affected
+                                                if _server(u["userID"]) == server_id}
+    for uid in local:
+        emit(cur, uid, "group_notify", dict(body, groupID=g.group_id), now_ms)
+
+
+@transaction
+def create_group(cur, owner: users.User, name: str, server_id: str, now_ms: int,
+                 icon: str = "") -> Group:
+    if not name.strip() or len(name) > 64:
+        raise BadRequest("groupName must be 1-64 characters", "bad_groupName")
+    group_id = "%s@%s" % (secrets.token_urlsafe(15), server_id)
+    g = Group(group_id, name, icon, owner.user_id, 1, 1, now_ms, 0, 1)
+    cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % _G,
+                attrs.astuple(g))
+    cur.execute("INSERT INTO group_members VALUES (?, ?, ?, ?, ?)",
+                (group_id, owner.user_id, OWNER, _dump(owner.info()), now_ms))
+    return g
+
+
+@transaction
+def invite(cur, group_id: str, inviter: users.User, invitees: list[str], server_id: str,
+           now_ms: int) -> int:
+    """Invite users (§6.4.2.4) from the master; answer how many invitations went out."""
+    g = _master_group(cur, group_id, server_id)
+    role = member_type(cur, group_id, inviter.user_id)
+    if role is None:
+        raise Forbidden("only members invite", "not_member")
+    if role == MEMBER and g.is_allow == 2:
+        raise Forbidden("members may not invite to this group", "invites_closed")
+    remote: dict[str, list[str]] = {}
+    sent = 0
+    for invitee in dict.fromkeys(invitees):
+        if member_type(cur, group_id, invitee) is not None:
+            continue
+        if _server(invitee) == server_id and users.get_user(cur, invitee) is None:
+            raise NotFound("no user %s" % invitee, "unknown_user")
+        cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? AND invitee_id = ? "
+                    "AND status = 'pending'", (group_id, invitee))
+        if cur.fetchone():
+            continue
+        iid = secrets.token_hex(12)
+        cur.execute("INSERT INTO group_invitations VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    (iid, group_id, g.name, inviter.user_id, invitee, now_ms))
+        sent += 1
+        if _server(invitee) == server_id:
+            emit(cur, invitee, "group_invitation", {
+                "invitationID": iid, "groupInfo": {"groupID": group_id, "groupName": g.name},
+                "inviter": inviter.info()}, now_ms)
+        else:
+            remote.setdefault(_server(invitee), []).append(invitee)
+    for server, ids in remote.items():
+        enqueue(cur, server, lane(group_id), "POST", "/sns/invite/grpreq", {
+            "userID": inviter.user_id,
+            "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": g.name},
+                        "userInfo": inviter.info(), "inviteUsers": ids}}, now_ms)
+    return sent
+
+
+@transaction
+def receive_invitation(cur, group_id: str, group_name: str, inviter_id: str,
+                       inviter_info: dict, invitees: list[str], now_ms: int) -> list[str]:
+    """invite/grpreq from a group's master: the invitations wait for our users."""
+    told = []
+    for invitee in invitees:
+        cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? AND invitee_id = ? "
+                    "AND status = 'pending'", (group_id, invitee))
+        if cur.fetchone():
+            continue
+        iid = secrets.token_hex(12)
+        cur.execute("INSERT INTO group_invitations VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    (iid, group_id, group_name, inviter_id, invitee, now_ms))
+        emit(cur, invitee, "group_invitation", {
+            "invitationID": iid, "groupInfo": {"groupID": group_id, "groupName": group_name},
+            "inviter": inviter_info}, now_ms)
+        told.append(invitee)
+    return told
+
+
+def invitations(cur, user_id: str) -> list[dict]:
+    cur.execute("SELECT invitation_id, group_id, group_name, inviter_id, created_at FROM "
+                "group_invitations WHERE invitee_id = ? AND status = 'pending' "
+                "ORDER BY created_at", (user_id,))
+    return [{"invitationID": i, "groupInfo": {"groupID": g, "groupName": n}, "inviter": w,
+             "createTime": c} for i, g, n, w, c in cur.fetchall()]
+
+
+@transaction
+def answer_invitation(cur, invitation_id: str, user: users.User, agree: bool, server_id: str,
+                      now_ms: int) -> str:
+    cur.execute("SELECT group_id FROM group_invitations WHERE invitation_id = ? AND "
+                "invitee_id = ? AND status = 'pending'", (invitation_id, user.user_id))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound("no pending invitation %s" % invitation_id, "unknown_invitation")
+    group_id = row[0]
+    if _server(group_id) == server_id:
+        _answered(cur, group_id, user.user_id, agree, user.info(), server_id, now_ms)
+    else:
+        cur.execute("UPDATE group_invitations SET status = ? WHERE invitation_id = ?",
+                    ("accepted" if agree else "refused", invitation_id))
+        enqueue(cur, _server(group_id), lane(group_id), "POST",
+                "/sns/invite/grprep?groupID=" + group_id,
+                {"ownerID": user.user_id, "respResult": 1 if agree else 2}, now_ms)
+    return group_id
+
+
+def _answered(cur, group_id: str, invitee: str, agree: bool, info: dict, server_id: str,
+              now_ms: int) -> None:
+    g = _master_group(cur, group_id, server_id)
+    cur.execute("UPDATE group_invitations SET status = ? WHERE group_id = ? AND invitee_id = ? "
+                "AND status = 'pending'", ("accepted" if agree else "refused", group_id,
+                                           invitee))
+    if cur.rowcount == 0:
+        raise Conflict("%s was not invited to %s" % (invitee, group_id), "not_invited")
+    if not agree:
+        return
+    cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
+                (group_id, invitee, MEMBER, _dump(info), now_ms))
+    _announce(cur, g, ADD, dict(info, userID=invitee), [dict(info, userID=invitee)],
+              server_id, now_ms)
+
+
+@transaction
+def receive_answer(cur, group_id: str, invitee: str, agree: bool, info: dict, server_id: str,
+                   now_ms: int) -> None:
+    """invite/grprep at the master (§6.4.2.5)."""
+    _answered(cur, group_id, invitee, agree, info, server_id, now_ms)
+
+
+def _store(cur, group_id: str, info: MessageInfo, now_ms: int) -> int | None:
+    cur.execute("INSERT OR IGNORE INTO group_messages (group_id, message_id, sender_id, "
+                "message_type, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (group_id, info.message_id, info.sender_id, info.message_type,
+                 _dump(info.content), now_ms))
+    return cur.lastrowid if cur.rowcount == 1 else None
+
+
+def _message(row) -> dict:
+    gseq, gid, mid, sender, mtype, content, created = row
+    info = MessageInfo(sender, gid, mtype, 2, mid, json.loads(content))
+    return {"gseq": gseq, "messageInfo": info.to_wire(), "createTime": created}
+
+
+_M = "gseq, group_id, message_id, sender_id, message_type, content, created_at"
+
+
+@transaction
+def post_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> bool:
+    """A group message at the master (§6.4.2.9): ordered, stored, shown to local members,
+    fanned out to every other server with members, listing them (§6.4.2.11).  False for a
+    repeat."""
+    g = _master_group(cur, info.recv_id, server_id)
+    if member_type(cur, g.group_id, info.sender_id) is None:
+        raise Forbidden("%s is not a member of %s" % (info.sender_id, g.group_id),
+                        "not_member")
+    gseq = _store(cur, g.group_id, info, now_ms)
+    if gseq is None:
+        return False
+    cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
+    shown = _message(cur.fetchone())
+    for server, ids in _by_server(cur, g.group_id).items():
+        if server == server_id:
+            for uid in ids:
+                emit(cur, uid, "group_message", shown, now_ms)
+        else:
+            enqueue(cur, server, lane(g.group_id), "POST",
+                    "/sns/notify/grpchat?groupID=" + g.group_id,
+                    {"userIDs": ids, "messageInfo": info.to_wire()}, now_ms)
+    return True
+
+
+@transaction
+def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
+    """A local member's message for a group mastered elsewhere: it goes to the master, and
+    comes back (to us too) in the master's order."""
+    if member_type(cur, info.recv_id, info.sender_id) is None:
+        raise Forbidden("%s is not a member of %s" % (info.sender_id, info.recv_id),
+                        "not_member")
+    enqueue(cur, _server(info.recv_id), lane(info.recv_id), "POST", "/sns/chat",
+            {"messageInfo": info.to_wire()}, now_ms)
+
+
+@transaction
+def receive_group_chat(cur, group_id: str, user_ids: list[str], info: MessageInfo,
+                       now_ms: int) -> bool:
+    """notify/grpchat from the master: keep it, show it to the members it lists."""
+    gseq = _store(cur, group_id, info, now_ms)
+    if gseq is None:
+        return False
+    cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
+    shown = _message(cur.fetchone())
+    for uid in user_ids:
+        if users.get_user(cur, uid) is not None:
+            emit(cur, uid, "group_message", shown, now_ms)
+    return True
+
+
+def history(cur, group_id: str, after_message_id: str, limit: int) -> tuple[list, str]:
+    """At most ``limit`` messages newer than ``after_message_id`` (the oldest kept when
+    empty), oldest first, and the newest message ID (§6.4.2.12)."""
+    after = 0
+    if after_message_id:
+        cur.execute("SELECT gseq FROM group_messages WHERE message_id = ? AND group_id = ?",
+                    (after_message_id, group_id))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound("no message %s in %s" % (after_message_id, group_id),
+                           "unknown_message")
+        after = row[0]
+    cur.execute("SELECT %s FROM group_messages WHERE group_id = ? AND gseq > ? ORDER BY gseq "
+                "LIMIT ?" % _M, (group_id, after, limit))
+    page = [_message(r) for r in cur.fetchall()]
+    cur.execute("SELECT message_id FROM group_messages WHERE group_id = ? ORDER BY gseq DESC "
+                "LIMIT 1", (group_id,))
+    row = cur.fetchone()
+    return page, row[0] if row else ""
+
+
+def _leave(cur, g: Group, user_id: str, oper_user: dict, server_id: str, now_ms: int) -> None:
+    cur.execute("SELECT user_info FROM group_members WHERE group_id = ? AND user_id = ?",
+                (g.group_id, user_id))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound("%s is not a member of %s" % (user_id, g.group_id), "not_member")
+    cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
+                (g.group_id, user_id))
+    _announce(cur, g, REMOVE, oper_user, [dict(json.loads(row[0]), userID=user_id)],
+              server_id, now_ms, also=(_server(user_id),))
+
+
+@transaction
+def quit_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int) -> None:
+    """A member leaves (§6.4.2.7); the owner dissolves instead."""
+    if _server(group_id) == server_id:
+        g = _master_group(cur, group_id, server_id)
+        if g.owner_id == user.user_id:
+            raise Conflict("the owner cannot quit; dissolve the group instead", "owner_quits")
+        _leave(cur, g, user.user_id, user.info(), server_id, now_ms)
+        return
+    if member_type(cur, group_id, user.user_id) is None:
+        raise NotFound("%s is not a member of %s" % (user.user_id, group_id), "not_member")
+    cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
+                (group_id, user.user_id))
+    enqueue(cur, _server(group_id), lane(group_id), "POST",
+            "/sns/quit/grpmember?groupID=" + group_id, {"ownerID": user.user_id}, now_ms)
+
+
+@transaction
+def receive_quit(cur, group_id: str, user_id: str, server_id: str, now_ms: int) -> None:
+    g = _master_group(cur, group_id, server_id)
+    if g.owner_id == user_id:
+        raise Conflict("the owner cannot quit", "owner_quits")
+    _leave(cur, g, user_id, {"userID": user_id}, server_id, now_ms)
+
+
+@transaction
+def dissolve(cur, group_id: str, user: users.User, server_id: str, now_ms: int) -> None:
+    """The owner dissolves the group on its master (§6.4.2.8), announced with operType 3."""
+    g = _master_group(cur, group_id, server_id)
+    if g.owner_id != user.user_id:
+        raise Forbidden("only the owner dissolves a group", "not_owner")
+    _announce(cur, g, DISSOLVE, user.info(), [], server_id, now_ms)
+    cur.execute("UPDATE groups SET dissolved = 1 WHERE group_id = ?", (group_id,))
+    cur.execute("DELETE FROM group_members WHERE group_id = ?", (group_id,))
+    cur.execute("UPDATE group_invitations SET status = 'refused' WHERE group_id = ? AND "
+                "status = 'pending'", (group_id,))
+
+
+@transaction
+def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) -> None:
+    """notify/grpnotify from the master (§6.4.2.16): our view of the group follows it and our
+    members (and our users it names) are told."""
+    oper_type = body["operType"]
+    info = body.get("groupInfo") or {}
+    gset = body.get("grpset") or {}
+    affected = [u for u in body.get("users") or [] if isinstance(u, dict)
+                and isinstance(u.get("userID"), str)]
+    if get_group(cur, group_id) is None:
+        cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)" % _G,
+                    (group_id, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
+                     str(info.get("createUser", "")), 1, 1, now_ms, 0))
+    else:
+        cur.execute("UPDATE groups SET name = ?, icon = ? WHERE group_id = ?",
+                    (str(info.get("groupName", "")), str(info.get("groupIcon", "")), group_id))
+    if gset.get("isAllow") in (1, 2) and gset.get("isVisible") in (1, 2):
+        cur.execute("UPDATE groups SET is_allow = ?, is_visible = ? WHERE group_id = ?",
+                    (gset["isAllow"], gset["isVisible"], group_id))
+    local_before = [uid for uid, in cur.execute(
+        "SELECT user_id FROM group_members WHERE group_id = ?", (group_id,)).fetchall()]
+    for u in affected:
+        uid = u["userID"]
+        if _server(uid) != server_id:
+            continue
+        if oper_type == ADD:
+            cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
+                        (group_id, uid, MEMBER, _dump(u), now_ms))
+        elif oper_type == REMOVE:
+            cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
+                        (group_id, uid))
+        elif oper_type in (SET_ADMIN, UNSET_ADMIN):
+            cur.execute("UPDATE group_members SET user_type = ? WHERE group_id = ? AND "
+                        "user_id = ?", (ADMIN if oper_type == SET_ADMIN else MEMBER,
+                                        group_id, uid))
+    if oper_type == DISSOLVE:
+        cur.execute("UPDATE groups SET dissolved = 1 WHERE group_id = ?", (group_id,))
+        cur.execute("DELETE FROM group_members WHERE group_id = ?", (group_id,))
+    told = set(local_before) | {u["userID"] for u in affected if _server(u["userID"]) ==
+                                server_id}
+    for uid in told:
+        if users.get_user(cur, uid) is not None:
+            emit(cur, uid, "group_notify", dict(body, groupID=group_id), now_ms)

@@ -1,0 +1,168 @@
+"""Groups across three servers: the master (A) orders and fans out, B and C follow."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest_twisted
+
+from conftest import ApiClient, RunningNode, add_user, join_node, wait_until
+
+
+@pytest_twisted.async_yield_fixture
+async def trio(management, tmp_path):
+    nodes = [await join_node(management, str(tmp_path / n), "node-" + n) for n in "abc"]
+    for node in nodes:
+        await node.role.directory.refresh()
+    await wait_until(lambda: all(n.role.directory.active("node-" + x) for n in nodes
+                                 for x in "abc" if n.server_id != "node-" + x),
+                     what="directories")
+    yield nodes
+    for node in reversed(nodes):
+        await node.stop()
+
+
+def _group_texts(node: RunningNode, group_id: str) -> list[str]:
+    import json
+
+    conn = sqlite3.connect(node.role.db.path)
+    try:
+        rows = conn.execute("SELECT content FROM group_messages WHERE group_id = ? ORDER BY gseq",
+                            (group_id,)).fetchall()
+    finally:
+        conn.close()
+    return [json.loads(r[0])["message"] for r in rows]
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_across_three_servers(trio):
+    a, b, c = trio
+    add_user(a, "100", "Owner")
+    add_user(a, "101", "Local Member")
+    add_user(b, "200", "Bob")
+    add_user(c, "300", "Carol")
+    add_user(c, "301", "Dave")
+    owner = await ApiClient(a, "100").login()
+    local = await ApiClient(a, "101").login()
+    bob = await ApiClient(b, "200").login()
+    carol = await ApiClient(c, "300").login()
+    dave = await ApiClient(c, "301").login()
+
+    created = await owner.ok("POST", "groups", {"groupName": "跨服务器群"})
+    gid = created["groupInfo"]["groupID"]
+    assert gid.endswith("@node-a")
+    sent = await owner.ok("POST", "groups/%s/invite" % gid, {
+        "userIDs": ["101@node-a", "200@node-b", "300@node-c", "301@node-c"]})
+    assert sent["invited"] == 4
+
+    # Invitations reach every server; Dave refuses, the others accept.
+    for client in (local, bob, carol, dave):
+        invitation = await client.wait_event("group_invitation")
+        assert invitation["groupInfo"] == {"groupID": gid, "groupName": "跨服务器群"}
+        await client.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                        {"agree": client is not dave})
+
+    async def members_at_master():
+        answer = await owner.ok("GET", "groups/" + gid)
+        return sorted(m["userInfo"]["userID"] for m in answer["members"])
+
+    expected = ["100@node-a", "101@node-a", "200@node-b", "300@node-c"]
+    await wait_until(lambda: _equals(members_at_master(), expected), what="members")
+    # B sees the group through its master.
+    info = await bob.ok("GET", "groups/" + gid)
+    assert info["groupInfo"]["groupMemberNum"] == 4
+    assert {m["userType"] for m in info["members"] if m["userInfo"]["userID"] == "100@node-a"} \
+        == {3}
+
+    # Messages from B, A and C: every member, on every server, once, in the master's order.
+    for client, text in ((bob, "from B 1"), (owner, "from A"), (carol, "from C"),
+                         (bob, "from B 2")):
+        await client.ok("POST", "groups/%s/messages" % gid,
+                        {"messageType": "text", "content": {"message": text}})
+    order = ["from B 1", "from A", "from C", "from B 2"]
+    for node in (a, b, c):
+        await wait_until(lambda node=node: len(_group_texts(node, gid)) >= 4, timeout=20,
+                         what="messages on %s" % node.server_id)
+    master_order = _group_texts(a, gid)
+    assert sorted(master_order) == sorted(order)
+    assert _group_texts(b, gid) == master_order and _group_texts(c, gid) == master_order
+    assert master_order.index("from B 1") < master_order.index("from B 2")  # B's own order
+    for client in (owner, local, bob, carol):
+        history = await client.ok("GET", "groups/%s/messages" % gid)
+        assert [m["messageInfo"]["content"]["message"] for m in history["messages"]] == \
+            master_order
+    assert (await dave.call("GET", "groups/%s/messages" % gid))[0] == 404
+
+    # grpchat: a server with members reads the master's history after a messageID.
+    first = (await owner.ok("GET", "groups/%s/messages" % gid))["messages"][0]
+    peer = b.role.directory.active("node-a")
+    answer = await b.role.client.call("node-a", peer.address, "GET", "/sns/grpchat", query={
+        "groupID": gid, "messageID": first["messageInfo"]["messageID"]})
+    assert answer.ok and len(answer.body["messages"]) == 3
+    assert answer.body["newestMessageID"] == answer.body["messages"][-1]["messageID"]
+
+    # Carol quits: everyone hears of it (operType 2); her server keeps no membership.
+    await carol.ok("POST", "groups/%s/quit" % gid)
+    note = await bob.wait_event("group_notify", match=lambda n: n["operType"] == 2)
+    assert [u["userID"] for u in note["users"]] == ["300@node-c"]
+    await wait_until(lambda: _equals(members_at_master(), expected[:3]), what="Carol gone")
+    status, answer = await carol.call("POST", "groups/%s/messages" % gid, {
+        "messageType": "text", "content": {"message": "still here?"}})
+    assert status == 403
+    # C has no member now: it may not read the group.
+    peer = c.role.directory.active("node-a")
+    refused = await c.role.client.call("node-a", peer.address, "GET", "/sns/grpchat",
+                                       query={"groupID": gid})
+    assert refused.status == 403
+
+    # Another server's user cannot pose as the owner.
+    peer = b.role.directory.active("node-a")
+    posing = await b.role.client.call("node-a", peer.address, "POST",
+                                      "/sns/remove/grpmembers?groupID=" + gid,
+                                      {"ownerID": "100@node-a", "delateMembers": ["101@node-a"]})
+    assert posing.status == 403
+
+    # The owner dissolves the group on the master: announced everywhere (operType 3).
+    await owner.ok("POST", "groups/%s/dissolve" % gid)
+    note = await bob.wait_event("group_notify", match=lambda n: n["operType"] == 3)
+    assert note["groupID"] == gid
+    assert (await bob.call("GET", "groups/%s/messages" % gid))[0] == 404
+    assert (await owner.ok("GET", "groups"))["groups"] == []
+
+
+async def _equals(awaitable, expected):
+    return (await awaitable) == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_down_catches_up_on_group_messages(trio):
+    a, b, c = trio
+    add_user(a, "100", "Owner")
+    add_user(b, "200", "Bob")
+    add_user(c, "300", "Carol")
+    owner = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    carol = await ApiClient(c, "300").login()
+    gid = (await owner.ok("POST", "groups", {"groupName": "g"}))["groupInfo"]["groupID"]
+    await owner.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["200@node-b", "300@node-c"]})
+    for client in (bob, carol):
+        invitation = await client.wait_event("group_invitation")
+        await client.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                        {"agree": True})
+    await carol.wait_event("group_notify", match=lambda n: n["operType"] == 1 and any(
+        u["userID"] == "300@node-c" for u in n["users"]))
+
+    await c.stop()
+    for i in range(50):
+        client = owner if i % 2 else bob
+        await client.ok("POST", "groups/%s/messages" % gid,
+                        {"messageType": "text", "content": {"message": "m%02d" % i}})
+    await wait_until(lambda: len(_group_texts(a, gid)) == 50, timeout=30, what="master")
+    c = RunningNode(c.config).start()
+    try:
+        await wait_until(lambda: len(_group_texts(c, gid)) >= 50, timeout=60,
+                         what="C to catch up")
+        assert _group_texts(c, gid) == _group_texts(a, gid)  # once each, master's order
+        assert sorted(_group_texts(c, gid)) == ["m%02d" % i for i in range(50)]
+    finally:
+        trio[2].service = c.service
