@@ -166,3 +166,62 @@ async def test_a_server_down_catches_up_on_group_messages(trio):
         assert sorted(_group_texts(c, gid)) == ["m%02d" % i for i in range(50)]
     finally:
         trio[2].service = c.service
+
+
+@pytest_twisted.ensureDeferred
+async def test_admins_settings_removal_and_search(trio):
+    a, b, c = trio
+    add_user(a, "100", "Owner")
+    add_user(a, "101", "Deputy")
+    add_user(b, "200", "Bob")
+    owner = await ApiClient(a, "100").login()
+    deputy = await ApiClient(a, "101").login()
+    bob = await ApiClient(b, "200").login()
+    gid = (await owner.ok("POST", "groups", {"groupName": "Ops team"}))["groupInfo"]["groupID"]
+    await owner.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["101@node-a", "200@node-b"]})
+    for client in (deputy, bob):
+        invitation = await client.wait_event("group_invitation")
+        await client.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                        {"agree": True})
+    await bob.wait_event("group_notify", match=lambda n: n["operType"] == 1 and any(
+        u["userID"] == "200@node-b" for u in n["users"]))
+
+    # Admins are users of the master; set and unset are announced (operType 4, 5).
+    status, answer = await owner.call("POST", "groups/%s/admins" % gid,
+                                      {"userID": "200@node-b", "admin": True})
+    assert status == 403 and answer["errcode"] == "not_master_user"
+    status, answer = await deputy.call("POST", "groups/%s/admins" % gid,
+                                       {"userID": "101@node-a", "admin": True})
+    assert status == 403 and answer["errcode"] == "not_owner"
+    await owner.ok("POST", "groups/%s/admins" % gid, {"userID": "101@node-a", "admin": True})
+    note = await bob.wait_event("group_notify", match=lambda n: n["operType"] == 4)
+    assert [u["userID"] for u in note["users"]] == ["101@node-a"]
+
+    # An admin changes info and settings (operType 7); members no longer invite.
+    await deputy.ok("POST", "groups/%s/info" % gid, {"groupInfo": {"groupName": "Ops"},
+                                                     "gset": {"isAllow": 2, "isVisible": 2}})
+    note = await bob.wait_event("group_notify", match=lambda n: n["operType"] == 7)
+    assert note["groupInfo"]["groupName"] == "Ops" and note["grpset"]["isAllow"] == 2
+    status, answer = await bob.call("POST", "groups/%s/info" % gid,
+                                    {"groupInfo": {"groupName": "mine"}})
+    assert status == 403
+    assert (await owner.ok("GET", "groups/search", params={"q": "Ops"}))["groups"] == []
+    await owner.ok("POST", "groups/%s/info" % gid, {"gset": {"isVisible": 1}})
+    found = await owner.ok("GET", "groups/search", params={"q": "Ops"})
+    assert [g["groupInfo"]["groupID"] for g in found["groups"]] == [gid]
+    await owner.ok("POST", "groups/%s/admins" % gid, {"userID": "101@node-a", "admin": False})
+    await bob.wait_event("group_notify", match=lambda n: n["operType"] == 5)
+
+    # Only the owner removes; Bob is told (operType 2) and is out.
+    status, answer = await deputy.call("POST", "groups/%s/remove" % gid,
+                                       {"delateMembers": ["200@node-b"]})
+    assert status == 403 and answer["errcode"] == "not_owner"
+    await owner.ok("POST", "groups/%s/remove" % gid, {"deleteMembers": ["200@node-b"]})
+    note = await bob.wait_event("group_notify", match=lambda n: n["operType"] == 2)
+    assert [u["userID"] for u in note["users"]] == ["200@node-b"]
+    status, _ = await bob.call("POST", "groups/%s/messages" % gid, {
+        "messageType": "text", "content": {"message": "let me in"}})
+    assert status == 403
+    members = (await owner.ok("GET", "groups/" + gid))["members"]
+    assert [(m["userInfo"]["userID"], m["userType"]) for m in members] == [
+        ("100@node-a", 3), ("101@node-a", 1)]

@@ -395,8 +395,28 @@ class ClientApi(Endpoints):
         return ok_body(self.style, groups=await self.db.runInteraction(groups.my_groups,
                                                                        user.user_id))
 
+    @app.route(V1 + "groups/search", methods=["GET"])
+    @endpoint()
+    async def search_groups(self, request):
+        """Visible groups of this server by name (groups live on their masters; the standard
+        has no call to search other servers' groups)."""
+        await self.user(request)
+        query = (query_arg(request, "q") or "").strip()
+        if not query or len(query) > 64:
+            raise BadRequest("q must be 1-64 characters", "bad_q")
+        return ok_body(self.style, groups=await self.db.runInteraction(groups.search, query))
+
     def _group(self, group_id: str) -> str:
         return self.role.directory.canonical(object_id(group_id, "groupID"), "groupID")
+
+    def _managed_here(self, group_id: str) -> str:
+        """A group changed by its owner or admins, who are users of its master (§6.4.2.1):
+        from any other server, refused."""
+        gid = self._group(group_id)
+        if gid.split("@")[1] != self.server_id:
+            raise Forbidden("only the owner and admins, users of %s, manage %s"
+                            % (gid.split("@")[1], gid), "not_admin")
+        return gid
 
     @app.route(V1 + "groups/<group_id>", methods=["GET"])
     @endpoint()
@@ -435,8 +455,7 @@ class ClientApi(Endpoints):
                     for u in ids]
         for server in {u.split("@")[1] for u in invitees} - {self.server_id}:
             await self._destination(server, queue=True)
-        if gid.split("@")[1] != self.server_id:
-            raise Forbidden("invite from the group's master server", "not_master")
+        self._managed_here(gid)
         sent = await self.db.runInteraction(groups.invite, gid, user, invitees,
                                             self.server_id, self.now_ms())
         self._after_write(None)
@@ -508,11 +527,67 @@ class ClientApi(Endpoints):
         self._after_write(None)
         return ok_body(self.style)
 
+    @app.route(V1 + "groups/<group_id>/remove", methods=["POST"])
+    @endpoint()
+    async def group_remove(self, request, group_id):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        ids = body.get("delateMembers", body.get("deleteMembers"))
+        if not isinstance(ids, list) or not ids or len(ids) > 500:
+            raise BadRequest("delateMembers must list 1-500 user IDs", "bad_delateMembers")
+        members = [self.role.directory.canonical(user_id(u, "delateMembers"), "delateMembers")
+                   for u in ids]
+        await self.db.runInteraction(groups.remove_members, self._managed_here(group_id), user,
+                                     members, self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style)
+
+    @app.route(V1 + "groups/<group_id>/admins", methods=["POST"])
+    @endpoint()
+    async def group_admin(self, request, group_id):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        member = self.role.directory.canonical(user_id(body.get("userID"), "userID"),
+                                               "userID")
+        admin = body.get("admin")
+        if not isinstance(admin, bool):
+            raise BadRequest("admin must be true or false", "bad_admin")
+        await self.db.runInteraction(groups.set_admin, self._managed_here(group_id), user, member,
+                                     admin, self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style)
+
+    @app.route(V1 + "groups/<group_id>/info", methods=["POST"])
+    @endpoint()
+    async def group_update(self, request, group_id):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        info = body.get("groupInfo") or {}
+        gset = body.get("gset") or {}
+        if not isinstance(info, dict) or not isinstance(gset, dict):
+            raise BadRequest("groupInfo and gset must be objects", "bad_groupInfo")
+        name = fields.text(info, "groupName", required=False, max_len=64) or None
+        icon = info.get("groupIcon")
+        if icon is not None and (not isinstance(icon, str) or len(icon) > 512):
+            raise BadRequest("groupIcon must be a string", "bad_groupIcon")
+        settings = {}
+        for key, column in (("isAllow", "is_allow"), ("isVisible", "is_visible")):
+            if key in gset:
+                value = fields.optional_int(gset, key)
+                if value not in (1, 2):
+                    raise BadRequest("%s is 1 (yes) or 2 (no)" % key, "bad_" + key)
+                settings[column] = value
+        g = await self.db.runInteraction(groups.update_group, self._managed_here(group_id), user,
+                                         self.server_id, self.now_ms(), name=name, icon=icon,
+                                         **settings)
+        self._after_write(None)
+        return ok_body(self.style, gset=g.gset())
+
     @app.route(V1 + "groups/<group_id>/dissolve", methods=["POST"])
     @endpoint()
     async def group_dissolve(self, request, group_id):
         user = await self.user(request)
-        await self.db.runInteraction(groups.dissolve, self._group(group_id), user,
+        await self.db.runInteraction(groups.dissolve, self._managed_here(group_id), user,
                                      self.server_id, self.now_ms())
         self._after_write(None)
         return ok_body(self.style)

@@ -12,7 +12,7 @@ import secrets
 
 import attrs
 
-from ..storage import transaction
+from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
 from ..wire.messages import MessageInfo
 from . import users
@@ -21,7 +21,8 @@ from .messaging import _dump, emit, enqueue
 __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_type",
            "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
            "receive_answer", "post_message", "send_to_master", "receive_group_chat", "history",
-           "quit_group", "receive_quit", "dissolve", "receive_notify", "my_groups", "lane"]
+           "quit_group", "receive_quit", "dissolve", "receive_notify", "my_groups", "lane",
+           "remove_members", "set_admin", "update_group", "search"]
 
 MEMBER, ADMIN, OWNER = 1, 2, 3
 ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
@@ -436,3 +437,73 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
     for uid in told:
         if users.get_user(cur, uid) is not None:
             emit(cur, uid, "group_notify", dict(body, groupID=group_id), now_ms)
+
+
+def _require_role(cur, g: Group, user_id: str, allowed: tuple, errcode: str) -> int:
+    role = member_type(cur, g.group_id, user_id)
+    if role not in allowed:
+        raise Forbidden("%s may not do that in %s" % (user_id, g.group_id), errcode)
+    return role
+
+
+@transaction
+def remove_members(cur, group_id: str, owner: users.User, user_ids: list[str],
+                   server_id: str, now_ms: int) -> None:
+    """Only the owner removes members (§6.4.2.6), each announced with operType 2."""
+    g = _master_group(cur, group_id, server_id)
+    _require_role(cur, g, owner.user_id, (OWNER,), "not_owner")
+    for uid in dict.fromkeys(user_ids):
+        if uid == owner.user_id:
+            raise BadRequest("the owner cannot remove itself", "bad_delateMembers")
+        _leave(cur, g, uid, owner.info(), server_id, now_ms)
+
+
+@transaction
+def set_admin(cur, group_id: str, owner: users.User, user_id: str, admin: bool,
+              server_id: str, now_ms: int) -> None:
+    """The owner makes a member an admin, or a member again (operType 4 / 5).  Admins are
+    users of the master server (§6.4.2.1)."""
+    g = _master_group(cur, group_id, server_id)
+    _require_role(cur, g, owner.user_id, (OWNER,), "not_owner")
+    role = member_type(cur, group_id, user_id)
+    if role is None or role == OWNER:
+        raise NotFound("%s is not a member of %s" % (user_id, group_id), "not_member")
+    if admin and _server(user_id) != server_id:
+        raise Forbidden("admins are users of the group's master server", "not_master_user")
+    cur.execute("UPDATE group_members SET user_type = ? WHERE group_id = ? AND user_id = ?",
+                (ADMIN if admin else MEMBER, group_id, user_id))
+    cur.execute("SELECT user_info FROM group_members WHERE group_id = ? AND user_id = ?",
+                (group_id, user_id))
+    info = dict(json.loads(cur.fetchone()[0]), userID=user_id)
+    _announce(cur, g, SET_ADMIN if admin else UNSET_ADMIN, owner.info(), [info], server_id,
+              now_ms)
+
+
+@transaction
+def update_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int,
+                 name: str | None = None, icon: str | None = None,
+                 is_allow: int | None = None, is_visible: int | None = None) -> Group:
+    """The owner or an admin changes the group's info or settings (§6.4.2.13, operType 7)."""
+    g = _master_group(cur, group_id, server_id)
+    _require_role(cur, g, user.user_id, (OWNER, ADMIN), "not_admin")
+    g = attrs.evolve(g, name=g.name if name is None else name,
+                     icon=g.icon if icon is None else icon,
+                     is_allow=g.is_allow if is_allow is None else is_allow,
+                     is_visible=g.is_visible if is_visible is None else is_visible)
+    cur.execute("UPDATE groups SET name = ?, icon = ?, is_allow = ?, is_visible = ? "
+                "WHERE group_id = ?", (g.name, g.icon, g.is_allow, g.is_visible, group_id))
+    _announce(cur, g, UPDATE, user.info(), [], server_id, now_ms)
+    return g
+
+
+def search(cur, query: str, limit: int = 50) -> list[dict]:
+    """Visible groups of this server whose name contains ``query``."""
+    like = like_pattern(query)
+    cur.execute("SELECT group_id FROM groups WHERE master = 1 AND dissolved = 0 AND "
+                "is_visible = 1 AND name LIKE ? ESCAPE '\\' ORDER BY created_at LIMIT ?",
+                (like, limit))
+    out = []
+    for (gid,) in cur.fetchall():
+        g = get_group(cur, gid)
+        out.append({"groupInfo": g.info(_count(cur, gid)), "gset": g.gset()})
+    return out

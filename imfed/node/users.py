@@ -10,7 +10,7 @@ import secrets
 import attrs
 
 from ..crypto.sm3 import sm3_hex
-from ..storage import transaction
+from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, NotFound
 
 __all__ = ["User", "hash_password", "check_password", "add_user", "get_user", "find_user",
@@ -117,7 +117,7 @@ def set_password(cur, user_id: str, password_hash: str, now_ms: int) -> None:
 def search(cur, query: str, limit: int = 50) -> list[User]:
     """Searchable users whose name contains ``query`` or whose phone or ID is ``query``
     (§6.4.1.3: names and phone numbers)."""
-    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = like_pattern(query)
     cur.execute("SELECT %s FROM users WHERE searchable = 1 AND "
                 "(name LIKE ? ESCAPE '\\' OR phone = ? OR user_id = ?) ORDER BY user_id LIMIT ?"
                 % _COLUMNS, (like, query, query, limit))

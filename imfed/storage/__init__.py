@@ -10,7 +10,7 @@ from importlib import resources
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
 
-__all__ = ["Database", "migrate", "schema_files", "transaction", "run_sync"]
+__all__ = ["Database", "migrate", "schema_files", "transaction", "run_sync", "like_pattern"]
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -89,6 +89,11 @@ class Database(Service):
         super().stopService()
         if self.pool.running:  # the reactor's own shutdown may have closed it already
             self.pool.close()
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern for "contains ``text``", to be used with ``ESCAPE '\\'``."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def transaction(fn):
