@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -18,6 +17,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from twisted.internet import defer, task  # noqa: E402
+
+from benchlib import free_port  # noqa: E402
 
 from imfed.config import parse  # noqa: E402
 from imfed.crypto import pki, sm2  # noqa: E402
@@ -29,13 +30,6 @@ from imfed.storage import run_sync, transaction  # noqa: E402
 
 SERVERS = "/sns/restApi/managerserver/servers"
 
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @transaction

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -22,19 +21,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 import treq  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
+from benchlib import free_port  # noqa: E402
+
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
 from imfed.node import users  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import run_sync  # noqa: E402
 
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 async def api(method, url, token=None, body=None):

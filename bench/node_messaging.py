@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ sys.path.insert(0, REPO)
 import treq  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
+from benchlib import free_port, write_toml  # noqa: E402
+
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
 from imfed.node import users  # noqa: E402
@@ -38,25 +39,6 @@ from imfed.storage import migrate, run_sync  # noqa: E402
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def write_toml(data: dict, path: str) -> None:
-    def value(v):
-        return '"%s"' % v if isinstance(v, str) else repr(v)
-
-    lines = ["%s = %s" % (k, value(v)) for k, v in data.items() if not isinstance(v, dict)]
-    for key, table in data.items():
-        if isinstance(table, dict):
-            lines.append("[%s]" % key)
-            lines += ["%s = %s" % (k, value(v)) for k, v in table.items()]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 def rss_kb(pid: int, field: str = "VmRSS") -> int:

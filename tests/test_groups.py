@@ -34,6 +34,22 @@ def _group_texts(node: RunningNode, group_id: str) -> list[str]:
     return [json.loads(r[0])["message"] for r in rows]
 
 
+async def make_group(owner: ApiClient, name: str, members: list[ApiClient]) -> str:
+    """A group on the owner's server with ``members`` invited, each having accepted and been
+    told of their own joining; its groupID."""
+    gid = (await owner.ok("POST", "groups", {"groupName": name}))["groupInfo"]["groupID"]
+    await owner.ok("POST", "groups/%s/invite" % gid, {
+        "userIDs": ["%s@%s" % (m.login_name, m.node.server_id) for m in members]})
+    for client in members:
+        invitation = await client.wait_event("group_invitation")
+        await client.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                        {"agree": True})
+        me = "%s@%s" % (client.login_name, client.node.server_id)
+        await client.wait_event("group_notify", match=lambda n, me=me: n["operType"] == 1 and
+                                any(u["userID"] == me for u in n["users"]))
+    return gid
+
+
 @pytest_twisted.ensureDeferred
 async def test_group_across_three_servers(trio):
     a, b, c = trio
@@ -143,14 +159,7 @@ async def test_a_server_down_catches_up_on_group_messages(trio):
     owner = await ApiClient(a, "100").login()
     bob = await ApiClient(b, "200").login()
     carol = await ApiClient(c, "300").login()
-    gid = (await owner.ok("POST", "groups", {"groupName": "g"}))["groupInfo"]["groupID"]
-    await owner.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["200@node-b", "300@node-c"]})
-    for client in (bob, carol):
-        invitation = await client.wait_event("group_invitation")
-        await client.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
-                        {"agree": True})
-    await carol.wait_event("group_notify", match=lambda n: n["operType"] == 1 and any(
-        u["userID"] == "300@node-c" for u in n["users"]))
+    gid = await make_group(owner, "g", [bob, carol])
 
     await c.stop()
     for i in range(50):
@@ -177,14 +186,7 @@ async def test_admins_settings_removal_and_search(trio):
     owner = await ApiClient(a, "100").login()
     deputy = await ApiClient(a, "101").login()
     bob = await ApiClient(b, "200").login()
-    gid = (await owner.ok("POST", "groups", {"groupName": "Ops team"}))["groupInfo"]["groupID"]
-    await owner.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["101@node-a", "200@node-b"]})
-    for client in (deputy, bob):
-        invitation = await client.wait_event("group_invitation")
-        await client.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
-                        {"agree": True})
-    await bob.wait_event("group_notify", match=lambda n: n["operType"] == 1 and any(
-        u["userID"] == "200@node-b" for u in n["users"]))
+    gid = await make_group(owner, "Ops team", [deputy, bob])
 
     # Admins are users of the master; set and unset are announced (operType 4, 5).
     status, answer = await owner.call("POST", "groups/%s/admins" % gid,
