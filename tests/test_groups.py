@@ -227,3 +227,39 @@ async def test_admins_settings_removal_and_search(trio):
     members = (await owner.ok("GET", "groups/" + gid))["members"]
     assert [(m["userInfo"]["userID"], m["userType"]) for m in members] == [
         ("100@node-a", 3), ("101@node-a", 1)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_file_is_copied_to_the_master(trio):
+    """§6.4.2.10: a member on C sends a file; the master A copies it and everyone gets A's
+    fileID, byte-identical through their own servers."""
+    import os
+
+    import treq
+
+    a, b, c = trio
+    add_user(a, "100", "Owner")
+    add_user(b, "200", "Bob")
+    add_user(c, "300", "Carol")
+    owner = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    carol = await ApiClient(c, "300").login()
+    gid = await make_group(owner, "files", [bob, carol])
+    data = os.urandom(300_000)
+    response = await treq.post(c.client_url + "files", data=data, params={"name": "plan.pdf"},
+                               headers={"Authorization": "Bearer " + carol.token})
+    import json
+
+    uploaded = json.loads(await treq.content(response))
+    assert uploaded["fileID"].endswith("@node-c")
+    await carol.ok("POST", "groups/%s/messages" % gid, {
+        "messageType": "file", "content": {"fileID": uploaded["fileID"]}})
+    for client in (owner, bob, carol):
+        got = await client.wait_event("group_message", match=lambda m: m["messageInfo"][
+            "messageType"] == "file")
+        content = got["messageInfo"]["content"]
+        assert content["fileID"].endswith("@node-a") and content["size"] == len(data)
+        assert content["name"] == "plan.pdf"
+        response = await treq.get(client.node.client_url + "files/" + content["fileID"],
+                                  headers={"Authorization": "Bearer " + client.token})
+        assert response.code == 200 and await treq.content(response) == data

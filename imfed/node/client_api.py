@@ -490,11 +490,14 @@ class ClientApi(Endpoints):
         gid = self._group(group_id)
         body = read_json(request, self.max_body)
         message_type = body.get("messageType")
-        if not isinstance(message_type, str) or message_type.lower() not in ("text",):
-            raise BadRequest("group messages are text for now", "bad_messageType")
+        if isinstance(message_type, str) and message_type.lower() == "repeal":
+            raise BadRequest("group messages are not recalled", "bad_messageType")
+        content = body.get("content")
+        if isinstance(message_type, str) and message_type.lower() in ("image", "voice", "file"):
+            content = await self._media_content(user, content)
         info = parse_message_info({
             "senderID": user.user_id, "recvID": gid, "messageType": message_type, "type": 2,
-            "messageID": new_object_id(self.server_id), "content": body.get("content")})
+            "messageID": new_object_id(self.server_id), "content": content})
         if gid.split("@")[1] == self.server_id:
             await self.db.runInteraction(groups.post_message, info, self.server_id,
                                          self.now_ms())

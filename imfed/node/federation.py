@@ -6,6 +6,8 @@ calling server; a server may only speak for its own users, and only about ours.
 
 from __future__ import annotations
 
+import os
+
 import attrs
 from klein import Klein
 
@@ -13,8 +15,9 @@ from ..web import (Endpoints, endpoint, install_errors, int_arg, query_arg, read
                    render_failure, required_arg, send_file, sign_answer, sns_route,
                    verify_signed)
 from ..wire import fields
-from ..wire.errors import BadRequest, Forbidden, NotFound, Style, ok_body
-from ..wire.messages import object_id, parse_message_info, split_id, user_id
+from ..peer import PeerError
+from ..wire.errors import BadRequest, Forbidden, NotFound, Style, TooLarge, Unavailable, ok_body
+from ..wire.messages import new_object_id, object_id, parse_message_info, split_id, user_id
 from . import files, groups, messaging, users
 from .acl import AccessControl
 from .directory import Directory
@@ -29,10 +32,12 @@ class FederationApi(Endpoints):
     style = Style.INTERCONNECT
 
     def __init__(self, *, server_id: str, signing_key, verifier, db, directory: Directory,
-                 acl: AccessControl, hub: EventHub, outbox, clock, max_body: int) -> None:
+                 acl: AccessControl, hub: EventHub, outbox, client, clock, max_body: int,
+                 file_dir: str, max_file_bytes: int) -> None:
         self.server_id, self.signing_key, self.verifier = server_id, signing_key, verifier
         self.db, self.directory, self.acl, self.hub = db, directory, acl, hub
-        self.outbox, self.clock, self.max_body = outbox, clock, max_body
+        self.outbox, self.client, self.clock, self.max_body = outbox, client, clock, max_body
+        self.file_dir, self.max_file_bytes = file_dir, max_file_bytes
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -170,6 +175,10 @@ class FederationApi(Endpoints):
                 raise NotFound("no group %s here" % group_id, "unknown_group")
             info = attrs.evolve(info, sender_id=sender, recv_id=group_id,
                                 message_id="%s@%s" % (opaque, origin))
+            if await self.db.runInteraction(groups.has_message, info.message_id):
+                return ok_body(self.style)  # a repeat (PROFILE.md §5)
+            if "fileID" in info.content:
+                info = await self._copy_group_file(info, origin)
             await self.db.runInteraction(groups.post_message, info, self.server_id,
                                          self.now_ms())
             self._wrote()
@@ -214,6 +223,35 @@ class FederationApi(Endpoints):
         if await self.db.runInteraction(groups.member_type, g.group_id, uid) is None:
             raise Forbidden("%s is not a member of %s" % (uid, g.group_id), "not_member")
         return uid
+
+    async def _copy_group_file(self, info, origin: str):
+        """§6.4.2.10: the master copies a member's file from the member's server, checks it
+        against the announced size and MD5, and announces its own fileID instead."""
+        content = info.content
+        opaque, part = split_id(content["fileID"])
+        if self.directory.resolve(part) != origin:
+            raise BadRequest("fileID must name the sender's server", "bad_fileID")
+        if content["size"] > self.max_file_bytes:
+            raise TooLarge("file over %d bytes" % self.max_file_bytes, "too_large")
+        peer = self.directory.active(origin)
+        file_id = new_object_id(self.server_id)
+        path = os.path.join(self.file_dir, file_id.split("@")[0])
+        try:
+            size, md5, sm3 = await self.client.download(
+                origin, peer.address, "/sns/download/file",
+                {"fileID": "%s@%s" % (opaque, origin)}, path + ".part", content["size"])
+        except PeerError as e:
+            _remove(path + ".part")
+            raise Unavailable("copying %s failed: %s" % (content["fileID"], e),
+                              "peer_unreachable") from None
+        if (size, md5) != (content["size"], content["md5"]):
+            _remove(path + ".part")
+            raise BadRequest("the file does not match its size and md5", "file_mismatch")
+        os.replace(path + ".part", path)
+        await self.db.runInteraction(files.add_file, files.StoredFile(
+            file_id, info.sender_id, content.get("name", ""), size, md5, sm3, path,
+            self.now_ms()))
+        return attrs.evolve(info, content=dict(content, fileID=file_id))
 
     def _wrote(self) -> None:
         self.hub.poke()
@@ -375,6 +413,13 @@ class FederationApi(Endpoints):
             return render_failure(self, request, exc, signed=True)
         sign_answer(self, request, 200, body_sm3=stored.sm3)
         return await send_file(request, stored.path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _user_info(info: dict, owner: str) -> dict:

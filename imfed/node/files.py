@@ -76,12 +76,22 @@ def set_cached(cur, file_id: str, path: str, sm3: str) -> None:
     cur.execute("UPDATE files SET path = ?, sm3 = ? WHERE file_id = ?", (path, sm3, file_id))
 
 
+def _group_members(cur, file_id: str) -> list[str]:
+    """Members of the groups mastered here that the file was sent to (a grant to a group ID,
+    §6.4.2.10)."""
+    cur.execute("SELECT m.user_id FROM file_access a JOIN groups g ON g.group_id = a.user_id "
+                "JOIN group_members m ON m.group_id = g.group_id WHERE a.file_id = ? AND "
+                "g.master = 1 AND g.dissolved = 0", (file_id,))
+    return [r[0] for r in cur.fetchall()]
+
+
 def user_entitled(cur, file_id: str, user_id: str) -> bool:
     cur.execute("SELECT 1 FROM file_access WHERE file_id = ? AND user_id = ?", (file_id, user_id))
-    return cur.fetchone() is not None
+    return cur.fetchone() is not None or user_id in _group_members(cur, file_id)
 
 
 def server_entitled(cur, file_id: str, server_id: str) -> bool:
-    """Has ``server_id`` a user the file was sent to?"""
+    """Has ``server_id`` a user the file was sent to (directly, or as a group member)?"""
     cur.execute("SELECT user_id FROM file_access WHERE file_id = ?", (file_id,))
-    return any(uid.rsplit("@", 1)[1] == server_id for (uid,) in cur.fetchall())
+    holders = [uid for (uid,) in cur.fetchall()] + _group_members(cur, file_id)
+    return any(uid.rsplit("@", 1)[1] == server_id for uid in holders)

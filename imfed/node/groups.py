@@ -22,7 +22,7 @@ __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_
            "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
            "receive_answer", "post_message", "send_to_master", "receive_group_chat", "history",
            "quit_group", "receive_quit", "dissolve", "receive_notify", "my_groups", "lane",
-           "remove_members", "set_admin", "update_group", "search"]
+           "remove_members", "set_admin", "update_group", "search", "has_message"]
 
 MEMBER, ADMIN, OWNER = 1, 2, 3
 ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
@@ -272,6 +272,11 @@ def _message(row) -> dict:
 _M = "gseq, group_id, message_id, sender_id, message_type, content, created_at"
 
 
+def has_message(cur, message_id: str) -> bool:
+    cur.execute("SELECT 1 FROM group_messages WHERE message_id = ?", (message_id,))
+    return cur.fetchone() is not None
+
+
 @transaction
 def post_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> bool:
     """A group message at the master (§6.4.2.9): ordered, stored, shown to local members,
@@ -284,6 +289,11 @@ def post_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> bool:
     gseq = _store(cur, g.group_id, info, now_ms)
     if gseq is None:
         return False
+    if "fileID" in info.content:
+        # The master's copy (§6.4.2.10), granted to the group: every member's server may
+        # fetch it while it has members.
+        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
+                    (info.content["fileID"], g.group_id))
     cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
     shown = _message(cur.fetchone())
     for server, ids in _by_server(cur, g.group_id).items():
@@ -304,6 +314,10 @@ def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
     if member_type(cur, info.recv_id, info.sender_id) is None:
         raise Forbidden("%s is not a member of %s" % (info.sender_id, info.recv_id),
                         "not_member")
+    if "fileID" in info.content:
+        # The master copies the file from here (§6.4.2.10): grant it to the group.
+        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
+                    (info.content["fileID"], info.recv_id))
     enqueue(cur, _server(info.recv_id), lane(info.recv_id), "POST", "/sns/chat",
             {"messageInfo": info.to_wire()}, now_ms)
 
@@ -315,6 +329,15 @@ def receive_group_chat(cur, group_id: str, user_ids: list[str], info: MessageInf
     gseq = _store(cur, group_id, info, now_ms)
     if gseq is None:
         return False
+    c = info.content
+    if "fileID" in c:
+        # The master's file: fetched from it when one of our members first downloads it.
+        cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (c["fileID"], info.sender_id, c.get("name", ""), c["size"], c["md5"],
+                     now_ms))
+        cur.executemany("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
+                        [(c["fileID"], uid) for uid in user_ids])
     cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
     shown = _message(cur.fetchone())
     for uid in user_ids:

@@ -57,12 +57,13 @@ class NodeRole:
                              max_seconds=n.outbox_retry_max_seconds,
                              give_up_seconds=n.outbox_give_up_seconds)
         self.directory.listeners.append(self.outbox.wake)
+        self.file_dir = config.path("node", "files")
+        os.makedirs(self.file_dir, exist_ok=True)
         self.api = FederationApi(server_id=n.server_id, signing_key=self.signing_key,
                                  verifier=self.verifier, db=self.db, directory=self.directory,
                                  acl=self.acl, hub=self.hub, outbox=self.outbox,
-                                 clock=reactor, max_body=n.max_body)
-        self.file_dir = config.path("node", "files")
-        os.makedirs(self.file_dir, exist_ok=True)
+                                 client=self.client, clock=reactor, max_body=n.max_body,
+                                 file_dir=self.file_dir, max_file_bytes=n.max_file_bytes)
         self.client_api = ClientApi(role=self)
 
     def _load_directory(self) -> None:
