@@ -125,11 +125,17 @@ async def test_group_across_three_servers(trio):
     status, answer = await carol.call("POST", "groups/%s/messages" % gid, {
         "messageType": "text", "content": {"message": "still here?"}})
     assert status == 403
-    # C has no member now: it may not read the group.
+    # C has no member now: it may neither read the group nor post to it.
     peer = c.role.directory.active("node-a")
     refused = await c.role.client.call("node-a", peer.address, "GET", "/sns/grpchat",
                                        query={"groupID": gid})
     assert refused.status == 403
+    refused = await c.role.client.call("node-a", peer.address, "POST", "/sns/chat", {
+        "messageInfo": {"senderID": "300@node-c", "recvID": gid, "messageType": "text",
+                        "version": "v1", "type": 2, "messageID": "sneaky1@node-c",
+                        "content": {"message": "hello?"}}})
+    assert refused.status == 403 and refused.body["errcode"] == "not_member"
+    assert "hello?" not in _group_texts(a, gid)
 
     # Another server's user cannot pose as the owner.
     peer = b.role.directory.active("node-a")
