@@ -269,3 +269,46 @@ async def test_group_file_is_copied_to_the_master(trio):
         response = await treq.get(client.node.client_url + "files/" + content["fileID"],
                                   headers={"Authorization": "Bearer " + client.token})
         assert response.code == 200 and await treq.content(response) == data
+
+
+@pytest_twisted.ensureDeferred
+async def test_member_on_another_server_invites_through_the_master(trio):
+    a, b, c = trio
+    add_user(a, "100", "Owner")
+    add_user(b, "200", "Bob")
+    add_user(c, "300", "Carol")
+    add_user(c, "301", "Dave")
+    owner = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    carol = await ApiClient(c, "300").login()
+    gid = await make_group(owner, "open", [bob])
+
+    # Bob (on B) invites Carol (on C): B asks the master, the master invites.
+    await bob.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["300@node-c"]})
+    invitation = await carol.wait_event("group_invitation")
+    assert invitation["inviter"]["userID"] == "200@node-b"
+    await carol.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                   {"agree": True})
+    await carol.wait_event("group_notify", match=lambda n: n["operType"] == 1)
+    await carol.ok("POST", "groups/%s/messages" % gid,
+                   {"messageType": "text", "content": {"message": "thanks Bob"}})
+    got = await bob.wait_event("group_message", match=lambda m: m["messageInfo"]["senderID"]
+                               == "300@node-c")
+    assert got["messageInfo"]["content"]["message"] == "thanks Bob"
+
+    # With isAllow 2 only the owner and admins invite; B's view follows the master.
+    await owner.ok("POST", "groups/%s/info" % gid, {"gset": {"isAllow": 2}})
+    await bob.wait_event("group_notify", match=lambda n: n["operType"] == 7)
+    status, answer = await bob.call("POST", "groups/%s/invite" % gid, {"userIDs": ["301@node-c"]})
+    assert status == 403 and answer["errcode"] == "invites_closed"
+    # And the master refuses it too, whatever B's view says.
+    peer = b.role.directory.active("node-a")
+    refused = await b.role.client.call("node-a", peer.address, "POST", "/sns/invite/grpreq", {
+        "userID": "200@node-b", "reqInfo": {"groupInfo": {"groupID": gid, "groupName": "open"},
+                                           "inviteUsers": ["301@node-c"]}})
+    assert refused.status == 403 and refused.body["errcode"] == "invites_closed"
+    # Nor may an answer nobody was invited for get anyone in.
+    sneaky = await c.role.client.call("node-a", c.role.directory.active("node-a").address,
+                                      "POST", "/sns/invite/grprep?groupID=" + gid,
+                                      {"ownerID": "301@node-c", "respResult": 1})
+    assert sneaky.status == 409 and sneaky.body["errcode"] == "not_invited"

@@ -455,9 +455,14 @@ class ClientApi(Endpoints):
                     for u in ids]
         for server in {u.split("@")[1] for u in invitees} - {self.server_id}:
             await self._destination(server, queue=True)
-        self._managed_here(gid)
-        sent = await self.db.runInteraction(groups.invite, gid, user, invitees,
-                                            self.server_id, self.now_ms())
+        if gid.split("@")[1] == self.server_id:
+            sent = await self.db.runInteraction(groups.invite, gid, user.user_id, user.info(),
+                                                invitees, self.server_id, self.now_ms())
+        else:
+            await self._destination(gid.split("@")[1], queue=True)
+            await self.db.runInteraction(groups.request_invitation, gid, user, invitees,
+                                         self.now_ms())
+            sent = None  # the master sends them
         self._after_write(None)
         return ok_body(self.style, invited=sent)
 

@@ -207,8 +207,8 @@ class FederationApi(Endpoints):
                            "unknown_server")
         return "%s@%s" % (opaque, server_id)
 
-    async def _master(self, request) -> groups.Group:
-        group_id = self._group_id(required_arg(request, "groupID"))
+    async def _master(self, request, group_id: str | None = None) -> groups.Group:
+        group_id = group_id or self._group_id(required_arg(request, "groupID"))
         g = await self.db.runInteraction(groups.get_group, group_id)
         if g is None or not g.master or g.dissolved:
             raise NotFound("no group %s here" % group_id, "unknown_group")
@@ -261,20 +261,32 @@ class FederationApi(Endpoints):
     @endpoint(signed=True)
     async def invite_grpreq(self, request):
         body = read_json(request, self.max_body)
-        inviter = self._origin_user(request, body.get("userID"), "userID")
         req = body.get("reqInfo")
         if not isinstance(req, dict) or not isinstance(req.get("groupInfo"), dict):
             raise BadRequest("reqInfo.groupInfo is required", "bad_reqInfo")
         group_id = self._group_id(req["groupInfo"].get("groupID"))
-        self._from_master(request, group_id)
         name = req["groupInfo"].get("groupName", "")
         if not isinstance(name, str) or len(name) > 64:
             raise BadRequest("groupName must be a string", "bad_groupName")
         invitees = req.get("inviteUsers")
         if not isinstance(invitees, list) or not invitees or len(invitees) > 500:
             raise BadRequest("inviteUsers must list 1-500 user IDs", "bad_inviteUsers")
-        local = [(await self._local_user(u, "inviteUsers")).user_id for u in invitees]
         info = req.get("userInfo") if isinstance(req.get("userInfo"), dict) else {}
+        if split_id(group_id)[1] == self.server_id:
+            # A member on the calling server invites: we are the master, we invite.
+            inviter = self._origin_user(request, body.get("userID"), "userID")
+            await self._master(request, group_id)
+            wanted = [self.directory.canonical(user_id(u, "inviteUsers"), "inviteUsers")
+                      for u in invitees]
+            await self.db.runInteraction(groups.invite, group_id, inviter,
+                                         _user_info(info, inviter), wanted, self.server_id,
+                                         self.now_ms())
+            self._wrote()
+            return ok_body(self.style)
+        # From the master: the inviter is any member, on any server; the master vouches.
+        self._from_master(request, group_id)
+        inviter = self.directory.canonical(user_id(body.get("userID"), "userID"), "userID")
+        local = [(await self._local_user(u, "inviteUsers")).user_id for u in invitees]
         await self.db.runInteraction(groups.receive_invitation, group_id, name, inviter,
                                      _user_info(info, inviter), local, self.now_ms())
         self.hub.poke(local)

@@ -22,7 +22,8 @@ __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_
            "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
            "receive_answer", "post_message", "send_to_master", "receive_group_chat", "history",
            "quit_group", "receive_quit", "dissolve", "receive_notify", "my_groups", "lane",
-           "remove_members", "set_admin", "update_group", "search", "has_message"]
+           "remove_members", "set_admin", "update_group", "search", "has_message",
+           "request_invitation"]
 
 MEMBER, ADMIN, OWNER = 1, 2, 3
 ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
@@ -146,11 +147,12 @@ def create_group(cur, owner: users.User, name: str, server_id: str, now_ms: int,
 
 
 @transaction
-def invite(cur, group_id: str, inviter: users.User, invitees: list[str], server_id: str,
-           now_ms: int) -> int:
-    """Invite users (§6.4.2.4) from the master; answer how many invitations went out."""
+def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: list[str],
+           server_id: str, now_ms: int) -> int:
+    """Invite users (§6.4.2.4) at the master, for a member here or on another server (who
+    asked with invite/grpreq); answer how many invitations went out."""
     g = _master_group(cur, group_id, server_id)
-    role = member_type(cur, group_id, inviter.user_id)
+    role = member_type(cur, group_id, inviter_id)
     if role is None:
         raise Forbidden("only members invite", "not_member")
     if role == MEMBER and g.is_allow == 2:
@@ -168,20 +170,37 @@ def invite(cur, group_id: str, inviter: users.User, invitees: list[str], server_
             continue
         iid = secrets.token_hex(12)
         cur.execute("INSERT INTO group_invitations VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                    (iid, group_id, g.name, inviter.user_id, invitee, now_ms))
+                    (iid, group_id, g.name, inviter_id, invitee, now_ms))
         sent += 1
         if _server(invitee) == server_id:
             emit(cur, invitee, "group_invitation", {
                 "invitationID": iid, "groupInfo": {"groupID": group_id, "groupName": g.name},
-                "inviter": inviter.info()}, now_ms)
+                "inviter": inviter_info}, now_ms)
         else:
             remote.setdefault(_server(invitee), []).append(invitee)
     for server, ids in remote.items():
         enqueue(cur, server, lane(group_id), "POST", "/sns/invite/grpreq", {
-            "userID": inviter.user_id,
+            "userID": inviter_id,
             "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": g.name},
-                        "userInfo": inviter.info(), "inviteUsers": ids}}, now_ms)
+                        "userInfo": inviter_info, "inviteUsers": ids}}, now_ms)
     return sent
+
+
+@transaction
+def request_invitation(cur, group_id: str, inviter: users.User, invitees: list[str],
+                       now_ms: int) -> None:
+    """A member of a group mastered elsewhere invites: the request goes to the master as
+    invite/grpreq, which checks it and sends the invitations (so the master knows every
+    invitation it will accept an answer to)."""
+    g = get_group(cur, group_id)
+    if g is None or g.dissolved or member_type(cur, group_id, inviter.user_id) is None:
+        raise Forbidden("%s is not a member of %s" % (inviter.user_id, group_id), "not_member")
+    if g.is_allow == 2 and member_type(cur, group_id, inviter.user_id) == MEMBER:
+        raise Forbidden("members may not invite to this group", "invites_closed")
+    enqueue(cur, _server(group_id), lane(group_id), "POST", "/sns/invite/grpreq", {
+        "userID": inviter.user_id,
+        "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": g.name},
+                    "userInfo": inviter.info(), "inviteUsers": invitees}}, now_ms)
 
 
 @transaction

@@ -141,6 +141,9 @@ class Outbox(Periodic):
             if final is None and now - created_at > self.give_up_ms:
                 final, error = "failed", "gave up after %d attempts: %s" % (attempts + 1, error)
             if final is not None:
+                if final == "failed":
+                    log.warn("{path} to {dest} failed for good: {error}", path=path,
+                             dest=destination, error=error)
                 sender = await self.db.runInteraction(_finish, seq, message_id, final, error,
                                                       now, path, body)
                 if sender:
