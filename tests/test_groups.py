@@ -234,6 +234,26 @@ async def test_admins_settings_removal_and_search(trio):
     assert [(m["userInfo"]["userID"], m["userType"]) for m in members] == [
         ("100@node-a", 3), ("101@node-a", 1)]
 
+    # Transfer: never to another server's member; to a master user, announced (operType 6).
+    await owner.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["200@node-b"]})
+    invitation = await bob.wait_event("group_invitation")
+    await bob.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                 {"agree": True})
+    await bob.wait_event("group_notify", match=lambda n: n["operType"] == 1)
+    status, answer = await owner.call("POST", "groups/%s/transfer" % gid,
+                                      {"userID": "200@node-b"})
+    assert status == 403 and answer["errcode"] == "not_master_user"
+    await owner.ok("POST", "groups/%s/transfer" % gid, {"userID": "101@node-a"})
+    note = await bob.wait_event("group_notify", match=lambda n: n["operType"] == 6)
+    assert [u["userID"] for u in note["users"]] == ["101@node-a"]
+    members = (await deputy.ok("GET", "groups/" + gid))["members"]
+    assert [(m["userInfo"]["userID"], m["userType"]) for m in members][:2] == [
+        ("101@node-a", 3), ("100@node-a", 2)]
+    status, _ = await owner.call("POST", "groups/%s/dissolve" % gid)
+    assert status == 403
+    await deputy.ok("POST", "groups/%s/dissolve" % gid)
+    await bob.wait_event("group_notify", match=lambda n: n["operType"] == 3)
+
 
 @pytest_twisted.ensureDeferred
 async def test_group_file_is_copied_to_the_master(trio):

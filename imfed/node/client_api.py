@@ -565,6 +565,18 @@ class ClientApi(Endpoints):
         self._after_write(None)
         return ok_body(self.style)
 
+    @app.route(V1 + "groups/<group_id>/transfer", methods=["POST"])
+    @endpoint()
+    async def group_transfer(self, request, group_id):
+        user = await self.user(request)
+        body = read_json(request, self.max_body)
+        new_owner = self.role.directory.canonical(user_id(body.get("userID"), "userID"),
+                                                  "userID")
+        await self.db.runInteraction(groups.transfer, self._managed_here(group_id), user,
+                                     new_owner, self.server_id, self.now_ms())
+        self._after_write(None)
+        return ok_body(self.style)
+
     @app.route(V1 + "groups/<group_id>/info", methods=["POST"])
     @endpoint()
     async def group_update(self, request, group_id):

@@ -23,7 +23,7 @@ __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_
            "receive_answer", "post_message", "send_to_master", "receive_group_chat", "history",
            "quit_group", "receive_quit", "dissolve", "receive_notify", "my_groups", "lane",
            "remove_members", "set_admin", "update_group", "search", "has_message",
-           "request_invitation"]
+           "request_invitation", "transfer"]
 
 MEMBER, ADMIN, OWNER = 1, 2, 3
 ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
@@ -471,6 +471,9 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
             cur.execute("UPDATE group_members SET user_type = ? WHERE group_id = ? AND "
                         "user_id = ?", (ADMIN if oper_type == SET_ADMIN else MEMBER,
                                         group_id, uid))
+    if oper_type == TRANSFER and affected:
+        cur.execute("UPDATE groups SET owner_id = ? WHERE group_id = ?",
+                    (affected[0]["userID"], group_id))
     if oper_type == DISSOLVE:
         cur.execute("UPDATE groups SET dissolved = 1 WHERE group_id = ?", (group_id,))
         cur.execute("DELETE FROM group_members WHERE group_id = ?", (group_id,))
@@ -549,3 +552,26 @@ def search(cur, query: str, limit: int = 50) -> list[dict]:
         g = get_group(cur, gid)
         out.append({"groupInfo": g.info(_count(cur, gid)), "gset": g.gset()})
     return out
+
+
+@transaction
+def transfer(cur, group_id: str, owner: users.User, new_owner: str, server_id: str,
+             now_ms: int) -> None:
+    """The owner hands the group to another member who is a user of the master server (never
+    to another server's member, §6.4.2.1); the old owner stays as an admin (operType 6)."""
+    g = _master_group(cur, group_id, server_id)
+    _require_role(cur, g, owner.user_id, (OWNER,), "not_owner")
+    if member_type(cur, group_id, new_owner) is None or new_owner == owner.user_id:
+        raise NotFound("%s is not another member of %s" % (new_owner, group_id), "not_member")
+    if _server(new_owner) != server_id:
+        raise Forbidden("a group is never transferred to another server's member",
+                        "not_master_user")
+    cur.execute("UPDATE group_members SET user_type = ? WHERE group_id = ? AND user_id = ?",
+                (ADMIN, group_id, owner.user_id))
+    cur.execute("UPDATE group_members SET user_type = ? WHERE group_id = ? AND user_id = ?",
+                (OWNER, group_id, new_owner))
+    cur.execute("UPDATE groups SET owner_id = ? WHERE group_id = ?", (new_owner, group_id))
+    cur.execute("SELECT user_info FROM group_members WHERE group_id = ? AND user_id = ?",
+                (group_id, new_owner))
+    info = dict(json.loads(cur.fetchone()[0]), userID=new_owner)
+    _announce(cur, get_group(cur, group_id), TRANSFER, owner.info(), [info], server_id, now_ms)
