@@ -332,3 +332,55 @@ async def test_member_on_another_server_invites_through_the_master(trio):
                                       "POST", "/sns/invite/grprep?groupID=" + gid,
                                       {"ownerID": "301@node-c", "respResult": 1})
     assert sneaky.status == 409 and sneaky.body["errcode"] == "not_invited"
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_commands(trio):
+    import json
+
+    from test_node_delivery import imfed
+
+    a, b, _ = trio
+    add_user(a, "100", "Owner")
+    add_user(b, "200", "Bob")
+    owner = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    gid = await make_group(owner, "运维", [bob])
+    await owner.ok("POST", "groups/%s/messages" % gid,
+                   {"messageType": "text", "content": {"message": "hi"}})
+    await wait_until(lambda: _group_texts(b, gid) == ["hi"], what="B's copy")
+    code, out = await imfed(a, "group", "list", "--json")
+    listed = json.loads(out)
+    assert [(g["groupInfo"]["groupID"], g["master"], g["messages"]) for g in listed] == [
+        (gid, True, 1)]
+    code, out = await imfed(b, "group", "list")
+    assert code == 0 and gid in out and "view" in out
+    code, out = await imfed(a, "group", "show", gid)
+    assert code == 0 and "owner   100@node-a" in out and "member  200@node-b" in out
+    code, out = await imfed(a, "group", "show", "nope@node-a")
+    assert code == 1 and "no group" in out
+
+
+@pytest_twisted.ensureDeferred
+async def test_non_master_fills_gaps_with_grpchat(trio):
+    a, b, _ = trio
+    add_user(a, "100", "Owner")
+    add_user(b, "200", "Bob")
+    owner = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    gid = await make_group(owner, "g", [bob])
+    for i in range(5):
+        await owner.ok("POST", "groups/%s/messages" % gid,
+                       {"messageType": "text", "content": {"message": "s%d" % i}})
+    await wait_until(lambda: len(_group_texts(b, gid)) == 5, what="B's copies")
+    # B loses its newest two (a restore from an older backup, say).
+    conn = sqlite3.connect(b.role.db.path)
+    with conn:
+        conn.execute("DELETE FROM group_messages WHERE gseq IN (SELECT gseq FROM "
+                     "group_messages ORDER BY gseq DESC LIMIT 2)")
+    conn.close()
+    assert _group_texts(b, gid) == ["s0", "s1", "s2"]
+    answer = await bob.ok("POST", "groups/%s/sync" % gid)
+    assert answer["fetched"] == 2
+    assert _group_texts(b, gid) == ["s0", "s1", "s2", "s3", "s4"]
+    assert (await bob.ok("POST", "groups/%s/sync" % gid))["fetched"] == 0

@@ -16,7 +16,7 @@ from ..crypto import pki
 from ..storage import migrate, run_sync
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
-from . import acl, users
+from . import acl, groups, users
 from .join import JoinError, application_fields, join, renew
 
 __all__ = ["add_parsers"]
@@ -129,6 +129,54 @@ def cmd_user_passwd(args) -> None:
     print("password of %s changed; its sessions ended" % args.user_id)
 
 
+def cmd_group_list(args) -> None:
+    config = _node_config(args)
+
+    def listing(cur):
+        cur.execute("SELECT group_id FROM groups WHERE dissolved = 0 ORDER BY master DESC, "
+                    "created_at")
+        out = []
+        for (gid,) in cur.fetchall():
+            g = groups.get_group(cur, gid)
+            members = groups.members(cur, gid)
+            cur.execute("SELECT COUNT(*) FROM group_messages WHERE group_id = ?", (gid,))
+            out.append((g, members, cur.fetchone()[0]))
+        return out
+
+    rows = run_sync(_db(config), listing)
+    if args.json:
+        print(json.dumps([{"groupInfo": g.info(len(m)), "gset": g.gset(), "master": bool(
+            g.master), "messages": n} for g, m, n in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        print("no groups")
+    for g, members, count in rows:
+        print("%-40s %-20s %s  %d members here%s, %d messages" % (
+            g.group_id, g.name, "master" if g.master else "view  ", len(members),
+            "" if g.master else " (ours)", count))
+
+
+def cmd_group_show(args) -> None:
+    config = _node_config(args)
+
+    def show(cur):
+        g = groups.get_group(cur, args.group_id)
+        if g is None:
+            raise ApiError("no group %s here" % args.group_id)
+        return g, groups.members(cur, args.group_id)
+
+    g, members = run_sync(_db(config), show)
+    print("group %s%s" % (g.group_id, " (dissolved)" if g.dissolved else ""))
+    print("  name      %s" % g.name)
+    print("  owner     %s" % g.owner_id)
+    print("  settings  isAllow %d, isVisible %d" % (g.is_allow, g.is_visible))
+    print("  here      %s" % ("master" if g.master else "a view of another server's group"))
+    roles = {3: "owner", 2: "admin", 1: "member"}
+    for m in members:
+        print("  %-7s %s %s" % (roles[m["userType"]], m["userInfo"]["userID"],
+                                m["userInfo"].get("name", "")))
+
+
 def _directions(value: str) -> tuple:
     return acl.DIRECTIONS if value == "both" else (value,)
 
@@ -219,6 +267,15 @@ def add_parsers(sub) -> None:
     a.add_argument("--password")
     a.add_argument("--password-stdin", action="store_true")
     a.set_defaults(func=cmd_user_passwd)
+
+    group = sub.add_parser("group", help="node role: the groups on this server")
+    gs = group.add_subparsers(dest="command", required=True)
+    a = with_config(gs.add_parser("list", help="groups mastered here, then views of others'"))
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_group_list)
+    a = with_config(gs.add_parser("show", help="one group and its members"))
+    a.add_argument("group_id")
+    a.set_defaults(func=cmd_group_show)
 
     rules = sub.add_parser("acl", help="node role: access control over serverIds")
     rs = rules.add_subparsers(dest="command", required=True)
