@@ -14,10 +14,14 @@ from urllib.parse import urlencode
 import attrs
 import treq
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
 
 from .config import https_address
 from .crypto import sm2, tls
@@ -65,7 +69,9 @@ class PeerClient:
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
         # One connection per lane the outbox may drive at once (outbox.lanes_per_destination).
         self.pool.maxPersistentPerHost = 16
-        self.agent = Agent(self.reactor, contextFactory=self.policy, pool=self.pool)
+        self.agent = Agent.usingEndpointFactory(self.reactor,
+                                                _NoDelayEndpoints(self.reactor, self.policy),
+                                                pool=self.pool)
 
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -148,6 +154,36 @@ class PeerClient:
 
     def close(self) -> Deferred:
         return self.pool.closeCachedConnections()
+
+
+@implementer(IAgentEndpointFactory)
+class _NoDelayEndpoints:
+    """TLS over TCP with Nagle's algorithm off: a request's headers and body go out as
+    separate TLS records, and Nagle would hold the body until the server acknowledged the
+    headers (which delayed ACKs postpone)."""
+
+    def __init__(self, reactor, policy: tls.PeerPolicy) -> None:
+        self.reactor, self.policy = reactor, policy
+
+    def endpointForURI(self, uri):
+        creator = self.policy.creatorForNetloc(uri.host, uri.port)
+        host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else uri.host
+        return wrapClientTLS(creator, _NoDelay(HostnameEndpoint(self.reactor, host, uri.port)))
+
+
+@implementer(IStreamClientEndpoint)
+class _NoDelay:
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def connect(self, factory):
+        def nodelay(protocol):
+            setter = getattr(protocol.transport, "setTcpNoDelay", None)
+            if setter is not None:
+                setter(True)
+            return protocol
+
+        return self.inner.connect(factory).addCallback(nodelay)
 
 
 class _FileSink(Protocol):

@@ -42,13 +42,25 @@ class InOrder(MultiService):
                     log.failure("stopping {service} failed", service=service)
 
 
+class _NoDelayFactory(WrappingFactory):
+    """Tracks accepted connections and turns off Nagle's algorithm on them: an answer's
+    headers and body go out as separate TLS records, and Nagle would hold the second back
+    until the peer acknowledged the first (which delayed ACKs postpone)."""
+
+    def registerProtocol(self, p) -> None:
+        super().registerProtocol(p)
+        setter = getattr(p.transport, "setTcpNoDelay", None)
+        if setter is not None:
+            setter(True)
+
+
 class Listener(StreamServerEndpointService):
     """A listening port that, when stopped, also closes the connections it accepted (a
     stopped role must not keep answering, or hanging, on connections from before)."""
 
     def __init__(self, reactor, listen: Listen, factory) -> None:
         endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
-        self.tracked = WrappingFactory(factory)
+        self.tracked = _NoDelayFactory(factory)
         super().__init__(endpoint_type(reactor, listen.port, interface=listen.host),
                          self.tracked)
 
