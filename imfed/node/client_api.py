@@ -320,21 +320,15 @@ class ClientApi(Endpoints):
         if not peer.active:
             raise Unavailable("server %s is not reachable now" % origin, "peer_unreachable")
         path = os.path.join(self.role.file_dir, "cache-" + stored.file_id.split("@")[0])
-        partial = path + ".part"
         try:
-            size, md5, sm3 = await self.role.client.download(
-                origin, peer.address, "/sns/download/file", {"fileID": stored.file_id},
-                partial, min(stored.size, self.role.config.max_file_bytes))
+            sm3 = await files.fetch_checked(
+                self.role.client, origin, peer.address, stored.file_id, path, stored.size,
+                stored.md5, min(stored.size, self.role.config.max_file_bytes))
         except PeerError as e:
-            _remove(partial)
             raise Unavailable("fetching %s failed: %s" % (stored.file_id, e),
                               "peer_unreachable") from None
-        if (size, md5) != (stored.size, stored.md5):
-            _remove(partial)
-            raise Unavailable("%s arrived with size %d and md5 %s, not %d and %s"
-                              % (stored.file_id, size, md5, stored.size, stored.md5),
-                              "file_mismatch")
-        os.replace(partial, path)
+        except files.FileMismatch as e:
+            raise Unavailable(str(e), "file_mismatch") from None
         await self.db.runInteraction(files.set_cached, stored.file_id, path, sm3)
         return attrs.evolve(stored, path=path, sm3=sm3)
 
@@ -711,13 +705,6 @@ def _disposition(name: str) -> bytes:
     from urllib.parse import quote
 
     return ("attachment; filename*=UTF-8''%s" % quote(name or "file")).encode("ascii")
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _share(d):

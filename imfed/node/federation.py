@@ -237,20 +237,18 @@ class FederationApi(Endpoints):
         file_id = new_object_id(self.server_id)
         path = os.path.join(self.file_dir, file_id.split("@")[0])
         try:
-            size, md5, sm3 = await self.client.download(
-                origin, peer.address, "/sns/download/file",
-                {"fileID": "%s@%s" % (opaque, origin)}, path + ".part", content["size"])
+            sm3 = await files.fetch_checked(
+                self.client, origin, peer.address, "%s@%s" % (opaque, origin), path,
+                content["size"], content["md5"], content["size"])
         except PeerError as e:
-            _remove(path + ".part")
             raise Unavailable("copying %s failed: %s" % (content["fileID"], e),
                               "peer_unreachable") from None
-        if (size, md5) != (content["size"], content["md5"]):
-            _remove(path + ".part")
-            raise BadRequest("the file does not match its size and md5", "file_mismatch")
-        os.replace(path + ".part", path)
+        except files.FileMismatch:
+            raise BadRequest("the file does not match its size and md5",
+                             "file_mismatch") from None
         await self.db.runInteraction(files.add_file, files.StoredFile(
-            file_id, info.sender_id, content.get("name", ""), size, md5, sm3, path,
-            self.now_ms()))
+            file_id, info.sender_id, content.get("name", ""), content["size"],
+            content["md5"], sm3, path, self.now_ms()))
         return attrs.evolve(info, content=dict(content, fileID=file_id))
 
     def _wrote(self) -> None:
@@ -425,13 +423,6 @@ class FederationApi(Endpoints):
             return render_failure(self, request, exc, signed=True)
         sign_answer(self, request, 200, body_sm3=stored.sm3)
         return await send_file(request, stored.path)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _user_info(info: dict, owner: str) -> dict:

@@ -12,7 +12,8 @@ from ..crypto.sm3 import SM3
 from ..storage import transaction
 
 __all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
-           "server_entitled", "CHUNK"]
+           "server_entitled", "CHUNK", "expect_remote", "fetch_checked", "FileMismatch",
+           "remove_quietly"]
 
 CHUNK = 1 << 16
 
@@ -69,6 +70,49 @@ def get_file(cur, file_id: str) -> StoredFile | None:
     cur.execute("SELECT %s FROM files WHERE file_id = ?" % _COLUMNS, (file_id,))
     row = cur.fetchone()
     return StoredFile(*row) if row else None
+
+
+def expect_remote(cur, content: dict, owner_id: str, recipients: list[str],
+                  now_ms: int) -> None:
+    """A file another server announced in a message: known from now on (size and MD5 to
+    check it against), granted to ``recipients``, fetched from its origin when one of them
+    first downloads it."""
+    cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (content["fileID"], owner_id, content.get("name", ""), content["size"],
+                 content["md5"], now_ms))
+    cur.executemany("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
+                    [(content["fileID"], uid) for uid in recipients])
+
+
+class FileMismatch(ValueError):
+    """A fetched file whose size or MD5 is not the one announced."""
+
+
+def remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+async def fetch_checked(client, origin: str, address: str, file_id: str, path: str,
+                        size: int, md5: str, limit: int) -> str:
+    """Stream ``file_id`` from its origin server into ``path`` (through ``path.part``, never
+    whole in memory) and answer its SM3.  PeerError when the download fails, FileMismatch
+    when the size or MD5 is not the announced one; nothing is left behind either way."""
+    partial = path + ".part"
+    try:
+        got_size, got_md5, sm3 = await client.download(
+            origin, address, "/sns/download/file", {"fileID": file_id}, partial, limit)
+        if (got_size, got_md5) != (size, md5):
+            raise FileMismatch("%s arrived with size %d and md5 %s, not %d and %s"
+                               % (file_id, got_size, got_md5, size, md5))
+    except BaseException:
+        remove_quietly(partial)
+        raise
+    os.replace(partial, path)
+    return sm3
 
 
 @transaction

@@ -14,8 +14,8 @@ import attrs
 
 from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
-from ..wire.messages import MessageInfo
-from . import users
+from ..wire.messages import MessageInfo, server_of
+from . import files, users
 from .messaging import _dump, emit, enqueue
 
 __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_type",
@@ -31,10 +31,6 @@ ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5,
 
 def lane(group_id: str) -> str:
     return "group:" + group_id
-
-
-def _server(some_id: str) -> str:
-    return some_id.rsplit("@", 1)[1]
 
 
 @attrs.frozen
@@ -91,13 +87,13 @@ def _by_server(cur, group_id: str) -> dict[str, list[str]]:
     cur.execute("SELECT user_id FROM group_members WHERE group_id = ?", (group_id,))
     out: dict[str, list[str]] = {}
     for (uid,) in cur.fetchall():
-        out.setdefault(_server(uid), []).append(uid)
+        out.setdefault(server_of(uid), []).append(uid)
     return out
 
 
 def _master_group(cur, group_id: str, server_id: str) -> Group:
     g = get_group(cur, group_id)
-    if g is None or not g.master or g.dissolved or _server(group_id) != server_id:
+    if g is None or not g.master or g.dissolved or server_of(group_id) != server_id:
         raise NotFound("no group %s here" % group_id, "unknown_group")
     return g
 
@@ -127,7 +123,7 @@ def _announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dic
             enqueue(cur, server, lane(g.group_id), "POST",
                     "/sns/notify/grpnotify?groupID=" + g.group_id, body, now_ms)
     local = set(targets.get(server_id, [])) | {u["userID"] for u in affected
-                                                if _server(u["userID"]) == server_id}
+                                                if server_of(u["userID"]) == server_id}
     for uid in local:
         emit(cur, uid, "group_notify", dict(body, groupID=g.group_id), now_ms)
 
@@ -162,7 +158,7 @@ def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: li
     for invitee in dict.fromkeys(invitees):
         if member_type(cur, group_id, invitee) is not None:
             continue
-        if _server(invitee) == server_id and users.get_user(cur, invitee) is None:
+        if server_of(invitee) == server_id and users.get_user(cur, invitee) is None:
             raise NotFound("no user %s" % invitee, "unknown_user")
         cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? AND invitee_id = ? "
                     "AND status = 'pending'", (group_id, invitee))
@@ -172,12 +168,12 @@ def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: li
         cur.execute("INSERT INTO group_invitations VALUES (?, ?, ?, ?, ?, 'pending', ?)",
                     (iid, group_id, g.name, inviter_id, invitee, now_ms))
         sent += 1
-        if _server(invitee) == server_id:
+        if server_of(invitee) == server_id:
             emit(cur, invitee, "group_invitation", {
                 "invitationID": iid, "groupInfo": {"groupID": group_id, "groupName": g.name},
                 "inviter": inviter_info}, now_ms)
         else:
-            remote.setdefault(_server(invitee), []).append(invitee)
+            remote.setdefault(server_of(invitee), []).append(invitee)
     for server, ids in remote.items():
         enqueue(cur, server, lane(group_id), "POST", "/sns/invite/grpreq", {
             "userID": inviter_id,
@@ -197,7 +193,7 @@ def request_invitation(cur, group_id: str, inviter: users.User, invitees: list[s
         raise Forbidden("%s is not a member of %s" % (inviter.user_id, group_id), "not_member")
     if g.is_allow == 2 and member_type(cur, group_id, inviter.user_id) == MEMBER:
         raise Forbidden("members may not invite to this group", "invites_closed")
-    enqueue(cur, _server(group_id), lane(group_id), "POST", "/sns/invite/grpreq", {
+    enqueue(cur, server_of(group_id), lane(group_id), "POST", "/sns/invite/grpreq", {
         "userID": inviter.user_id,
         "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": g.name},
                     "userInfo": inviter.info(), "inviteUsers": invitees}}, now_ms)
@@ -240,12 +236,12 @@ def answer_invitation(cur, invitation_id: str, user: users.User, agree: bool, se
     if row is None:
         raise NotFound("no pending invitation %s" % invitation_id, "unknown_invitation")
     group_id = row[0]
-    if _server(group_id) == server_id:
+    if server_of(group_id) == server_id:
         _answered(cur, group_id, user.user_id, agree, user.info(), server_id, now_ms)
     else:
         cur.execute("UPDATE group_invitations SET status = ? WHERE invitation_id = ?",
                     ("accepted" if agree else "refused", invitation_id))
-        enqueue(cur, _server(group_id), lane(group_id), "POST",
+        enqueue(cur, server_of(group_id), lane(group_id), "POST",
                 "/sns/invite/grprep?groupID=" + group_id,
                 {"ownerID": user.user_id, "respResult": 1 if agree else 2}, now_ms)
     return group_id
@@ -337,7 +333,7 @@ def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
         # The master copies the file from here (§6.4.2.10): grant it to the group.
         cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
                     (info.content["fileID"], info.recv_id))
-    enqueue(cur, _server(info.recv_id), lane(info.recv_id), "POST", "/sns/chat",
+    enqueue(cur, server_of(info.recv_id), lane(info.recv_id), "POST", "/sns/chat",
             {"messageInfo": info.to_wire()}, now_ms)
 
 
@@ -348,15 +344,9 @@ def receive_group_chat(cur, group_id: str, user_ids: list[str], info: MessageInf
     gseq = _store(cur, group_id, info, now_ms)
     if gseq is None:
         return False
-    c = info.content
-    if "fileID" in c:
-        # The master's file: fetched from it when one of our members first downloads it.
-        cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (c["fileID"], info.sender_id, c.get("name", ""), c["size"], c["md5"],
-                     now_ms))
-        cur.executemany("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
-                        [(c["fileID"], uid) for uid in user_ids])
+    if "fileID" in info.content:
+        # The master's copy, fetched from it when one of our members first downloads it.
+        files.expect_remote(cur, info.content, info.sender_id, user_ids, now_ms)
     cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
     shown = _message(cur.fetchone())
     for uid in user_ids:
@@ -395,13 +385,13 @@ def _leave(cur, g: Group, user_id: str, oper_user: dict, server_id: str, now_ms:
     cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
                 (g.group_id, user_id))
     _announce(cur, g, REMOVE, oper_user, [dict(json.loads(row[0]), userID=user_id)],
-              server_id, now_ms, also=(_server(user_id),))
+              server_id, now_ms, also=(server_of(user_id),))
 
 
 @transaction
 def quit_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int) -> None:
     """A member leaves (§6.4.2.7); the owner dissolves instead."""
-    if _server(group_id) == server_id:
+    if server_of(group_id) == server_id:
         g = _master_group(cur, group_id, server_id)
         if g.owner_id == user.user_id:
             raise Conflict("the owner cannot quit; dissolve the group instead", "owner_quits")
@@ -411,7 +401,7 @@ def quit_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int
         raise NotFound("%s is not a member of %s" % (user.user_id, group_id), "not_member")
     cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
                 (group_id, user.user_id))
-    enqueue(cur, _server(group_id), lane(group_id), "POST",
+    enqueue(cur, server_of(group_id), lane(group_id), "POST",
             "/sns/quit/grpmember?groupID=" + group_id, {"ownerID": user.user_id}, now_ms)
 
 
@@ -459,7 +449,7 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
         "SELECT user_id FROM group_members WHERE group_id = ?", (group_id,)).fetchall()]
     for u in affected:
         uid = u["userID"]
-        if _server(uid) != server_id:
+        if server_of(uid) != server_id:
             continue
         if oper_type == ADD:
             cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
@@ -477,7 +467,7 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
     if oper_type == DISSOLVE:
         cur.execute("UPDATE groups SET dissolved = 1 WHERE group_id = ?", (group_id,))
         cur.execute("DELETE FROM group_members WHERE group_id = ?", (group_id,))
-    told = set(local_before) | {u["userID"] for u in affected if _server(u["userID"]) ==
+    told = set(local_before) | {u["userID"] for u in affected if server_of(u["userID"]) ==
                                 server_id}
     for uid in told:
         if users.get_user(cur, uid) is not None:
@@ -513,7 +503,7 @@ def set_admin(cur, group_id: str, owner: users.User, user_id: str, admin: bool,
     role = member_type(cur, group_id, user_id)
     if role is None or role == OWNER:
         raise NotFound("%s is not a member of %s" % (user_id, group_id), "not_member")
-    if admin and _server(user_id) != server_id:
+    if admin and server_of(user_id) != server_id:
         raise Forbidden("admins are users of the group's master server", "not_master_user")
     cur.execute("UPDATE group_members SET user_type = ? WHERE group_id = ? AND user_id = ?",
                 (ADMIN if admin else MEMBER, group_id, user_id))
@@ -563,7 +553,7 @@ def transfer(cur, group_id: str, owner: users.User, new_owner: str, server_id: s
     _require_role(cur, g, owner.user_id, (OWNER,), "not_owner")
     if member_type(cur, group_id, new_owner) is None or new_owner == owner.user_id:
         raise NotFound("%s is not another member of %s" % (new_owner, group_id), "not_member")
-    if _server(new_owner) != server_id:
+    if server_of(new_owner) != server_id:
         raise Forbidden("a group is never transferred to another server's member",
                         "not_master_user")
     cur.execute("UPDATE group_members SET user_type = ? WHERE group_id = ? AND user_id = ?",

@@ -12,8 +12,8 @@ import attrs
 
 from ..storage import transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
-from ..wire.messages import MessageInfo
-from . import users
+from ..wire.messages import MessageInfo, server_of
+from . import files, users
 
 __all__ = ["emit", "enqueue", "conversation_key", "send_message", "receive_message",
            "recall", "delivery", "request_friend", "receive_friend_request", "answer_request",
@@ -44,10 +44,6 @@ def enqueue(cur, destination: str, lane: str, method: str, path: str, body: dict
 
 def conversation_key(a: str, b: str) -> str:
     return "|".join(sorted((a, b)))
-
-
-def _server(user_id: str) -> str:
-    return user_id.split("@", 1)[1]
 
 
 @attrs.frozen
@@ -123,14 +119,7 @@ def receive_message(cur, info: MessageInfo, now_ms: int) -> bool:
     if not _store(cur, info, "received", now_ms):
         return False
     if "fileID" in info.content:
-        # Known from now on, fetched from the sender's server when first downloaded.
-        c = info.content
-        cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (c["fileID"], info.sender_id, c.get("name", ""), c["size"], c["md5"],
-                     now_ms))
-        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
-                    (c["fileID"], info.recv_id))
+        files.expect_remote(cur, info.content, info.sender_id, [info.recv_id], now_ms)
     emit(cur, info.recv_id, "message", _get_message(cur, info.message_id).to_client(), now_ms)
     return True
 
@@ -170,9 +159,9 @@ def recall(cur, message_id: str, user: users.User, server_id: str, now_ms: int,
     if not _apply_recall(cur, message_id, user.user_id, now_ms):
         return
     recv = message.info.recv_id
-    if _server(recv) != server_id:
+    if server_of(recv) != server_id:
         repeal = MessageInfo(user.user_id, recv, "repeal", 1, message_id, {})
-        enqueue(cur, _server(recv), conversation_key(user.user_id, recv), "POST", CHAT,
+        enqueue(cur, server_of(recv), conversation_key(user.user_id, recv), "POST", CHAT,
                 {"messageInfo": repeal.to_wire()}, now_ms)
 
 
@@ -276,7 +265,7 @@ def request_friend(cur, user: users.User, to_id: str, remark: str, server_id: st
         raise BadRequest("one cannot befriend oneself", "bad_userID")
     if is_friend(cur, user.user_id, to_id):
         raise Conflict("%s is already a friend" % to_id, "already_friends")
-    if _server(to_id) == server_id:
+    if server_of(to_id) == server_id:
         target = users.get_user(cur, to_id)
         if target is None:
             raise NotFound("no user %s" % to_id, "unknown_user")
@@ -287,7 +276,7 @@ def request_friend(cur, user: users.User, to_id: str, remark: str, server_id: st
                                             "remark": remark, "fromInfo": user.info()}, now_ms)
         return rid
     rid = _new_request(cur, user.user_id, to_id, remark, {}, now_ms)
-    enqueue(cur, _server(to_id), "friends:" + conversation_key(user.user_id, to_id), "POST",
+    enqueue(cur, server_of(to_id), "friends:" + conversation_key(user.user_id, to_id), "POST",
             "/sns/add/users",
             {"userID": to_id, "remark": remark, "ownerID": user.user_id,
              "userInfo": user.info()}, now_ms)
@@ -322,10 +311,10 @@ def answer_request(cur, request_id: str, user: users.User, agree: bool, server_i
                 ("accepted" if agree else "refused", now_ms, request_id))
     if agree:
         _befriend(cur, user.user_id, from_id, json.loads(from_info), now_ms)
-    if _server(from_id) == server_id:
+    if server_of(from_id) == server_id:
         _friend_answered(cur, from_id, user.user_id, agree, user.info(), now_ms)
     else:
-        enqueue(cur, _server(from_id), "friends:" + conversation_key(user.user_id, from_id),
+        enqueue(cur, server_of(from_id), "friends:" + conversation_key(user.user_id, from_id),
                 "POST", "/sns/rsp/users",
                 {"userID": from_id, "isAgree": 1 if agree else 2, "ownerID": user.user_id,
                  "userInfo": user.info()}, now_ms)
@@ -373,10 +362,10 @@ def delete_friend(cur, user: users.User, friend_id: str, server_id: str, now_ms:
                 (user.user_id, friend_id))
     if cur.rowcount != 1:
         raise NotFound("%s is not a friend" % friend_id, "not_friends")
-    if _server(friend_id) == server_id:
+    if server_of(friend_id) == server_id:
         _friend_deleted(cur, friend_id, user.user_id, now_ms)
     else:
-        enqueue(cur, _server(friend_id), "friends:" + conversation_key(user.user_id, friend_id),
+        enqueue(cur, server_of(friend_id), "friends:" + conversation_key(user.user_id, friend_id),
                 "POST", "/sns/del/users",
                 {"userID": friend_id, "ownerID": user.user_id}, now_ms)
 

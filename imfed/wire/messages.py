@@ -12,7 +12,7 @@ from .errors import BadRequest
 from .fields import SERVER_ID
 
 __all__ = ["MessageInfo", "parse_message_info", "split_id", "user_id", "object_id",
-           "server_part", "host_port",
+           "server_part", "host_port", "server_of",
            "MESSAGE_TYPES", "new_object_id"]
 
 MESSAGE_TYPES = ("text", "image", "voice", "file", "repeal")
@@ -30,6 +30,11 @@ def split_id(value) -> tuple[str, str] | None:
         return None
     local, server = value.split("@")
     return local, server
+
+
+def server_of(some_id: str) -> str:
+    """The part of a user, group, message or file ID after its @."""
+    return some_id.rsplit("@", 1)[1]
 
 
 def server_part(part: str) -> bool:
