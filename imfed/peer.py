@@ -76,6 +76,34 @@ class PeerClient:
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
 
+    def _request(self, destination: str, address: str, method: str, path: str,
+                 query: dict | None, data: bytes, signed: bool) -> tuple[bytes, Headers, str]:
+        """(URL, headers, nonce) of a request to ``destination``: its identity announced to
+        the TLS policy, and, when ``signed``, its Authorization header."""
+        host, port = https_address(address)
+        self.policy.expect(host, port, destination)
+        target = path + ("?" + urlencode(query) if query else "")
+        headers = Headers()
+        nonce = ""
+        if signed:
+            auth, nonce = sign_request(self.key, method, target, self.server_id, destination,
+                                       data, self.now_ms())
+            headers.addRawHeader(b"authorization", auth.encode("ascii"))
+        return _url(host, port, target), headers, nonce
+
+    async def _check_answer(self, destination: str, status: int, headers: Headers, nonce: str,
+                            body: bytes = b"", body_sm3: str | None = None) -> None:
+        """PeerError unless the answer is signed by ``destination`` over this exchange."""
+        cert = await self.certificate_of(destination)
+        if cert is None:
+            raise PeerError("no certificate known for %s" % destination)
+        header = headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
+        try:
+            verify_response(header.decode("latin-1"), status, nonce, destination,
+                            cert.public_key, body, body_sm3=body_sm3)
+        except SignatureError as e:
+            raise PeerError("%s: %s" % (destination, e)) from None
+
     async def call(self, destination: str, address: str, method: str, path: str,
                    body: dict | None = None, query: dict | None = None,
                    signed: bool = True) -> PeerResponse:
@@ -83,29 +111,14 @@ class PeerClient:
         TLS, signed unless ``signed`` is False (getservercert and the like); answer its JSON
         reply, whatever its status, with the response signature verified for a signed call.
         PeerError otherwise."""
-        host, port = https_address(address)
-        self.policy.expect(host, port, destination)
-        target = path + ("?" + urlencode(query) if query else "")
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
-        headers = Headers()
-        nonce = None
-        if signed:
-            auth, nonce = sign_request(self.key, method, target, self.server_id, destination,
-                                       data, self.now_ms())
-            headers.addRawHeader(b"authorization", auth.encode("ascii"))
+        url, headers, nonce = self._request(destination, address, method, path, query, data,
+                                            signed)
         status, response_headers, content = await _exchange(
-            self.agent, self.reactor, method, _url(host, port, target), headers,
+            self.agent, self.reactor, method, url, headers,
             data if body is not None else None, self.timeout, self.max_response, destination)
         if signed:
-            cert = await self.certificate_of(destination)
-            if cert is None:
-                raise PeerError("no certificate known for %s" % destination)
-            try:
-                header = response_headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
-                verify_response(header.decode("latin-1"), status, nonce, destination,
-                                cert.public_key, content)
-            except SignatureError as e:
-                raise PeerError("%s: %s" % (destination, e)) from None
+            await self._check_answer(destination, status, response_headers, nonce, content)
         return PeerResponse(status, _json_object(content, destination))
 
     async def download(self, destination: str, address: str, path: str, query: dict,
@@ -113,29 +126,18 @@ class PeerClient:
         """A signed GET whose answer is a file, streamed to ``dest_path`` (never whole in
         memory) while its size, MD5 and SM3 are taken; the response signature is checked over
         the SM3.  (size, md5, sm3); PeerError for anything else, the JSON error included."""
-        host, port = https_address(address)
-        self.policy.expect(host, port, destination)
-        target = path + "?" + urlencode(query)
-        auth, nonce = sign_request(self.key, "GET", target, self.server_id, destination, b"",
-                                   self.now_ms())
-        headers = Headers({b"authorization": [auth.encode("ascii")]})
+        url, headers, nonce = self._request(destination, address, "GET", path, query, b"",
+                                            True)
         try:
-            d = self.agent.request(b"GET", _url(host, port, target), headers, None)
+            d = self.agent.request(b"GET", url, headers, None)
             d.addTimeout(self.timeout, self.reactor)
             response = await d
         except Exception as e:
             raise PeerError("%s unreachable: %s" % (destination, _describe(e))) from None
-        cert = await self.certificate_of(destination)
-        if cert is None:
-            raise PeerError("no certificate known for %s" % destination)
-        header = response.headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
         if response.code != 200:
             content = await treq.content(response)
-            try:
-                verify_response(header.decode("latin-1"), response.code, nonce, destination,
-                                cert.public_key, content)
-            except SignatureError as e:
-                raise PeerError("%s: %s" % (destination, e)) from None
+            await self._check_answer(destination, response.code, response.headers, nonce,
+                                     content)
             body = _json_object(content, destination)
             raise PeerError("%s answered %d: %s" % (destination, response.code,
                                                     body.get("error") or body.get("desc")))
@@ -145,11 +147,7 @@ class PeerClient:
             size, md5, sm3 = await sink.done
         except Exception as e:
             raise PeerError("download from %s failed: %s" % (destination, _describe(e))) from None
-        try:
-            verify_response(header.decode("latin-1"), 200, nonce, destination, cert.public_key,
-                            b"", body_sm3=sm3)
-        except SignatureError as e:
-            raise PeerError("%s: %s" % (destination, e)) from None
+        await self._check_answer(destination, 200, response.headers, nonce, body_sm3=sm3)
         return size, md5, sm3
 
     def close(self) -> Deferred:
