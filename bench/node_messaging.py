@@ -41,6 +41,13 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int, field: str = "VmRSS") -> int:
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -176,6 +183,8 @@ async def main(reactor, args):
         for conversations in (1, args.conversations):
             texts = ["t%d-%05d" % (conversations, i) for i in range(args.messages)]
             queue = list(enumerate(texts))
+            pids = (a.proc.pid, b.proc.pid, os.getpid())
+            cpu_before = [cpu_seconds(pid) for pid in pids]
             start = time.perf_counter()
 
             async def worker():
@@ -188,10 +197,14 @@ async def main(reactor, args):
             accepted = time.perf_counter() - start
             await wait_for(texts)
             elapsed = max(stream.arrived[t] for t in texts) - start
+            cpu = [(cpu_seconds(pid) - before) * 1000 / len(texts)
+                   for pid, before in zip(pids, cpu_before)]
             print("throughput, %d conversation(s): %d messages A->B in %.2f s = %.0f "
                   "messages/s (accepted by A at %.0f/s)"
                   % (conversations, len(texts), elapsed, len(texts) / elapsed,
                      len(texts) / accepted))
+            print("  CPU per message: A %.2f ms, B %.2f ms, load and management %.2f ms "
+                  "(all threads); total %.2f ms" % (*cpu, sum(cpu)))
 
         # 2. Latency at a fixed rate.
         count = int(args.rate * args.seconds)

@@ -7,26 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from io import BytesIO
 from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
 import attrs
 import treq
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from .config import https_address
 from .crypto import sm2, tls
 from .crypto.pki import Certificate
-from .crypto.signing import SignatureError, sign_request, verify_response
+from .crypto.signing import SignatureError, off_reactor, sign_request, verify_response
 from .crypto.sm3 import SM3
 
 __all__ = ["PeerError", "PeerResponse", "PeerClient", "bootstrap_call"]
@@ -76,7 +75,7 @@ class PeerClient:
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
 
-    def _request(self, destination: str, address: str, method: str, path: str,
+    async def _request(self, destination: str, address: str, method: str, path: str,
                  query: dict | None, data: bytes, signed: bool) -> tuple[bytes, Headers, str]:
         """(URL, headers, nonce) of a request to ``destination``: its identity announced to
         the TLS policy, and, when ``signed``, its Authorization header."""
@@ -86,8 +85,9 @@ class PeerClient:
         headers = Headers()
         nonce = ""
         if signed:
-            auth, nonce = sign_request(self.key, method, target, self.server_id, destination,
-                                       data, self.now_ms())
+            auth, nonce = await off_reactor(self.reactor, sign_request, self.key, method,
+                                            target, self.server_id, destination, data,
+                                            self.now_ms())
             headers.addRawHeader(b"authorization", auth.encode("ascii"))
         return _url(host, port, target), headers, nonce
 
@@ -99,8 +99,8 @@ class PeerClient:
             raise PeerError("no certificate known for %s" % destination)
         header = headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
         try:
-            verify_response(header.decode("latin-1"), status, nonce, destination,
-                            cert.public_key, body, body_sm3=body_sm3)
+            await off_reactor(self.reactor, verify_response, header.decode("latin-1"), status,
+                              nonce, destination, cert.public_key, body, body_sm3)
         except SignatureError as e:
             raise PeerError("%s: %s" % (destination, e)) from None
 
@@ -112,8 +112,8 @@ class PeerClient:
         reply, whatever its status, with the response signature verified for a signed call.
         PeerError otherwise."""
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
-        url, headers, nonce = self._request(destination, address, method, path, query, data,
-                                            signed)
+        url, headers, nonce = await self._request(destination, address, method, path, query,
+                                                  data, signed)
         status, response_headers, content = await _exchange(
             self.agent, self.reactor, method, url, headers,
             data if body is not None else None, self.timeout, self.max_response, destination)
@@ -126,8 +126,8 @@ class PeerClient:
         """A signed GET whose answer is a file, streamed to ``dest_path`` (never whole in
         memory) while its size, MD5 and SM3 are taken; the response signature is checked over
         the SM3.  (size, md5, sm3); PeerError for anything else, the JSON error included."""
-        url, headers, nonce = self._request(destination, address, "GET", path, query, b"",
-                                            True)
+        url, headers, nonce = await self._request(destination, address, "GET", path, query,
+                                                  b"", True)
         try:
             d = self.agent.request(b"GET", url, headers, None)
             d.addTimeout(self.timeout, self.reactor)
@@ -184,6 +184,28 @@ class _NoDelay:
         return self.inner.connect(factory).addCallback(nodelay)
 
 
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """A JSON body written at once, in the same reactor turn as the headers (FileBodyProducer
+    would read it through a cooperator task, a few turns later and at a cost per request)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.length = data, len(data)
+
+    def startProducing(self, consumer):
+        consumer.write(self.data)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
 class _FileSink(Protocol):
     """Writes a response body to a file as it arrives, hashing it; stops past ``limit``."""
 
@@ -228,7 +250,7 @@ async def _exchange(agent, reactor, method: str, url: bytes, headers: Headers,
     producer = None
     if data is not None:
         headers.addRawHeader(b"content-type", b"application/json;charset=utf-8")
-        producer = FileBodyProducer(BytesIO(data))
+        producer = _BytesProducer(data)
     try:
         d = agent.request(method.encode("ascii"), url, headers, producer)
         d.addTimeout(timeout, reactor)

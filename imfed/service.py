@@ -17,6 +17,7 @@ from twisted.web.server import Site
 
 from .config import Config, Listen
 from .crypto import tls
+from .web import JsonRequest
 
 __all__ = ["make_service", "tls_listener", "InOrder", "Listener", "http_site"]
 
@@ -71,11 +72,9 @@ class Listener(StreamServerEndpointService):
         return d
 
 
-def http_site(resource, request_factory=None) -> Site:
-    site = Site(resource)
+def http_site(resource, request_factory=JsonRequest) -> Site:
+    site = Site(resource, requestFactory=request_factory)
     site.displayTracebacks = False
-    if request_factory is not None:
-        site.requestFactory = request_factory
     return site
 
 

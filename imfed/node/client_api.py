@@ -303,7 +303,7 @@ class ClientApi(Endpoints):
             if stored.path is None:
                 stored = await self._relay(stored)
         except Exception as exc:
-            return render_failure(self, request, exc, signed=False)
+            return await render_failure(self, request, exc, signed=False)
         request.setHeader(b"content-disposition", _disposition(stored.name))
         return await send_file(request, stored.path)
 

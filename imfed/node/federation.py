@@ -420,8 +420,8 @@ class FederationApi(Endpoints):
                 raise Forbidden("no user of %s was sent %s" % (request.signed.origin, file_id),
                                 "not_entitled")
         except Exception as exc:
-            return render_failure(self, request, exc, signed=True)
-        sign_answer(self, request, 200, body_sm3=stored.sm3)
+            return await render_failure(self, request, exc, signed=True)
+        await sign_answer(self, request, 200, body_sm3=stored.sm3)
         return await send_file(request, stored.path)
 
 
