@@ -147,6 +147,7 @@ class NodeConfig:
     management_id: str
     client_listen: Listen
     directory_refresh_seconds: float
+    group_sync_seconds: float
     outbox_retry_initial_seconds: float
     outbox_retry_max_seconds: float
     outbox_give_up_seconds: float
@@ -207,6 +208,7 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         client_listen=r.listen("client_listen", "127.0.0.1:%d" % (listen.port + 1000)
                                if listen.port + 1000 <= 65535 else "127.0.0.1:0"),
         directory_refresh_seconds=r.seconds("directory_refresh_seconds", 60.0),
+        group_sync_seconds=r.seconds("group_sync_seconds", 300.0),
         outbox_retry_initial_seconds=r.seconds("outbox_retry_initial_seconds", 1.0),
         outbox_retry_max_seconds=r.seconds("outbox_retry_max_seconds", 300.0),
         outbox_give_up_seconds=r.seconds("outbox_give_up_seconds", 7 * 86400.0),

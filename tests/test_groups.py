@@ -27,7 +27,7 @@ def _group_texts(node: RunningNode, group_id: str) -> list[str]:
 
     conn = sqlite3.connect(node.role.db.path)
     try:
-        rows = conn.execute("SELECT content FROM group_messages WHERE group_id = ? ORDER BY gseq",
+        rows = conn.execute("SELECT content FROM group_messages WHERE group_id = ? ORDER BY ord",
                             (group_id,)).fetchall()
     finally:
         conn.close()
@@ -369,18 +369,50 @@ async def test_non_master_fills_gaps_with_grpchat(trio):
     owner = await ApiClient(a, "100").login()
     bob = await ApiClient(b, "200").login()
     gid = await make_group(owner, "g", [bob])
-    for i in range(5):
-        await owner.ok("POST", "groups/%s/messages" % gid,
-                       {"messageType": "text", "content": {"message": "s%d" % i}})
-    await wait_until(lambda: len(_group_texts(b, gid)) == 5, what="B's copies")
-    # B loses its newest two (a restore from an older backup, say).
-    conn = sqlite3.connect(b.role.db.path)
+
+    async def post(*texts):
+        for text in texts:
+            await owner.ok("POST", "groups/%s/messages" % gid,
+                           {"messageType": "text", "content": {"message": text}})
+
+    await post("s0", "s1", "s2", "s3", "s4", "s5")
+    await wait_until(lambda: len(_group_texts(b, gid)) == 6, what="B's copies")
+    # B is restored from a backup that lacks one message in the middle and the newest two.
+    await b.stop()
+    _delete(b, gid, "s1", "s4", "s5")
+    assert _group_texts(b, gid) == ["s0", "s2", "s3"]
+    b.start()  # the check at start fills them, each in its place
+    await wait_until(lambda: _group_texts(b, gid) == ["s0", "s1", "s2", "s3", "s4", "s5"],
+                     what="B's copy filled at start")
+    bob = await ApiClient(b, "200").login()
+    page = await bob.ok("GET", "groups/%s/messages" % gid)
+    assert [m["messageInfo"]["content"]["message"] for m in page["messages"]] == [
+        "s0", "s1", "s2", "s3", "s4", "s5"]
+
+    # The master gives up on one message while B is away (its queue row goes): B finds it
+    # in the middle of what it gets and puts it in its place.
+    await b.stop()
+    await post("s6", "s7", "s8")
+    conn = sqlite3.connect(a.role.db.path)
     with conn:
-        conn.execute("DELETE FROM group_messages WHERE gseq IN (SELECT gseq FROM "
-                     "group_messages ORDER BY gseq DESC LIMIT 2)")
+        deleted = conn.execute("DELETE FROM outbox WHERE destination = 'node-b' AND body LIKE "
+                               "'%\"s7\"%'").rowcount
     conn.close()
-    assert _group_texts(b, gid) == ["s0", "s1", "s2"]
-    answer = await bob.ok("POST", "groups/%s/sync" % gid)
-    assert answer["fetched"] == 2
-    assert _group_texts(b, gid) == ["s0", "s1", "s2", "s3", "s4"]
+    assert deleted == 1
+    b.start()
+    await wait_until(lambda: _group_texts(b, gid)[6:] == ["s6", "s7", "s8"],
+                     what="B's copy after the give-up")
+    bob = await ApiClient(b, "200").login()
     assert (await bob.ok("POST", "groups/%s/sync" % gid))["fetched"] == 0
+    assert _group_texts(b, gid) == ["s%d" % i for i in range(9)]
+    # A's copy is the master's: asking there fills nothing.
+    assert (await owner.ok("POST", "groups/%s/sync" % gid))["fetched"] == 0
+
+
+def _delete(node: RunningNode, group_id: str, *texts: str) -> None:
+    conn = sqlite3.connect(node.role.db.path)
+    with conn:
+        for text in texts:
+            conn.execute("DELETE FROM group_messages WHERE group_id = ? AND "
+                         "json_extract(content, '$.message') = ?", (group_id, text))
+    conn.close()

@@ -523,36 +523,17 @@ class ClientApi(Endpoints):
     @app.route(V1 + "groups/<group_id>/sync", methods=["POST"])
     @endpoint()
     async def group_sync(self, request, group_id):
-        """Fill what this server misses of a group mastered elsewhere with grpchat
-        (§6.4.2.12): everything newer than the newest message kept here, 100 at a time."""
+        """Check this server's copy of a group mastered elsewhere against the master now
+        (grpchat, §6.4.2.12) and fill what it misses, in the master's order (the node also
+        does this at start and every ``group_sync_seconds``)."""
         user = await self.user(request)
         gid = self._group(group_id)
         if await self.db.runInteraction(groups.member_type, gid, user.user_id) is None:
             raise NotFound("no group %s for you" % gid, "unknown_group")
-        master = gid.split("@")[1]
-        if master == self.server_id:
-            return ok_body(self.style, fetched=0)
-        fetched = 0
-        while True:
-            _, newest = await self.db.runInteraction(groups.history, gid, "", 0)
-            answer = await self._remote(master, "GET", "/sns/grpchat",
-                                        query={"groupID": gid, "messageID": newest})
-            if not answer.ok:
-                raise Unavailable("the master answered %d" % answer.status, "peer_unreachable")
-            page = answer.body.get("messages") or []
-            local = [m["userInfo"]["userID"] for m in await self.db.runInteraction(
-                groups.members, gid) if m["userInfo"]["userID"].endswith("@" + self.server_id)]
-            for item in page:
-                info = parse_message_info(item)
-                if info.chat_type != 2 or info.recv_id != gid:
-                    raise Unavailable("the master sent a message of another group",
-                                      "peer_unreachable")
-                if await self.db.runInteraction(groups.receive_group_chat, gid, local, info,
-                                                self.now_ms()):
-                    fetched += 1
-            if len(page) < 100:
-                break
-        self._after_write(None)
+        try:
+            fetched = await self.role.group_sync.sync_now(gid)
+        except PeerError as e:
+            raise Unavailable(str(e), "peer_unreachable") from None
         return ok_body(self.style, fetched=fetched)
 
     @app.route(V1 + "groups/<group_id>/quit", methods=["POST"])

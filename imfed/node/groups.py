@@ -270,11 +270,13 @@ def receive_answer(cur, group_id: str, invitee: str, agree: bool, info: dict, se
     _answered(cur, group_id, invitee, agree, info, server_id, now_ms)
 
 
-def _store(cur, group_id: str, info: MessageInfo, now_ms: int) -> int | None:
+def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
+           ord: float | None = None) -> int | None:
+    """gseq of the new row (its position ``ord``, or last), or None for a repeat."""
     cur.execute("INSERT OR IGNORE INTO group_messages (group_id, message_id, sender_id, "
-                "message_type, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "message_type, content, created_at, ord) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (group_id, info.message_id, info.sender_id, info.message_type,
-                 _dump(info.content), now_ms))
+                 _dump(info.content), now_ms, ord))
     return cur.lastrowid if cur.rowcount == 1 else None
 
 
@@ -341,7 +343,12 @@ def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
 def receive_group_chat(cur, group_id: str, user_ids: list[str], info: MessageInfo,
                        now_ms: int) -> bool:
     """notify/grpchat from the master: keep it, show it to the members it lists."""
-    gseq = _store(cur, group_id, info, now_ms)
+    return _keep(cur, group_id, user_ids, info, now_ms)
+
+
+def _keep(cur, group_id: str, user_ids: list[str], info: MessageInfo, now_ms: int,
+          ord: float | None = None) -> bool:
+    gseq = _store(cur, group_id, info, now_ms, ord)
     if gseq is None:
         return False
     if "fileID" in info.content:
@@ -358,22 +365,97 @@ def receive_group_chat(cur, group_id: str, user_ids: list[str], info: MessageInf
 def history(cur, group_id: str, after_message_id: str, limit: int) -> tuple[list, str]:
     """At most ``limit`` messages newer than ``after_message_id`` (the oldest kept when
     empty), oldest first, and the newest message ID (§6.4.2.12)."""
-    after = 0
+    after = 0.0
     if after_message_id:
-        cur.execute("SELECT gseq FROM group_messages WHERE message_id = ? AND group_id = ?",
-                    (after_message_id, group_id))
-        row = cur.fetchone()
-        if row is None:
+        after = _position(cur, group_id, after_message_id)
+        if after is None:
             raise NotFound("no message %s in %s" % (after_message_id, group_id),
                            "unknown_message")
-        after = row[0]
-    cur.execute("SELECT %s FROM group_messages WHERE group_id = ? AND gseq > ? ORDER BY gseq "
+    cur.execute("SELECT %s FROM group_messages WHERE group_id = ? AND ord > ? ORDER BY ord "
                 "LIMIT ?" % _M, (group_id, after, limit))
     page = [_message(r) for r in cur.fetchall()]
-    cur.execute("SELECT message_id FROM group_messages WHERE group_id = ? ORDER BY gseq DESC "
+    cur.execute("SELECT message_id FROM group_messages WHERE group_id = ? ORDER BY ord DESC "
                 "LIMIT 1", (group_id,))
     row = cur.fetchone()
     return page, row[0] if row else ""
+
+
+def _position(cur, group_id: str, message_id: str) -> float | None:
+    cur.execute("SELECT ord FROM group_messages WHERE message_id = ? AND group_id = ?",
+                (message_id, group_id))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def oldest(cur, group_id: str) -> str:
+    """The ID of the first message held of a group, or ""."""
+    cur.execute("SELECT message_id FROM group_messages WHERE group_id = ? ORDER BY ord LIMIT 1",
+                (group_id,))
+    row = cur.fetchone()
+    return row[0] if row else ""
+
+
+def views_to_check(cur) -> list[tuple[str, str, list[str]]]:
+    """(groupID, synced through, local member IDs) of every live group mastered elsewhere
+    that has members here: what this server checks against the masters."""
+    cur.execute("SELECT g.group_id, COALESCE(s.synced_through, '') FROM groups g "
+                "LEFT JOIN group_sync s ON s.group_id = g.group_id "
+                "WHERE g.master = 0 AND g.dissolved = 0 ORDER BY g.group_id")
+    out = []
+    for group_id, through in cur.fetchall():
+        cur.execute("SELECT m.user_id FROM group_members m JOIN users u ON u.user_id = "
+                    "m.user_id WHERE m.group_id = ? ORDER BY m.user_id", (group_id,))
+        local = [r[0] for r in cur.fetchall()]
+        if local:
+            out.append((group_id, through, local))
+    return out
+
+
+@transaction
+def fill(cur, group_id: str, after_message_id: str, page: list[MessageInfo],
+         user_ids: list[str], now_ms: int) -> int:
+    """Keep what this server misses of a grpchat page (the master's messages after
+    ``after_message_id``, in its order), each in its place: after the message the master
+    has before it, before anything that came here later.  The number kept."""
+    prev = _position(cur, group_id, after_message_id) if after_message_id else 0.0
+    if prev is None:
+        # We no longer hold the message the page follows: begin just before the first one
+        # of the page we do hold, or after everything.
+        known = [p for p in (_position(cur, group_id, m.message_id) for m in page)
+                 if p is not None]
+        if known:
+            cur.execute("SELECT MAX(ord) FROM group_messages WHERE group_id = ? AND ord < ?",
+                        (group_id, known[0]))
+        else:
+            cur.execute("SELECT MAX(ord) FROM group_messages WHERE group_id = ?", (group_id,))
+        prev = cur.fetchone()[0] or 0.0
+    kept, i = 0, 0
+    while i < len(page):
+        here = _position(cur, group_id, page[i].message_id)
+        if here is not None:
+            prev = max(prev, here)
+            i += 1
+            continue
+        j = i
+        while j < len(page) and _position(cur, group_id, page[j].message_id) is None:
+            j += 1
+        # A run of missing messages, spread evenly up to whatever this server has next.
+        cur.execute("SELECT MIN(ord) FROM group_messages WHERE group_id = ? AND ord > ?",
+                    (group_id, prev))
+        after = cur.fetchone()[0]
+        step = ((after if after is not None else prev + 1.0) - prev) / (j - i + 1)
+        for info in page[i:j]:
+            prev += step
+            kept += _keep(cur, group_id, user_ids, info, now_ms, prev)
+        i = j
+    return kept
+
+
+@transaction
+def mark_synced(cur, group_id: str, message_id: str, now_ms: int) -> None:
+    cur.execute("INSERT INTO group_sync VALUES (?, ?, ?) ON CONFLICT (group_id) DO UPDATE "
+                "SET synced_through = excluded.synced_through, synced_at = excluded.synced_at",
+                (group_id, message_id, now_ms))
 
 
 def _leave(cur, g: Group, user_id: str, oper_user: dict, server_id: str, now_ms: int) -> None:

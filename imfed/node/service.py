@@ -16,6 +16,7 @@ from .client_api import ClientApi
 from .directory import Directory, Peer, Refresher, _load
 from .events import EventHub
 from .federation import FederationApi
+from .groupsync import GroupSync
 from .outbox import Outbox
 
 __all__ = ["NodeRole"]
@@ -57,6 +58,9 @@ class NodeRole:
                              max_seconds=n.outbox_retry_max_seconds,
                              give_up_seconds=n.outbox_give_up_seconds)
         self.directory.listeners.append(self.outbox.wake)
+        self.group_sync = GroupSync(db=self.db, client=self.client, directory=self.directory,
+                                    acl=self.acl, hub=self.hub, clock=reactor,
+                                    seconds=n.group_sync_seconds)
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
         self.api = FederationApi(server_id=n.server_id, signing_key=self.signing_key,
@@ -75,11 +79,11 @@ class NodeRole:
 
     def services(self):
         """The role's services after its store: directory refresh timer, outbound queue,
-        client API listener (the federation listener is added by make_service)."""
+        group check timer, client API listener (the federation listener is added by make_service)."""
         refresh = Refresher(self.directory, self.config.directory_refresh_seconds, self.clock)
         from ..service import Listener, http_site
 
         site = http_site(self.client_api.resource(),
                          limited_request(max(self.config.max_file_bytes, self.config.max_body)))
         client = Listener(self.clock, self.config.client_listen, site)
-        return [refresh, self.outbox, client]
+        return [refresh, self.outbox, self.group_sync, client]

@@ -1,0 +1,125 @@
+"""Checking this server's copies of groups mastered elsewhere against their masters with
+grpchat (§6.4.2.12), at start, every ``group_sync_seconds``, and when a member asks.
+
+The master's queue normally brings every message (a server that was down gets its backlog when
+it returns); this is for what that cannot bring: messages the master gave up on, or a copy
+restored from an older backup.  Each group remembers the newest message up to which its copy was
+last found complete, so a check asks only for what is newer, and a message missing in the
+middle is found and put in its place."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from ..peer import PeerClient, PeerError
+from ..storage import Database
+from ..timers import Periodic
+from ..wire.errors import ApiError, Unavailable
+from ..wire.messages import MessageInfo, parse_message_info, server_of
+from . import groups
+from .acl import AccessControl
+from .directory import Directory
+from .events import EventHub
+
+__all__ = ["GroupSync"]
+
+log = Logger()
+
+PAGE = 100  # grpchat answers at most this many (PROFILE.md §5)
+
+
+class GroupSync(Periodic):
+    def __init__(self, *, db: Database, client: PeerClient, directory: Directory,
+                 acl: AccessControl, hub: EventHub, clock, seconds: float) -> None:
+        super().__init__(clock, seconds)
+        self.db, self.client, self.directory, self.acl, self.hub = db, client, directory, acl, hub
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    async def tick(self) -> None:
+        for group_id, through, local in await self.db.runInteraction(groups.views_to_check):
+            try:
+                fetched = await self.sync(group_id, through, local)
+            except (ApiError, PeerError) as e:
+                log.info("group {group} not checked against its master: {error}",
+                         group=group_id, error=str(e))
+                continue
+            if fetched:
+                log.info("group {group}: {n} missing message(s) filled from its master",
+                         group=group_id, n=fetched)
+
+    async def sync_now(self, group_id: str) -> int:
+        """Check one group at once (a member asked); the number of messages filled."""
+        for gid, through, local in await self.db.runInteraction(groups.views_to_check):
+            if gid == group_id:
+                return await self.sync(gid, through, local)
+        return 0
+
+    async def sync(self, group_id: str, through: str, local: list[str]) -> int:
+        master = server_of(group_id)
+        peer = self.directory.get(master)
+        if peer is None or not peer.active:
+            raise Unavailable("the master %s is not an active member" % master,
+                              "peer_unreachable")
+        if not await self.acl.allows("out", master):
+            raise Unavailable("the master %s is refused by our access control" % master,
+                              "refused_by_policy")
+
+        async def page_after(message_id: str, limit: int = PAGE):
+            query = {"groupID": group_id, "messageID": message_id}
+            if limit != PAGE:
+                query["limit"] = str(limit)
+            return await self.client.call(master, peer.address, "GET", "/sns/grpchat",
+                                          query=query)
+
+        after = through
+        if not after:
+            # Never checked: from the oldest message we hold, or, holding none, from now on.
+            oldest = await self.db.runInteraction(groups.oldest, group_id)
+            if not oldest:
+                answer = await page_after("", 1)
+                _check(answer)
+                await self.db.runInteraction(groups.mark_synced, group_id,
+                                             answer.body.get("newestMessageID") or "",
+                                             self.now_ms())
+                return 0
+            after = oldest
+        fetched, restarted = 0, False
+        while True:
+            answer = await page_after(after)
+            if answer.status == 404 and after and not restarted:
+                # The master no longer keeps it: everything it still keeps.
+                after, restarted = "", True
+                continue
+            _check(answer)
+            page = [_group_message(m, group_id) for m in answer.body.get("messages") or []]
+            fetched += await self.db.runInteraction(groups.fill, group_id, after, page, local,
+                                                    self.now_ms())
+            if page:
+                after = page[-1].message_id
+            if len(page) < PAGE:
+                break
+        await self.db.runInteraction(groups.mark_synced, group_id, after, self.now_ms())
+        if fetched:
+            self.hub.poke(local)
+        return fetched
+
+
+def _check(answer) -> None:
+    if not answer.ok:
+        raise Unavailable("the master answered %d: %s" % (
+            answer.status, answer.body.get("error") or ""), "peer_unreachable")
+    if not isinstance(answer.body.get("messages", []), list):
+        raise Unavailable("the master's messages are not a list", "peer_unreachable")
+
+
+def _group_message(item, group_id: str) -> MessageInfo:
+    try:
+        info = parse_message_info(item)
+    except ApiError as e:
+        raise Unavailable("the master sent a bad message: %s" % e.message,
+                          "peer_unreachable") from None
+    if info.chat_type != 2 or info.recv_id != group_id:
+        raise Unavailable("the master sent a message of another group", "peer_unreachable")
+    return info
