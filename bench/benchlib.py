@@ -1,8 +1,21 @@
-"""What the benchmark scripts share: a free loopback port, a config file."""
+"""What the benchmark scripts share: free loopback ports, config files, nodes as separate
+`twistd -n imfed` processes, client API calls, a client's event stream, process figures."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+
+import treq
+from twisted.internet import task
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 def free_port() -> int:
@@ -26,3 +39,105 @@ def write_toml(data: dict, path: str) -> None:
             lines += ["%s = %s" % (k, value(v)) for k, v in table.items()]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Node:
+    """A node's config file in ``folder``; start() runs it as its own twistd process."""
+
+    def __init__(self, folder, server_id, management_url, **settings):
+        from imfed.config import parse
+
+        self.server_id = server_id
+        self.client_port = free_port()
+        section = {"server_id": server_id, "listen": "127.0.0.1:%d" % free_port(),
+                   "client_listen": "127.0.0.1:%d" % self.client_port,
+                   "management_url": management_url,
+                   "outbox_retry_initial_seconds": 0.2, "outbox_retry_max_seconds": 2.0}
+        section.update(settings)
+        self.data = {"data_dir": folder, "node": section}
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, "imfed.toml")
+        write_toml(self.data, self.path)
+        self.config = parse(self.data)
+        self.url = "http://127.0.0.1:%d/api/v1/" % self.client_port
+
+    def start(self):
+        self.log = open(self.path + ".log", "wb")
+        self.proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config",
+                                      self.path], cwd=REPO, stdout=self.log,
+                                     stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, PYTHONPATH=REPO))
+
+    async def stop(self, reactor):
+        # Not proc.wait(): this process's reactor may serve the management role the node is
+        # still talking to while it shuts down.
+        self.proc.send_signal(signal.SIGTERM)
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                break
+            await task.deferLater(reactor, 0.05, lambda: None)
+        self.log.close()
+
+
+async def call(method, url, token=None, body=None, **kw):
+    """(status, JSON answer) of a client API call."""
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    data = json.dumps(body).encode() if body is not None else kw.pop("data", None)
+    response = await treq.request(method, url, data=data, headers=headers, **kw)
+    return response.code, json.loads((await treq.content(response)).decode())
+
+
+async def login(reactor, node, login_name, password="bench"):
+    """A session token, once the node answers (it may still be starting)."""
+    for _ in range(600):
+        try:
+            code, answer = await call("POST", node.url + "login",
+                                      body={"login": login_name, "password": password})
+            if code == 200:
+                return answer["token"]
+        except Exception:
+            pass
+        await task.deferLater(reactor, 0.1, lambda: None)
+    raise RuntimeError("cannot log in at %s" % node.url)
+
+
+class Stream:
+    """A client's server-sent event stream: arrival time of each message and group message,
+    by its text."""
+
+    def __init__(self):
+        self.arrived = {}
+        self.buffer = b""
+
+    async def open(self, url, token):
+        response = await treq.get(url + "events/stream",
+                                  headers={"Authorization": "Bearer " + token})
+        # Runs in the background; it ends with the connection when the node stops.
+        treq.collect(response, self.feed).addErrback(lambda _: None)
+        return self
+
+    def feed(self, chunk: bytes):
+        now = time.perf_counter()
+        self.buffer += chunk
+        while b"\n\n" in self.buffer:
+            block, self.buffer = self.buffer.split(b"\n\n", 1)
+            lines = dict(line.split(b": ", 1) for line in block.split(b"\n")
+                         if b": " in line and not line.startswith(b":"))
+            if lines.get(b"event") in (b"message", b"group_message"):
+                text = json.loads(lines[b"data"])["messageInfo"].get("content", {}).get("message")
+                self.arrived.setdefault(text, now)

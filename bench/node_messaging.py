@@ -12,11 +12,8 @@ management role and the load in this process:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +25,7 @@ sys.path.insert(0, REPO)
 import treq  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
-from benchlib import free_port, write_toml  # noqa: E402
+from benchlib import Node, Stream, call, cpu_seconds, free_port, login, rss_kb  # noqa: E402
 
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
@@ -36,97 +33,6 @@ from imfed.node import users  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import migrate, run_sync  # noqa: E402
 
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
-
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class Node:
-    def __init__(self, folder, server_id, management_url, max_file_bytes):
-        self.server_id = server_id
-        self.client_port = free_port()
-        self.data = {"data_dir": folder, "node": {
-            "server_id": server_id, "listen": "127.0.0.1:%d" % free_port(),
-            "client_listen": "127.0.0.1:%d" % self.client_port,
-            "management_url": management_url, "max_file_bytes": max_file_bytes,
-            "outbox_retry_initial_seconds": 0.2, "outbox_retry_max_seconds": 2.0}}
-        os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(folder, "imfed.toml")
-        write_toml(self.data, self.path)
-        self.config = parse(self.data)
-        self.url = "http://127.0.0.1:%d/api/v1/" % self.client_port
-
-    def start(self):
-        self.log = open(self.path + ".log", "wb")
-        self.proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config",
-                                      self.path], cwd=REPO, stdout=self.log,
-                                     stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONPATH=REPO))
-
-    async def stop(self, reactor):
-        # Not proc.wait(): this process's reactor serves the management role the node may
-        # still be talking to while it shuts down.
-        self.proc.send_signal(signal.SIGTERM)
-        for _ in range(600):
-            if self.proc.poll() is not None:
-                break
-            await task.deferLater(reactor, 0.05, lambda: None)
-        self.log.close()
-
-
-async def call(method, url, token=None, body=None, **kw):
-    headers = {"Authorization": "Bearer " + token} if token else {}
-    data = json.dumps(body).encode() if body is not None else kw.pop("data", None)
-    response = await treq.request(method, url, data=data, headers=headers, **kw)
-    return response.code, json.loads((await treq.content(response)).decode())
-
-
-async def login(reactor, node, login_name):
-    for _ in range(300):
-        try:
-            code, answer = await call("POST", node.url + "login",
-                                      body={"login": login_name, "password": "bench"})
-            if code == 200:
-                return answer["token"]
-        except Exception:
-            pass
-        await task.deferLater(reactor, 0.1, lambda: None)
-    raise RuntimeError("cannot log in at %s" % node.url)
-
-
-class Stream:
-    """Bob's server-sent event stream: arrival time of each message by its text."""
-
-    def __init__(self):
-        self.arrived = {}
-        self.buffer = b""
-        self.waiters = []
-
-    def feed(self, chunk: bytes):
-        now = time.perf_counter()
-        self.buffer += chunk
-        while b"\n\n" in self.buffer:
-            block, self.buffer = self.buffer.split(b"\n\n", 1)
-            lines = dict(line.split(b": ", 1) for line in block.split(b"\n")
-                         if b": " in line and not line.startswith(b":"))
-            if lines.get(b"event") == b"message":
-                text = json.loads(lines[b"data"])["messageInfo"].get("content", {}).get("message")
-                self.arrived.setdefault(text, now)
 
 
 async def main(reactor, args):
@@ -137,8 +43,10 @@ async def main(reactor, args):
     management = make_service(mconfig, reactor)
     management.startService()
     limit = (args.file_mb + 1) << 20
-    a = Node(os.path.join(folder, "a"), "node-a", "https://127.0.0.1:%d" % port, limit)
-    b = Node(os.path.join(folder, "b"), "node-b", "https://127.0.0.1:%d" % port, limit)
+    a = Node(os.path.join(folder, "a"), "node-a", "https://127.0.0.1:%d" % port,
+             max_file_bytes=limit)
+    b = Node(os.path.join(folder, "b"), "node-b", "https://127.0.0.1:%d" % port,
+             max_file_bytes=limit)
     senders = ["%d" % (100 + i) for i in range(args.conversations)]
     password = users.hash_password("bench")
     for node, phones in ((a, senders), (b, ["200"])):
@@ -152,11 +60,7 @@ async def main(reactor, args):
         tokens = [await login(reactor, a, phone) for phone in senders]
         alice = tokens[0]
         bob = await login(reactor, b, "200")
-        stream = Stream()
-        response = await treq.get(b.url + "events/stream",
-                                  headers={"Authorization": "Bearer " + bob})
-        # Runs in the background; it ends with the connection when the nodes stop.
-        treq.collect(response, stream.feed).addErrback(lambda _: None)
+        stream = await Stream().open(b.url, bob)
 
         async def send(text, sender=0):
             for _ in range(100):
