@@ -79,11 +79,11 @@ class _Reader:
             raise ConfigError(self.key(name), "must be a positive integer")
         return value
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, unit: str = "seconds") -> float:
         self.used.add(name)
         value = self.table.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(self.key(name), "must be a positive number of seconds")
+            raise ConfigError(self.key(name), "must be a positive number of %s" % unit)
         return float(value)
 
     def server_id(self, name: str, default=attrs.NOTHING) -> str:
@@ -148,6 +148,8 @@ class NodeConfig:
     client_listen: Listen
     directory_refresh_seconds: float
     group_sync_seconds: float
+    renew_before_days: float
+    renew_check_seconds: float
     outbox_retry_initial_seconds: float
     outbox_retry_max_seconds: float
     outbox_give_up_seconds: float
@@ -209,6 +211,8 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
                                if listen.port + 1000 <= 65535 else "127.0.0.1:0"),
         directory_refresh_seconds=r.seconds("directory_refresh_seconds", 60.0),
         group_sync_seconds=r.seconds("group_sync_seconds", 300.0),
+        renew_before_days=r.seconds("renew_before_days", 30.0, "days"),
+        renew_check_seconds=r.seconds("renew_check_seconds", 3600.0),
         outbox_retry_initial_seconds=r.seconds("outbox_retry_initial_seconds", 1.0),
         outbox_retry_max_seconds=r.seconds("outbox_retry_max_seconds", 300.0),
         outbox_give_up_seconds=r.seconds("outbox_give_up_seconds", 7 * 86400.0),

@@ -16,7 +16,7 @@ from .management import review, store
 from .management.service import ManagementRole
 from .node import users
 from .node.join import application_fields, join
-from .service import InOrder, tls_listener
+from .service import InOrder
 from .storage import run_sync
 
 __all__ = ["DevFederation", "DEMO_USERS", "DEMO_PASSWORD", "join_and_approve"]
@@ -95,8 +95,6 @@ class DevFederation(InOrder):
                              users.hash_password(DEMO_PASSWORD), int(self.reactor.seconds()
                                                                      * 1000))
         role.db.setServiceParent(self)
-        tls_listener(self.reactor, node_config.listen, role.identity,
-                     role.api.resource()).setServiceParent(self)
         for service in role.services():
             service.setServiceParent(self)
         self.nodes[node_config.server_id] = role

@@ -75,6 +75,13 @@ class PeerClient:
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
 
+    def use(self, identity: tls.TLSIdentity, key: sm2.PrivateKey) -> None:
+        """Sign with ``key`` and present ``identity`` from now on (a renewed certificate);
+        idle connections made with the old one are closed."""
+        self.identity, self.key = identity, key
+        self.policy.use(identity)
+        self.pool.closeCachedConnections()
+
     async def _request(self, destination: str, address: str, method: str, path: str,
                  query: dict | None, data: bytes, signed: bool) -> tuple[bytes, Headers, str]:
         """(URL, headers, nonce) of a request to ``destination``: its identity announced to

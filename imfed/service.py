@@ -78,11 +78,9 @@ def http_site(resource, request_factory=JsonRequest) -> Site:
     return site
 
 
-def tls_listener(reactor, listen: Listen, identity: tls.TLSIdentity, resource,
-                 require_client_cert: bool = True) -> Listener:
+def tls_listener(reactor, listen: Listen, server_tls: tls.ServerTLS, resource) -> Listener:
     """A mutual-TLS HTTPS listener service for a Klein resource."""
-    factory = TLSMemoryBIOFactory(tls.ServerTLS(identity, require_client_cert), False,
-                                  http_site(resource))
+    factory = TLSMemoryBIOFactory(server_tls, False, http_site(resource))
     return Listener(reactor, listen, factory)
 
 
@@ -93,8 +91,9 @@ def make_service(config: Config, reactor) -> MultiService:
 
         role = ManagementRole(config, reactor)
         role.db.setServiceParent(top)
-        listener = tls_listener(reactor, config.management.listen, role.identity,
-                                role.api.resource(), require_client_cert=False)
+        listener = tls_listener(reactor, config.management.listen,
+                                tls.ServerTLS(role.identity, require_client_cert=False),
+                                role.api.resource())
         listener.setServiceParent(top)
         role.notifier.setServiceParent(top)
         top.management = role
@@ -111,8 +110,6 @@ def make_service(config: Config, reactor) -> MultiService:
 
         node = NodeRole(config, reactor)
         node.db.setServiceParent(top)
-        tls_listener(reactor, config.node.listen, node.identity,
-                     node.api.resource()).setServiceParent(top)
         for service in node.services():
             service.setServiceParent(top)
         top.node = node

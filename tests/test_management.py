@@ -17,6 +17,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from imfed.config import Listen
 from imfed.crypto import pki, signing, sm2
+from imfed.crypto.tls import ServerTLS
 from imfed.management.notifier import NOTIFY_PATH
 from imfed.peer import PeerClient
 from imfed.service import tls_listener
@@ -280,7 +281,7 @@ class StandIn(Endpoints):
 
 
 def start_stand_in(stand_in: StandIn, issued: Issued, port: int):
-    service = tls_listener(reactor, Listen("127.0.0.1", port), issued.identity(),
+    service = tls_listener(reactor, Listen("127.0.0.1", port), ServerTLS(issued.identity()),
                            stand_in.resource())
     service.startService()
     return service

@@ -277,6 +277,92 @@ async def test_certificate_renewal_through_modify(pair, management):
 
 
 @pytest_twisted.ensureDeferred
+async def test_running_node_renews_its_certificate_before_expiry(management, tmp_path):
+    """A's certificate (365 days) is inside its 400-day renewal window: the daemon applies for
+    a new one, and once the operator approves it signs and presents the new one without a
+    restart, both ways."""
+    from imfed.crypto import pki
+    from imfed.management import review, store
+
+    from conftest import join_node, wait_until
+
+    a = await join_node(management, str(tmp_path / "a"), "node-a", renew_before_days=400,
+                        renew_check_seconds=0.2)
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    try:
+        await a.role.directory.refresh()
+        old = a.role.identity.certificate
+        app = await wait_until(lambda: management.role.store.run(store.pending_for, "node-a"),
+                               what="the renewal application")
+        assert app.kind == "modify" and app.csr_pem
+        assert a.role.identity.certificate.fingerprint == old.fingerprint  # still waiting
+        await management.role.store.run(review.approve, app.application_id, management.ca,
+                                        "test", 1000, management.role.store.now_ms())
+        await wait_until(lambda: a.role.identity.certificate.fingerprint != old.fingerprint,
+                         what="A to take up its new certificate")
+        new = a.role.identity.certificate
+        assert new.public_key != old.public_key and new.subject_cn == "node-a"
+        assert pki.load_pem_certificate(a.config.node.cert_file).fingerprint == new.fingerprint
+        assert (await management.role.store.get("node-a")).cert_fingerprint == new.fingerprint
+        await wait_until(lambda: b.role.directory.active("node-a") is not None and
+                         b.role.directory.active("node-a").cert.fingerprint == new.fingerprint,
+                         what="B to know A's new certificate")
+        assert await _presented_certificate(b, a) == new.fingerprint
+
+        add_user(a, "100", "Alice")
+        add_user(b, "200", "Bob")
+        alice = await ApiClient(a, "100").login()
+        bob = await ApiClient(b, "200").login()
+        await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                            "content": {"message": "new key"}})
+        assert (await bob.wait_event("message"))["messageInfo"]["content"]["message"] == \
+            "new key"
+        sent = await bob.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
+                                                 "content": {"message": "got it"}})
+        got = await alice.wait_event("message", match=lambda m: m["messageInfo"]["senderID"]
+                                     == "200@node-b")
+        assert got["messageInfo"]["content"] == {"message": "got it"}
+        # B took A's answer as delivered: it verified under A's new certificate.
+        mid = sent["message"]["messageInfo"]["messageID"]
+        delivered = await bob.wait_event("delivery", match=lambda d: d["messageID"] == mid)
+        assert delivered["state"] == "sent"
+        # The renewed certificate (1000 days) is outside the window: no second application.
+        assert await management.role.store.run(store.pending_for, "node-a") is None
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def _presented_certificate(caller, node) -> str:
+    """SM3 fingerprint of the certificate ``node``'s federation listener presents to
+    ``caller`` in a real mutual-TLS handshake."""
+    from twisted.internet.defer import Deferred
+    from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
+    from twisted.internet.protocol import Protocol
+
+    from imfed.crypto.tls import leaf_certificate
+
+    listen = node.config.node.listen
+    policy = caller.role.client.policy
+    policy.expect(listen.host, listen.port, node.server_id)
+    handshake = Deferred()
+
+    class Probe(Protocol):
+        def connectionMade(self):
+            self.transport.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+
+        def dataReceived(self, data):
+            if not handshake.called:
+                handshake.callback(self.transport.getPeerCertificate())
+            self.transport.loseConnection()
+
+    endpoint = wrapClientTLS(policy.creatorForNetloc(listen.host.encode(), listen.port),
+                             HostnameEndpoint(reactor, listen.host, listen.port))
+    await connectProtocol(endpoint, Probe())
+    return leaf_certificate(await handshake).fingerprint
+
+
+@pytest_twisted.ensureDeferred
 async def test_node_join_command_line(management, tmp_path):
     """`imfed node join` as an operator runs it: progress printed while the application waits,
     the certificate installed once the management operator approves."""

@@ -134,10 +134,14 @@ class ServerTLS:
     """
 
     def __init__(self, identity: TLSIdentity, require_client_cert: bool = True) -> None:
+        self.use(identity)
+        self._mode = _VERIFY if require_client_cert else SSL.VERIFY_PEER
+
+    def use(self, identity: TLSIdentity) -> None:
+        """Present ``identity`` (a renewed certificate) from the next connection on."""
         self.identity = identity
         self._ctx = identity.context()
         self._verify = _verifier(identity.ca)
-        self._mode = _VERIFY if require_client_cert else SSL.VERIFY_PEER
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         conn = SSL.Connection(self._ctx, None)
@@ -172,9 +176,13 @@ class PeerPolicy:
     """
 
     def __init__(self, identity: TLSIdentity) -> None:
+        self.use(identity)
+        self._expected: dict[tuple[str, int], object] = {}
+
+    def use(self, identity: TLSIdentity) -> None:
+        """Present ``identity`` from the next connection on."""
         self.identity = identity
         self._ctx = identity.context()
-        self._expected: dict[tuple[str, int], object] = {}
 
     def expect(self, host: str, port: int, server_id) -> None:
         self._expected[(host.lower(), port)] = server_id

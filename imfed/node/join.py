@@ -131,7 +131,8 @@ async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = l
                 ) -> pki.Certificate:
     """Certificate renewal (§6.1.2 through PROFILE.md §4 ``modify``): a new key and CSR, sent
     signed with the current identity; once approved the new key and certificate replace the
-    old ones (the old pair is kept as ``*.old``).  The daemon uses them after a restart."""
+    old ones (the old pair is kept as ``*.old``).  A running daemon takes them up at its next
+    renewal check (imfed/node/renewal.py)."""
     from ..crypto.tls import TLSIdentity
     from ..peer import PeerClient
 
@@ -196,6 +197,6 @@ async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = l
     os.replace(pending_key, config.key_file)
     pki.write_file(config.cert_file, cert.pem)
     os.unlink(state_file)
-    progress("renewed: certificate %x installed, valid until %s; restart the daemon to use it"
-             % (cert.serial, cert.not_after.isoformat()))
+    progress("renewed: certificate %x installed, valid until %s; a running daemon takes it up "
+             "within its renew_check_seconds" % (cert.serial, cert.not_after.isoformat()))
     return cert

@@ -18,6 +18,7 @@ from .events import EventHub
 from .federation import FederationApi
 from .groupsync import GroupSync
 from .outbox import Outbox
+from .renewal import Renewal
 
 __all__ = ["NodeRole"]
 
@@ -27,16 +28,13 @@ class NodeRole:
         n = self.config = config.node
         self.clock = reactor
         try:
-            self.identity = tls.TLSIdentity.load(n.key_file, n.cert_file, n.ca_file)
+            self.identity, self.signing_key = _identity(n)
             management_cert = pki.load_pem_certificate(n.management_cert_file)
             pki.verify_issued(management_cert, self.identity.ca, server_id=n.management_id)
-            pki.verify_issued(self.identity.certificate, self.identity.ca,
-                              server_id=n.server_id)
-        except (OSError, pki.PKIError) as e:
+        except (OSError, ValueError, pki.PKIError) as e:
             raise ConfigError("node.cert_file", "the node has no valid key, certificate, CA or "
                               "management certificate (run `imfed node join`): %s" % e) from None
-        with open(n.key_file, "rb") as f:
-            self.signing_key = load_private_key_pem(f.read())
+        self.server_tls = tls.ServerTLS(self.identity)
         self.db = Database(config.path("node.sqlite3"), "node", reactor)
         self.hub = EventHub()
         self.acl = AccessControl(self.db, reactor)
@@ -70,6 +68,20 @@ class NodeRole:
                                  file_dir=self.file_dir, max_file_bytes=n.max_file_bytes)
         self.client_api = ClientApi(role=self)
 
+    def use_identity(self) -> bool:
+        """Take up the key and certificate now in the files (renewed by the daemon or by
+        `imfed node renew`) without a restart: new connections both ways present the new
+        certificate, requests and answers are signed with the new key.  False when the files
+        hold the identity already in use."""
+        identity, key = _identity(self.config)
+        if identity.certificate.fingerprint == self.identity.certificate.fingerprint:
+            return False
+        self.identity, self.signing_key = identity, key
+        self.server_tls.use(identity)
+        self.client.use(identity, key)
+        self.api.signing_key = key
+        return True
+
     def _load_directory(self) -> None:
         # Synchronously, before any listener opens: a restarted node knows its peers at once.
         rows, self.directory.last_query_time = run_sync(self.db.path, _load)
@@ -78,12 +90,29 @@ class NodeRole:
             self.directory.peers[server_id] = Peer(server_id, name, address, status, cert)
 
     def services(self):
-        """The role's services after its store: directory refresh timer, outbound queue,
-        group check timer, client API listener (the federation listener is added by make_service)."""
-        refresh = Refresher(self.directory, self.config.directory_refresh_seconds, self.clock)
-        from ..service import Listener, http_site
+        """The role's services after its store: federation listener, directory refresh
+        timer, outbound queue, group check timer, certificate renewal timer, client API
+        listener."""
+        from ..service import Listener, http_site, tls_listener
 
+        federation = tls_listener(self.clock, self.config.listen, self.server_tls,
+                                  self.api.resource())
+        refresh = Refresher(self.directory, self.config.directory_refresh_seconds, self.clock)
         site = http_site(self.client_api.resource(),
                          limited_request(max(self.config.max_file_bytes, self.config.max_body)))
         client = Listener(self.clock, self.config.client_listen, site)
-        return [refresh, self.outbox, self.group_sync, client]
+        renewal = Renewal(self, self.config.renew_check_seconds,
+                          self.config.renew_before_days * 86400.0)
+        return [federation, refresh, self.outbox, self.group_sync, renewal, client]
+
+
+def _identity(n) -> tuple[tls.TLSIdentity, "object"]:
+    """The node's TLS identity and signing key from its files, checked: issued by the CA to
+    this serverId, and the key is the certificate's."""
+    identity = tls.TLSIdentity.load(n.key_file, n.cert_file, n.ca_file)
+    pki.verify_issued(identity.certificate, identity.ca, server_id=n.server_id)
+    with open(n.key_file, "rb") as f:
+        key = load_private_key_pem(f.read())
+    if key.public_key() != identity.certificate.public_key:
+        raise pki.PKIError("%s is not the key of %s" % (n.key_file, n.cert_file))
+    return identity, key
