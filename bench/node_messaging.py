@@ -7,6 +7,7 @@ management role and the load in this process:
 
     python bench/node_messaging.py [--messages 3000] [--concurrency 64] [--conversations 16]
                                    [--rate 200] [--seconds 10] [--file-mb 200]
+                                   [--no-access-log]
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ async def main(reactor, args):
     management.startService()
     limit = (args.file_mb + 1) << 20
     a = Node(os.path.join(folder, "a"), "node-a", "https://127.0.0.1:%d" % port,
-             max_file_bytes=limit)
+             max_file_bytes=limit, access_log=not args.no_access_log)
     b = Node(os.path.join(folder, "b"), "node-b", "https://127.0.0.1:%d" % port,
-             max_file_bytes=limit)
+             max_file_bytes=limit, access_log=not args.no_access_log)
     senders = ["%d" % (100 + i) for i in range(args.conversations)]
     password = users.hash_password("bench")
     for node, phones in ((a, senders), (b, ["200"])):
@@ -180,4 +181,6 @@ if __name__ == "__main__":
     p.add_argument("--rate", type=int, default=200)
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--file-mb", type=int, default=200)
+    p.add_argument("--no-access-log", action="store_true",
+                   help="run the nodes with access_log = false")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, p.parse_args())))

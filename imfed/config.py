@@ -131,6 +131,7 @@ class ManagementConfig:
     notify_poll_seconds: float
     notify_retry_initial_seconds: float
     notify_retry_max_seconds: float
+    access_log: bool
 
 
 @attrs.frozen
@@ -157,6 +158,7 @@ class NodeConfig:
     search_timeout_seconds: float
     max_file_bytes: int
     session_seconds: float
+    access_log: bool
 
 
 @attrs.frozen
@@ -186,6 +188,7 @@ def _management(table: dict) -> ManagementConfig:
         notify_poll_seconds=r.seconds("notify_poll_seconds", 1.0),
         notify_retry_initial_seconds=r.seconds("notify_retry_initial_seconds", 1.0),
         notify_retry_max_seconds=r.seconds("notify_retry_max_seconds", 300.0),
+        access_log=r.get("access_log", bool, True),
     )
     r.done()
     return cfg
@@ -220,6 +223,7 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         search_timeout_seconds=r.seconds("search_timeout_seconds", 5.0),
         max_file_bytes=r.positive("max_file_bytes", 100 << 20),
         session_seconds=r.seconds("session_seconds", 30 * 86400.0),
+        access_log=r.get("access_log", bool, True),
     )
     r.done()
     return cfg

@@ -256,6 +256,8 @@ def write_toml(data: dict, path: str) -> str:
     """A config dict as a TOML file (flat tables of strings and numbers)."""
 
     def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
         return '"%s"' % v if isinstance(v, str) else repr(v)
 
     lines = ["%s = %s" % (k, value(v)) for k, v in data.items() if not isinstance(v, dict)]

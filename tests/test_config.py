@@ -46,6 +46,14 @@ def test_default_is_loopback_development_setup():
     ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "lisen": "x"}},
      "management.lisen"),
     ({"data_dir": "d", "node": {"listen": "127.0.0.1:1"}}, "node.server_id"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "access_log": "no"}},
+     "management.access_log"),
+    ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                "management_url": "https://m", "access_log": 0}},
+     "node.access_log"),
+    ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                "management_url": "https://m", "renew_before_days": 0}},
+     "node.renew_before_days"),
     ({"data_dir": "d", "extra": 1, "management": {"listen": "127.0.0.1:1"}}, "extra"),
 ])
 def test_mistakes_name_the_key(data, key):

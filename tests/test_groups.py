@@ -340,12 +340,14 @@ async def test_group_commands(trio):
 
     from test_node_delivery import imfed
 
-    a, b, _ = trio
+    a, b, c = trio
     add_user(a, "100", "Owner")
     add_user(b, "200", "Bob")
+    add_user(c, "300", "Carol")
     owner = await ApiClient(a, "100").login()
     bob = await ApiClient(b, "200").login()
-    gid = await make_group(owner, "运维", [bob])
+    carol = await ApiClient(c, "300").login()
+    gid = await make_group(owner, "运维", [bob, carol])
     await owner.ok("POST", "groups/%s/messages" % gid,
                    {"messageType": "text", "content": {"message": "hi"}})
     await wait_until(lambda: _group_texts(b, gid) == ["hi"], what="B's copy")
@@ -359,6 +361,23 @@ async def test_group_commands(trio):
     assert code == 0 and "owner   100@node-a" in out and "member  200@node-b" in out
     code, out = await imfed(a, "group", "show", "nope@node-a")
     assert code == 1 and "no group" in out
+
+    # The operator moderates groups mastered here, as the owner; every server is told.
+    code, out = await imfed(b, "group", "remove", gid, "300@node-c")
+    assert code == 1 and "mastered here" in out  # B holds only a view
+    code, out = await imfed(a, "group", "remove", gid, "999@node-c")
+    assert code == 1 and "not a member" in out
+    code, out = await imfed(a, "group", "remove", gid, "300@node-c")
+    assert code == 0, out
+    removed = await carol.wait_event("group_notify", match=lambda e: e["operType"] == 2)
+    assert [u["userID"] for u in removed["users"]] == ["300@node-c"]
+    await bob.wait_event("group_notify", match=lambda e: e["operType"] == 2)
+    code, out = await imfed(a, "group", "dissolve", gid)
+    assert code == 0, out
+    await bob.wait_event("group_notify", match=lambda e: e["operType"] == 3)
+    assert (await bob.ok("GET", "groups"))["groups"] == []
+    code, out = await imfed(a, "group", "dissolve", gid)
+    assert code == 1 and "no live group" in out
 
 
 @pytest_twisted.ensureDeferred

@@ -177,6 +177,33 @@ def cmd_group_show(args) -> None:
                                 m["userInfo"].get("name", "")))
 
 
+def _as_owner(args, action) -> None:
+    """Run ``action(cur, group, owner)`` on a group mastered here, acting as its owner (the
+    operator's moderation); what it announces goes out through the daemon's outbox."""
+    config = _node_config(args)
+
+    def run(cur):
+        g = groups.get_group(cur, args.group_id)
+        if g is None or not g.master or g.dissolved:
+            raise ApiError("no live group %s mastered here" % args.group_id)
+        owner = users.get_user(cur, g.owner_id)
+        return action(cur, g, owner, config.node.server_id, int(time.time() * 1000))
+
+    run_sync(_db(config), run)
+
+
+def cmd_group_remove(args) -> None:
+    _as_owner(args, lambda cur, g, owner, server_id, now: groups.remove_members(
+        cur, g.group_id, owner, args.user_ids, server_id, now))
+    print("removed %s from %s" % (", ".join(args.user_ids), args.group_id))
+
+
+def cmd_group_dissolve(args) -> None:
+    _as_owner(args, lambda cur, g, owner, server_id, now: groups.dissolve(
+        cur, g.group_id, owner, server_id, now))
+    print("dissolved %s" % args.group_id)
+
+
 def _directions(value: str) -> tuple:
     return acl.DIRECTIONS if value == "both" else (value,)
 
@@ -277,6 +304,15 @@ def add_parsers(sub) -> None:
     a = with_config(gs.add_parser("show", help="one group and its members"))
     a.add_argument("group_id")
     a.set_defaults(func=cmd_group_show)
+    a = with_config(gs.add_parser("remove", help="remove members from a group mastered "
+                                  "here, as its owner (announced to every server)"))
+    a.add_argument("group_id")
+    a.add_argument("user_ids", nargs="+", metavar="USER_ID")
+    a.set_defaults(func=cmd_group_remove)
+    a = with_config(gs.add_parser("dissolve", help="dissolve a group mastered here, as its "
+                                  "owner (announced to every server)"))
+    a.add_argument("group_id")
+    a.set_defaults(func=cmd_group_dissolve)
 
     rules = sub.add_parser("acl", help="node role: access control over serverIds")
     rs = rules.add_subparsers(dest="command", required=True)

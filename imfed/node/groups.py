@@ -14,7 +14,7 @@ import attrs
 
 from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
-from ..wire.messages import MessageInfo, server_of
+from ..wire.messages import MessageInfo, new_object_id, server_of
 from . import files, users
 from .messaging import _dump, emit, enqueue
 
@@ -133,7 +133,7 @@ def create_group(cur, owner: users.User, name: str, server_id: str, now_ms: int,
                  icon: str = "") -> Group:
     if not name.strip() or len(name) > 64:
         raise BadRequest("groupName must be 1-64 characters", "bad_groupName")
-    group_id = "%s@%s" % (secrets.token_urlsafe(15), server_id)
+    group_id = new_object_id(server_id)
     g = Group(group_id, name, icon, owner.user_id, 1, 1, now_ms, 0, 1)
     cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % _G,
                 attrs.astuple(g))

@@ -96,10 +96,11 @@ class NodeRole:
         from ..service import Listener, http_site, tls_listener
 
         federation = tls_listener(self.clock, self.config.listen, self.server_tls,
-                                  self.api.resource())
+                                  self.api.resource(), self.config.access_log)
         refresh = Refresher(self.directory, self.config.directory_refresh_seconds, self.clock)
         site = http_site(self.client_api.resource(),
-                         limited_request(max(self.config.max_file_bytes, self.config.max_body)))
+                         limited_request(max(self.config.max_file_bytes, self.config.max_body)),
+                         self.config.access_log)
         client = Listener(self.clock, self.config.client_listen, site)
         renewal = Renewal(self, self.config.renew_check_seconds,
                           self.config.renew_before_days * 86400.0)

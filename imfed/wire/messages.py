@@ -69,8 +69,9 @@ def object_id(value, field: str) -> str:
 
 
 def new_object_id(server_id: str) -> str:
-    """A message, file or group ID made here: 120 random bits (PROFILE.md §1)."""
-    return "%s@%s" % (secrets.token_urlsafe(15), server_id)
+    """A message, file or group ID made here: 120 random bits (PROFILE.md §1), in hex (so
+    never with a leading "-", which command lines would take for an option)."""
+    return "%s@%s" % (secrets.token_hex(15), server_id)
 
 
 def _int(value, field: str, minimum: int = 0) -> int:
