@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,33 +13,10 @@ import time
 import treq
 from twisted.internet import task
 
+from imfed.testing import free_port, write_toml
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def write_toml(data: dict, path: str) -> None:
-    """A config dict as TOML (flat tables of strings and numbers)."""
-
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return '"%s"' % v if isinstance(v, str) else repr(v)
-
-    lines = ["%s = %s" % (k, value(v)) for k, v in data.items() if not isinstance(v, dict)]
-    for key, table in data.items():
-        if isinstance(table, dict):
-            lines.append("[%s]" % key)
-            lines += ["%s = %s" % (k, value(v)) for k, v in table.items()]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 def cpu_seconds(pid: int) -> float:

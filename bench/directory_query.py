@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from twisted.internet import defer, task  # noqa: E402
 
-from benchlib import free_port  # noqa: E402
+from imfed.testing import free_port  # noqa: E402
 
 from imfed.config import parse  # noqa: E402
 from imfed.crypto import pki, sm2  # noqa: E402

@@ -20,13 +20,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 from twisted.internet import defer, task  # noqa: E402
 
-from benchlib import Node, Stream, call, free_port, login  # noqa: E402
+from benchlib import Node, Stream, call, login  # noqa: E402
 
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
 from imfed.node import users  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import migrate, run_sync  # noqa: E402
+from imfed.testing import free_port  # noqa: E402
 
 
 async def api(method, url, token=None, body=None):

@@ -26,13 +26,14 @@ sys.path.insert(0, REPO)
 import treq  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
-from benchlib import Node, Stream, call, cpu_seconds, free_port, login, rss_kb  # noqa: E402
+from benchlib import Node, Stream, call, cpu_seconds, login, rss_kb  # noqa: E402
 
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
 from imfed.node import users  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import migrate, run_sync  # noqa: E402
+from imfed.testing import free_port  # noqa: E402
 
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 from io import BytesIO
@@ -26,6 +25,7 @@ from zope.interface import implementer
 from imfed.config import parse
 from imfed.crypto import pki, sm2, tls
 from imfed.service import make_service
+from imfed.testing import free_port, write_toml
 
 OPENSSL = "openssl"
 REFUSED = (ResponseNeverReceived, ResponseFailed, SSL.Error, ConnectionLost)
@@ -35,14 +35,6 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 def openssl(*args, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([OPENSSL, *args], input=input, capture_output=True, check=check)
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @attrs.define
@@ -250,24 +242,6 @@ class RunningNode:
 
     async def stop(self):
         await self.service.stopService()
-
-
-def write_toml(data: dict, path: str) -> str:
-    """A config dict as a TOML file (flat tables of strings and numbers)."""
-
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return '"%s"' % v if isinstance(v, str) else repr(v)
-
-    lines = ["%s = %s" % (k, value(v)) for k, v in data.items() if not isinstance(v, dict)]
-    for key, table in data.items():
-        if isinstance(table, dict):
-            lines.append("[%s]" % key)
-            lines.extend("%s = %s" % (k, value(v)) for k, v in table.items())
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
 
 
 def node_config(data_dir: str, server_id: str, management, **settings):

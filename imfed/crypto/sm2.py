@@ -140,7 +140,8 @@ def _load(loader, data: bytes, *args):
         return loader(data, *args)
     except Exception as e:
         _backend._consume_errors()
-        raise SM2Error("cannot load key: %s" % (e.args[0] if e.args else type(e).__name__)) from None
+        reason = e.args[0] if e.args else type(e).__name__
+        raise SM2Error("cannot load key: %s" % reason) from None
 
 
 def load_private_key_pem(data: bytes) -> PrivateKey:

@@ -191,7 +191,8 @@ class PeerPolicy:
         host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
         if (host.lower(), port) not in self._expected:
             raise PKIError("no expected server for %s:%d" % (host, port))
-        return _ClientCreator(self._ctx, self.identity.ca, host, self._expected[(host.lower(), port)])
+        return _ClientCreator(self._ctx, self.identity.ca, host,
+                              self._expected[(host.lower(), port)])
 
 
 @implementer(IPolicyForHTTPS)

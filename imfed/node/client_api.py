@@ -21,7 +21,7 @@ from ..web import (JSON_TYPE, Endpoints, endpoint, install_errors, int_arg, quer
 from ..wire import fields
 from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, TooLarge, Unauthorized,
                            Unavailable, ok_body)
-from ..wire.messages import new_object_id, object_id, parse_message_info, user_id
+from ..wire.messages import new_object_id, object_id, parse_message_info, server_of, user_id
 from . import files, groups, messaging, users
 
 __all__ = ["ClientApi"]
@@ -131,7 +131,7 @@ class ClientApi(Endpoints):
         await self.user(request)
         uid = self.role.directory.canonical(user_id(query_arg(request, "userID"), "userID"),
                                             "userID")
-        server = uid.split("@")[1]
+        server = server_of(uid)
         if server == self.server_id:
             user = await self.db.runInteraction(users.get_user, uid)
             if user is None:
@@ -187,7 +187,7 @@ class ClientApi(Endpoints):
         target = self.role.directory.canonical(user_id(body.get("userID"), "userID"),
                                                "userID")
         remark = fields.text(body, "remark", required=False, max_len=256)
-        server = target.split("@")[1]
+        server = server_of(target)
         if server != self.server_id:
             await self._destination(server)
         rid = await self.db.runInteraction(messaging.request_friend, user, target, remark,
@@ -242,7 +242,7 @@ class ClientApi(Endpoints):
         info = parse_message_info({
             "senderID": user.user_id, "recvID": recv, "messageType": message_type,
             "type": 1, "messageID": new_object_id(self.server_id), "content": content})
-        server = recv.split("@")[1]
+        server = server_of(recv)
         if server != self.server_id:
             await self._destination(server, queue=True)
         message = await self.db.runInteraction(messaging.send_message, info, self.server_id,
@@ -315,7 +315,7 @@ class ClientApi(Endpoints):
         return await _share(pending)
 
     async def _fetch(self, stored: files.StoredFile) -> files.StoredFile:
-        origin = stored.file_id.split("@")[1]
+        origin = server_of(stored.file_id)
         peer = await self._destination(origin, queue=True)
         if not peer.active:
             raise Unavailable("server %s is not reachable now" % origin, "peer_unreachable")
@@ -407,9 +407,9 @@ class ClientApi(Endpoints):
         """A group changed by its owner or admins, who are users of its master (§6.4.2.1):
         from any other server, refused."""
         gid = self._group(group_id)
-        if gid.split("@")[1] != self.server_id:
+        if server_of(gid) != self.server_id:
             raise Forbidden("only the owner and admins, users of %s, manage %s"
-                            % (gid.split("@")[1], gid), "not_admin")
+                            % (server_of(gid), gid), "not_admin")
         return gid
 
     @app.route(V1 + "groups/<group_id>", methods=["GET"])
@@ -418,7 +418,7 @@ class ClientApi(Endpoints):
         """The group as its master knows it: from here, or asked of the master."""
         user = await self.user(request)
         gid = self._group(group_id)
-        if gid.split("@")[1] == self.server_id:
+        if server_of(gid) == self.server_id:
             g = await self.db.runInteraction(groups.get_group, gid)
             found = await self.db.runInteraction(groups.members, gid) if g else []
             if g is None or g.dissolved or user.user_id not in [
@@ -426,7 +426,7 @@ class ClientApi(Endpoints):
                 raise NotFound("no group %s for you" % gid, "unknown_group")
             return ok_body(self.style, groupInfo=g.info(len(found)), gset=g.gset(),
                            members=found)
-        server = gid.split("@")[1]
+        server = server_of(gid)
         info = await self._remote(server, "GET", "/sns/grpinfo",
                                   query={"groupID": gid, "userID": user.user_id})
         listed = await self._remote(server, "GET", "/sns/grpmembers",
@@ -447,13 +447,13 @@ class ClientApi(Endpoints):
             raise BadRequest("userIDs must list 1-500 user IDs", "bad_userIDs")
         invitees = [self.role.directory.canonical(user_id(u, "userIDs"), "userIDs")
                     for u in ids]
-        for server in {u.split("@")[1] for u in invitees} - {self.server_id}:
+        for server in {server_of(u) for u in invitees} - {self.server_id}:
             await self._destination(server, queue=True)
-        if gid.split("@")[1] == self.server_id:
+        if server_of(gid) == self.server_id:
             sent = await self.db.runInteraction(groups.invite, gid, user.user_id, user.info(),
                                                 invitees, self.server_id, self.now_ms())
         else:
-            await self._destination(gid.split("@")[1], queue=True)
+            await self._destination(server_of(gid), queue=True)
             await self.db.runInteraction(groups.request_invitation, gid, user, invitees,
                                          self.now_ms())
             sent = None  # the master sends them
@@ -497,11 +497,11 @@ class ClientApi(Endpoints):
         info = parse_message_info({
             "senderID": user.user_id, "recvID": gid, "messageType": message_type, "type": 2,
             "messageID": new_object_id(self.server_id), "content": content})
-        if gid.split("@")[1] == self.server_id:
+        if server_of(gid) == self.server_id:
             await self.db.runInteraction(groups.post_message, info, self.server_id,
                                          self.now_ms())
         else:
-            await self._destination(gid.split("@")[1], queue=True)
+            await self._destination(server_of(gid), queue=True)
             await self.db.runInteraction(groups.send_to_master, info, self.now_ms())
         self._after_write(None)
         return ok_body(self.style, messageID=info.message_id)

@@ -16,7 +16,7 @@ from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
 from ..wire.messages import MessageInfo, new_object_id, server_of
 from . import files, users
-from .messaging import _dump, emit, enqueue
+from .messaging import compact_json, emit, enqueue
 
 __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_type",
            "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
@@ -138,7 +138,7 @@ def create_group(cur, owner: users.User, name: str, server_id: str, now_ms: int,
     cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % _G,
                 attrs.astuple(g))
     cur.execute("INSERT INTO group_members VALUES (?, ?, ?, ?, ?)",
-                (group_id, owner.user_id, OWNER, _dump(owner.info()), now_ms))
+                (group_id, owner.user_id, OWNER, compact_json(owner.info()), now_ms))
     return g
 
 
@@ -258,7 +258,7 @@ def _answered(cur, group_id: str, invitee: str, agree: bool, info: dict, server_
     if not agree:
         return
     cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
-                (group_id, invitee, MEMBER, _dump(info), now_ms))
+                (group_id, invitee, MEMBER, compact_json(info), now_ms))
     _announce(cur, g, ADD, dict(info, userID=invitee), [dict(info, userID=invitee)],
               server_id, now_ms)
 
@@ -276,7 +276,7 @@ def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
     cur.execute("INSERT OR IGNORE INTO group_messages (group_id, message_id, sender_id, "
                 "message_type, content, created_at, ord) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (group_id, info.message_id, info.sender_id, info.message_type,
-                 _dump(info.content), now_ms, ord))
+                 compact_json(info.content), now_ms, ord))
     return cur.lastrowid if cur.rowcount == 1 else None
 
 
@@ -535,7 +535,7 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
             continue
         if oper_type == ADD:
             cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
-                        (group_id, uid, MEMBER, _dump(u), now_ms))
+                        (group_id, uid, MEMBER, compact_json(u), now_ms))
         elif oper_type == REMOVE:
             cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
                         (group_id, uid))

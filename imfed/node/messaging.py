@@ -19,18 +19,18 @@ __all__ = ["emit", "enqueue", "conversation_key", "send_message", "receive_messa
            "recall", "delivery", "request_friend", "receive_friend_request", "answer_request",
            "receive_friend_answer", "delete_friend", "receive_friend_delete", "friends",
            "friend_requests", "is_friend", "message_state", "history", "conversations",
-           "events_since", "StoredMessage", "friend_request_failed"]
+           "events_since", "StoredMessage", "friend_request_failed", "compact_json"]
 
 CHAT = "/sns/chat"
 
 
-def _dump(value) -> str:
+def compact_json(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def emit(cur, user_id: str, kind: str, payload: dict, now_ms: int) -> None:
     cur.execute("INSERT INTO events (user_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
-                (user_id, kind, _dump(payload), now_ms))
+                (user_id, kind, compact_json(payload), now_ms))
 
 
 def enqueue(cur, destination: str, lane: str, method: str, path: str, body: dict,
@@ -39,7 +39,7 @@ def enqueue(cur, destination: str, lane: str, method: str, path: str, body: dict
     friend requests) go out in the order they were owed; lanes go out in parallel."""
     cur.execute("INSERT INTO outbox (destination, lane, method, path, body, message_id, "
                 "created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (destination, lane, method, path, _dump(body), message_id, now_ms, now_ms))
+                (destination, lane, method, path, compact_json(body), message_id, now_ms, now_ms))
 
 
 def conversation_key(a: str, b: str) -> str:
@@ -83,7 +83,7 @@ def _store(cur, info: MessageInfo, state: str, now_ms: int) -> bool:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (info.message_id, info.chat_type, info.sender_id, info.recv_id,
                  conversation_key(info.sender_id, info.recv_id), info.message_type,
-                 _dump(info.content), now_ms, state))
+                 compact_json(info.content), now_ms, state))
     return cur.rowcount == 1
 
 
@@ -238,7 +238,7 @@ def friend_requests(cur, user_id: str) -> list[dict]:
 
 def _befriend(cur, owner_id: str, friend_id: str, info: dict, now_ms: int) -> None:
     cur.execute("INSERT OR REPLACE INTO friends (owner_id, friend_id, friend_info, created_at) "
-                "VALUES (?, ?, ?, ?)", (owner_id, friend_id, _dump(info), now_ms))
+                "VALUES (?, ?, ?, ?)", (owner_id, friend_id, compact_json(info), now_ms))
 
 
 def _pending(cur, from_id: str, to_id: str) -> str | None:
@@ -254,7 +254,7 @@ def _new_request(cur, from_id: str, to_id: str, remark: str, info: dict, now_ms:
         return existing
     rid = secrets.token_hex(12)
     cur.execute("INSERT INTO friend_requests VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (rid, from_id, to_id, remark, _dump(info), now_ms, now_ms))
+                (rid, from_id, to_id, remark, compact_json(info), now_ms, now_ms))
     return rid
 
 

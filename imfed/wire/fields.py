@@ -1,4 +1,5 @@
-"""Field validation at the edge: each check raises BadRequest naming the field (PROFILE.md §1-2)."""
+"""Field validation at the edge: each check raises BadRequest naming the field (PROFILE.md
+§1-2)."""
 
 from __future__ import annotations
 
