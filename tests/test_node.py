@@ -256,22 +256,7 @@ async def test_certificate_renewal_through_modify(pair, management):
     a = RunningNode(a.config).start()
     pair_nodes = pair
     try:
-        await wait_until(lambda: b.role.directory.active("node-a") is not None and
-                         b.role.directory.active("node-a").cert.fingerprint == new.fingerprint,
-                         what="B to know A's new certificate")
-        add_user(a, "100", "Alice")
-        add_user(b, "200", "Bob")
-        alice = await ApiClient(a, "100").login()
-        bob = await ApiClient(b, "200").login()
-        await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
-                                            "content": {"message": "new key"}})
-        assert (await bob.wait_event("message"))["messageInfo"]["content"]["message"] == \
-            "new key"
-        await bob.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
-                                          "content": {"message": "got it"}})
-        assert (await alice.wait_event("message", match=lambda m: m["messageInfo"]["senderID"]
-                                       == "200@node-b"))["messageInfo"]["content"] == {
-            "message": "got it"}
+        await _federates_with_new_certificate(a, b, new.fingerprint)
     finally:
         pair_nodes[0].service = a.service  # the fixture stops the running one
 
@@ -304,33 +289,38 @@ async def test_running_node_renews_its_certificate_before_expiry(management, tmp
         assert new.public_key != old.public_key and new.subject_cn == "node-a"
         assert pki.load_pem_certificate(a.config.node.cert_file).fingerprint == new.fingerprint
         assert (await management.role.store.get("node-a")).cert_fingerprint == new.fingerprint
-        await wait_until(lambda: b.role.directory.active("node-a") is not None and
-                         b.role.directory.active("node-a").cert.fingerprint == new.fingerprint,
-                         what="B to know A's new certificate")
+        await _federates_with_new_certificate(a, b, new.fingerprint)
         assert await _presented_certificate(b, a) == new.fingerprint
-
-        add_user(a, "100", "Alice")
-        add_user(b, "200", "Bob")
-        alice = await ApiClient(a, "100").login()
-        bob = await ApiClient(b, "200").login()
-        await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
-                                            "content": {"message": "new key"}})
-        assert (await bob.wait_event("message"))["messageInfo"]["content"]["message"] == \
-            "new key"
-        sent = await bob.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
-                                                 "content": {"message": "got it"}})
-        got = await alice.wait_event("message", match=lambda m: m["messageInfo"]["senderID"]
-                                     == "200@node-b")
-        assert got["messageInfo"]["content"] == {"message": "got it"}
-        # B took A's answer as delivered: it verified under A's new certificate.
-        mid = sent["message"]["messageInfo"]["messageID"]
-        delivered = await bob.wait_event("delivery", match=lambda d: d["messageID"] == mid)
-        assert delivered["state"] == "sent"
         # The renewed certificate (1000 days) is outside the window: no second application.
         assert await management.role.store.run(store.pending_for, "node-a") is None
     finally:
         await b.stop()
         await a.stop()
+
+
+async def _federates_with_new_certificate(a, b, fingerprint: str) -> None:
+    """B learns A's new certificate from the management server's notification; then a message
+    goes each way, and B takes A's answer as delivered (it verified under the new one)."""
+    from conftest import wait_until
+
+    await wait_until(lambda: b.role.directory.active("node-a") is not None and
+                     b.role.directory.active("node-a").cert.fingerprint == fingerprint,
+                     what="B to know A's new certificate")
+    add_user(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    alice = await ApiClient(a, "100").login()
+    bob = await ApiClient(b, "200").login()
+    await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                        "content": {"message": "new key"}})
+    assert (await bob.wait_event("message"))["messageInfo"]["content"]["message"] == "new key"
+    sent = await bob.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
+                                             "content": {"message": "got it"}})
+    got = await alice.wait_event("message", match=lambda m: m["messageInfo"]["senderID"]
+                                 == "200@node-b")
+    assert got["messageInfo"]["content"] == {"message": "got it"}
+    mid = sent["message"]["messageInfo"]["messageID"]
+    delivered = await bob.wait_event("delivery", match=lambda d: d["messageID"] == mid)
+    assert delivered["state"] == "sent"
 
 
 async def _presented_certificate(caller, node) -> str:
