@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -148,7 +150,7 @@ class PeerClient:
             body = _json_object(content, destination)
             raise PeerError("%s answered %d: %s" % (destination, response.code,
                                                     body.get("error") or body.get("desc")))
-        sink = _FileSink(dest_path, limit)
+        sink = _FileSink(dest_path, limit, self.reactor)
         response.deliverBody(sink)
         try:
             size, md5, sm3 = await sink.done
@@ -214,14 +216,21 @@ class _BytesProducer:
 
 
 class _FileSink(Protocol):
-    """Writes a response body to a file as it arrives, hashing it; stops past ``limit``."""
+    """Writes a response body to a file as it arrives, hashing it, on a thread of its own:
+    MD5, SM3 and file writes release the GIL, so the reactor goes on decrypting TLS meanwhile.
+    While more than ``HIGH`` bytes wait for that thread the transport is paused (memory stays
+    flat whatever the network's speed); stops past ``limit``."""
 
-    def __init__(self, path: str, limit: int) -> None:
-        self.file = open(path, "wb")
-        self.limit, self.size = limit, 0
-        self.md5, self.sm3 = hashlib.md5(), SM3()
+    HIGH, LOW, REPORT = 8 << 20, 2 << 20, 1 << 20
+
+    def __init__(self, path: str, limit: int, reactor) -> None:
+        self.reactor, self.limit, self.size = reactor, limit, 0
         self.done = Deferred()
         self.failed: Exception | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending, self._paused, self._ended = 0, False, False
+        threading.Thread(target=self._work, args=(path,), name="imfed-download",
+                         daemon=True).start()
 
     def dataReceived(self, data: bytes) -> None:
         if self.failed:
@@ -231,19 +240,60 @@ class _FileSink(Protocol):
             self.failed = PeerError("file over %d bytes" % self.limit)
             self.transport.stopProducing()
             return
-        self.md5.update(data)
-        self.sm3.update(data)
-        self.file.write(data)
+        self._pending += len(data)
+        self._queue.put(data)
+        if self._pending > self.HIGH and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
 
     def connectionLost(self, reason=None) -> None:
-        self.file.close()
+        self._ended = True
         if self.failed is None and reason is not None and \
                 not reason.check(ResponseDone, PotentialDataLoss):
             self.failed = reason.value
-        if self.failed is not None:
-            self.done.errback(self.failed)
+        self._queue.put(None)  # the thread finishes what is queued, then reports
+
+    def _written(self, n: int) -> None:
+        self._pending -= n
+        if self._paused and self._pending < self.LOW and not self._ended:
+            self._paused = False
+            self.transport.resumeProducing()
+
+    def _finished(self, md5: str, sm3: str, error: Exception | None) -> None:
+        failure = self.failed or error
+        if failure is not None:
+            self.done.errback(failure)
         else:
-            self.done.callback((self.size, self.md5.hexdigest(), self.sm3.hexdigest()))
+            self.done.callback((self.size, md5, sm3))
+
+    def _work(self, path: str) -> None:
+        """The thread: every chunk hashed and written in order, until the None at the end."""
+        md5, sm3, error, unreported = hashlib.md5(), SM3(), None, 0
+        try:
+            f = open(path, "wb")
+        except OSError as e:
+            f, error = None, e
+        while True:
+            data = self._queue.get()
+            if data is None:
+                break
+            if f is not None:
+                try:
+                    md5.update(data)
+                    sm3.update(data)
+                    f.write(data)
+                except OSError as e:
+                    error = e
+                    f.close()
+                    f = None
+            unreported += len(data)
+            if unreported >= self.REPORT:
+                self.reactor.callFromThread(self._written, unreported)
+                unreported = 0
+        if f is not None:
+            f.close()
+        self.reactor.callFromThread(self._written, unreported)
+        self.reactor.callFromThread(self._finished, md5.hexdigest(), sm3.hexdigest(), error)
 
 
 def _url(host: str, port: int, target: str) -> bytes:

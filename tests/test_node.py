@@ -102,6 +102,8 @@ async def test_files_travel_byte_identical_through_the_relay(pair):
 
     import treq
 
+    from imfed.peer import PeerError
+
     a, b = pair
     add_user(a, "100", "Alice")
     add_user(b, "200", "Bob")
@@ -150,12 +152,31 @@ async def test_files_travel_byte_identical_through_the_relay(pair):
     status, body, _ = await download(alice)  # the sender, locally
     assert status == 200 and body == data
 
-    # The origin gives the file only to servers with an entitled user.
+    # The download itself: written and hashed on its own thread, the transport paused while
+    # too much waits for it (thresholds lowered here so that it pauses and resumes often).
+    from imfed import peer as peer_module
+    from imfed.crypto.sm3 import sm3_hex
+
     peer = b.role.directory.active("node-a")
+    target = str(b.role.file_dir) + "/direct"
+    sink = peer_module._FileSink
+    saved = sink.HIGH, sink.LOW, sink.REPORT
+    sink.HIGH, sink.LOW, sink.REPORT = 1 << 16, 1 << 15, 1 << 14
+    try:
+        got = await b.role.client.download("node-a", peer.address, "/sns/download/file",
+                                           {"fileID": file_id}, target, 8 << 20)
+    finally:
+        sink.HIGH, sink.LOW, sink.REPORT = saved
+    assert got == (len(data), hashlib.md5(data).hexdigest(), sm3_hex(data))
+    with open(target, "rb") as f:
+        assert f.read() == data
+    with pytest.raises(PeerError, match="file over 1000 bytes"):
+        await b.role.client.download("node-a", peer.address, "/sns/download/file",
+                                     {"fileID": file_id}, target, 1000)
+
+    # The origin gives the file only to servers with an entitled user.
     other = os.urandom(1000)
     status, private = await upload(alice, other, "private.bin")
-    from imfed.peer import PeerError
-
     with pytest.raises(PeerError, match="403"):
         await b.role.client.download("node-a", peer.address, "/sns/download/file",
                                      {"fileID": private["fileID"]}, str(b.role.file_dir) + "/x",
