@@ -132,32 +132,32 @@ class Certificate:
     def fingerprint(self) -> str:
         return fingerprint(self.der)
 
-    @property
+    @functools.cached_property
     def subject_cn(self) -> str | None:
         return self._asn1.subject.native.get("common_name")
 
-    @property
+    @functools.cached_property
     def issuer_cn(self) -> str | None:
         return self._asn1.issuer.native.get("common_name")
 
-    @property
+    @functools.cached_property
     def serial(self) -> int:
         return self._asn1.serial_number
 
-    @property
+    @functools.cached_property
     def not_before(self) -> datetime.datetime:
         return self._asn1.not_valid_before
 
-    @property
+    @functools.cached_property
     def not_after(self) -> datetime.datetime:
         return self._asn1.not_valid_after
 
-    @property
+    @functools.cached_property
     def is_ca(self) -> bool:
         bc = self._asn1.basic_constraints_value
         return bool(bc and bc["ca"].native)
 
-    @property
+    @functools.cached_property
     def spki_der(self) -> bytes:
         return self._asn1["tbs_certificate"]["subject_public_key_info"].dump()
 

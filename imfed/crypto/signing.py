@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import re
 import secrets
 from typing import Awaitable, Callable
@@ -174,19 +175,25 @@ class NonceCache:
     def __init__(self, window_ms: int = WINDOW_MS) -> None:
         self.window_ms = window_ms
         self._seen: dict[tuple[str, str], int] = {}
-        self._next_prune = 0
+        self._expiries: collections.deque = collections.deque()  # (expiry, key), in order
 
     def check_and_add(self, origin: str, nonce: str, now_ms: int) -> bool:
         """True (and remembered) when new; False for a replay."""
-        if now_ms >= self._next_prune:
-            # A nonce can be replayed only while its request's ts is in the window, so an
-            # entry may go once its expiry (ts + window, kept below) has passed.
-            self._seen = {k: exp for k, exp in self._seen.items() if exp >= now_ms}
-            self._next_prune = now_ms + 1000
+        # A nonce can be replayed only while its request's ts is in the window, so an entry
+        # may go once its expiry (a request accepted now has ts within a window of now, so
+        # now + 2 windows is safe) has passed.  Entries are added in clock order, so the
+        # expired ones are at the front.
+        expiries, seen = self._expiries, self._seen
+        while expiries and expiries[0][0] < now_ms:
+            seen.pop(expiries.popleft()[1], None)
         key = (origin, nonce)
-        if key in self._seen:
+        if key in seen:
             return False
-        self._seen[key] = now_ms + 2 * self.window_ms
+        expiry = now_ms + 2 * self.window_ms
+        if expiries and expiry < expiries[-1][0]:
+            expiry = expiries[-1][0]  # the clock stepped back: keep the order, err long
+        seen[key] = expiry
+        expiries.append((expiry, key))
         return True
 
     def __len__(self) -> int:
