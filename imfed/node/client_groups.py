@@ -8,7 +8,7 @@ from ..web import endpoint, int_arg, query_arg, read_json
 from ..wire import fields
 from ..wire.errors import BadRequest, Forbidden, NotFound, Unavailable, ok_body
 from ..wire.messages import new_object_id, object_id, parse_message_info, server_of, user_id
-from . import groups
+from . import group_messages, groups
 from .client_app import V1, app
 
 __all__ = ["GroupRoutes"]
@@ -142,11 +142,11 @@ class GroupRoutes:
             "senderID": user.user_id, "recvID": gid, "messageType": message_type, "type": 2,
             "messageID": new_object_id(self.server_id), "content": content})
         if server_of(gid) == self.server_id:
-            await self.db.runInteraction(groups.post_message, info, self.server_id,
+            await self.db.runInteraction(group_messages.post_message, info, self.server_id,
                                          self.now_ms())
         else:
             await self._destination(server_of(gid), queue=True)
-            await self.db.runInteraction(groups.send_to_master, info, self.now_ms())
+            await self.db.runInteraction(group_messages.send_to_master, info, self.now_ms())
         self._after_write(None)
         return ok_body(self.style, messageID=info.message_id)
 
@@ -161,7 +161,7 @@ class GroupRoutes:
             raise NotFound("no group %s for you" % gid, "unknown_group")
         after = query_arg(request, "after", "") or ""
         limit = int_arg(request, "limit", 100, 500) or 100
-        page, newest = await self.db.runInteraction(groups.history, gid, after, limit)
+        page, newest = await self.db.runInteraction(group_messages.history, gid, after, limit)
         return ok_body(self.style, messages=page, newestMessageID=newest)
 
     @app.route(V1 + "groups/<group_id>/sync", methods=["POST"])

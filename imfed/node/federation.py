@@ -18,7 +18,7 @@ from ..wire import fields
 from ..peer import PeerError
 from ..wire.errors import BadRequest, Forbidden, NotFound, Style, TooLarge, Unavailable, ok_body
 from ..wire.messages import new_object_id, object_id, parse_message_info, split_id, user_id
-from . import files, groups, messaging, users
+from . import files, group_messages, groups, messaging, users
 from .acl import AccessControl
 from .directory import Directory
 from .events import EventHub
@@ -175,11 +175,11 @@ class FederationApi(Endpoints):
                 raise NotFound("no group %s here" % group_id, "unknown_group")
             info = attrs.evolve(info, sender_id=sender, recv_id=group_id,
                                 message_id="%s@%s" % (opaque, origin))
-            if await self.db.runInteraction(groups.has_message, info.message_id):
+            if await self.db.runInteraction(group_messages.has_message, info.message_id):
                 return ok_body(self.style)  # a repeat (PROFILE.md §5)
             if "fileID" in info.content:
                 info = await self._copy_group_file(info, origin)
-            await self.db.runInteraction(groups.post_message, info, self.server_id,
+            await self.db.runInteraction(group_messages.post_message, info, self.server_id,
                                          self.now_ms())
             self._wrote()
             return ok_body(self.style)
@@ -357,13 +357,13 @@ class FederationApi(Endpoints):
     async def grpchat(self, request):
         """History newer than messageID (§6.4.2.12), to a server with a member."""
         g = await self._master(request)
-        by_server = await self.db.runInteraction(groups._by_server, g.group_id)
+        by_server = await self.db.runInteraction(groups.servers_with_members, g.group_id)
         if request.signed.origin not in by_server:
             raise Forbidden("%s has no member in %s" % (request.signed.origin, g.group_id),
                             "not_member")
         after = query_arg(request, "messageID", "") or ""
         limit = int_arg(request, "limit", 100, 100) or 100
-        page, newest = await self.db.runInteraction(groups.history, g.group_id, after, limit)
+        page, newest = await self.db.runInteraction(group_messages.history, g.group_id, after, limit)
         return ok_body(self.style, newestMessageID=newest,
                        messages=[m["messageInfo"] for m in page])
 
@@ -380,7 +380,7 @@ class FederationApi(Endpoints):
         local = [(await self._local_user(u, "userIDs")).user_id for u in ids]
         sender = self.directory.canonical(info.sender_id, "senderID")
         info = attrs.evolve(info, sender_id=sender, recv_id=group_id)
-        await self.db.runInteraction(groups.receive_group_chat, group_id, local, info,
+        await self.db.runInteraction(group_messages.receive_group_chat, group_id, local, info,
                                      self.now_ms())
         self.hub.poke(local)
         return ok_body(self.style)

@@ -1,5 +1,6 @@
 """Groups across servers (§6.4.2, PROFILE.md §5): the master server (the owner's) keeps the
-group, orders its messages and fans them out; other servers keep what they are told.
+group, its members and settings; other servers keep what they are told.  Messages:
+group_messages.py.
 
 Cursor-level transactions, like messaging.py: each change, its events and the deliveries it
 owes other servers (one per server with members, in the group's lane) are written together.
@@ -14,16 +15,15 @@ import attrs
 
 from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
-from ..wire.messages import MessageInfo, new_object_id, server_of
-from . import files, users
+from ..wire.messages import new_object_id, server_of
+from . import users
 from .messaging import compact_json, emit, enqueue
 
 __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_type",
            "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
-           "receive_answer", "post_message", "send_to_master", "receive_group_chat", "history",
-           "quit_group", "receive_quit", "dissolve", "receive_notify", "my_groups", "lane",
-           "remove_members", "set_admin", "update_group", "search", "has_message",
-           "request_invitation", "transfer"]
+           "receive_answer", "quit_group", "receive_quit", "dissolve", "receive_notify",
+           "my_groups", "lane", "remove_members", "set_admin", "update_group", "search",
+           "request_invitation", "transfer", "master_group", "servers_with_members"]
 
 MEMBER, ADMIN, OWNER = 1, 2, 3
 ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
@@ -83,7 +83,8 @@ def _count(cur, group_id: str) -> int:
     return cur.fetchone()[0]
 
 
-def _by_server(cur, group_id: str) -> dict[str, list[str]]:
+def servers_with_members(cur, group_id: str) -> dict[str, list[str]]:
+    """{serverId: [its members' IDs]} of a group."""
     cur.execute("SELECT user_id FROM group_members WHERE group_id = ?", (group_id,))
     out: dict[str, list[str]] = {}
     for (uid,) in cur.fetchall():
@@ -91,7 +92,8 @@ def _by_server(cur, group_id: str) -> dict[str, list[str]]:
     return out
 
 
-def _master_group(cur, group_id: str, server_id: str) -> Group:
+def master_group(cur, group_id: str, server_id: str) -> Group:
+    """A live group mastered here (``server_id``), or NotFound."""
     g = get_group(cur, group_id)
     if g is None or not g.master or g.dissolved or server_of(group_id) != server_id:
         raise NotFound("no group %s here" % group_id, "unknown_group")
@@ -117,7 +119,7 @@ def _announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dic
     body = {"operType": oper_type, "operUser": oper_user,
             "groupInfo": g.info(_count(cur, g.group_id)), "grpset": g.gset(),
             "users": affected}
-    targets = _by_server(cur, g.group_id)
+    targets = servers_with_members(cur, g.group_id)
     for server in set(targets) | set(also):
         if server != server_id:
             enqueue(cur, server, lane(g.group_id), "POST",
@@ -147,7 +149,7 @@ def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: li
            server_id: str, now_ms: int) -> int:
     """Invite users (§6.4.2.4) at the master, for a member here or on another server (who
     asked with invite/grpreq); answer how many invitations went out."""
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     role = member_type(cur, group_id, inviter_id)
     if role is None:
         raise Forbidden("only members invite", "not_member")
@@ -249,7 +251,7 @@ def answer_invitation(cur, invitation_id: str, user: users.User, agree: bool, se
 
 def _answered(cur, group_id: str, invitee: str, agree: bool, info: dict, server_id: str,
               now_ms: int) -> None:
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     cur.execute("UPDATE group_invitations SET status = ? WHERE group_id = ? AND invitee_id = ? "
                 "AND status = 'pending'", ("accepted" if agree else "refused", group_id,
                                            invitee))
@@ -270,194 +272,6 @@ def receive_answer(cur, group_id: str, invitee: str, agree: bool, info: dict, se
     _answered(cur, group_id, invitee, agree, info, server_id, now_ms)
 
 
-def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
-           ord: float | None = None) -> int | None:
-    """gseq of the new row (its position ``ord``, or last), or None for a repeat."""
-    cur.execute("INSERT OR IGNORE INTO group_messages (group_id, message_id, sender_id, "
-                "message_type, content, created_at, ord) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (group_id, info.message_id, info.sender_id, info.message_type,
-                 compact_json(info.content), now_ms, ord))
-    return cur.lastrowid if cur.rowcount == 1 else None
-
-
-def _message(row) -> dict:
-    gseq, gid, mid, sender, mtype, content, created = row
-    info = MessageInfo(sender, gid, mtype, 2, mid, json.loads(content))
-    return {"gseq": gseq, "messageInfo": info.to_wire(), "createTime": created}
-
-
-_M = "gseq, group_id, message_id, sender_id, message_type, content, created_at"
-
-
-def has_message(cur, message_id: str) -> bool:
-    cur.execute("SELECT 1 FROM group_messages WHERE message_id = ?", (message_id,))
-    return cur.fetchone() is not None
-
-
-@transaction
-def post_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> bool:
-    """A group message at the master (§6.4.2.9): ordered, stored, shown to local members,
-    fanned out to every other server with members, listing them (§6.4.2.11).  False for a
-    repeat."""
-    g = _master_group(cur, info.recv_id, server_id)
-    if member_type(cur, g.group_id, info.sender_id) is None:
-        raise Forbidden("%s is not a member of %s" % (info.sender_id, g.group_id),
-                        "not_member")
-    gseq = _store(cur, g.group_id, info, now_ms)
-    if gseq is None:
-        return False
-    if "fileID" in info.content:
-        # The master's copy (§6.4.2.10), granted to the group: every member's server may
-        # fetch it while it has members.
-        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
-                    (info.content["fileID"], g.group_id))
-    cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
-    shown = _message(cur.fetchone())
-    for server, ids in _by_server(cur, g.group_id).items():
-        if server == server_id:
-            for uid in ids:
-                emit(cur, uid, "group_message", shown, now_ms)
-        else:
-            enqueue(cur, server, lane(g.group_id), "POST",
-                    "/sns/notify/grpchat?groupID=" + g.group_id,
-                    {"userIDs": ids, "messageInfo": info.to_wire()}, now_ms)
-    return True
-
-
-@transaction
-def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
-    """A local member's message for a group mastered elsewhere: it goes to the master, and
-    comes back (to us too) in the master's order."""
-    if member_type(cur, info.recv_id, info.sender_id) is None:
-        raise Forbidden("%s is not a member of %s" % (info.sender_id, info.recv_id),
-                        "not_member")
-    if "fileID" in info.content:
-        # The master copies the file from here (§6.4.2.10): grant it to the group.
-        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
-                    (info.content["fileID"], info.recv_id))
-    enqueue(cur, server_of(info.recv_id), lane(info.recv_id), "POST", "/sns/chat",
-            {"messageInfo": info.to_wire()}, now_ms)
-
-
-@transaction
-def receive_group_chat(cur, group_id: str, user_ids: list[str], info: MessageInfo,
-                       now_ms: int) -> bool:
-    """notify/grpchat from the master: keep it, show it to the members it lists."""
-    return _keep(cur, group_id, user_ids, info, now_ms)
-
-
-def _keep(cur, group_id: str, user_ids: list[str], info: MessageInfo, now_ms: int,
-          ord: float | None = None) -> bool:
-    gseq = _store(cur, group_id, info, now_ms, ord)
-    if gseq is None:
-        return False
-    if "fileID" in info.content:
-        # The master's copy, fetched from it when one of our members first downloads it.
-        files.expect_remote(cur, info.content, info.sender_id, user_ids, now_ms)
-    cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
-    shown = _message(cur.fetchone())
-    for uid in user_ids:
-        if users.get_user(cur, uid) is not None:
-            emit(cur, uid, "group_message", shown, now_ms)
-    return True
-
-
-def history(cur, group_id: str, after_message_id: str, limit: int) -> tuple[list, str]:
-    """At most ``limit`` messages newer than ``after_message_id`` (the oldest kept when
-    empty), oldest first, and the newest message ID (§6.4.2.12)."""
-    after = 0.0
-    if after_message_id:
-        after = _position(cur, group_id, after_message_id)
-        if after is None:
-            raise NotFound("no message %s in %s" % (after_message_id, group_id),
-                           "unknown_message")
-    cur.execute("SELECT %s FROM group_messages WHERE group_id = ? AND ord > ? ORDER BY ord "
-                "LIMIT ?" % _M, (group_id, after, limit))
-    page = [_message(r) for r in cur.fetchall()]
-    cur.execute("SELECT message_id FROM group_messages WHERE group_id = ? ORDER BY ord DESC "
-                "LIMIT 1", (group_id,))
-    row = cur.fetchone()
-    return page, row[0] if row else ""
-
-
-def _position(cur, group_id: str, message_id: str) -> float | None:
-    cur.execute("SELECT ord FROM group_messages WHERE message_id = ? AND group_id = ?",
-                (message_id, group_id))
-    row = cur.fetchone()
-    return row[0] if row else None
-
-
-def oldest(cur, group_id: str) -> str:
-    """The ID of the first message held of a group, or ""."""
-    cur.execute("SELECT message_id FROM group_messages WHERE group_id = ? ORDER BY ord LIMIT 1",
-                (group_id,))
-    row = cur.fetchone()
-    return row[0] if row else ""
-
-
-def views_to_check(cur) -> list[tuple[str, str, list[str]]]:
-    """(groupID, synced through, local member IDs) of every live group mastered elsewhere
-    that has members here: what this server checks against the masters."""
-    cur.execute("SELECT g.group_id, COALESCE(s.synced_through, '') FROM groups g "
-                "LEFT JOIN group_sync s ON s.group_id = g.group_id "
-                "WHERE g.master = 0 AND g.dissolved = 0 ORDER BY g.group_id")
-    out = []
-    for group_id, through in cur.fetchall():
-        cur.execute("SELECT m.user_id FROM group_members m JOIN users u ON u.user_id = "
-                    "m.user_id WHERE m.group_id = ? ORDER BY m.user_id", (group_id,))
-        local = [r[0] for r in cur.fetchall()]
-        if local:
-            out.append((group_id, through, local))
-    return out
-
-
-@transaction
-def fill(cur, group_id: str, after_message_id: str, page: list[MessageInfo],
-         user_ids: list[str], now_ms: int) -> int:
-    """Keep what this server misses of a grpchat page (the master's messages after
-    ``after_message_id``, in its order), each in its place: after the message the master
-    has before it, before anything that came here later.  The number kept."""
-    prev = _position(cur, group_id, after_message_id) if after_message_id else 0.0
-    if prev is None:
-        # We no longer hold the message the page follows: begin just before the first one
-        # of the page we do hold, or after everything.
-        known = [p for p in (_position(cur, group_id, m.message_id) for m in page)
-                 if p is not None]
-        if known:
-            cur.execute("SELECT MAX(ord) FROM group_messages WHERE group_id = ? AND ord < ?",
-                        (group_id, known[0]))
-        else:
-            cur.execute("SELECT MAX(ord) FROM group_messages WHERE group_id = ?", (group_id,))
-        prev = cur.fetchone()[0] or 0.0
-    kept, i = 0, 0
-    while i < len(page):
-        here = _position(cur, group_id, page[i].message_id)
-        if here is not None:
-            prev = max(prev, here)
-            i += 1
-            continue
-        j = i
-        while j < len(page) and _position(cur, group_id, page[j].message_id) is None:
-            j += 1
-        # A run of missing messages, spread evenly up to whatever this server has next.
-        cur.execute("SELECT MIN(ord) FROM group_messages WHERE group_id = ? AND ord > ?",
-                    (group_id, prev))
-        after = cur.fetchone()[0]
-        step = ((after if after is not None else prev + 1.0) - prev) / (j - i + 1)
-        for info in page[i:j]:
-            prev += step
-            kept += _keep(cur, group_id, user_ids, info, now_ms, prev)
-        i = j
-    return kept
-
-
-@transaction
-def mark_synced(cur, group_id: str, message_id: str, now_ms: int) -> None:
-    cur.execute("INSERT INTO group_sync VALUES (?, ?, ?) ON CONFLICT (group_id) DO UPDATE "
-                "SET synced_through = excluded.synced_through, synced_at = excluded.synced_at",
-                (group_id, message_id, now_ms))
-
-
 def _leave(cur, g: Group, user_id: str, oper_user: dict, server_id: str, now_ms: int) -> None:
     cur.execute("SELECT user_info FROM group_members WHERE group_id = ? AND user_id = ?",
                 (g.group_id, user_id))
@@ -474,7 +288,7 @@ def _leave(cur, g: Group, user_id: str, oper_user: dict, server_id: str, now_ms:
 def quit_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int) -> None:
     """A member leaves (§6.4.2.7); the owner dissolves instead."""
     if server_of(group_id) == server_id:
-        g = _master_group(cur, group_id, server_id)
+        g = master_group(cur, group_id, server_id)
         if g.owner_id == user.user_id:
             raise Conflict("the owner cannot quit; dissolve the group instead", "owner_quits")
         _leave(cur, g, user.user_id, user.info(), server_id, now_ms)
@@ -489,7 +303,7 @@ def quit_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int
 
 @transaction
 def receive_quit(cur, group_id: str, user_id: str, server_id: str, now_ms: int) -> None:
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     if g.owner_id == user_id:
         raise Conflict("the owner cannot quit", "owner_quits")
     _leave(cur, g, user_id, {"userID": user_id}, server_id, now_ms)
@@ -498,7 +312,7 @@ def receive_quit(cur, group_id: str, user_id: str, server_id: str, now_ms: int) 
 @transaction
 def dissolve(cur, group_id: str, user: users.User, server_id: str, now_ms: int) -> None:
     """The owner dissolves the group on its master (§6.4.2.8), announced with operType 3."""
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     if g.owner_id != user.user_id:
         raise Forbidden("only the owner dissolves a group", "not_owner")
     _announce(cur, g, DISSOLVE, user.info(), [], server_id, now_ms)
@@ -567,7 +381,7 @@ def _require_role(cur, g: Group, user_id: str, allowed: tuple, errcode: str) -> 
 def remove_members(cur, group_id: str, owner: users.User, user_ids: list[str],
                    server_id: str, now_ms: int) -> None:
     """Only the owner removes members (§6.4.2.6), each announced with operType 2."""
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     _require_role(cur, g, owner.user_id, (OWNER,), "not_owner")
     for uid in dict.fromkeys(user_ids):
         if uid == owner.user_id:
@@ -580,7 +394,7 @@ def set_admin(cur, group_id: str, owner: users.User, user_id: str, admin: bool,
               server_id: str, now_ms: int) -> None:
     """The owner makes a member an admin, or a member again (operType 4 / 5).  Admins are
     users of the master server (§6.4.2.1)."""
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     _require_role(cur, g, owner.user_id, (OWNER,), "not_owner")
     role = member_type(cur, group_id, user_id)
     if role is None or role == OWNER:
@@ -601,7 +415,7 @@ def update_group(cur, group_id: str, user: users.User, server_id: str, now_ms: i
                  name: str | None = None, icon: str | None = None,
                  is_allow: int | None = None, is_visible: int | None = None) -> Group:
     """The owner or an admin changes the group's info or settings (§6.4.2.13, operType 7)."""
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     _require_role(cur, g, user.user_id, (OWNER, ADMIN), "not_admin")
     g = attrs.evolve(g, name=g.name if name is None else name,
                      icon=g.icon if icon is None else icon,
@@ -631,7 +445,7 @@ def transfer(cur, group_id: str, owner: users.User, new_owner: str, server_id: s
              now_ms: int) -> None:
     """The owner hands the group to another member who is a user of the master server (never
     to another server's member, §6.4.2.1); the old owner stays as an admin (operType 6)."""
-    g = _master_group(cur, group_id, server_id)
+    g = master_group(cur, group_id, server_id)
     _require_role(cur, g, owner.user_id, (OWNER,), "not_owner")
     if member_type(cur, group_id, new_owner) is None or new_owner == owner.user_id:
         raise NotFound("%s is not another member of %s" % (new_owner, group_id), "not_member")

@@ -16,7 +16,7 @@ from ..storage import Database
 from ..timers import Periodic
 from ..wire.errors import ApiError, Unavailable
 from ..wire.messages import MessageInfo, parse_message_info, server_of
-from . import groups
+from . import group_messages
 from .acl import AccessControl
 from .directory import Directory
 from .events import EventHub
@@ -38,7 +38,7 @@ class GroupSync(Periodic):
         return int(self.clock.seconds() * 1000)
 
     async def tick(self) -> None:
-        for group_id, through, local in await self.db.runInteraction(groups.views_to_check):
+        for group_id, through, local in await self.db.runInteraction(group_messages.views_to_check):
             try:
                 fetched = await self.sync(group_id, through, local)
             except (ApiError, PeerError) as e:
@@ -51,7 +51,7 @@ class GroupSync(Periodic):
 
     async def sync_now(self, group_id: str) -> int:
         """Check one group at once (a member asked); the number of messages filled."""
-        for gid, through, local in await self.db.runInteraction(groups.views_to_check):
+        for gid, through, local in await self.db.runInteraction(group_messages.views_to_check):
             if gid == group_id:
                 return await self.sync(gid, through, local)
         return 0
@@ -76,11 +76,11 @@ class GroupSync(Periodic):
         after = through
         if not after:
             # Never checked: from the oldest message we hold, or, holding none, from now on.
-            oldest = await self.db.runInteraction(groups.oldest, group_id)
+            oldest = await self.db.runInteraction(group_messages.oldest, group_id)
             if not oldest:
                 answer = await page_after("", 1)
                 _check(answer)
-                await self.db.runInteraction(groups.mark_synced, group_id,
+                await self.db.runInteraction(group_messages.mark_synced, group_id,
                                              answer.body.get("newestMessageID") or "",
                                              self.now_ms())
                 return 0
@@ -94,13 +94,13 @@ class GroupSync(Periodic):
                 continue
             _check(answer)
             page = [_group_message(m, group_id) for m in answer.body.get("messages") or []]
-            fetched += await self.db.runInteraction(groups.fill, group_id, after, page, local,
+            fetched += await self.db.runInteraction(group_messages.fill, group_id, after, page, local,
                                                     self.now_ms())
             if page:
                 after = page[-1].message_id
             if len(page) < PAGE:
                 break
-        await self.db.runInteraction(groups.mark_synced, group_id, after, self.now_ms())
+        await self.db.runInteraction(group_messages.mark_synced, group_id, after, self.now_ms())
         if fetched:
             self.hub.poke(local)
         return fetched
