@@ -151,6 +151,8 @@ class NodeConfig:
     group_sync_seconds: float
     renew_before_days: float
     renew_check_seconds: float
+    event_retention_days: float
+    housekeeping_seconds: float
     outbox_retry_initial_seconds: float
     outbox_retry_max_seconds: float
     outbox_give_up_seconds: float
@@ -216,6 +218,8 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         group_sync_seconds=r.seconds("group_sync_seconds", 300.0),
         renew_before_days=r.seconds("renew_before_days", 30.0, "days"),
         renew_check_seconds=r.seconds("renew_check_seconds", 3600.0),
+        event_retention_days=r.seconds("event_retention_days", 30.0, "days"),
+        housekeeping_seconds=r.seconds("housekeeping_seconds", 3600.0),
         outbox_retry_initial_seconds=r.seconds("outbox_retry_initial_seconds", 1.0),
         outbox_retry_max_seconds=r.seconds("outbox_retry_max_seconds", 300.0),
         outbox_give_up_seconds=r.seconds("outbox_give_up_seconds", 7 * 86400.0),

@@ -17,6 +17,7 @@ from .directory import Directory, Peer, Refresher, _load
 from .events import EventHub
 from .federation import FederationApi
 from .groupsync import GroupSync
+from .housekeeping import Housekeeping
 from .outbox import Outbox
 from .renewal import Renewal
 
@@ -91,8 +92,8 @@ class NodeRole:
 
     def services(self):
         """The role's services after its store: federation listener, directory refresh
-        timer, outbound queue, group check timer, certificate renewal timer, client API
-        listener."""
+        timer, outbound queue, group check timer, certificate renewal timer, housekeeping
+        timer, client API listener."""
         from ..service import Listener, http_site, tls_listener
 
         federation = tls_listener(self.clock, self.config.listen, self.server_tls,
@@ -104,7 +105,10 @@ class NodeRole:
         client = Listener(self.clock, self.config.client_listen, site)
         renewal = Renewal(self, self.config.renew_check_seconds,
                           self.config.renew_before_days * 86400.0)
-        return [federation, refresh, self.outbox, self.group_sync, renewal, client]
+        self.housekeeping = Housekeeping(self.db, self.clock, self.config.housekeeping_seconds,
+                                         self.config.event_retention_days * 86400.0)
+        return [federation, refresh, self.outbox, self.group_sync, renewal, self.housekeeping,
+                client]
 
 
 def _identity(n) -> tuple[tls.TLSIdentity, "object"]:
