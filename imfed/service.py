@@ -96,15 +96,15 @@ def tls_listener(reactor, listen: Listen, server_tls: tls.ServerTLS, resource,
 def make_service(config: Config, reactor) -> MultiService:
     top = InOrder()
     if config.management is not None:
-        from .management.service import ManagementRole
+        from .management.service import ManagementRole, OwnCertificateCheck
 
         role = ManagementRole(config, reactor)
         role.db.setServiceParent(top)
-        listener = tls_listener(reactor, config.management.listen,
-                                tls.ServerTLS(role.identity, require_client_cert=False),
+        listener = tls_listener(reactor, config.management.listen, role.server_tls,
                                 role.api.resource(), config.management.access_log)
         listener.setServiceParent(top)
         role.notifier.setServiceParent(top)
+        OwnCertificateCheck(role).setServiceParent(top)
         top.management = role
         log.info("management role {id} on https://{listen} (CA {fp})", id=role.config.server_id,
                  listen=config.management.listen, fp=role.ca.cert.fingerprint)

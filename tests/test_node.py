@@ -311,7 +311,9 @@ async def test_running_node_renews_its_certificate_before_expiry(management, tmp
         assert pki.load_pem_certificate(a.config.node.cert_file).fingerprint == new.fingerprint
         assert (await management.role.store.get("node-a")).cert_fingerprint == new.fingerprint
         await _federates_with_new_certificate(a, b, new.fingerprint)
-        assert await _presented_certificate(b, a) == new.fingerprint
+        listen = a.config.node.listen
+        assert await _presented_certificate(b.role.client.policy, listen.host, listen.port,
+                                            "node-a") == new.fingerprint
         # The renewed certificate (1000 days) is outside the window: no second application.
         assert await management.role.store.run(store.pending_for, "node-a") is None
     finally:
@@ -344,18 +346,16 @@ async def _federates_with_new_certificate(a, b, fingerprint: str) -> None:
     assert delivered["state"] == "sent"
 
 
-async def _presented_certificate(caller, node) -> str:
-    """SM3 fingerprint of the certificate ``node``'s federation listener presents to
-    ``caller`` in a real mutual-TLS handshake."""
+async def _presented_certificate(policy, host: str, port: int, server_id: str) -> str:
+    """SM3 fingerprint of the certificate the listener at host:port presents in a real
+    mutual-TLS handshake made with ``policy`` (a caller's PeerPolicy) expecting ``server_id``."""
     from twisted.internet.defer import Deferred
     from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
     from twisted.internet.protocol import Protocol
 
     from imfed.crypto.tls import leaf_certificate
 
-    listen = node.config.node.listen
-    policy = caller.role.client.policy
-    policy.expect(listen.host, listen.port, node.server_id)
+    policy.expect(host, port, server_id)
     handshake = Deferred()
 
     class Probe(Protocol):
@@ -367,10 +367,58 @@ async def _presented_certificate(caller, node) -> str:
                 handshake.callback(self.transport.getPeerCertificate())
             self.transport.loseConnection()
 
-    endpoint = wrapClientTLS(policy.creatorForNetloc(listen.host.encode(), listen.port),
-                             HostnameEndpoint(reactor, listen.host, listen.port))
+    endpoint = wrapClientTLS(policy.creatorForNetloc(host.encode(), port),
+                             HostnameEndpoint(reactor, host, port))
     await connectProtocol(endpoint, Probe())
     return leaf_certificate(await handshake).fingerprint
+
+
+@pytest_twisted.ensureDeferred
+async def test_management_certificate_renewed_and_fetched_again(management, tmp_path):
+    """The management server reissues its own certificate before it expires and presents it at
+    once; a node fetches it again before its pinned copy expires, and starts even with an
+    expired copy."""
+    import datetime
+
+    from imfed.crypto import pki
+
+    from conftest import RunningNode, join_node, wait_until
+
+    node = await join_node(management, str(tmp_path / "a"), "node-a", renew_check_seconds=0.2)
+    role = management.role
+    request = pki.make_csr(role.signing_key, "manager")
+    short = role.ca.issue(request, "manager", "127.0.0.1", 10)  # ten days left
+    try:
+        pki.write_file(role.identity.cert_file, short.pem)
+        assert role.renew_own_certificate()
+        fresh = role.identity.certificate
+        assert fresh.fingerprint != short.fingerprint and fresh.public_key == short.public_key
+        assert pki.load_pem_certificate(role.identity.cert_file).fingerprint == fresh.fingerprint
+        assert await _presented_certificate(node.role.client.policy, "127.0.0.1",
+                                            management.port, "manager") == fresh.fingerprint
+        assert not role.renew_own_certificate()  # current now
+
+        # The node's pinned copy has ten days left: it fetches the current one.
+        pinned = node.config.node.management_cert_file
+        pki.write_file(pinned, short.pem)
+        node.role.directory.management_cert = short
+        await wait_until(lambda: node.role.directory.management_cert.fingerprint ==
+                         fresh.fingerprint, what="the node to fetch the management certificate")
+        assert pki.load_pem_certificate(pinned).fingerprint == fresh.fingerprint
+
+        # A copy that expired while the node was stopped does not stop it from starting.
+        await node.stop()
+        long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=400)
+        expired = pki.issue_certificate(role.ca.key, role.ca.cert, request, "manager",
+                                        "127.0.0.1", 365, now=long_ago)
+        assert not expired.valid_at()
+        pki.write_file(pinned, expired.pem)
+        node = RunningNode(node.config).start()
+        await wait_until(lambda: pki.load_pem_certificate(pinned).fingerprint ==
+                         fresh.fingerprint, what="the node to replace its expired copy")
+        await node.role.directory.refresh()  # answers checked with the fetched copy
+    finally:
+        await node.stop()
 
 
 @pytest_twisted.ensureDeferred

@@ -219,8 +219,9 @@ def load_pem_certificate(path: str) -> Certificate:
 
 
 def verify_issued(cert: Certificate, ca: Certificate, when: datetime.datetime | None = None,
-                  server_id: str | None = None) -> None:
-    """Fail closed unless ``cert`` is a valid, current leaf of ``ca`` (and names ``server_id``).
+                  server_id: str | None = None, expired_ok: bool = False) -> None:
+    """Fail closed unless ``cert`` is a valid, current leaf of ``ca`` (and names ``server_id``);
+    ``expired_ok`` lets a leaf past its validity through (a pinned copy about to be replaced).
 
     Raises PKIError with the reason.
     """
@@ -228,7 +229,7 @@ def verify_issued(cert: Certificate, ca: Certificate, when: datetime.datetime | 
         raise PKIError("a CA certificate is not a server certificate")
     if not cert.signed_by(ca):
         raise PKIError("certificate is not signed by the federation CA")
-    if not cert.valid_at(when):
+    if not cert.valid_at(when) and not expired_ok:
         raise PKIError("certificate is outside its validity period")
     if not ca.valid_at(when):
         raise PKIError("the CA certificate is outside its validity period")

@@ -5,16 +5,21 @@ from __future__ import annotations
 import datetime
 import os
 
+from twisted.logger import Logger
+
 from ..config import Config, https_address
 from ..crypto import pki, signing, tls
 from ..crypto.sm2 import generate_private_key, load_private_key_pem
 from ..storage import Database
 from ..peer import PeerClient
+from ..timers import Periodic
 from .notifier import Notifier
 from .routes import ManagementApi
 from .store import RegistryStore
 
-__all__ = ["ManagementRole", "prepare_identity"]
+log = Logger()
+
+__all__ = ["ManagementRole", "prepare_identity", "OwnCertificateCheck"]
 
 
 def prepare_identity(config: Config) -> tuple[pki.CertificateAuthority, tls.TLSIdentity]:
@@ -58,7 +63,9 @@ class ManagementRole:
     def __init__(self, config: Config, reactor) -> None:
         m = config.management
         self.config = m
+        self.full_config, self.clock = config, reactor
         self.ca, self.identity = prepare_identity(config)
+        self.server_tls = tls.ServerTLS(self.identity, require_client_cert=False)
         with open(self.identity.key_file, "rb") as f:
             self.signing_key = load_private_key_pem(f.read())
         self.db = Database(config.path("management.sqlite3"), "management", reactor)
@@ -77,6 +84,19 @@ class ManagementRole:
                                  signing_key=self.signing_key, verifier=self.verifier,
                                  max_body=m.max_body)
 
+    def renew_own_certificate(self) -> bool:
+        """Reissue this server's own certificate (same key) when it is missing, for another
+        host or within 30 days of expiry, and present it from the next connection on; nodes
+        fetch it with getservercert.  True when it changed."""
+        _, identity = prepare_identity(self.full_config)
+        if identity.certificate.fingerprint == self.identity.certificate.fingerprint:
+            return False
+        self.identity = identity
+        self.server_tls.use(identity)
+        self.client.use(identity, self.signing_key)
+        self.api.own_cert = identity.certificate
+        return True
+
     async def any_certificate(self, server_id: str) -> pki.Certificate | None:
         """The certificate a server answers with, whatever its status."""
         record = await self.store.get(server_id)
@@ -87,3 +107,18 @@ class ManagementRole:
         if record is None or record.status != 0:
             return None
         return pki.Certificate.from_pem(record.cert_pem)
+
+
+class OwnCertificateCheck(Periodic):
+    """The management server's own certificate, checked every ``seconds`` (it is also checked
+    at start): a daemon that runs for years never presents an expired one."""
+
+    def __init__(self, role: ManagementRole, seconds: float = 3600.0) -> None:
+        super().__init__(role.clock, seconds)
+        self.role = role
+
+    def tick(self) -> None:
+        if self.role.renew_own_certificate():
+            log.info("management certificate renewed: {serial:x}, valid until {when}",
+                     serial=self.role.identity.certificate.serial,
+                     when=self.role.identity.certificate.not_after.isoformat())

@@ -202,6 +202,24 @@ class Directory:
         return peer, (server_id, name, address, status,
                       cert.pem.decode("ascii") if cert else None, fingerprint)
 
+    async def fetch_management_certificate(self) -> pki.Certificate:
+        """The management server's current certificate (getservercert), checked: issued by
+        the CA to the management serverId and valid now.  It replaces the pinned copy the
+        directory checks the management server's signatures with."""
+        answer = await self.client.call(self.management_id, self.management_url, "POST",
+                                        CERT_PATH, {"serverId": self.management_id},
+                                        signed=False)
+        if not answer.ok:
+            raise PeerError("getservercert %s: %s" % (self.management_id,
+                                                      answer.body.get("desc")))
+        try:
+            cert = pki.Certificate.from_pem(answer.body.get("serverCert") or "")
+            pki.verify_issued(cert, self.ca, server_id=self.management_id)
+        except pki.PKIError as e:
+            raise PeerError("the management server's certificate: %s" % e) from None
+        self.management_cert = cert
+        return cert
+
     async def _fetch_certificate(self, server_id: str, fingerprint: str) -> pki.Certificate:
         answer = await self.client.call(self.management_id, self.management_url, "POST",
                                         CERT_PATH, {"serverId": server_id}, signed=False)

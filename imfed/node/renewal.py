@@ -6,7 +6,8 @@ with the current identity), waits for the operator's approval, installs the file
 them up at once (``NodeRole.use_identity``): no restart, and the window in which peers that
 already know the new certificate see the old one is one status poll.  A renewal is resumable:
 one that a restart or a stop interrupted goes on with the same application.  The same check
-takes up a certificate renewed by hand with `imfed node renew`."""
+takes up a certificate renewed by hand with `imfed node renew`, and refreshes the pinned copy
+of the management server's certificate before it expires."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import datetime
 
 from twisted.logger import Logger
 
+from ..crypto import pki
 from ..peer import PeerError
 from ..timers import Periodic
 from .join import JoinError, renew
@@ -21,6 +23,10 @@ from .join import JoinError, renew
 __all__ = ["Renewal"]
 
 log = Logger()
+
+# The management server renews its own certificate 30 days before expiry: by 20 the new one
+# is there to fetch.
+MANAGEMENT_MARGIN = 20 * 86400.0
 
 
 class Renewal(Periodic):
@@ -31,12 +37,12 @@ class Renewal(Periodic):
         self.poll_seconds = poll_seconds if poll_seconds is not None else min(seconds, 30.0)
 
     async def tick(self) -> None:
+        await self._management_certificate()
         if self.role.use_identity():
             log.info("now using certificate {serial:x} (renewed outside the daemon)",
                      serial=self.role.identity.certificate.serial)
         cert = self.role.identity.certificate
-        now = datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.timezone.utc)
-        left = (cert.not_after - now).total_seconds()
+        left = (cert.not_after - self._now()).total_seconds()
         if left > self.before_seconds:
             return
         log.warn("certificate {serial:x} expires {when}: renewing", serial=cert.serial,
@@ -51,3 +57,27 @@ class Renewal(Periodic):
         log.info("now using certificate {serial:x}, valid until {when}",
                  serial=self.role.identity.certificate.serial,
                  when=self.role.identity.certificate.not_after.isoformat())
+
+    async def _management_certificate(self) -> None:
+        """The pinned copy of the management server's certificate, refreshed within 20 days
+        of its expiry."""
+        directory = self.role.directory
+        left = (directory.management_cert.not_after - self._now()).total_seconds()
+        if left > MANAGEMENT_MARGIN:
+            return
+        old = directory.management_cert
+        try:
+            cert = await directory.fetch_management_certificate()
+        except PeerError as e:
+            log.warn("the management server's certificate expires {when} and could not be "
+                     "refreshed: {error}", when=directory.management_cert.not_after.isoformat(),
+                     error=str(e))
+            return
+        if cert.fingerprint == old.fingerprint:
+            return
+        pki.write_file(self.role.config.management_cert_file, cert.pem)
+        log.info("management server's certificate refreshed: valid until {when}",
+                 when=cert.not_after.isoformat())
+
+    def _now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.timezone.utc)

@@ -31,7 +31,9 @@ class NodeRole:
         try:
             self.identity, self.signing_key = _identity(n)
             management_cert = pki.load_pem_certificate(n.management_cert_file)
-            pki.verify_issued(management_cert, self.identity.ca, server_id=n.management_id)
+            # Expired is let through: the renewal check fetches the current one at start.
+            pki.verify_issued(management_cert, self.identity.ca, server_id=n.management_id,
+                              expired_ok=True)
         except (OSError, ValueError, pki.PKIError) as e:
             raise ConfigError("node.cert_file", "the node has no valid key, certificate, CA or "
                               "management certificate (run `imfed node join`): %s" % e) from None
