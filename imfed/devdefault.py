@@ -59,7 +59,19 @@ class DevFederation(InOrder):
     def startService(self) -> None:
         super().startService()
         d = ensureDeferred(self._bring_up())
-        d.addErrback(lambda f: log.failure("the development federation did not start", f))
+        d.addErrback(self._failed)
+
+    def _failed(self, failure) -> None:
+        """Half a federation is no use: say why and stop."""
+        if failure.check(SystemExit):  # a port taken: its one line says which
+            log.critical("the development federation did not start: {why}",
+                         why=failure.value.code)
+        else:
+            log.failure("the development federation did not start", failure)
+        if self.reactor.running:
+            self.reactor.stop()
+        else:  # failed while twistd was still starting the services
+            self.reactor.callWhenRunning(self.reactor.stop)
 
     async def _bring_up(self) -> None:
         for node_config in self.config.dev_nodes:

@@ -10,6 +10,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -57,13 +58,35 @@ class _NoDelayFactory(WrappingFactory):
 
 class Listener(StreamServerEndpointService):
     """A listening port that, when stopped, also closes the connections it accepted (a
-    stopped role must not keep answering, or hanging, on connections from before)."""
+    stopped role must not keep answering, or hanging, on connections from before).  A port
+    that cannot be bound stops the start with one line naming it (Twisted would log it and
+    run on without the port: a daemon that systemd thinks healthy and nobody can reach)."""
+
+    _raiseSynchronously = True
 
     def __init__(self, reactor, listen: Listen, factory) -> None:
         endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
+        self.listen = listen
         self.tracked = _NoDelayFactory(factory)
         super().__init__(endpoint_type(reactor, listen.port, interface=listen.host),
                          self.tracked)
+
+    def privilegedStartService(self) -> None:  # twistd binds here, before startService
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            self._cannot_listen(e)
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            self._cannot_listen(e)
+
+    def _cannot_listen(self, e: CannotListenError):
+        reason = getattr(e.socketError, "strerror", None) or e.socketError
+        raise SystemExit("imfed: cannot listen on %s:%d: %s"
+                         % (self.listen.host, self.listen.port, reason))
 
     def stopService(self):
         d = super().stopService()

@@ -129,6 +129,26 @@ def test_config_mistake_stops_start_naming_the_key(tmp_path):
     assert b"Traceback" not in out
 
 
+def test_a_port_taken_stops_start_naming_it(tmp_path):
+    """Twisted alone would log the failed listen and run on, unreachable; imfed exits."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        write_toml({"data_dir": str(tmp_path / "data"),
+                    "management": {"listen": "127.0.0.1:%d" % port}},
+                   str(tmp_path / "imfed.toml"))
+        proc = _start(str(tmp_path / "imfed.toml"), str(tmp_path))
+        proc.wait(timeout=60)
+    finally:
+        busy.close()
+    out = _output(proc)
+    assert proc.returncode != 0
+    assert b"imfed: cannot listen on 127.0.0.1:%d: Address already in use" % port in out
+    assert b"Traceback" not in out
+
+
 def test_twistd_help_lists_the_options():
     out = subprocess.run([TWISTD, "imfed", "--help"], cwd=REPO, capture_output=True,
                          env=dict(os.environ, PYTHONPATH=REPO))
