@@ -302,6 +302,12 @@ async def test_running_node_renews_its_certificate_before_expiry(management, tmp
                                what="the renewal application")
         assert app.kind == "modify" and app.csr_pem
         assert a.role.identity.certificate.fingerprint == old.fingerprint  # still waiting
+        # The operator renewing by hand meanwhile is told, and changes nothing.
+        from test_node_delivery import imfed
+
+        code, out = await imfed(a, "node", "renew", "--wait", "0")
+        assert code == 1 and "already running" in out, out
+        assert pki.load_pem_certificate(a.config.node.cert_file).fingerprint == old.fingerprint
         await management.role.store.run(review.approve, app.application_id, management.ca,
                                         "test", 1000, management.role.store.now_ms())
         await wait_until(lambda: a.role.identity.certificate.fingerprint != old.fingerprint,

@@ -8,6 +8,7 @@ Resumable: the pending application is kept in ``<data_dir>/node/application.json
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from typing import Callable
@@ -133,6 +134,15 @@ async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = l
     signed with the current identity; once approved the new key and certificate replace the
     old ones (the old pair is kept as ``*.old``).  A running daemon takes them up at its next
     renewal check (imfed/node/renewal.py)."""
+    lock = _renewal_lock(config)
+    try:
+        return await _renew(reactor, config, progress, poll_seconds, wait_seconds)
+    finally:
+        lock.close()
+
+
+async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
+                 wait_seconds: float | None) -> pki.Certificate:
     from ..crypto.tls import TLSIdentity
     from ..peer import PeerClient
 
@@ -186,9 +196,32 @@ async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = l
             progress("pending review (%.0f s)" % waited)
             await deferLater(reactor, poll_seconds, lambda: None)
             waited += poll_seconds
+        cert = pki.Certificate.from_pem(answer.body["serverCert"])
+        _install(config, identity, new_key, cert, pending_key, state_file)
     finally:
         await client.close()
-    cert = pki.Certificate.from_pem(answer.body["serverCert"])
+    progress("renewed: certificate %x installed, valid until %s; a running daemon takes it up "
+             "within its renew_check_seconds" % (cert.serial, cert.not_after.isoformat()))
+    return cert
+
+
+def _renewal_lock(config: NodeConfig):
+    """One renewal at a time per node (the daemon's timer, `imfed node renew`): an exclusive
+    lock on ``renewal.lock`` beside the key, held until the new pair is installed."""
+    path = os.path.join(os.path.dirname(config.key_file), "renewal.lock")
+    f = open(path, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise JoinError("a renewal of this node's certificate is already running (the "
+                        "daemon's, or another `imfed node renew`); it installs the "
+                        "certificate when approved") from None
+    return f
+
+
+def _install(config: NodeConfig, identity, new_key, cert, pending_key: str,
+             state_file: str) -> None:
     pki.verify_issued(cert, identity.ca, server_id=config.server_id)
     if cert.public_key != new_key.public_key():
         raise JoinError("the issued certificate is not for the new key")
@@ -197,6 +230,3 @@ async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = l
     os.replace(pending_key, config.key_file)
     pki.write_file(config.cert_file, cert.pem)
     os.unlink(state_file)
-    progress("renewed: certificate %x installed, valid until %s; a running daemon takes it up "
-             "within its renew_check_seconds" % (cert.serial, cert.not_after.isoformat()))
-    return cert
