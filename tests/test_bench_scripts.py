@@ -1,0 +1,29 @@
+"""The benchmark scripts the README lists run to the end and print their figures (tiny sizes:
+this checks the scripts, not the speed; no timing is asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("sm2_speed.py", ["--seconds", "0.2", "--no-others"], b"sign"),
+    ("directory_query.py", ["--servers", "200", "--runs", "1"], b"incremental"),
+    ("node_messaging.py", ["--messages", "40", "--concurrency", "8", "--conversations", "4",
+                           "--rate", "20", "--seconds", "1", "--file-mb", "2"],
+     b"file relay: 2 MB"),
+    ("group_fanout.py", ["--servers", "2", "--messages", "3"], b"N= 2 receiving servers"),
+])
+def test_bench_script_runs(script, args, expected):
+    done = subprocess.run([sys.executable, os.path.join(REPO, "bench", script), *args],
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, timeout=600)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out.decode(errors="replace")[-3000:]
+    assert expected in done.stdout, out.decode(errors="replace")[-3000:]
