@@ -90,10 +90,15 @@ def test_response_signature():
 
 def test_nonce_cache_window():
     cache = signing.NonceCache(window_ms=1000)
-    assert cache.check_and_add("a", NONCE, 0)
-    assert not cache.check_and_add("a", NONCE, 500)
-    assert cache.check_and_add("b", NONCE, 500)  # per origin
-    assert not cache.check_and_add("a", NONCE, 1999)
-    # Once a nonce's request could no longer pass the ts check, it is forgotten.
-    assert cache.check_and_add("a", NONCE, 5000)
+    assert cache.check_and_add("a", NONCE, 0, ts_ms=0)
+    assert not cache.check_and_add("a", NONCE, 500, ts_ms=0)
+    assert cache.check_and_add("b", NONCE, 500, ts_ms=0)  # per origin
+    # A replay still inside the window (|now - ts| <= 1000) is refused ...
+    assert not cache.check_and_add("a", NONCE, 1000, ts_ms=0)
+    # ... and once the request could no longer pass the ts check, the nonce is forgotten.
+    assert cache.check_and_add("a", NONCE, 1001, ts_ms=1001)
     assert len(cache) == 1
+    # A caller whose clock is ahead: its nonce is kept until its own ts leaves the window.
+    assert cache.check_and_add("c", "f" * 16, 1100, ts_ms=2000)
+    assert not cache.check_and_add("c", "f" * 16, 2900, ts_ms=2000)
+    assert cache.check_and_add("c", "f" * 16, 3001, ts_ms=3001)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
+import heapq
 import re
 import secrets
 from typing import Awaitable, Callable
@@ -170,30 +170,27 @@ def verify_response(header: str | None, status: int, nonce: str, expected: str,
 
 
 class NonceCache:
-    """Nonces seen per origin inside the replay window; forgets them once they fall outside."""
+    """Nonces seen per origin inside the replay window; forgets each once its request's ts has
+    left the window (a replay would fail the ts check from then on)."""
 
     def __init__(self, window_ms: int = WINDOW_MS) -> None:
         self.window_ms = window_ms
         self._seen: dict[tuple[str, str], int] = {}
-        self._expiries: collections.deque = collections.deque()  # (expiry, key), in order
+        self._expiries: list[tuple[int, tuple[str, str]]] = []  # a heap
 
-    def check_and_add(self, origin: str, nonce: str, now_ms: int) -> bool:
-        """True (and remembered) when new; False for a replay."""
-        # A nonce can be replayed only while its request's ts is in the window, so an entry
-        # may go once its expiry (a request accepted now has ts within a window of now, so
-        # now + 2 windows is safe) has passed.  Entries are added in clock order, so the
-        # expired ones are at the front.
+    def check_and_add(self, origin: str, nonce: str, now_ms: int,
+                      ts_ms: int | None = None) -> bool:
+        """True (and remembered) when new; False for a replay.  ``ts_ms`` is the request's
+        ts (now when not given)."""
         expiries, seen = self._expiries, self._seen
         while expiries and expiries[0][0] < now_ms:
-            seen.pop(expiries.popleft()[1], None)
+            seen.pop(heapq.heappop(expiries)[1], None)
         key = (origin, nonce)
         if key in seen:
             return False
-        expiry = now_ms + 2 * self.window_ms
-        if expiries and expiry < expiries[-1][0]:
-            expiry = expiries[-1][0]  # the clock stepped back: keep the order, err long
+        expiry = (now_ms if ts_ms is None else ts_ms) + self.window_ms
         seen[key] = expiry
-        expiries.append((expiry, key))
+        heapq.heappush(expiries, (expiry, key))
         return True
 
     def __len__(self) -> int:
@@ -245,6 +242,6 @@ class RequestVerifier:
         now = self.now_ms()
         if abs(now - req.ts) > self.window_ms:
             raise SignatureError("ts is outside the replay window")
-        if not self.nonces.check_and_add(req.origin, req.nonce, now):
+        if not self.nonces.check_and_add(req.origin, req.nonce, now, req.ts):
             raise SignatureError("nonce was already used")
         return req
