@@ -363,7 +363,8 @@ class FederationApi(Endpoints):
                             "not_member")
         after = query_arg(request, "messageID", "") or ""
         limit = int_arg(request, "limit", 100, 100) or 100
-        page, newest = await self.db.runInteraction(group_messages.history, g.group_id, after, limit)
+        page, newest = await self.db.runInteraction(group_messages.history, g.group_id, after,
+                                                    limit)
         return ok_body(self.style, newestMessageID=newest,
                        messages=[m["messageInfo"] for m in page])
 

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from ..peer import PeerClient, PeerError
 from ..storage import Database
 from ..timers import Periodic
-from ..wire.errors import ApiError, Unavailable
+from ..wire.errors import ApiError, Forbidden, Unavailable
 from ..wire.messages import MessageInfo, parse_message_info, server_of
 from . import group_messages
 from .acl import AccessControl
@@ -63,8 +63,8 @@ class GroupSync(Periodic):
             raise Unavailable("the master %s is not an active member" % master,
                               "peer_unreachable")
         if not await self.acl.allows("out", master):
-            raise Unavailable("the master %s is refused by our access control" % master,
-                              "refused_by_policy")
+            raise Forbidden("the master %s is refused by our access control" % master,
+                            "refused_by_policy")
 
         async def page_after(message_id: str, limit: int = PAGE):
             query = {"groupID": group_id, "messageID": message_id}
@@ -94,8 +94,8 @@ class GroupSync(Periodic):
                 continue
             _check(answer)
             page = [_group_message(m, group_id) for m in answer.body.get("messages") or []]
-            fetched += await self.db.runInteraction(group_messages.fill, group_id, after, page, local,
-                                                    self.now_ms())
+            fetched += await self.db.runInteraction(group_messages.fill, group_id, after, page,
+                                                    local, self.now_ms())
             if page:
                 after = page[-1].message_id
             if len(page) < PAGE:
