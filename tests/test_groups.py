@@ -424,6 +424,15 @@ async def test_non_master_fills_gaps_with_grpchat(trio):
     bob = await ApiClient(b, "200").login()
     assert (await bob.ok("POST", "groups/%s/sync" % gid))["fetched"] == 0
     assert _group_texts(b, gid) == ["s%d" % i for i in range(9)]
+    # B's own access control refusing the master: the check is refused, nothing changes.
+    from test_node_delivery import _expire, imfed
+
+    assert (await imfed(b, "acl", "mode", "out", "whitelist"))[0] == 0
+    await _expire(b)
+    status, answer = await bob.call("POST", "groups/%s/sync" % gid)
+    assert status == 403 and answer["errcode"] == "refused_by_policy"
+    assert (await imfed(b, "acl", "mode", "out", "open"))[0] == 0
+    assert _group_texts(b, gid) == ["s%d" % i for i in range(9)]
     # A's copy is the master's: asking there fills nothing.
     assert (await owner.ok("POST", "groups/%s/sync" % gid))["fetched"] == 0
 
