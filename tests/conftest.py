@@ -332,6 +332,27 @@ class ApiClient:
         raise AssertionError("no %s event for %s" % (kind, self.login_name))
 
 
+def node_rows(node: RunningNode, sql: str, *args) -> list:
+    """The rows of a query on a node's store, read beside the running daemon."""
+    conn = sqlite3.connect(node.role.db.path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def node_write(node: RunningNode, sql: str, *args, many: list | None = None) -> int:
+    """One committed change to a node's store beside the running daemon (``many``: the
+    statement once per parameter tuple); the number of rows it changed."""
+    conn = sqlite3.connect(node.role.db.path)
+    try:
+        with conn:
+            cur = conn.executemany(sql, many) if many is not None else conn.execute(sql, args)
+            return cur.rowcount
+    finally:
+        conn.close()
+
+
 def add_user(node: RunningNode, phone: str, name: str, password: str = "secret", **kw):
     import time
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest_twisted
 
-from conftest import ApiClient, RunningNode, add_user, join_node, wait_until
+from conftest import (ApiClient, RunningNode, add_user, join_node, node_rows, node_write,
+                      wait_until)
 
 
 @pytest_twisted.async_yield_fixture
@@ -25,12 +24,8 @@ async def trio(management, tmp_path):
 def _group_texts(node: RunningNode, group_id: str) -> list[str]:
     import json
 
-    conn = sqlite3.connect(node.role.db.path)
-    try:
-        rows = conn.execute("SELECT content FROM group_messages WHERE group_id = ? ORDER BY ord",
-                            (group_id,)).fetchall()
-    finally:
-        conn.close()
+    rows = node_rows(node, "SELECT content FROM group_messages WHERE group_id = ? ORDER BY ord",
+                     group_id)
     return [json.loads(r[0])["message"] for r in rows]
 
 
@@ -412,12 +407,8 @@ async def test_non_master_fills_gaps_with_grpchat(trio):
     # in the middle of what it gets and puts it in its place.
     await b.stop()
     await post("s6", "s7", "s8")
-    conn = sqlite3.connect(a.role.db.path)
-    with conn:
-        deleted = conn.execute("DELETE FROM outbox WHERE destination = 'node-b' AND body LIKE "
-                               "'%\"s7\"%'").rowcount
-    conn.close()
-    assert deleted == 1
+    assert node_write(a, "DELETE FROM outbox WHERE destination = 'node-b' AND body LIKE "
+                         "'%\"s7\"%'") == 1
     b.start()
     await wait_until(lambda: _group_texts(b, gid)[6:] == ["s6", "s7", "s8"],
                      what="B's copy after the give-up")
@@ -438,9 +429,5 @@ async def test_non_master_fills_gaps_with_grpchat(trio):
 
 
 def _delete(node: RunningNode, group_id: str, *texts: str) -> None:
-    conn = sqlite3.connect(node.role.db.path)
-    with conn:
-        for text in texts:
-            conn.execute("DELETE FROM group_messages WHERE group_id = ? AND "
-                         "json_extract(content, '$.message') = ?", (group_id, text))
-    conn.close()
+    node_write(node, "DELETE FROM group_messages WHERE group_id = ? AND "
+               "json_extract(content, '$.message') = ?", many=[(group_id, t) for t in texts])

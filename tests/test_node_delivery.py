@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 
 import pytest_twisted
@@ -12,18 +11,14 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from imfed.management import review
 
-from conftest import REPO, ApiClient, RunningNode, add_user, wait_until
+from conftest import REPO, ApiClient, RunningNode, add_user, node_rows, wait_until
 
 
 def _received(node, sender: str) -> list[str]:
-    conn = sqlite3.connect(node.role.db.path)
-    try:
-        rows = conn.execute("SELECT content FROM messages WHERE sender_id = ? ORDER BY seq",
-                            (sender,)).fetchall()
-    finally:
-        conn.close()
     import json
 
+    rows = node_rows(node, "SELECT content FROM messages WHERE sender_id = ? ORDER BY seq",
+                     sender)
     return [json.loads(r[0])["message"] for r in rows]
 
 
@@ -173,11 +168,7 @@ async def test_suspended_server_is_refused_both_ways(pair, management):
 
 
 def _outbox(node) -> list:
-    conn = sqlite3.connect(node.role.db.path)
-    try:
-        return conn.execute("SELECT destination, last_error FROM outbox").fetchall()
-    finally:
-        conn.close()
+    return node_rows(node, "SELECT destination, last_error FROM outbox")
 
 
 @pytest_twisted.ensureDeferred

@@ -4,23 +4,18 @@ node's store unchanged."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest_twisted
 import treq
 
-from conftest import ApiClient, add_user
+from conftest import ApiClient, add_user, node_rows
 
 TABLES = ("users", "friends", "friend_requests", "messages", "outbox", "events", "files",
           "file_access", "acl_mode", "acl_list")
 
 
 def snapshot(node) -> list:
-    conn = sqlite3.connect(node.role.db.path)
-    try:
-        return [(t, sorted(conn.execute("SELECT * FROM %s" % t).fetchall())) for t in TABLES]
-    finally:
-        conn.close()
+    return [(t, sorted(node_rows(node, "SELECT * FROM %s" % t))) for t in TABLES]
 
 
 def message(**override) -> dict:
