@@ -363,6 +363,12 @@ def add_user(node: RunningNode, phone: str, name: str, password: str = "secret",
                     users.hash_password(password), int(time.time() * 1000), **kw)
 
 
+async def signed_up(node: RunningNode, phone: str, name: str) -> "ApiClient":
+    """A new user of ``node`` (password "secret"), logged in to its client API."""
+    add_user(node, phone, name)
+    return await ApiClient(node, phone).login()
+
+
 @pytest_twisted.async_yield_fixture
 async def pair(management, tmp_path):
     """Two nodes, A and B, joined to ``management`` and knowing each other."""

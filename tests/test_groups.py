@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest_twisted
 
 from conftest import (ApiClient, RunningNode, add_user, join_node, node_rows, node_write,
-                      wait_until)
+                      signed_up, wait_until)
 
 
 @pytest_twisted.async_yield_fixture
@@ -48,16 +48,11 @@ async def make_group(owner: ApiClient, name: str, members: list[ApiClient]) -> s
 @pytest_twisted.ensureDeferred
 async def test_group_across_three_servers(trio):
     a, b, c = trio
-    add_user(a, "100", "Owner")
-    add_user(a, "101", "Local Member")
-    add_user(b, "200", "Bob")
-    add_user(c, "300", "Carol")
-    add_user(c, "301", "Dave")
-    owner = await ApiClient(a, "100").login()
-    local = await ApiClient(a, "101").login()
-    bob = await ApiClient(b, "200").login()
-    carol = await ApiClient(c, "300").login()
-    dave = await ApiClient(c, "301").login()
+    owner = await signed_up(a, "100", "Owner")
+    local = await signed_up(a, "101", "Local Member")
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(c, "300", "Carol")
+    dave = await signed_up(c, "301", "Dave")
 
     created = await owner.ok("POST", "groups", {"groupName": "跨服务器群"})
     gid = created["groupInfo"]["groupID"]
@@ -154,12 +149,9 @@ async def _equals(awaitable, expected):
 @pytest_twisted.ensureDeferred
 async def test_a_server_down_catches_up_on_group_messages(trio):
     a, b, c = trio
-    add_user(a, "100", "Owner")
-    add_user(b, "200", "Bob")
-    add_user(c, "300", "Carol")
-    owner = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
-    carol = await ApiClient(c, "300").login()
+    owner = await signed_up(a, "100", "Owner")
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(c, "300", "Carol")
     gid = await make_group(owner, "g", [bob, carol])
 
     await c.stop()
@@ -181,12 +173,9 @@ async def test_a_server_down_catches_up_on_group_messages(trio):
 @pytest_twisted.ensureDeferred
 async def test_admins_settings_removal_and_search(trio):
     a, b, c = trio
-    add_user(a, "100", "Owner")
-    add_user(a, "101", "Deputy")
-    add_user(b, "200", "Bob")
-    owner = await ApiClient(a, "100").login()
-    deputy = await ApiClient(a, "101").login()
-    bob = await ApiClient(b, "200").login()
+    owner = await signed_up(a, "100", "Owner")
+    deputy = await signed_up(a, "101", "Deputy")
+    bob = await signed_up(b, "200", "Bob")
     gid = await make_group(owner, "Ops team", [deputy, bob])
 
     # Admins are users of the master; set and unset are announced (operType 4, 5).
@@ -259,12 +248,9 @@ async def test_group_file_is_copied_to_the_master(trio):
     import treq
 
     a, b, c = trio
-    add_user(a, "100", "Owner")
-    add_user(b, "200", "Bob")
-    add_user(c, "300", "Carol")
-    owner = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
-    carol = await ApiClient(c, "300").login()
+    owner = await signed_up(a, "100", "Owner")
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(c, "300", "Carol")
     gid = await make_group(owner, "files", [bob, carol])
     data = os.urandom(300_000)
     response = await treq.post(c.client_url + "files", data=data, params={"name": "plan.pdf"},
@@ -289,13 +275,10 @@ async def test_group_file_is_copied_to_the_master(trio):
 @pytest_twisted.ensureDeferred
 async def test_member_on_another_server_invites_through_the_master(trio):
     a, b, c = trio
-    add_user(a, "100", "Owner")
-    add_user(b, "200", "Bob")
-    add_user(c, "300", "Carol")
     add_user(c, "301", "Dave")
-    owner = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
-    carol = await ApiClient(c, "300").login()
+    owner = await signed_up(a, "100", "Owner")
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(c, "300", "Carol")
     gid = await make_group(owner, "open", [bob])
 
     # Bob (on B) invites Carol (on C): B asks the master, the master invites.
@@ -336,12 +319,9 @@ async def test_group_commands(trio):
     from test_node_delivery import imfed
 
     a, b, c = trio
-    add_user(a, "100", "Owner")
-    add_user(b, "200", "Bob")
-    add_user(c, "300", "Carol")
-    owner = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
-    carol = await ApiClient(c, "300").login()
+    owner = await signed_up(a, "100", "Owner")
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(c, "300", "Carol")
     gid = await make_group(owner, "运维", [bob, carol])
     await owner.ok("POST", "groups/%s/messages" % gid,
                    {"messageType": "text", "content": {"message": "hi"}})
@@ -378,10 +358,8 @@ async def test_group_commands(trio):
 @pytest_twisted.ensureDeferred
 async def test_non_master_fills_gaps_with_grpchat(trio):
     a, b, _ = trio
-    add_user(a, "100", "Owner")
-    add_user(b, "200", "Bob")
-    owner = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
+    owner = await signed_up(a, "100", "Owner")
+    bob = await signed_up(b, "200", "Bob")
     gid = await make_group(owner, "g", [bob])
 
     async def post(*texts):

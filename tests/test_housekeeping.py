@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest_twisted
 
-from conftest import ApiClient, add_user, join_node, node_rows, node_write
+from conftest import join_node, node_rows, node_write, signed_up
 
 DAY_MS = 86400 * 1000
 
@@ -13,10 +13,8 @@ DAY_MS = 86400 * 1000
 async def test_old_events_and_expired_sessions_go(management, tmp_path):
     node = await join_node(management, str(tmp_path / "a"), "node-a", event_retention_days=7)
     try:
-        add_user(node, "100", "Alice")
-        add_user(node, "101", "Bert")
-        alice = await ApiClient(node, "100").login()
-        bert = await ApiClient(node, "101").login()
+        alice = await signed_up(node, "100", "Alice")
+        bert = await signed_up(node, "101", "Bert")
         await alice.ok("POST", "messages", {"recvID": "101@node-a", "messageType": "text",
                                             "content": {"message": "recent"}})
         await bert.wait_event("message")

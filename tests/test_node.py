@@ -11,7 +11,7 @@ import pytest_twisted
 from imfed.node.join import JoinError, application_fields, join
 from twisted.internet import reactor
 
-from conftest import ApiClient, add_user, node_config
+from conftest import ApiClient, add_user, node_config, signed_up
 
 
 @pytest_twisted.ensureDeferred
@@ -105,12 +105,9 @@ async def test_files_travel_byte_identical_through_the_relay(pair):
     from imfed.peer import PeerError
 
     a, b = pair
-    add_user(a, "100", "Alice")
-    add_user(b, "200", "Bob")
-    add_user(b, "201", "Carol")
-    alice = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
-    carol = await ApiClient(b, "201").login()
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(b, "201", "Carol")
     data = os.urandom(3 << 20)
 
     async def upload(client, payload, name):
@@ -194,10 +191,8 @@ async def test_server_sent_events_stream_and_resume(pair):
     from twisted.internet.defer import Deferred
 
     a, b = pair
-    add_user(a, "100", "Alice")
-    add_user(b, "200", "Bob")
-    alice = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
     seen, enough = [], Deferred()
 
     def feed(chunk):
@@ -335,10 +330,8 @@ async def _federates_with_new_certificate(a, b, fingerprint: str) -> None:
     await wait_until(lambda: b.role.directory.active("node-a") is not None and
                      b.role.directory.active("node-a").cert.fingerprint == fingerprint,
                      what="B to know A's new certificate")
-    add_user(a, "100", "Alice")
-    add_user(b, "200", "Bob")
-    alice = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
     await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
                                         "content": {"message": "new key"}})
     assert (await bob.wait_event("message"))["messageInfo"]["content"]["message"] == "new key"
@@ -471,10 +464,8 @@ async def test_dns_addressing_form(pair):
     address, which must still present a CA-issued certificate; they are kept in the serverId
     form."""
     a, b = pair
-    add_user(a, "100", "Alice")
-    add_user(b, "200", "Bob")
-    alice = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
     a_at = "127.0.0.1:%d" % a.config.node.listen.port
     b_at = "127.0.0.1:%d" % b.config.node.listen.port
 

@@ -11,7 +11,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from imfed.management import review
 
-from conftest import REPO, ApiClient, RunningNode, add_user, node_rows, wait_until
+from conftest import (REPO, ApiClient, RunningNode, add_user, node_rows, signed_up,
+                      wait_until)
 
 
 def _received(node, sender: str) -> list[str]:
@@ -33,9 +34,8 @@ async def imfed(node, group: str, command: str, *args) -> tuple[int, str]:
 @pytest_twisted.ensureDeferred
 async def test_hundred_messages_to_a_server_that_was_down(pair):
     a, b = pair
-    add_user(a, "100", "Alice")
     add_user(b, "200", "Bob")
-    alice = await ApiClient(a, "100").login()
+    alice = await signed_up(a, "100", "Alice")
     await b.stop()
     texts = ["m%03d" % i for i in range(100)]
     for text in texts:
@@ -68,10 +68,8 @@ async def test_hundred_messages_to_a_server_that_was_down(pair):
 @pytest_twisted.ensureDeferred
 async def test_access_control_both_ways_changed_at_run_time(pair):
     a, b = pair
-    add_user(a, "100", "Alice")
-    add_user(b, "200", "Bob")
-    alice = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
 
     async def send(who, to, text):
         return await who.call("POST", "messages", {"recvID": to, "messageType": "text",
@@ -132,10 +130,8 @@ async def _expire(node):
 @pytest_twisted.ensureDeferred
 async def test_suspended_server_is_refused_both_ways(pair, management):
     a, b = pair
-    add_user(a, "100", "Alice")
-    add_user(b, "200", "Bob")
-    alice = await ApiClient(a, "100").login()
-    bob = await ApiClient(b, "200").login()
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
     start = reactor.seconds()
     await management.role.store.run(review.set_status, "node-a", 1, "test", "audit",
                                     management.role.store.now_ms())
@@ -184,10 +180,9 @@ async def test_give_up_recall_window_and_deregistration(management, tmp_path):
     try:
         await a.role.directory.refresh()
         await wait_until(lambda: a.role.directory.active("node-c"), what="A to know C")
-        add_user(a, "100", "Alice")
         add_user(b, "200", "Bob")
         add_user(c, "300", "Carol")
-        alice = await ApiClient(a, "100").login()
+        alice = await signed_up(a, "100", "Alice")
 
         # Search asks every server; one that does not answer is reported, not fatal.
         await c.stop()
