@@ -162,26 +162,47 @@ def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: li
             continue
         if server_of(invitee) == server_id and users.get_user(cur, invitee) is None:
             raise NotFound("no user %s" % invitee, "unknown_user")
-        cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? AND invitee_id = ? "
-                    "AND status = 'pending'", (group_id, invitee))
-        if cur.fetchone():
+        iid = _new_invitation(cur, group_id, g.name, inviter_id, invitee, now_ms)
+        if iid is None:
             continue
-        iid = secrets.token_hex(12)
-        cur.execute("INSERT INTO group_invitations VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                    (iid, group_id, g.name, inviter_id, invitee, now_ms))
         sent += 1
         if server_of(invitee) == server_id:
-            emit(cur, invitee, "group_invitation", {
-                "invitationID": iid, "groupInfo": {"groupID": group_id, "groupName": g.name},
-                "inviter": inviter_info}, now_ms)
+            _tell_invited(cur, iid, group_id, g.name, inviter_info, invitee, now_ms)
         else:
             remote.setdefault(server_of(invitee), []).append(invitee)
     for server, ids in remote.items():
-        enqueue(cur, server, lane(group_id), "POST", "/sns/invite/grpreq", {
-            "userID": inviter_id,
-            "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": g.name},
-                        "userInfo": inviter_info, "inviteUsers": ids}}, now_ms)
+        enqueue(cur, server, lane(group_id), "POST", "/sns/invite/grpreq",
+                _grpreq(group_id, g.name, inviter_id, inviter_info, ids), now_ms)
     return sent
+
+
+def _grpreq(group_id: str, group_name: str, inviter_id: str, inviter_info: dict,
+            invitees: list[str]) -> dict:
+    """The body of invite/grpreq (§6.4.2.2)."""
+    return {"userID": inviter_id,
+            "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": group_name},
+                        "userInfo": inviter_info, "inviteUsers": invitees}}
+
+
+def _new_invitation(cur, group_id: str, group_name: str, inviter_id: str, invitee: str,
+                    now_ms: int) -> str | None:
+    """A pending invitation recorded for ``invitee``: its ID, or None when one is pending
+    already."""
+    cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? AND invitee_id = ? "
+                "AND status = 'pending'", (group_id, invitee))
+    if cur.fetchone():
+        return None
+    iid = secrets.token_hex(12)
+    cur.execute("INSERT INTO group_invitations VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                (iid, group_id, group_name, inviter_id, invitee, now_ms))
+    return iid
+
+
+def _tell_invited(cur, iid: str, group_id: str, group_name: str, inviter_info: dict,
+                  invitee: str, now_ms: int) -> None:
+    emit(cur, invitee, "group_invitation", {
+        "invitationID": iid, "groupInfo": {"groupID": group_id, "groupName": group_name},
+        "inviter": inviter_info}, now_ms)
 
 
 @transaction
@@ -195,10 +216,8 @@ def request_invitation(cur, group_id: str, inviter: users.User, invitees: list[s
         raise Forbidden("%s is not a member of %s" % (inviter.user_id, group_id), "not_member")
     if g.is_allow == 2 and member_type(cur, group_id, inviter.user_id) == MEMBER:
         raise Forbidden("members may not invite to this group", "invites_closed")
-    enqueue(cur, server_of(group_id), lane(group_id), "POST", "/sns/invite/grpreq", {
-        "userID": inviter.user_id,
-        "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": g.name},
-                    "userInfo": inviter.info(), "inviteUsers": invitees}}, now_ms)
+    enqueue(cur, server_of(group_id), lane(group_id), "POST", "/sns/invite/grpreq",
+            _grpreq(group_id, g.name, inviter.user_id, inviter.info(), invitees), now_ms)
 
 
 @transaction
@@ -207,16 +226,10 @@ def receive_invitation(cur, group_id: str, group_name: str, inviter_id: str,
     """invite/grpreq from a group's master: the invitations wait for our users."""
     told = []
     for invitee in invitees:
-        cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? AND invitee_id = ? "
-                    "AND status = 'pending'", (group_id, invitee))
-        if cur.fetchone():
+        iid = _new_invitation(cur, group_id, group_name, inviter_id, invitee, now_ms)
+        if iid is None:
             continue
-        iid = secrets.token_hex(12)
-        cur.execute("INSERT INTO group_invitations VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                    (iid, group_id, group_name, inviter_id, invitee, now_ms))
-        emit(cur, invitee, "group_invitation", {
-            "invitationID": iid, "groupInfo": {"groupID": group_id, "groupName": group_name},
-            "inviter": inviter_info}, now_ms)
+        _tell_invited(cur, iid, group_id, group_name, inviter_info, invitee, now_ms)
         told.append(invitee)
     return told
 
