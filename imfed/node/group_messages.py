@@ -145,12 +145,14 @@ def oldest(cur, group_id: str) -> str:
     return row[0] if row else ""
 
 
-def views_to_check(cur) -> list[tuple[str, str, list[str]]]:
+def views_to_check(cur, group_id: str | None = None) -> list[tuple[str, str, list[str]]]:
     """(groupID, synced through, local member IDs) of every live group mastered elsewhere
-    that has members here: what this server checks against the masters."""
+    that has members here (or of ``group_id`` alone, if it is one): what this server checks
+    against the masters."""
     cur.execute("SELECT g.group_id, COALESCE(s.synced_through, '') FROM groups g "
                 "LEFT JOIN group_sync s ON s.group_id = g.group_id "
-                "WHERE g.master = 0 AND g.dissolved = 0 ORDER BY g.group_id")
+                "WHERE g.master = 0 AND g.dissolved = 0 AND (? IS NULL OR g.group_id = ?) "
+                "ORDER BY g.group_id", (group_id, group_id))
     out = []
     for group_id, through in cur.fetchall():
         cur.execute("SELECT m.user_id FROM group_members m JOIN users u ON u.user_id = "

@@ -51,10 +51,8 @@ class GroupSync(Periodic):
 
     async def sync_now(self, group_id: str) -> int:
         """Check one group at once (a member asked); the number of messages filled."""
-        for gid, through, local in await self.db.runInteraction(group_messages.views_to_check):
-            if gid == group_id:
-                return await self.sync(gid, through, local)
-        return 0
+        views = await self.db.runInteraction(group_messages.views_to_check, group_id)
+        return await self.sync(*views[0]) if views else 0
 
     async def sync(self, group_id: str, through: str, local: list[str]) -> int:
         master = server_of(group_id)
