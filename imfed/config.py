@@ -14,7 +14,7 @@ import attrs
 
 from .wire.fields import SERVER_ID
 
-__all__ = ["ConfigError", "Listen", "ManagementConfig", "NodeConfig", "Config", "load",
+__all__ = ["ConfigError", "Listen", "Limits", "ManagementConfig", "NodeConfig", "Config", "load",
            "parse", "default_config", "https_address"]
 
 
@@ -31,6 +31,29 @@ class Listen:
 
     def __str__(self) -> str:
         return "%s:%d" % (self.host, self.port)
+
+
+@attrs.frozen
+class Limits:
+    """What one listener allows a connection before any request is parsed (imfed/listening.py,
+    docs/security.md)."""
+
+    max_connections: int = 4096
+    max_connections_per_source: int = 512
+    header_timeout_seconds: float = 20.0
+    idle_timeout_seconds: float = 120.0
+    min_body_rate: int = 16384
+
+
+def _limits(r: "_Reader") -> Limits:
+    d = Limits()
+    return Limits(
+        max_connections=r.positive("max_connections", d.max_connections),
+        max_connections_per_source=r.positive("max_connections_per_source",
+                                              d.max_connections_per_source),
+        header_timeout_seconds=r.seconds("header_timeout_seconds", d.header_timeout_seconds),
+        idle_timeout_seconds=r.seconds("idle_timeout_seconds", d.idle_timeout_seconds),
+        min_body_rate=r.positive("min_body_rate", d.min_body_rate))
 
 
 def https_address(value: str) -> tuple[str, int]:
@@ -132,6 +155,9 @@ class ManagementConfig:
     notify_retry_initial_seconds: float
     notify_retry_max_seconds: float
     access_log: bool
+    limits: Limits
+    apply_per_source_per_hour: int
+    max_pending_applications: int
 
 
 @attrs.frozen
@@ -161,6 +187,10 @@ class NodeConfig:
     max_file_bytes: int
     session_seconds: float
     access_log: bool
+    limits: Limits
+    login_max_failures: int
+    login_window_seconds: float
+    recall_grace_seconds: float
 
 
 @attrs.frozen
@@ -191,6 +221,9 @@ def _management(table: dict) -> ManagementConfig:
         notify_retry_initial_seconds=r.seconds("notify_retry_initial_seconds", 1.0),
         notify_retry_max_seconds=r.seconds("notify_retry_max_seconds", 300.0),
         access_log=r.get("access_log", bool, True),
+        limits=_limits(r),
+        apply_per_source_per_hour=r.positive("apply_per_source_per_hour", 20),
+        max_pending_applications=r.positive("max_pending_applications", 1000),
     )
     r.done()
     return cfg
@@ -228,6 +261,10 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         max_file_bytes=r.positive("max_file_bytes", 100 << 20),
         session_seconds=r.seconds("session_seconds", 30 * 86400.0),
         access_log=r.get("access_log", bool, True),
+        limits=_limits(r),
+        login_max_failures=r.positive("login_max_failures", 10),
+        login_window_seconds=r.seconds("login_window_seconds", 900.0),
+        recall_grace_seconds=r.seconds("recall_grace_seconds", 60.0),
     )
     r.done()
     return cfg

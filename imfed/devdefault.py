@@ -16,7 +16,7 @@ from .management import review, store
 from .management.service import ManagementRole
 from .node import users
 from .node.join import application_fields, join
-from .service import InOrder
+from .listening import InOrder
 from .storage import run_sync
 
 __all__ = ["DevFederation", "DEMO_USERS", "DEMO_PASSWORD", "join_and_approve"]

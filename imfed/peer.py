@@ -13,7 +13,6 @@ from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
 import attrs
-import treq
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -49,6 +48,9 @@ class PeerResponse:
         return 200 <= self.status < 300 and code in (0, "0")
 
 
+LISTENER_REFUSALS = (408, 413)
+"""Answers a listener gives before reading a request (so unsigned)."""
+
 CertLookup = Callable[[str], Awaitable["Certificate | None"]]
 
 
@@ -70,6 +72,9 @@ class PeerClient:
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
         # One connection per lane the outbox may drive at once (outbox.lanes_per_destination).
         self.pool.maxPersistentPerHost = 16
+        # Idle connections are closed here before a peer's listener would time them out
+        # (idle_timeout_seconds, 120 by default): a request never races the peer's close.
+        self.pool.cachedConnectionTimeout = 60
         self.agent = Agent.usingEndpointFactory(self.reactor,
                                                 _NoDelayEndpoints(self.reactor, self.policy),
                                                 pool=self.pool)
@@ -126,8 +131,12 @@ class PeerClient:
         status, response_headers, content = await _exchange(
             self.agent, self.reactor, method, url, headers,
             data if body is not None else None, self.timeout, self.max_response, destination)
-        if signed:
+        if signed and not (status in LISTENER_REFUSALS and
+                           not response_headers.hasHeader(b"x-imfed-signature")):
             await self._check_answer(destination, status, response_headers, nonce, content)
+        # A refusal by the destination's listener (imfed/listening.py: too large, too slow)
+        # comes before its signature check and is not signed; mutual TLS has shown it is the
+        # destination's.
         return PeerResponse(status, _json_object(content, destination))
 
     async def download(self, destination: str, address: str, path: str, query: dict,
@@ -144,7 +153,8 @@ class PeerClient:
         except Exception as e:
             raise PeerError("%s unreachable: %s" % (destination, _describe(e))) from None
         if response.code != 200:
-            content = await treq.content(response)
+            content = await read_capped(response, self.max_response, self.timeout,
+                                        self.reactor, destination)
             await self._check_answer(destination, response.code, response.headers, nonce,
                                      content)
             body = _json_object(content, destination)
@@ -312,14 +322,66 @@ async def _exchange(agent, reactor, method: str, url: bytes, headers: Headers,
         d = agent.request(method.encode("ascii"), url, headers, producer)
         d.addTimeout(timeout, reactor)
         response = await d
-        d2 = treq.content(response)
-        d2.addTimeout(timeout, reactor)
-        content = await d2
     except Exception as e:
         raise PeerError("%s unreachable: %s" % (who, _describe(e))) from None
-    if len(content) > limit:
-        raise PeerError("%s answered more than %d bytes" % (who, limit))
+    content = await read_capped(response, limit, timeout, reactor, who)
     return response.code, response.headers, content
+
+
+class _CappedBody(Protocol):
+    """Collects a response body up to ``limit`` bytes; past it, stops the transfer (the
+    connection is dropped, nothing more is read) and fails."""
+
+    def __init__(self, limit: int, who: str) -> None:
+        self.limit, self.who = limit, who
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.done = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.parts = []
+            self.transport.stopProducing()
+            self.done.errback(PeerError("%s answered more than %d bytes" % (self.who,
+                                                                             self.limit)))
+            return
+        self.parts.append(data)
+
+    def connectionLost(self, reason=None) -> None:
+        if self.done.called:
+            return
+        if reason is None or reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.parts))
+        else:
+            self.done.errback(PeerError("%s unreachable: %s" % (self.who,
+                                                                _describe(reason.value))))
+
+
+async def read_capped(response, limit: int, timeout: float, reactor, who: str) -> bytes:
+    """A response's body, read as it arrives and refused (PeerError) the moment it passes
+    ``limit`` bytes: a peer cannot make us hold more than that, even by announcing nothing."""
+    length = response.length
+    if isinstance(length, int) and length > limit:
+        response.deliverBody(_Discard())
+        raise PeerError("%s answered more than %d bytes" % (who, limit))
+    sink = _CappedBody(limit, who)
+    response.deliverBody(sink)
+    d = sink.done
+    d.addTimeout(timeout, reactor)
+    try:
+        return await d
+    except PeerError:
+        raise
+    except Exception as e:
+        raise PeerError("%s unreachable: %s" % (who, _describe(e))) from None
+
+
+class _Discard(Protocol):
+    def connectionMade(self) -> None:
+        self.transport.stopProducing()
 
 
 def _json_object(content: bytes, who: str) -> dict:

@@ -7,11 +7,11 @@ import functools
 import inspect
 import json
 import os
+import re
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender
-from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
 from .crypto import sm2
@@ -21,8 +21,7 @@ from .crypto.tls import peer_server_id
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 
 __all__ = ["JSON_TYPE", "sns_route", "read_json", "Endpoints", "endpoint", "install_errors",
-           "verify_signed", "sign_answer", "render_failure", "JsonRequest", "limited_request",
-           "send_file", "query_arg", "required_arg", "int_arg"]
+           "verify_signed", "sign_answer", "render_failure", "send_file", "body_size", "parse_json", "query_arg", "required_arg", "int_arg"]
 
 log = Logger()
 
@@ -45,22 +44,64 @@ def sns_route(app, path: str, methods=("POST",)):
     return deco
 
 
+MAX_DEPTH = 32
+"""JSON nested deeper than this is refused (no message of the profile nests past 5)."""
+
+
 def read_json(request, limit: int = DEFAULT_MAX_BODY) -> dict:
-    """The request body as a JSON object: 413 over ``limit``, 400 for anything but an object."""
-    if getattr(request, "too_large", False):
+    """The request body as a JSON object: 413 over ``limit`` (measured before it is read),
+    400 for anything but an object of at most MAX_DEPTH levels."""
+    if body_size(request) > limit:
         raise TooLarge("request body over %d bytes" % limit)
     body = _body(request)
-    if len(body) > limit:
-        raise TooLarge("request body over %d bytes" % limit)
     if not body.strip():
         raise BadRequest("request body must be a JSON object", "malformed_json")
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("request body is not valid UTF-8 JSON", "malformed_json") from None
+    value = parse_json(body)
     if not isinstance(value, dict):
         raise BadRequest("request body must be a JSON object", "malformed_json")
     return value
+
+
+def parse_json(body: bytes):
+    """JSON text to a value, or BadRequest: not UTF-8, not JSON, or nested too deep."""
+    if _too_deep(body):
+        raise BadRequest("request body nests deeper than %d levels" % MAX_DEPTH,
+                         "malformed_json")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("request body is not valid UTF-8 JSON", "malformed_json") from None
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[][{}]")
+
+
+def _too_deep(body: bytes) -> bool:
+    """Whether brackets outside strings nest past MAX_DEPTH (a cheap scan before parsing:
+    json.loads recurses, and a deep document would reach Python's recursion limit)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub(b'""', body)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def body_size(request) -> int:
+    """The size of the request body received, without reading it."""
+    content = request.content
+    if content is None:
+        return 0
+    here = content.tell()
+    size = content.seek(0, os.SEEK_END)
+    content.seek(here)
+    return size
 
 
 def query_arg(request, name: str, default: str | None = None) -> str | None:
@@ -85,7 +126,8 @@ def int_arg(request, name: str, default: int, maximum: int) -> int:
     value = query_arg(request, name)
     if value is None:
         return default
-    if not value.isdigit() or int(value) > maximum:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 \
+            or int(value) > maximum:
         raise BadRequest("%s must be an integer up to %d" % (name, maximum), "bad_" + name)
     return int(value)
 
@@ -227,38 +269,6 @@ async def _run(self, handler, signed, request, args, kwargs) -> bytes:
     if signed and self.signing_key is not None:
         await sign_answer(self, request, request.code, body=body)
     return body
-
-
-class JsonRequest(Request):
-    """Our requests never carry HTML forms: skip Twisted's form parsing of POST bodies, which
-    parses every Content-Type with the email package (a sixth of a node's reactor time per
-    federation request, by py-spy)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs["parsePOSTFormSubmission"] = False
-        super().__init__(*args, **kwargs)
-
-
-def limited_request(max_bytes: int):
-    """A Request class that stops keeping a body beyond ``max_bytes`` (bodies past 100 kB are
-    spooled to a temporary file by Twisted, so nothing large is held in memory); the handler
-    sees ``request.too_large`` and answers 413."""
-
-    class LimitedRequest(JsonRequest):
-        too_large = False
-        _received = 0
-
-        def handleContentChunk(self, data: bytes) -> None:
-            self._received += len(data)
-            if self._received > max_bytes:
-                if not self.too_large:
-                    self.too_large = True
-                    self.content.seek(0)
-                    self.content.truncate()
-                return
-            super().handleContentChunk(data)
-
-    return LimitedRequest
 
 
 async def send_file(request, path: str, content_type: bytes = b"application/octet-stream"

@@ -15,12 +15,13 @@ from klein import Klein
 from twisted.internet import reactor, task
 from twisted.internet.utils import getProcessOutputAndValue
 
-from imfed.config import Listen
+from imfed.config import Limits, Listen
 from imfed.crypto import pki, signing, sm2
 from imfed.crypto.tls import ServerTLS
 from imfed.management.notifier import NOTIFY_PATH
 from imfed.peer import PeerClient
-from imfed.service import tls_listener
+from imfed.listening import tls_listener
+from imfed.wire.errors import Style
 from imfed.web import Endpoints, endpoint, install_errors, read_json, sns_route
 from imfed.wire.errors import Style, ok_body
 
@@ -282,7 +283,8 @@ class StandIn(Endpoints):
 
 def start_stand_in(stand_in: StandIn, issued: Issued, port: int):
     service = tls_listener(reactor, Listen("127.0.0.1", port), ServerTLS(issued.identity()),
-                           stand_in.resource())
+                           stand_in.resource(), Limits(), Style.INTERCONNECT,
+                           lambda method, path: 1 << 20)
     service.startService()
     return service
 

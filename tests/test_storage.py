@@ -45,7 +45,7 @@ async def test_services_stop_one_at_a_time_last_first():
     from twisted.application.service import Service
     from twisted.internet.defer import Deferred
 
-    from imfed.service import InOrder
+    from imfed.listening import InOrder
 
     log, slow_stop = [], Deferred()
 

@@ -94,7 +94,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _ts(text: str) -> int:
-    if not text.isdigit() or len(text) > 16:
+    if not (text.isascii() and text.isdigit()) or len(text) > 16:
         raise SignatureError("ts is not a millisecond timestamp")
     return int(text)
 

@@ -45,6 +45,13 @@ class ClientApi(GroupRoutes, Endpoints):
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
 
+    def body_limit(self, method: bytes, path: bytes) -> int:
+        """The largest body the client listener reads for a request: a file upload's, or a
+        JSON body's (checked by the listener before the body is read)."""
+        if method == b"POST" and path.split(b"?", 1)[0].rstrip(b"/") == b"/api/v1/files":
+            return max(self.role.config.max_file_bytes, self.max_body)
+        return self.max_body
+
     async def user(self, request) -> users.User:
         raw = request.getHeader(b"authorization") or b""
         scheme, _, token = raw.decode("latin-1").partition(" ")
@@ -273,8 +280,6 @@ class ClientApi(GroupRoutes, Endpoints):
         copied with its size, MD5 and SM3 in a thread: never whole in memory."""
         user = await self.user(request)
         limit = self.role.config.max_file_bytes
-        if getattr(request, "too_large", False):
-            raise TooLarge("file over %d bytes" % limit, "too_large")
         name = query_arg(request, "name", "") or ""
         if len(name) > 255 or "/" in name or "\x00" in name:
             raise BadRequest("name must be a file name", "bad_name")

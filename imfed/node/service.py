@@ -10,7 +10,8 @@ from ..crypto import pki, signing, tls
 from ..crypto.sm2 import load_private_key_pem
 from ..peer import PeerClient
 from ..storage import Database, run_sync
-from ..web import limited_request
+from ..listening import Listener, http_site, tls_listener
+from ..wire.errors import Style
 from .acl import AccessControl
 from .client_api import ClientApi
 from .directory import Directory, Peer, Refresher, _load
@@ -96,15 +97,14 @@ class NodeRole:
         """The role's services after its store: federation listener, directory refresh
         timer, outbound queue, group check timer, certificate renewal timer, housekeeping
         timer, client API listener."""
-        from ..service import Listener, http_site, tls_listener
-
-        federation = tls_listener(self.clock, self.config.listen, self.server_tls,
-                                  self.api.resource(), self.config.access_log)
-        refresh = Refresher(self.directory, self.config.directory_refresh_seconds, self.clock)
-        site = http_site(self.client_api.resource(),
-                         limited_request(max(self.config.max_file_bytes, self.config.max_body)),
-                         self.config.access_log)
-        client = Listener(self.clock, self.config.client_listen, site)
+        n = self.config
+        federation = tls_listener(self.clock, n.listen, self.server_tls, self.api.resource(),
+                                  n.limits, Style.INTERCONNECT, lambda method, path: n.max_body,
+                                  n.access_log)
+        refresh = Refresher(self.directory, n.directory_refresh_seconds, self.clock)
+        site = http_site(self.client_api.resource(), n.limits, Style.INTERCONNECT,
+                         self.client_api.body_limit, n.access_log)
+        client = Listener(self.clock, n.client_listen, site, n.limits)
         renewal = Renewal(self, self.config.renew_check_seconds,
                           self.config.renew_before_days * 86400.0)
         self.housekeeping = Housekeeping(self.db, self.clock, self.config.housekeeping_seconds,

@@ -39,7 +39,7 @@ def optional_int(body: dict, field: str, default: int = 0, minimum: int = 0,
     value = body.get(field, default)
     if isinstance(value, bool):
         raise BadRequest("%s must be an integer" % field, "bad_" + field)
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         value = int(value)
     if not isinstance(value, int) or not (minimum <= value <= maximum):
         raise BadRequest("%s must be an integer from %d" % (field, minimum), "bad_" + field)

@@ -1,0 +1,303 @@
+"""Listening sockets for every role: TCP → (TLS) → HTTP/1.1 → Klein, with the limits that
+hold before any request is parsed, authenticated or routed (docs/security.md):
+
+- connections: at most ``max_connections`` per listener and ``max_connections_per_source``
+  per client address (refused at accept);
+- time: a request's headers must arrive within ``header_timeout_seconds`` of its first byte,
+  its body at no less than ``min_body_rate`` bytes/s after that, and an idle connection is
+  closed after ``idle_timeout_seconds``;
+- size: a body over the listener's limit for its path is refused with 413 by Content-Length,
+  before a byte of it is read, or, chunked, as soon as it passes the limit; nothing more of it
+  is read.
+
+Roles build their listeners from here; only the composition root (service.py) assembles
+roles, so no role imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+from typing import Callable
+
+import attrs
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import ensureDeferred, maybeDeferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.protocols.policies import WrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request, Site
+
+from .config import Limits, Listen
+from .crypto import tls
+from .wire.errors import Style, error_body
+
+__all__ = ["InOrder", "Listener", "http_site", "tls_listener", "JsonRequest",
+           "raise_file_limit", "BodyLimit"]
+
+log = Logger()
+
+BodyLimit = Callable[[bytes, bytes], int]
+"""(method, path) → the largest body the listener takes for that request, in bytes."""
+
+_REASONS = {408: b"Request Timeout", 413: b"Content Too Large"}
+
+
+class InOrder(MultiService):
+    """A MultiService that stops its children one at a time, last first, each only after the
+    one added after it has finished stopping: a store closes only once every listener, timer
+    and queue that writes to it is done (plain MultiService stops them all at once, and an
+    interaction caught between a closed pool and a stopping timer never finishes)."""
+
+    def stopService(self):
+        Service.stopService(self)
+        return ensureDeferred(self._stop_each())
+
+    async def _stop_each(self) -> None:
+        for service in reversed(list(self)):
+            if service.running:
+                try:
+                    await maybeDeferred(service.stopService)
+                except Exception:
+                    log.failure("stopping {service} failed", service=service)
+
+
+class JsonRequest(Request):
+    """Our requests never carry HTML forms: skip Twisted's form parsing of POST bodies, which
+    parses every Content-Type with the email package (a sixth of a node's reactor time per
+    federation request, by py-spy).  A chunked body is counted as it arrives and refused by
+    the channel the moment it passes the listener's limit."""
+
+    _received = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(*args, **kwargs)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._received += len(data)
+        channel = self.channel
+        if channel is not None and self._received > getattr(channel, "body_limit", 1 << 62):
+            channel.refuse(413, "too_large", "request body over %d bytes" % channel.body_limit)
+            return
+        super().handleContentChunk(data)
+
+
+class GuardedChannel(HTTPChannel):
+    """HTTP/1.1 with deadlines and a body limit checked before the body is read.  The site
+    gives the limits (``site.limits``), the body limit per path (``site.body_limit``) and the
+    style of the error bodies (``site.style``)."""
+
+    body_limit = 1 << 62
+    _refused = False
+    _deadline = None
+    _in_request = False
+
+    # -- deadlines --
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._deadline = self.callLater(seconds, self._late, what)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _late(self, what: str) -> None:
+        self._deadline = None
+        log.info("closing a connection from {peer}: {what} too slow", what=what,
+                 peer=_peer_host(self.transport))
+        self.refuse(408, "too_slow", "the request's %s did not arrive in time" % what)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if not self._in_request and not self._handlingRequest:
+            # The first byte of a request: its headers have header_timeout_seconds.
+            self._in_request = True
+            self._arm(self.site.limits.header_timeout_seconds, "headers")
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        limit = self.site.body_limit(self._command, self._path)
+        self.body_limit = limit
+        if self.length is not None and self.length > limit:
+            self.refuse(413, "too_large", "request body over %d bytes" % limit)
+            return
+        expected = limit if self.length is None else self.length
+        if expected:
+            grace = self.site.limits.header_timeout_seconds
+            self._arm(grace + expected / self.site.limits.min_body_rate, "body")
+        else:
+            self._disarm()
+        super().allHeadersReceived()
+
+    def allContentReceived(self) -> None:
+        if self._refused:
+            return
+        self._disarm()
+        super().allContentReceived()
+
+    def requestDone(self, request) -> None:
+        self._in_request = bool(self._dataBuffer) and self.persistent
+        if self._in_request:
+            # The next request began while this one was handled: its clock starts now.
+            self._arm(self.site.limits.header_timeout_seconds, "headers")
+        super().requestDone(request)
+
+    def connectionLost(self, reason) -> None:
+        self._disarm()
+        super().connectionLost(reason)
+
+    # -- refusing before any work --
+
+    def refuse(self, status: int, errcode: str, message: str) -> None:
+        """Answer ``status`` with the profile's JSON error body, read nothing more, close."""
+        if self._refused:
+            return
+        self._refused = True
+        self._disarm()
+        body = json.dumps(error_body(self.site.style, message, errcode)).encode()
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json;charset=utf-8"
+                             b"\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+                             % (status, _REASONS.get(status, b"Error"), len(body), body))
+        self.loseConnection()
+
+
+def _peer_host(transport) -> str:
+    try:
+        return transport.getPeer().host
+    except Exception:
+        return "?"
+
+
+class _QuietSite(Site):
+    def log(self, request) -> None:
+        pass
+
+
+def http_site(resource, limits: Limits, style: Style, body_limit: BodyLimit,
+              access_log: bool = True) -> Site:
+    """A Site for a Klein resource whose connections keep ``limits``; ``access_log`` False
+    leaves requests out of the daemon's log (one line per request costs a busy node about a
+    tenth of its reactor time)."""
+    site = (Site if access_log else _QuietSite)(resource, requestFactory=JsonRequest,
+                                                timeout=limits.idle_timeout_seconds)
+    site.protocol = GuardedChannel
+    site.limits, site.style, site.body_limit = limits, style, body_limit
+    site.displayTracebacks = False
+    return site
+
+
+class _Guard(WrappingFactory):
+    """Counts accepted connections, per listener and per client address, and refuses one
+    over either cap at accept; turns off Nagle's algorithm on those it keeps (an answer's
+    headers and body go out as separate TLS records, and Nagle would hold the second back
+    until the peer acknowledged the first)."""
+
+    _warned = 0.0
+
+    def __init__(self, wrapped, limits: Limits, reactor) -> None:
+        super().__init__(wrapped)
+        self.limits, self.reactor = limits, reactor
+        self.per_source: dict[str, int] = {}
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", "?")
+        if len(self.protocols) >= self.limits.max_connections or \
+                self.per_source.get(host, 0) >= self.limits.max_connections_per_source:
+            now = self.reactor.seconds()
+            if now - self._warned > 10:
+                self._warned = now
+                log.warn("refusing connections from {host}: {n} open from it, {total} in all "
+                         "(limits {per} and {cap})", host=host, n=self.per_source.get(host, 0),
+                         total=len(self.protocols), per=self.limits.max_connections_per_source,
+                         cap=self.limits.max_connections)
+            return None
+        protocol = super().buildProtocol(addr)
+        protocol.imfed_source = host
+        self.per_source[host] = self.per_source.get(host, 0) + 1
+        return protocol
+
+    def registerProtocol(self, p) -> None:
+        super().registerProtocol(p)
+        setter = getattr(p.transport, "setTcpNoDelay", None)
+        if setter is not None:
+            setter(True)
+
+    def unregisterProtocol(self, p) -> None:
+        super().unregisterProtocol(p)
+        host = getattr(p, "imfed_source", None)
+        if host is not None:
+            left = self.per_source.get(host, 1) - 1
+            if left:
+                self.per_source[host] = left
+            else:
+                self.per_source.pop(host, None)
+            p.imfed_source = None
+
+
+class Listener(StreamServerEndpointService):
+    """A listening port that, when stopped, also closes the connections it accepted (a
+    stopped role must not keep answering, or hanging, on connections from before).  A port
+    that cannot be bound stops the start with one line naming it (Twisted would log it and
+    run on without the port: a daemon that systemd thinks healthy and nobody can reach)."""
+
+    _raiseSynchronously = True
+
+    def __init__(self, reactor, listen: Listen, factory, limits: Limits) -> None:
+        endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
+        self.listen = listen
+        self.tracked = _Guard(factory, limits, reactor)
+        super().__init__(endpoint_type(reactor, listen.port, interface=listen.host),
+                         self.tracked)
+
+    def privilegedStartService(self) -> None:  # twistd binds here, before startService
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            self._cannot_listen(e)
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            self._cannot_listen(e)
+
+    def _cannot_listen(self, e: CannotListenError):
+        reason = getattr(e.socketError, "strerror", None) or e.socketError
+        raise SystemExit("imfed: cannot listen on %s:%d: %s"
+                         % (self.listen.host, self.listen.port, reason))
+
+    def stopService(self):
+        d = super().stopService()
+        for protocol in list(self.tracked.protocols):
+            protocol.transport.abortConnection()
+        return d
+
+
+def tls_listener(reactor, listen: Listen, server_tls: tls.ServerTLS, resource, limits: Limits,
+                 style: Style, body_limit: BodyLimit, access_log: bool = True) -> Listener:
+    """A mutual-TLS HTTPS listener service for a Klein resource."""
+    factory = TLSMemoryBIOFactory(server_tls, False,
+                                  http_site(resource, limits, style, body_limit, access_log))
+    return Listener(reactor, listen, factory, limits)
+
+
+def raise_file_limit(wanted: int = 65536) -> int:
+    """Raise the soft open-file limit towards the hard one (every connection is a file; the
+    usual soft limit of 1,024 is below what the listeners' caps allow).  The limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft

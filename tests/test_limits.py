@@ -1,0 +1,268 @@
+"""Limits that hold before a request is read (docs/security.md): body size by Content-Length
+and while a chunked body arrives, answers from peers, connections per source, deadlines."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import pytest_twisted
+from klein import Klein
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from zope.interface import implementer
+from twisted.internet.interfaces import IPullProducer
+
+from conftest import PlainClientPolicy, join_node, start_management, wait_until
+from imfed.config import Limits, Listen
+from imfed.crypto.tls import ServerTLS
+from imfed.listening import tls_listener
+from imfed.peer import PeerError
+from imfed.testing import free_port
+from imfed.wire.errors import Style
+
+GIB = 1 << 30
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@implementer(IPullProducer)
+class _Flood(Protocol):
+    """Sends a request head, then up to ``total`` body bytes as fast as the connection takes
+    them, until the server answers or closes; keeps what the server said."""
+
+    CHUNK = b"x" * (1 << 16)
+
+    def __init__(self, head: bytes, total: int, chunked: bool = False) -> None:
+        self.head, self.total, self.chunked = head, total, chunked
+        self.sent = 0
+        self.answer = b""
+        self.closed = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.head)
+        self.transport.registerProducer(self, False)
+
+    def resumeProducing(self) -> None:
+        if self.answer or self.sent >= self.total:
+            self.transport.unregisterProducer()
+            return
+        chunk = self.CHUNK
+        if self.chunked:
+            chunk = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        self.sent += len(self.CHUNK)
+        self.transport.write(chunk)
+
+    def stopProducing(self) -> None:
+        pass
+
+    def dataReceived(self, data: bytes) -> None:
+        self.answer += data
+
+    def connectionLost(self, reason=None) -> None:
+        self.closed.callback(None)
+
+
+async def flood(port: int, policy, path: str, chunked: bool) -> _Flood:
+    endpoint = wrapClientTLS(policy.creatorForNetloc(b"127.0.0.1", port),
+                             TCP4ClientEndpoint(reactor, "127.0.0.1", port))
+    length = b"transfer-encoding: chunked" if chunked else b"content-length: %d" % GIB
+    head = (b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
+            b"\r\n\r\n" % (path.encode(), length))
+    protocol = _Flood(head, GIB, chunked)
+    await connectProtocol(endpoint, protocol)
+    d = protocol.closed
+    d.addTimeout(60, reactor)
+    await d
+    return protocol
+
+
+def assert_refused_413(protocol: _Flood, style_code) -> None:
+    head, _, body = protocol.answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), protocol.answer[:200]
+    answer = json.loads(body)
+    assert answer["code"] == style_code and answer["errcode"] == "too_large"
+    assert protocol.sent < 64 << 20, protocol.sent  # it stopped reading long before 1 GiB
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_gib_body_to_management_without_certificate_is_refused_unread(tmp_path):
+    running = start_management(str(tmp_path / "m"))
+    try:
+        before = rss_bytes()
+        for chunked in (False, True):
+            protocol = await flood(running.port, PlainClientPolicy(None),
+                                   "/sns/restApi/managerserver/apply", chunked)
+            assert_refused_413(protocol, "1")
+        assert rss_bytes() - before < 20 << 20
+        # Nothing reached the store: no application was made.
+        assert not any(rows for table, rows in running.db_snapshot()
+                       if table == "applications")
+    finally:
+        await running.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_gib_body_to_a_node_with_a_valid_certificate_is_refused_unread(tmp_path):
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    b = await join_node(running, str(tmp_path / "b"), "node-b")
+    try:
+        n = b.config.node
+        policy = PlainClientPolicy(n.ca_file, n.cert_file, n.key_file)
+        before = rss_bytes()
+        for chunked in (False, True):
+            protocol = await flood(a.config.node.listen.port, policy, "/sns/chat", chunked)
+            assert_refused_413(protocol, 1)
+        assert rss_bytes() - before < 20 << 20
+    finally:
+        await b.stop()
+        await a.stop()
+        await running.service.stopService()
+
+
+class _Huge:
+    """A stand-in peer whose every answer is ``size`` bytes, with or without announcing it."""
+
+    app = Klein()
+
+    def __init__(self, size: int, announce: bool) -> None:
+        self.size, self.announce, self.sent = size, announce, 0
+
+    @app.route("/sns/find/users", methods=["GET"])
+    def answer(self, request):
+        if self.announce:
+            request.setHeader(b"content-length", b"%d" % self.size)
+        chunk = b" " * (1 << 16)
+
+        @implementer(IPullProducer)
+        class Producer:
+            def resumeProducing(producer):
+                if self.sent >= self.size:
+                    request.unregisterProducer()
+                    request.finish()
+                    return
+                self.sent += len(chunk)
+                request.write(chunk)
+
+            def stopProducing(producer):
+                pass
+
+        request.registerProducer(Producer(), False)
+        return request.notifyFinish().addErrback(lambda _: None).addCallback(lambda _: b"")
+
+
+@pytest.mark.parametrize("announce", [True, False])
+@pytest_twisted.ensureDeferred
+async def test_a_peers_huge_answer_is_cut_off_at_the_cap(tmp_path, announce):
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    b = await join_node(running, str(tmp_path / "b"), "node-b")
+    await b.stop()  # node-b's identity is played by the stand-in below
+    port = free_port()
+    huge = _Huge(300 << 20, announce)
+    issued_tls = ServerTLS(b.role.identity)
+    listener = tls_listener(reactor, Listen("127.0.0.1", port), issued_tls,
+                            huge.app.resource(), Limits(), Style.INTERCONNECT,
+                            lambda method, path: 1 << 20)
+    listener.startService()
+    try:
+        await a.role.directory.refresh()
+        await wait_until(lambda: a.role.directory.active("node-b"), what="node-b known")
+        before = rss_bytes()
+        with pytest.raises(PeerError, match="more than"):
+            await a.role.client.call("node-b", "https://127.0.0.1:%d" % port, "GET",
+                                     "/sns/find/users", query={"queryStr": "x"})
+        assert rss_bytes() - before < 20 << 20
+        assert huge.sent < 32 << 20  # the transfer was stopped, not read to its end
+    finally:
+        await listener.stopService()
+        await a.stop()
+        await running.service.stopService()
+
+
+def _connect_from(source: str, port: int) -> socket.socket:
+    s = socket.socket()
+    s.bind((source, 0))
+    s.setblocking(False)
+    try:
+        s.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    return s
+
+
+def _closed(s: socket.socket) -> bool:
+    try:
+        return s.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _read_all(s: socket.socket) -> bytes:
+    out = b""
+    while True:
+        try:
+            data = s.recv(1 << 16)
+        except BlockingIOError:
+            return out
+        except OSError:
+            return out
+        if not data:
+            return out
+        out += data
+
+
+@pytest_twisted.ensureDeferred
+async def test_connections_per_source_are_capped_and_slow_requests_cut(tmp_path):
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a", max_connections_per_source=20,
+                        header_timeout_seconds=0.5, idle_timeout_seconds=1.0)
+    port = a.config.node.client_listen.port
+    idle = []
+    try:
+        # 30 idle connections from one address: 20 kept, the rest closed at once.
+        idle = [_connect_from("127.0.0.2", port) for _ in range(30)]
+        await wait_until(lambda: sum(_closed(s) for s in idle) >= 10, what="over-cap closed")
+        await deferLater(reactor, 0.2, lambda: None)
+        assert sum(_closed(s) for s in idle) == 10
+        # Another address is served meanwhile.
+        from conftest import ApiClient
+        status, answer = await ApiClient(a, "x").call("GET", "me")
+        assert status == 401 and answer["errcode"] == "no_session"
+        # Idle ones are closed after idle_timeout_seconds.
+        await wait_until(lambda: all(_closed(s) for s in idle), timeout=5, what="idle closed")
+
+        # Headers dripped a byte at a time: cut at header_timeout_seconds with 408.
+        slow = _connect_from("127.0.0.3", port)
+        await deferLater(reactor, 0.05, lambda: None)
+        received = b""
+        for byte in b"GET /api/v1/me HTTP/1.1\r\nhost: x\r\n":
+            try:
+                slow.send(bytes([byte]))
+            except OSError:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+            received += _read_all(slow)
+            if received:
+                break
+        assert received.startswith(b"HTTP/1.1 408"), received
+        assert json.loads(received.partition(b"\r\n\r\n")[2])["errcode"] == "too_slow"
+        slow.close()
+    finally:
+        for s in idle:
+            s.close()
+        await a.stop()
+        await running.service.stopService()
