@@ -158,6 +158,13 @@ def _failure_body(style: Style, exc: BaseException) -> tuple[int, dict]:
     return 500, error_body(style, "internal error", "internal")
 
 
+def _error_headers(request, exc: BaseException) -> None:
+    if not isinstance(exc, ApiError):
+        return
+    for name, value in getattr(exc, "headers", {}).items():
+        request.setHeader(name, value)
+
+
 class Endpoints:
     """Base of a Klein route class.  Subclasses set ``app``, ``style``, and for signed routes
     ``verifier`` (a RequestVerifier), ``signing_key`` and ``server_id``."""
@@ -186,6 +193,7 @@ def install_errors(app) -> None:
             log.failure("unhandled error in {path}", failure=failure,
                         path=request.path.decode("latin-1", "replace"))
         status, body = _failure_body(getattr(self, "style", Style.INTERCONNECT), exc)
+        _error_headers(request, exc)
         request.setResponseCode(status)
         request.setHeader(b"content-type", JSON_TYPE)
         return _dump(body)
@@ -248,6 +256,7 @@ async def render_failure(self, request, exc: BaseException, signed: bool) -> byt
         log.failure("unhandled error in {path}", path=request.path.decode("latin-1", "replace"))
     status, result = _failure_body(self.style, exc)
     body = _dump(result)
+    _error_headers(request, exc)
     request.setResponseCode(status)
     request.setHeader(b"content-type", JSON_TYPE)
     if signed and self.signing_key is not None:

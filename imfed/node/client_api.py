@@ -15,11 +15,12 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from ..peer import PeerError
+from ..throttle import Throttle
 from ..web import (JSON_TYPE, Endpoints, endpoint, int_arg, query_arg, read_json,
                    render_failure, send_file)
 from ..wire import fields
-from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, TooLarge, Unauthorized,
-                           Unavailable, ok_body)
+from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, TooLarge, TooMany,
+                           Unauthorized, Unavailable, ok_body)
 from ..wire.messages import new_object_id, parse_message_info, server_of, user_id
 from . import files, messaging, users
 from .client_app import V1, app
@@ -41,6 +42,10 @@ class ClientApi(GroupRoutes, Endpoints):
         self.db, self.hub, self.clock = role.db, role.hub, role.clock
         self.max_body = role.config.max_body
         self._relays: dict = {}
+        c = role.config
+        self.login_throttle = Throttle(self.clock, c.login_max_failures, c.login_window_seconds)
+        self.source_throttle = Throttle(self.clock, 5 * c.login_max_failures,
+                                        c.login_window_seconds)
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -53,11 +58,10 @@ class ClientApi(GroupRoutes, Endpoints):
         return self.max_body
 
     async def user(self, request) -> users.User:
-        raw = request.getHeader(b"authorization") or b""
-        scheme, _, token = raw.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer(request)
+        if not token:
             raise Unauthorized("log in first: Authorization: Bearer <token>", "no_session")
-        user = await self.db.runInteraction(users.session_user, token.strip(), self.now_ms())
+        user = await self.db.runInteraction(users.session_user, token, self.now_ms())
         if user is None:
             raise Unauthorized("the session is unknown or has expired", "no_session")
         return user
@@ -67,16 +71,48 @@ class ClientApi(GroupRoutes, Endpoints):
     @app.route(V1 + "login", methods=["POST"])
     @endpoint()
     async def login(self, request):
+        """Throttled per account and per source address (429 with Retry-After); the hash is
+        checked on a thread, and against a dummy when the account does not exist, so that
+        neither the reactor nor the answer's timing tells anything."""
         body = read_json(request, self.max_body)
         login = fields.text(body, "login", max_len=128)
         password = fields.text(body, "password", max_len=256)
+        keys = ("account:" + login.strip().lower(), "source:" + _source(request))
+        for key, throttle in zip(keys, (self.login_throttle, self.source_throttle)):
+            wait = throttle.retry_after(key)
+            if wait is not None:
+                raise TooMany("too many failed logins; try again later", wait, "throttled")
         user = await self.db.runInteraction(users.find_user, login)
-        if user is None or not users.check_password(password, user.password_hash):
+        stored = user.password_hash if user is not None else None
+        if not await deferToThread(users.check_password, password, stored):
+            self.login_throttle.hit(keys[0])
+            self.source_throttle.hit(keys[1])
             raise Unauthorized("wrong login or password", "bad_login")
+        self.login_throttle.clear(keys[0])
+        if users.needs_rehash(stored):
+            new_hash = await deferToThread(users.hash_password, password)
+            await self.db.runInteraction(users.set_password, user.user_id, new_hash,
+                                         self.now_ms(), keep_sessions=True)
         token = await self.db.runInteraction(
             users.new_session, user.user_id, self.now_ms(),
             int(self.role.config.session_seconds * 1000))
         return ok_body(self.style, token=token, userInfo=user.info())
+
+    @app.route(V1 + "logout", methods=["POST"])
+    @endpoint()
+    async def logout(self, request):
+        """This session ends."""
+        await self.user(request)
+        await self.db.runInteraction(users.end_session, _bearer(request))
+        return ok_body(self.style)
+
+    @app.route(V1 + "logout/all", methods=["POST"])
+    @endpoint()
+    async def logout_all(self, request):
+        """Every session of this user ends, this one too."""
+        user = await self.user(request)
+        ended = await self.db.runInteraction(users.end_sessions, user.user_id)
+        return ok_body(self.style, ended=ended)
 
     @app.route(V1 + "me", methods=["GET"])
     @endpoint()
@@ -433,6 +469,16 @@ class ClientApi(GroupRoutes, Endpoints):
                               % (seq, kind.encode(), payload.encode("utf-8")))
             since = rows[-1][0]
         return b""
+
+
+def _bearer(request) -> str:
+    raw = request.getHeader(b"authorization") or b""
+    scheme, _, token = raw.decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _source(request) -> str:
+    return getattr(request.getClientAddress(), "host", "?")
 
 
 def _disposition(name: str) -> bytes:

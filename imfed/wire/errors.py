@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 __all__ = ["Style", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
-           "Conflict", "TooLarge", "Unavailable", "error_body", "ok_body"]
+           "Conflict", "TooLarge", "TooMany", "InsufficientStorage", "Unavailable", "error_body", "ok_body"]
 
 
 class Style(enum.Enum):
@@ -51,6 +51,25 @@ class Conflict(ApiError):
 
 class TooLarge(ApiError):
     status, errcode = 413, "too_large"
+
+
+class TooMany(ApiError):
+    """429 with Retry-After: the caller has done this too often, and may again after
+    ``retry_after`` seconds."""
+
+    status, errcode = 429, "too_many"
+
+    def __init__(self, message: str, retry_after: float, errcode: str | None = None) -> None:
+        super().__init__(message, errcode)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+    @property
+    def headers(self) -> dict:
+        return {b"retry-after": b"%d" % self.retry_after}
+
+
+class InsufficientStorage(ApiError):
+    status, errcode = 507, "insufficient_storage"
 
 
 class Unavailable(ApiError):
