@@ -55,7 +55,10 @@ class Applicant:
     server_id: str
     folder: str
     management: object
-    address: str = "https://127.0.0.1:9"
+    # One address per server: a second server at a registered address is refused.
+    address: str = attrs.field(default=attrs.Factory(
+        lambda self: "https://127.0.0.1:%d" % (9000 + sum(map(ord, self.server_id))),
+        takes_self=True))
     key: sm2.PrivateKey = attrs.field(factory=sm2.generate_private_key)
     application_id: str = ""
     token: str = ""
@@ -156,7 +159,7 @@ async def test_registration_review_certificates_and_directory(management, tmp_pa
         assert full.ok
         assert sorted(s["serverId"] for s in full.body["servers"]) == ["node-a", "node-b"]
         entry = next(s for s in full.body["servers"] if s["serverId"] == "node-a")
-        assert entry["status"] == 0 and entry["serverAddress"] == "https://127.0.0.1:9"
+        assert entry["status"] == 0 and entry["serverAddress"] == "https://127.0.0.1:%d" % (9000 + sum(map(ord, "node-a")))
         assert entry["certFingerprint"] == node_a.cert.fingerprint
         assert entry["productType"] == "北信源/信源豆豆" and entry["area"] == "北京"
         t1 = full.body["serverTime"]

@@ -128,6 +128,7 @@ def submit(cur, app: Application) -> None:
     """Record a pending application after the checks that need the store, under its lock."""
     existing = store.get_server(cur, app.server_id)
     if app.kind == "apply":
+        _no_lookalike(cur, app.server_id)
         if existing is not None and existing.status == 2:
             raise Conflict("serverId %s was deregistered and is never issued again"
                            % app.server_id, "server_id_retired")
@@ -138,12 +139,52 @@ def submit(cur, app: Application) -> None:
     if store.pending_for(cur, app.server_id) is not None:
         raise Conflict("an application for %s is already waiting for review" % app.server_id,
                        "application_pending")
+    if app.data.get("serverAddress"):
+        _address_free(cur, app.data["serverAddress"], app.server_id)
     store.insert_application(cur, app)
     detail = {"application": app.application_id}
     if app.csr_pem:
         detail["csr_key_sm3"] = sm3_hex(pki.CertificateRequest.from_pem(app.csr_pem).spki_der)
     store.audit(cur, app.submitted_at, app.submitted_by, "submit-" + app.kind, app.server_id,
                 app.data.get("reason", ""), **detail, data=app.data)
+
+
+def _no_lookalike(cur, server_id: str, application_id: str | None = None) -> None:
+    """serverIds are compared without case: ``NODE-A`` beside ``node-a`` would let one pass
+    for the other in a log, a list or an operator's eyes.  Deregistered ones count too."""
+    cur.execute("SELECT server_id FROM servers WHERE lower(server_id) = lower(?) AND "
+                "server_id != ?", (server_id, server_id))
+    row = cur.fetchone()
+    if row is None:
+        cur.execute("SELECT server_id FROM applications WHERE kind = 'apply' AND status = "
+                    "'pending' AND lower(server_id) = lower(?) AND server_id != ? AND "
+                    "application_id != ?", (server_id, server_id, application_id or ""))
+        row = cur.fetchone()
+    if row is not None:
+        raise Conflict("serverId %s differs only in case from %s" % (server_id, row[0]),
+                       "server_id_lookalike")
+
+
+def _address_key(address: str) -> tuple[str, int]:
+    host, port = https_address(address)
+    return host.lower().rstrip("."), port
+
+
+def _address_free(cur, address: str, server_id: str, application_id: str | None = None) -> None:
+    """No other server, registered (active or suspended) or waiting for review, is at this
+    host and port: ``user@host:port`` must resolve to one server (§6.2.2)."""
+    key = _address_key(address)
+    for other in store.list_servers(cur):
+        if other.server_id != server_id and other.status != 2 and \
+                _address_key(other.server_address) == key:
+            raise Conflict("%s is the address of server %s" % (address, other.server_id),
+                           "address_taken")
+    for other in store.list_applications(cur):
+        if other.server_id != server_id and other.application_id != application_id and \
+                other.data.get("serverAddress") and \
+                _address_key(other.data["serverAddress"]) == key:
+            raise Conflict("%s is the address in %s's application %s"
+                           % (address, other.server_id, other.application_id), "address_taken")
 
 
 def _pending(cur, application_id: str) -> Application:
@@ -179,9 +220,12 @@ def approve(cur, application_id: str, ca: pki.CertificateAuthority, operator: st
     app = _pending(cur, application_id)
     server = store.get_server(cur, app.server_id)
     cert = None
+    if app.data.get("serverAddress"):
+        _address_free(cur, app.data["serverAddress"], app.server_id, application_id)
     if app.kind == "apply":
         if server is not None:
             raise Conflict("serverId %s is taken" % app.server_id, "server_id_taken")
+        _no_lookalike(cur, app.server_id, application_id)
         request = pki.CertificateRequest.from_pem(app.csr_pem)
         cert = _issue(cur, ca, request.spki_der, app.server_id, app.data["serverAddress"], days,
                       operator, now_ms, note)

@@ -7,7 +7,8 @@ from klein import Klein
 from ..crypto import pki
 from ..web import Endpoints, endpoint, install_errors, read_json, sns_route
 from ..wire import fields
-from ..wire.errors import Conflict, NotFound, Style, Unauthorized, ok_body
+from ..throttle import Throttle
+from ..wire.errors import Conflict, NotFound, Style, TooMany, Unauthorized, ok_body
 from . import review, store
 from .store import RegistryStore
 
@@ -22,10 +23,12 @@ class ManagementApi(Endpoints):
     style = Style.MANAGEMENT
 
     def __init__(self, *, store: RegistryStore, ca: pki.Certificate, own_cert: pki.Certificate,
-                 server_id: str, signing_key, verifier, max_body: int) -> None:
+                 server_id: str, signing_key, verifier, max_body: int,
+                 apply_throttle: Throttle, max_pending: int) -> None:
         self.store, self.ca, self.own_cert = store, ca, own_cert
         self.server_id, self.signing_key, self.verifier = server_id, signing_key, verifier
         self.max_body = max_body
+        self.apply_throttle, self.max_pending = apply_throttle, max_pending
 
     @sns_route(app, M + "cacert", methods=("GET", "POST"))
     @endpoint()
@@ -35,8 +38,18 @@ class ManagementApi(Endpoints):
     @sns_route(app, M + "apply")
     @endpoint()
     async def apply(self, request):
+        """Anyone may apply (no certificate yet): at most ``apply_per_source_per_hour`` from
+        one address, and at most ``max_pending_applications`` waiting in all (429)."""
+        source = "source:" + getattr(request.getClientAddress(), "host", "?")
+        wait = self.apply_throttle.retry_after(source)
+        if wait is not None:
+            raise TooMany("too many applications from this address", wait, "throttled")
         body = read_json(request, self.max_body)
         server_id, data, csr = review.parse_apply(body)
+        if await self.store.run(store.pending_count) >= self.max_pending:
+            raise TooMany("too many applications are waiting for review", 3600,
+                          "review_queue_full")
+        self.apply_throttle.hit(source)
         if server_id == self.server_id:
             raise Conflict("serverId %s is the management server's own" % server_id,
                            "server_id_taken")

@@ -14,6 +14,7 @@ from ..storage import Database
 from ..peer import PeerClient
 from ..timers import Periodic
 from .notifier import Notifier
+from ..throttle import Throttle
 from .routes import ManagementApi
 from .store import RegistryStore
 
@@ -82,7 +83,10 @@ class ManagementRole:
         self.api = ManagementApi(store=self.store, ca=self.ca.cert,
                                  own_cert=self.identity.certificate, server_id=m.server_id,
                                  signing_key=self.signing_key, verifier=self.verifier,
-                                 max_body=m.max_body)
+                                 max_body=m.max_body,
+                                 apply_throttle=Throttle(reactor, m.apply_per_source_per_hour,
+                                                         3600.0),
+                                 max_pending=m.max_pending_applications)
 
     def renew_own_certificate(self) -> bool:
         """Reissue this server's own certificate (same key) when it is missing, for another

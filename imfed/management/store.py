@@ -162,6 +162,11 @@ def list_applications(cur, pending_only: bool = True) -> list[Application]:
     return [_application(r) for r in cur.fetchall()]
 
 
+def pending_count(cur) -> int:
+    cur.execute("SELECT COUNT(*) FROM applications WHERE status = 'pending'")
+    return cur.fetchone()[0]
+
+
 def pending_for(cur, server_id: str) -> Application | None:
     cur.execute("SELECT %s FROM applications WHERE server_id = ? AND status = 'pending'"
                 % ",".join(_APP_COLUMNS), (server_id,))

@@ -126,9 +126,7 @@ class ClientApi(GroupRoutes, Endpoints):
     @endpoint()
     async def search(self, request):
         await self.user(request)
-        query = (query_arg(request, "q") or "").strip()
-        if not query or len(query) > 64:
-            raise BadRequest("q must be 1-64 characters", "bad_q")
+        query = fields.search_query(query_arg(request, "q") or "", "q")
         local = await self.db.runInteraction(users.search, query)
         found = [u.info() for u in local]
         servers = {self.server_id: "ok"}

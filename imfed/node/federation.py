@@ -17,7 +17,8 @@ from ..web import (Endpoints, endpoint, install_errors, int_arg, query_arg, read
 from ..wire import fields
 from ..peer import PeerError
 from ..wire.errors import BadRequest, Forbidden, NotFound, Style, TooLarge, Unavailable, ok_body
-from ..wire.messages import new_object_id, object_id, parse_message_info, split_id, user_id
+from ..wire.messages import (new_object_id, object_id, parse_message_info, server_of,
+                             split_id, user_id)
 from . import files, group_messages, groups, messaging, users
 from .acl import AccessControl
 from .directory import Directory
@@ -33,11 +34,12 @@ class FederationApi(Endpoints):
 
     def __init__(self, *, server_id: str, signing_key, verifier, db, directory: Directory,
                  acl: AccessControl, hub: EventHub, outbox, client, clock, max_body: int,
-                 file_dir: str, max_file_bytes: int) -> None:
+                 file_dir: str, max_file_bytes: int, recall_limit_ms: int) -> None:
         self.server_id, self.signing_key, self.verifier = server_id, signing_key, verifier
         self.db, self.directory, self.acl, self.hub = db, directory, acl, hub
         self.outbox, self.client, self.clock, self.max_body = outbox, client, clock, max_body
         self.file_dir, self.max_file_bytes = file_dir, max_file_bytes
+        self.recall_limit_ms = recall_limit_ms
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -86,9 +88,7 @@ class FederationApi(Endpoints):
     @sns_route(app, "find/users", methods=("GET",))
     @endpoint(signed=True)
     async def find_users(self, request):
-        query = required_arg(request, "queryStr").strip()
-        if not query or len(query) > 64:
-            raise BadRequest("queryStr must be 1-64 characters", "bad_queryStr")
+        query = fields.search_query(required_arg(request, "queryStr"), "queryStr")
         found = await self.db.runInteraction(users.search, query)
         return ok_body(self.style, users=[u.info() for u in found])
 
@@ -193,7 +193,8 @@ class FederationApi(Endpoints):
         # Stored and passed on in the serverId form, whichever form it came in (§6.2.2).
         info = attrs.evolve(info, sender_id=sender, recv_id=recv.user_id,
                             message_id="%s@%s" % (opaque, origin), content=content)
-        await self.db.runInteraction(messaging.receive_message, info, self.now_ms())
+        await self.db.runInteraction(messaging.receive_message, info, self.now_ms(),
+                                     self.recall_limit_ms)
         self.hub.poke([info.recv_id])
         return ok_body(self.style)
 
@@ -381,9 +382,14 @@ class FederationApi(Endpoints):
         local = [(await self._local_user(u, "userIDs")).user_id for u in ids]
         sender = self.directory.canonical(info.sender_id, "senderID")
         info = attrs.evolve(info, sender_id=sender, recv_id=group_id)
-        await self.db.runInteraction(group_messages.receive_group_chat, group_id, local, info,
-                                     self.now_ms())
-        self.hub.poke(local)
+        if "fileID" in info.content and server_of(info.content["fileID"]) != server_of(group_id):
+            # Only the master's copy is announced in a group (§6.4.2.10): a fileID naming
+            # any other server, ours above all, would grant our users a file not theirs.
+            raise BadRequest("a group message's fileID must name the group's master",
+                             "bad_fileID")
+        shown = await self.db.runInteraction(group_messages.receive_group_chat, group_id,
+                                             local, info, self.now_ms())
+        self.hub.poke(shown)
         return ok_body(self.style)
 
     @sns_route(app, "notify/grpnotify")

@@ -10,6 +10,7 @@ import attrs
 
 from ..crypto.sm3 import SM3
 from ..storage import transaction
+from ..wire.errors import Forbidden
 
 __all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
            "server_entitled", "CHUNK", "expect_remote", "fetch_checked", "FileMismatch",
@@ -73,10 +74,13 @@ def get_file(cur, file_id: str) -> StoredFile | None:
 
 
 def expect_remote(cur, content: dict, owner_id: str, recipients: list[str],
-                  now_ms: int) -> None:
-    """A file another server announced in a message: known from now on (size and MD5 to
-    check it against), granted to ``recipients``, fetched from its origin when one of them
-    first downloads it."""
+                  now_ms: int, origin: str) -> None:
+    """A file the server ``origin`` announced in a message: known from now on (size and MD5
+    to check it against), granted to ``recipients``, fetched from ``origin`` when one of them
+    first downloads it.  Only a file of ``origin``'s may be announced by it: no other server
+    can grant our users a file, least of all one of ours."""
+    if content["fileID"].rsplit("@", 1)[1] != origin:
+        raise Forbidden("%s may not announce %s" % (origin, content["fileID"]), "bad_fileID")
     cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (content["fileID"], owner_id, content.get("name", ""), content["size"],

@@ -13,7 +13,7 @@ from ..storage import transaction
 from ..wire.errors import Forbidden, NotFound
 from ..wire.messages import MessageInfo, server_of
 from . import files, users
-from .groups import servers_with_members, master_group, lane, member_type
+from .groups import get_group, servers_with_members, master_group, lane, member_type
 from .messaging import compact_json, emit, enqueue
 
 __all__ = ["post_message", "send_to_master", "receive_group_chat", "history", "has_message",
@@ -91,9 +91,19 @@ def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
 
 @transaction
 def receive_group_chat(cur, group_id: str, user_ids: list[str], info: MessageInfo,
-                       now_ms: int) -> bool:
-    """notify/grpchat from the master: keep it, show it to the members it lists."""
-    return _keep(cur, group_id, user_ids, info, now_ms)
+                       now_ms: int) -> list[str]:
+    """notify/grpchat from the master: keep it, show it to the members it lists who are
+    members in our view (one who quit here meanwhile is left out); the users shown it.
+    Refused for a group we hold no view of, or when none of them is a member."""
+    g = get_group(cur, group_id)
+    if g is None or g.master or g.dissolved:
+        raise NotFound("no group %s here" % group_id, "unknown_group")
+    members = [uid for uid in dict.fromkeys(user_ids)
+               if member_type(cur, group_id, uid) is not None]
+    if not members:
+        raise Forbidden("none of userIDs is a member of %s here" % group_id, "not_member")
+    _keep(cur, group_id, members, info, now_ms)
+    return members
 
 
 def _keep(cur, group_id: str, user_ids: list[str], info: MessageInfo, now_ms: int,
@@ -103,7 +113,8 @@ def _keep(cur, group_id: str, user_ids: list[str], info: MessageInfo, now_ms: in
         return False
     if "fileID" in info.content:
         # The master's copy, fetched from it when one of our members first downloads it.
-        files.expect_remote(cur, info.content, info.sender_id, user_ids, now_ms)
+        files.expect_remote(cur, info.content, info.sender_id, user_ids, now_ms,
+                            origin=server_of(group_id))
     cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
     shown = _message(cur.fetchone())
     for uid in user_ids:

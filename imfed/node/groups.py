@@ -23,7 +23,7 @@ __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_
            "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
            "receive_answer", "quit_group", "receive_quit", "dissolve", "receive_notify",
            "my_groups", "lane", "remove_members", "set_admin", "update_group", "search",
-           "request_invitation", "transfer", "master_group", "servers_with_members"]
+           "request_invitation", "transfer", "master_group", "servers_with_members", "joined"]
 
 MEMBER, ADMIN, OWNER = 1, 2, 3
 ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
@@ -344,6 +344,9 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
     gset = body.get("grpset") or {}
     affected = [u for u in body.get("users") or [] if isinstance(u, dict)
                 and isinstance(u.get("userID"), str)]
+    if get_group(cur, group_id) is None and not _invited_here(cur, group_id):
+        # A view is kept only of a group one of our users was invited to.
+        raise NotFound("no group %s here" % group_id, "unknown_group")
     if get_group(cur, group_id) is None:
         cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)" % _G,
                     (group_id, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
@@ -361,6 +364,8 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
         if server_of(uid) != server_id:
             continue
         if oper_type == ADD:
+            if not _accepted(cur, group_id, uid):
+                continue  # a master cannot add our user without the user's agreement
             cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
                         (group_id, uid, MEMBER, compact_json(u), now_ms))
         elif oper_type == REMOVE:
@@ -381,6 +386,41 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
     for uid in told:
         if users.get_user(cur, uid) is not None:
             emit(cur, uid, "group_notify", dict(body, groupID=group_id), now_ms)
+
+
+def _invited_here(cur, group_id: str) -> bool:
+    cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? LIMIT 1", (group_id,))
+    return cur.fetchone() is not None
+
+
+def _accepted(cur, group_id: str, user_id: str) -> bool:
+    cur.execute("SELECT 1 FROM group_invitations WHERE group_id = ? AND invitee_id = ? AND "
+                "status = 'accepted'", (group_id, user_id))
+    return cur.fetchone() is not None
+
+
+def joined(cur, group_id: str, user_id: str, now_ms: int) -> list[str]:
+    """The master answered code 0 to our user's agreement (invite/grprep): the user is a
+    member from now on, whether or not a grpnotify follows (the standard does not oblige the
+    master to send one).  The local users to tell."""
+    cur.execute("SELECT group_name FROM group_invitations WHERE group_id = ? AND "
+                "invitee_id = ? AND status = 'accepted'", (group_id, user_id))
+    row = cur.fetchone()
+    user = users.get_user(cur, user_id)
+    if row is None or user is None:
+        return []
+    g = get_group(cur, group_id)
+    if g is None:
+        cur.execute("INSERT INTO groups (%s) VALUES (?, ?, '', '', 1, 1, ?, 0, 0)" % _G,
+                    (group_id, row[0], now_ms))
+    elif g.dissolved:
+        return []
+    cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
+                (group_id, user_id, MEMBER, compact_json(user.info()), now_ms))
+    if cur.rowcount != 1:
+        return []
+    emit(cur, user_id, "group_joined", {"groupID": group_id, "groupName": row[0]}, now_ms)
+    return [user_id]
 
 
 def _require_role(cur, g: Group, user_id: str, allowed: tuple, errcode: str) -> int:

@@ -110,16 +110,23 @@ def send_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> StoredM
 
 
 @transaction
-def receive_message(cur, info: MessageInfo, now_ms: int) -> bool:
-    """A message from another server for a local user; False for a repeat (PROFILE.md §5)."""
+def receive_message(cur, info: MessageInfo, now_ms: int, recall_limit_ms: int) -> bool:
+    """A message from another server for a local user; False for a repeat (PROFILE.md §5).
+    A recall (``repeal``) is taken within ``recall_limit_ms`` of the message's arrival (the
+    recall window plus a grace for the recall's own journey), refused after (409)."""
     if users.get_user(cur, info.recv_id) is None:
         raise NotFound("no user %s" % info.recv_id, "unknown_user")
     if info.message_type == "repeal":
+        message = _get_message(cur, info.message_id)
+        if message is not None and not message.recalled and \
+                now_ms - message.created_at > recall_limit_ms:
+            raise Conflict("the recall window has passed", "recall_window_passed")
         return _apply_recall(cur, info.message_id, info.sender_id, now_ms)
     if not _store(cur, info, "received", now_ms):
         return False
     if "fileID" in info.content:
-        files.expect_remote(cur, info.content, info.sender_id, [info.recv_id], now_ms)
+        files.expect_remote(cur, info.content, info.sender_id, [info.recv_id], now_ms,
+                            origin=info.sender_server)
     emit(cur, info.recv_id, "message", _get_message(cur, info.message_id).to_client(), now_ms)
     return True
 

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from ..peer import PeerClient, PeerError
 from ..storage import Database, transaction
 from ..timers import Periodic
-from . import messaging
+from . import groups, messaging
 from .acl import AccessControl
 from .directory import Directory
 from .events import EventHub
@@ -52,6 +52,10 @@ def _finish(cur, seq: int, message_id: str | None, state: str, error: str, now_m
             path: str = "", body: dict | None = None) -> str | None:
     """Answer the local user to tell, if any."""
     cur.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+    if state == "sent" and path.startswith("/sns/invite/grprep?groupID=") and body and \
+            body.get("respResult") == 1:
+        joined = groups.joined(cur, path.split("=", 1)[1], body.get("ownerID"), now_ms)
+        return joined[0] if joined else None
     if state == "failed" and path.rstrip("/").endswith("/add/users") and body:
         # The other server refused the friend request (or could not be reached in time).
         return messaging.friend_request_failed(cur, body.get("ownerID"), body.get("userID"),

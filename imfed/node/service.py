@@ -69,7 +69,9 @@ class NodeRole:
                                  verifier=self.verifier, db=self.db, directory=self.directory,
                                  acl=self.acl, hub=self.hub, outbox=self.outbox,
                                  client=self.client, clock=reactor, max_body=n.max_body,
-                                 file_dir=self.file_dir, max_file_bytes=n.max_file_bytes)
+                                 file_dir=self.file_dir, max_file_bytes=n.max_file_bytes,
+                                 recall_limit_ms=int((n.recall_window_seconds +
+                                                      n.recall_grace_seconds) * 1000))
         self.client_api = ClientApi(role=self)
 
     def use_identity(self) -> bool:

@@ -13,6 +13,7 @@ import attrs
 from ..crypto.sm3 import sm3_hex
 from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, NotFound
+from ..wire.fields import MIN_SUBSTRING
 
 __all__ = ["User", "hash_password", "check_password", "needs_rehash", "end_session",
            "end_sessions", "PHONE", "add_user", "get_user", "find_user",
@@ -147,7 +148,8 @@ def set_password(cur, user_id: str, password_hash: str, now_ms: int,
 def search(cur, query: str, limit: int = 50) -> list[User]:
     """Searchable users whose name contains ``query`` or whose phone or ID is ``query``
     (§6.4.1.3: names and phone numbers)."""
-    like = like_pattern(query)
+    # A one-character query would list half the users by name: it matches exactly only.
+    like = like_pattern(query) if len(query) >= MIN_SUBSTRING else ""
     cur.execute("SELECT %s FROM users WHERE searchable = 1 AND "
                 "(name LIKE ? ESCAPE '\\' OR phone = ? OR user_id = ?) ORDER BY user_id LIMIT ?"
                 % _COLUMNS, (like, query, query, limit))

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .errors import BadRequest
 
-__all__ = ["SERVER_ID", "server_id", "optional_int", "string_list", "text"]
+__all__ = ["SERVER_ID", "server_id", "optional_int", "string_list", "text", "search_query",
+           "MIN_SUBSTRING"]
+
+MIN_SUBSTRING = 2
+"""A search shorter than this matches phone numbers and IDs exactly, names not at all."""
 
 SERVER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -54,3 +59,19 @@ def string_list(body: dict, field: str, item, max_items: int = 1000) -> list:
         raise BadRequest("%s must be a list of at most %d items" % (field, max_items),
                          "bad_" + field)
     return [item(v, field) for v in value]
+
+
+def search_query(value, field: str) -> str:
+    """A user search (§6.4.1.3): 1-64 characters once trimmed, none a control, format or
+    unassigned character (a NUL once matched every user), at least one letter or digit."""
+    if not isinstance(value, str):
+        raise BadRequest("%s must be a string" % field, "bad_" + field)
+    value = value.strip()
+    if not 1 <= len(value) <= 64:
+        raise BadRequest("%s must be 1-64 characters" % field, "bad_" + field)
+    categories = [unicodedata.category(c) for c in value]
+    if any(c[0] == "C" for c in categories):
+        raise BadRequest("%s holds a control character" % field, "bad_" + field)
+    if not any(c[0] in "LN" for c in categories):
+        raise BadRequest("%s must hold a letter or a digit" % field, "bad_" + field)
+    return value
