@@ -117,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Every command's failure is one line on stderr and exit status 1."""
     args = parser().parse_args(argv)
+    os.umask(0o077)  # stores, keys and files the CLI writes: the daemon's user alone
     try:
         args.func(args)
     except ApiError as e:

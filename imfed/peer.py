@@ -164,6 +164,8 @@ class PeerClient:
         response.deliverBody(sink)
         try:
             size, md5, sm3 = await sink.done
+        except OSError:
+            raise  # our own disk (full, say): not the peer's fault
         except Exception as e:
             raise PeerError("download from %s failed: %s" % (destination, _describe(e))) from None
         await self._check_answer(destination, 200, response.headers, nonce, body_sm3=sm3)

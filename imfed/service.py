@@ -6,26 +6,61 @@ listeners before the stores close.
 
 from __future__ import annotations
 
-from twisted.application.service import MultiService
+import os
+
+from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
 from .config import Config
+from .crypto.signing import NonceKeeper
 from .listening import InOrder, raise_file_limit, tls_listener
 from .wire.errors import Style
 
-__all__ = ["make_service"]
+__all__ = ["make_service", "private_data_dir"]
 
 log = Logger()
+
+
+class _KeepNonces(Service):
+    """Nonces of a role's verifier kept across a clean restart (crypto/signing.py): loaded at
+    start, saved at stop.  Put in the tree before the role's listener, so it stops after it."""
+
+    def __init__(self, verifier, path: str) -> None:
+        self.keeper = NonceKeeper(verifier, path)
+
+    def startService(self) -> None:
+        super().startService()
+        self.keeper.load()
+
+    def stopService(self):
+        super().stopService()
+        self.keeper.save()
+
+
+def private_data_dir(path: str) -> None:
+    """Whatever the daemon writes from now on is its user's alone (umask 077: stores 0600,
+    folders 0700), and the data folder and the folders and stores already in it are made so
+    (a folder 0700 keeps out anything older inside it)."""
+    os.umask(0o077)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            os.chmod(entry.path, 0o700)
+        elif entry.is_file(follow_symlinks=False) and entry.stat().st_mode & 0o077:
+            os.chmod(entry.path, 0o600)
 
 
 def make_service(config: Config, reactor) -> MultiService:
     top = InOrder()
     raise_file_limit()
+    private_data_dir(config.data_dir)
     if config.management is not None:
         from .management.service import ManagementRole, OwnCertificateCheck
 
         role = ManagementRole(config, reactor)
         role.db.setServiceParent(top)
+        _KeepNonces(role.verifier, config.path("management-nonces.json")).setServiceParent(top)
         m = config.management
         listener = tls_listener(reactor, m.listen, role.server_tls, role.api.resource(),
                                 m.limits, Style.MANAGEMENT, lambda method, path: m.max_body,
@@ -47,6 +82,7 @@ def make_service(config: Config, reactor) -> MultiService:
 
         node = NodeRole(config, reactor)
         node.db.setServiceParent(top)
+        _KeepNonces(node.verifier, config.path("node-nonces.json")).setServiceParent(top)
         for service in node.services():
             service.setServiceParent(top)
         top.node = node

@@ -7,6 +7,7 @@ import sys
 from twisted.python import usage
 
 from .config import ConfigError, default_config, load
+from .storage import StoreError
 
 __all__ = ["Options", "makeService"]
 
@@ -29,7 +30,7 @@ def makeService(options, reactor=None):
     try:
         config = load(options["config"]) if options["config"] else default_config()
         return make_service(config, reactor)
-    except ConfigError as e:
+    except (ConfigError, StoreError) as e:
         # twistd would print a traceback; a config mistake deserves one clear line.
         sys.stderr.write("imfed: %s\n" % e)
         raise SystemExit(2)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+import json
+import os
 import re
 import secrets
 from typing import Awaitable, Callable
@@ -196,6 +198,17 @@ class NonceCache:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def entries(self) -> list[tuple[str, str, int]]:
+        """(origin, nonce, expiry in ms) of every nonce remembered, to be kept across a
+        restart."""
+        return [(origin, nonce, expiry) for (origin, nonce), expiry in self._seen.items()]
+
+    def restore(self, entries, now_ms: int) -> None:
+        for origin, nonce, expiry in entries:
+            if expiry >= now_ms and (origin, nonce) not in self._seen:
+                self._seen[(origin, nonce)] = expiry
+                heapq.heappush(self._expiries, (expiry, (origin, nonce)))
+
 
 CertLookup = Callable[[str], Awaitable["Certificate | None"]]
 
@@ -214,6 +227,9 @@ class RequestVerifier:
     clock: object  # IReactorTime
     window_ms: int = WINDOW_MS
     nonces: NonceCache = attrs.field(factory=NonceCache)
+    not_before_ms: int | None = None
+    """After a start without the nonces of the previous run (a crash), requests signed before
+    the start are refused: one of them could be a replay of a request the previous run took."""
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -242,6 +258,39 @@ class RequestVerifier:
         now = self.now_ms()
         if abs(now - req.ts) > self.window_ms:
             raise SignatureError("ts is outside the replay window")
+        if self.not_before_ms is not None and req.ts < self.not_before_ms:
+            raise SignatureError("ts is before this server started (retry with a new one)")
         if not self.nonces.check_and_add(req.origin, req.nonce, now, req.ts):
             raise SignatureError("nonce was already used")
         return req
+
+
+class NonceKeeper:
+    """Keeps a verifier's nonces across a clean restart in ``path`` (written at stop, read and
+    removed at start).  Without that file (the previous run crashed, or this is the first)
+    the verifier refuses requests signed before the start instead."""
+
+    def __init__(self, verifier: RequestVerifier, path: str) -> None:
+        self.verifier, self.path = verifier, path
+
+    def load(self) -> None:
+        now = self.verifier.now_ms()
+        try:
+            with open(self.path, "rb") as f:
+                entries = json.loads(f.read())
+            os.unlink(self.path)
+        except (OSError, ValueError):
+            self.verifier.not_before_ms = now
+            return
+        self.verifier.nonces.restore(entries, now)
+        self.verifier.not_before_ms = None
+
+    def save(self) -> None:
+        data = json.dumps(self.verifier.nonces.entries()).encode()
+        partial = self.path + ".part"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, self.path)

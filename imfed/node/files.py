@@ -3,6 +3,7 @@ size, MD5 and SM3; who may fetch what; the cache of other servers' files."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 
@@ -14,7 +15,7 @@ from ..wire.errors import Forbidden
 
 __all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
            "server_entitled", "CHUNK", "expect_remote", "fetch_checked", "FileMismatch",
-           "remove_quietly"]
+           "remove_quietly", "remove_leftovers", "disk_full", "PARTIAL"]
 
 CHUNK = 1 << 16
 
@@ -31,13 +32,20 @@ class StoredFile:
     created_at: int
 
 
+PARTIAL = ".part"
+"""A file being written has this suffix until it is complete, checked and synced; then it
+is renamed.  Leftovers (a daemon killed mid-write) are removed at start."""
+
+
 def hash_copy(source, dest_path: str, limit: int) -> tuple[int, str, str]:
-    """Copy a file object to ``dest_path`` in chunks (never whole in memory): (size, md5, sm3).
-    ValueError beyond ``limit`` bytes (the partial copy is removed).  Runs in a thread."""
+    """Copy a file object to ``dest_path`` in chunks (never whole in memory), through
+    ``dest_path.part``: (size, md5, sm3).  ValueError beyond ``limit`` bytes, OSError when the
+    disk refuses (nothing is left behind either way).  Runs in a thread."""
     md5, sm3, size = hashlib.md5(), SM3(), 0
     source.seek(0)
+    partial = dest_path + PARTIAL
     try:
-        with open(dest_path, "wb") as out:
+        with open(partial, "wb") as out:
             while True:
                 chunk = source.read(CHUNK)
                 if not chunk:
@@ -50,11 +58,25 @@ def hash_copy(source, dest_path: str, limit: int) -> tuple[int, str, str]:
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
+        os.replace(partial, dest_path)
     except BaseException:
-        if os.path.exists(dest_path):
-            os.unlink(dest_path)
+        remove_quietly(partial)
         raise
     return size, md5.hexdigest(), sm3.hexdigest()
+
+
+def remove_leftovers(folder: str) -> int:
+    """Remove partial files a killed daemon left in ``folder``; how many."""
+    removed = 0
+    for entry in os.scandir(folder):
+        if entry.name.endswith(PARTIAL) and entry.is_file(follow_symlinks=False):
+            remove_quietly(entry.path)
+            removed += 1
+    return removed
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 _COLUMNS = "file_id, owner_id, name, size, md5, sm3, path, created_at"
@@ -105,7 +127,7 @@ async def fetch_checked(client, origin: str, address: str, file_id: str, path: s
     """Stream ``file_id`` from its origin server into ``path`` (through ``path.part``, never
     whole in memory) and answer its SM3.  PeerError when the download fails, FileMismatch
     when the size or MD5 is not the announced one; nothing is left behind either way."""
-    partial = path + ".part"
+    partial = path + PARTIAL
     try:
         got_size, got_md5, sm3 = await client.download(
             origin, address, "/sns/download/file", {"fileID": file_id}, partial, limit)

@@ -12,6 +12,7 @@ from ..peer import PeerClient
 from ..storage import Database, run_sync
 from ..listening import Listener, http_site, tls_listener
 from ..wire.errors import Style
+from . import files
 from .acl import AccessControl
 from .client_api import ClientApi
 from .directory import Directory, Peer, Refresher, _load
@@ -65,6 +66,7 @@ class NodeRole:
                                     seconds=n.group_sync_seconds)
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
+        files.remove_leftovers(self.file_dir)
         self.api = FederationApi(server_id=n.server_id, signing_key=self.signing_key,
                                  verifier=self.verifier, db=self.db, directory=self.directory,
                                  acl=self.acl, hub=self.hub, outbox=self.outbox,
