@@ -153,6 +153,8 @@ def _failure_body(style: Style, exc: BaseException) -> tuple[int, dict]:
         return 401, error_body(style, str(exc), "bad_signature")
     if isinstance(exc, HTTPException):
         code = exc.code or 500
+        if code < 400:
+            code = 404  # routing's redirects (a path with "//"): we do not redirect
         names = {404: "no_such_path", 405: "method_not_allowed"}
         return code, error_body(style, exc.name, names.get(code, "http_%d" % code))
     return 500, error_body(style, "internal error", "internal")
