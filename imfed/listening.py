@@ -20,7 +20,6 @@ import json
 import resource
 from typing import Callable
 
-import attrs
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import ensureDeferred, maybeDeferred

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -265,6 +266,19 @@ async def join_node(management, folder: str, server_id: str, **settings) -> Runn
     config = node_config(folder, server_id, management, **settings)
     await join_and_approve(reactor, management.role, config.node, "test")
     return RunningNode(config).start()
+
+
+@contextlib.asynccontextmanager
+async def lone_node(tmp_path, **settings):
+    """A management role and one node, node-a, joined to it (``settings`` for its config),
+    both stopped at the end."""
+    running = start_management(str(tmp_path / "m"))
+    node = await join_node(running, str(tmp_path / "a"), "node-a", **settings)
+    try:
+        yield node
+    finally:
+        await node.stop()
+        await running.service.stopService()
 
 
 async def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):

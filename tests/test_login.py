@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.internet.task import deferLater
 
-from conftest import ApiClient, add_user, join_node, signed_up, start_management
+from conftest import ApiClient, add_user, lone_node, signed_up
 from imfed.node import users
 
 
@@ -24,10 +24,7 @@ async def _attempt(node, login: str, password: str):
 
 @pytest_twisted.ensureDeferred
 async def test_wrong_passwords_are_throttled_per_account_then_429_with_retry_after(tmp_path):
-    running = start_management(str(tmp_path / "m"))
-    a = await join_node(running, str(tmp_path / "a"), "node-a", login_max_failures=3,
-                        login_window_seconds=60)
-    try:
+    async with lone_node(tmp_path, login_max_failures=3, login_window_seconds=60) as a:
         add_user(a, "100", "Alice")
         for _ in range(3):
             status, answer, _ = await _attempt(a, "100", "wrong")
@@ -40,16 +37,11 @@ async def test_wrong_passwords_are_throttled_per_account_then_429_with_retry_aft
         assert 1 <= int(response.headers.getRawHeaders(b"retry-after")[0]) <= 60
         # Another account from the same address is not locked by Alice's failures alone.
         await signed_up(a, "200", "Bob")
-    finally:
-        await a.stop()
-        await running.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_unknown_accounts_cost_the_same_and_the_reactor_stays_free(tmp_path):
-    running = start_management(str(tmp_path / "m"))
-    a = await join_node(running, str(tmp_path / "a"), "node-a", login_max_failures=1000)
-    try:
+    async with lone_node(tmp_path, login_max_failures=1000) as a:
         bob = await signed_up(a, "200", "Bob")
         add_user(a, "100", "Alice")
         known = [(await _attempt(a, "100", "wrong%d" % i))[2] for i in range(5)]
@@ -66,16 +58,11 @@ async def test_unknown_accounts_cost_the_same_and_the_reactor_stays_free(tmp_pat
         await DeferredList(storm)
         # 20 hashes of ~50 ms each on the reactor thread would hold /me for about a second.
         assert me_time < 0.5, me_time
-    finally:
-        await a.stop()
-        await running.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_logout_ends_this_session_and_logout_all_every_one(tmp_path):
-    running = start_management(str(tmp_path / "m"))
-    a = await join_node(running, str(tmp_path / "a"), "node-a")
-    try:
+    async with lone_node(tmp_path) as a:
         first = await signed_up(a, "100", "Alice")
         second = await ApiClient(a, "100").login()
         third = await ApiClient(a, "100").login()
@@ -88,9 +75,6 @@ async def test_logout_ends_this_session_and_logout_all_every_one(tmp_path):
         for client in (second, third):
             status, _ = await client.call("GET", "me")
             assert status == 401
-    finally:
-        await a.stop()
-        await running.service.stopService()
 
 
 def test_old_scrypt_hashes_still_verify_and_are_marked_for_rehash():

@@ -21,7 +21,6 @@ from imfed.crypto.tls import ServerTLS
 from imfed.management.notifier import NOTIFY_PATH
 from imfed.peer import PeerClient
 from imfed.listening import tls_listener
-from imfed.wire.errors import Style
 from imfed.web import Endpoints, endpoint, install_errors, read_json, sns_route
 from imfed.wire.errors import Style, ok_body
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest_twisted
 
-from conftest import (ApiClient, add_user, json_of, node_rows, node_write, signed_up,
+from conftest import (add_user, json_of, node_rows, node_write, signed_up,
                       start_management, wait_until, join_node)
 from test_groups import make_group
 from test_management import M, Applicant
