@@ -21,7 +21,8 @@ from .crypto.tls import peer_server_id
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 
 __all__ = ["JSON_TYPE", "sns_route", "read_json", "Endpoints", "endpoint", "install_errors",
-           "verify_signed", "sign_answer", "render_failure", "send_file", "body_size", "parse_json", "query_arg", "required_arg", "int_arg"]
+           "verify_signed", "sign_answer", "render_failure", "send_file", "body_size", "parse_json",
+           "query_arg", "required_arg", "int_arg"]
 
 log = Logger()
 

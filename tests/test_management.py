@@ -158,7 +158,8 @@ async def test_registration_review_certificates_and_directory(management, tmp_pa
         assert full.ok
         assert sorted(s["serverId"] for s in full.body["servers"]) == ["node-a", "node-b"]
         entry = next(s for s in full.body["servers"] if s["serverId"] == "node-a")
-        assert entry["status"] == 0 and entry["serverAddress"] == "https://127.0.0.1:%d" % (9000 + sum(map(ord, "node-a")))
+        address = "https://127.0.0.1:%d" % (9000 + sum(map(ord, "node-a")))
+        assert entry["status"] == 0 and entry["serverAddress"] == address
         assert entry["certFingerprint"] == node_a.cert.fingerprint
         assert entry["productType"] == "北信源/信源豆豆" and entry["area"] == "北京"
         t1 = full.body["serverTime"]

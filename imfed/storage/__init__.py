@@ -10,7 +10,8 @@ from importlib import resources
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
 
-__all__ = ["Database", "StoreError", "check_integrity", "migrate", "schema_files", "transaction", "run_sync", "like_pattern"]
+__all__ = ["Database", "StoreError", "check_integrity", "migrate", "schema_files", "transaction",
+           "run_sync", "like_pattern"]
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 

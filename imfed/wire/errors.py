@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 
 __all__ = ["Style", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
-           "Conflict", "TooLarge", "TooMany", "InsufficientStorage", "Unavailable", "error_body", "ok_body"]
+           "Conflict", "TooLarge", "TooMany", "InsufficientStorage", "Unavailable",
+           "error_body", "ok_body"]
 
 
 class Style(enum.Enum):
