@@ -90,7 +90,8 @@ async def test_a_remote_recall_after_the_window_is_refused(management, tmp_path)
                         recall_grace_seconds=1)
     try:
         await a.role.directory.refresh()
-        await wait_until(lambda: a.role.directory.active("node-b"), what="directory")
+        await wait_until(lambda: a.role.directory.active("node-b") and
+                         b.role.directory.active("node-a"), what="directories")
         add_user(a, "100", "Alice")
         add_user(b, "200", "Bob")
         sent = await federation_call(a, b, "POST", "/sns/chat", {"messageInfo": message()})
