@@ -229,7 +229,7 @@ def _read_all(s: socket.socket) -> bytes:
 async def test_connections_per_source_are_capped_and_slow_requests_cut(tmp_path):
     running = start_management(str(tmp_path / "m"))
     a = await join_node(running, str(tmp_path / "a"), "node-a", max_connections_per_source=20,
-                        header_timeout_seconds=0.5, idle_timeout_seconds=1.0)
+                        header_timeout_seconds=0.5, idle_timeout_seconds=3.0)
     port = a.config.node.client_listen.port
     idle = []
     try:
@@ -243,7 +243,7 @@ async def test_connections_per_source_are_capped_and_slow_requests_cut(tmp_path)
         status, answer = await ApiClient(a, "x").call("GET", "me")
         assert status == 401 and answer["errcode"] == "no_session"
         # Idle ones are closed after idle_timeout_seconds.
-        await wait_until(lambda: all(_closed(s) for s in idle), timeout=5, what="idle closed")
+        await wait_until(lambda: all(_closed(s) for s in idle), timeout=10, what="idle closed")
 
         # Headers dripped a byte at a time: cut at header_timeout_seconds with 408.
         slow = _connect_from("127.0.0.3", port)
