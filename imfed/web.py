@@ -32,7 +32,7 @@ DEFAULT_MAX_BODY = 1 << 20
 
 def sns_route(app, path: str, methods=("POST",)):
     """Register ``/sns/<path>`` and ``/sns/v1/<path>``, each with and without a trailing slash
-    (PROFILE.md §2)."""
+    (docs/protocol.md §2)."""
     path = path.strip("/")
 
     def deco(f):

@@ -142,7 +142,7 @@ async def test_bad_input_changes_nothing(management, tmp_path):
         for path, body, status, errcode in signed_cases:
             answer = await client.call("manager", management.url, "POST", M + path, body)
             assert (answer.status, answer.body.get("errcode")) == (status, errcode), (path, body)
-        # Numeric strings are accepted for times (PROFILE.md §2).
+        # Numeric strings are accepted for times (docs/protocol.md §2).
         answer = await client.call("manager", management.url, "POST", M + "servers",
                                    {"lastQueryTime": "0"})
         assert answer.ok

@@ -1,4 +1,4 @@
-"""The request and response signatures of PROFILE.md §3 as pure wire code."""
+"""The request and response signatures of docs/protocol.md §3 as pure wire code."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ async def test_signed_request_accepted_and_response_verified(management, tmp_pat
         assert answer.status == 200 and answer.ok
         assert [s["serverId"] for s in answer.body["servers"]] == ["node-a"]
         assert answer.body["serverTime"] > 0
-        # Also under /sns/v1/ and with a trailing slash (PROFILE.md §2).
+        # Also under /sns/v1/ and with a trailing slash (docs/protocol.md §2).
         again = await client.call("manager", management.url, "POST",
                                   SERVERS.replace("/sns/", "/sns/v1/") + "/",
                                   {"lastQueryTime": answer.body["serverTime"]})

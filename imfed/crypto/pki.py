@@ -2,7 +2,7 @@
 
 Certificates are assembled with asn1crypto and signed with our own SM2 code (SM2-with-SM3,
 default distinguishing ID), so nothing here depends on an X.509 builder that knows SM2.  The
-certificate profile is PROFILE.md §3: CN = serverId; subjectAltName is one DNS name or IP address
+certificate profile is docs/protocol.md §3: CN = serverId; subjectAltName one DNS name or IP
 and nothing else; extended key usage serverAuth + clientAuth; random serial of 127 bits.
 """
 
@@ -186,7 +186,7 @@ class Certificate:
     def signed_by(self, issuer: "Certificate") -> bool:
         """True when ``issuer`` named and signed this certificate (SM2-with-SM3, default ID).
 
-        Our own check, independent of what the TLS library did (PROFILE.md §3).  A signature
+        Our own check, independent of what the TLS library did (docs/protocol.md §3).  A signature
         never changes, so the answer is remembered per issuer.
         """
         known = self._signed_by.get(issuer.der)

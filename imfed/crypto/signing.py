@@ -1,4 +1,4 @@
-"""Signed requests and signed responses between servers (PROFILE.md §3).
+"""Signed requests and signed responses between servers (docs/protocol.md §3).
 
 Pure wire code: canonical strings, header formats, the replay window and nonce cache, and one
 verifier.  The Klein guard (imfed/web.py) and the peer client (imfed/peer.py) are the only users.
@@ -215,7 +215,7 @@ CertLookup = Callable[[str], Awaitable["Certificate | None"]]
 
 @attrs.define
 class RequestVerifier:
-    """Checks an incoming signed request as PROFILE.md §3 lists, in that order.
+    """Checks an incoming signed request as docs/protocol.md §3 lists, in that order.
 
     ``lookup(serverId)`` answers the certificate of a server that is status 0 in our directory,
     or None.

@@ -4,7 +4,7 @@ Everything goes through pyOpenSSL on cryptography's bundled OpenSSL (4.x speaks 
 TLS 1.3); Python's ``ssl`` module is never used, its OpenSSL 3.0 refuses SM2 certificates.
 
 OpenSSL checks the chain against the federation CA.  On top of that, failing closed, our own code
-checks every peer's leaf certificate (PROFILE.md §3): signed by the CA key under the default SM2
+checks every peer's leaf (docs/protocol.md §3): signed by the CA key under the default SM2
 distinguishing ID, current, not a CA, and on the client side naming the expected serverId (CN) and
 the host we dialled (subjectAltName).  Twisted's service-identity hostname check is not used: it
 fails open when service-identity raises on an odd name.
@@ -41,7 +41,7 @@ __all__ = [
 log = Logger()
 
 ANY_SERVER = object()
-"""Expect any CA-issued certificate (DNS addressing, PROFILE.md §1)."""
+"""Expect any CA-issued certificate (DNS addressing, docs/protocol.md §1)."""
 
 _VERIFY = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
 

@@ -1,4 +1,4 @@
-"""Change notifications (§6.3.3, PROFILE.md §4): a durable queue in the store, drained by a
+"""Change notifications (§6.3.3, docs/protocol.md §4): a durable queue in the store, drained by a
 timer, each delivery a signed ``receivenotify`` to one node, all due ones in parallel, retried
 with exponential backoff until a 2xx or until the node is no longer status 0.
 

@@ -1,4 +1,4 @@
-"""Registration and review (§5.3.1, §6.1, PROFILE.md §4): what an application must hold, and
+"""Registration and review (§5.3.1, §6.1, docs/protocol.md §4): what an application holds, and
 what submitting, approving, rejecting, suspending and resuming do to the store.
 
 Everything here runs as one write transaction on a cursor, from the daemon (applications

@@ -1,4 +1,4 @@
-"""The management REST interface (§6.3, PROFILE.md §4)."""
+"""The management REST interface (§6.3, docs/protocol.md §4)."""
 
 from __future__ import annotations
 

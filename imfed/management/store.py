@@ -57,7 +57,7 @@ _WIRE_COLUMNS = ("server_id", "server_name", "server_type", "server_address", "s
 def _entry(server_id, server_name, server_type, server_address, status, contact_name,
            contact_email, contact_mobile, area, country, cert_fingerprint) -> dict:
     """A server as the directory sends it: §6.3.1 fields, plus area, country and
-    certFingerprint (PROFILE.md §4).  The product type goes out under both of the standard's
+    certFingerprint (docs/protocol.md §4).  The product type goes out under both of the standard's
     names: productType (§6.3.1) and serverType (table 1)."""
     return {"serverId": server_id, "serverName": server_name, "productType": server_type,
             "serverType": server_type, "serverAddress": server_address, "status": status,

@@ -1,4 +1,4 @@
-"""Access control (§5.3.2, PROFILE.md §6): per direction (inbound calls, outbound deliveries) a
+"""Access control (§5.3.2, docs/protocol.md §6): per direction (inbound calls, outbound sends) a
 mode, open, whitelist or blacklist, over serverIds.  Kept in the store, so ``imfed acl``
 changes it beside the running daemon; the daemon re-reads it at most a second later."""
 

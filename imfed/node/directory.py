@@ -1,4 +1,4 @@
-"""The node's directory client (§6.3, PROFILE.md §4): incremental ``servers`` queries, the
+"""The node's directory client (§6.3, docs/protocol.md §4): incremental ``servers`` queries, the
 certificate of each server fetched once per fingerprint, all kept in SQLite so a node keeps
 federating from its last known directory while the management server is unreachable."""
 

@@ -1,4 +1,4 @@
-"""The interconnection interface other servers call (§6.2.8, §6.2.9, §6.4.1, PROFILE.md §5).
+"""The interconnection interface other servers call (§6.2.8-9, §6.4.1, docs/protocol.md §5).
 
 Every call is signed and mutually authenticated; the access control list is applied to the
 calling server; a server may only speak for its own users, and only about ours.
@@ -177,7 +177,7 @@ class FederationApi(Endpoints):
             info = attrs.evolve(info, sender_id=sender, recv_id=group_id,
                                 message_id="%s@%s" % (opaque, origin))
             if await self.db.runInteraction(group_messages.has_message, info.message_id):
-                return ok_body(self.style)  # a repeat (PROFILE.md §5)
+                return ok_body(self.style)  # a repeat (docs/protocol.md §5)
             if "fileID" in info.content:
                 info = await self._copy_group_file(info, origin)
             await self.db.runInteraction(group_messages.post_message, info, self.server_id,

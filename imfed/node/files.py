@@ -1,4 +1,4 @@
-"""Files (§6.2.4-6.2.6, §6.2.9, §6.4.1.11, PROFILE.md §5): uploads stored on disk with their
+"""Files (§6.2.4-6.2.6, §6.2.9, §6.4.1.11, docs/protocol.md §5): uploads kept on disk with their
 size, MD5 and SM3; who may fetch what; the cache of other servers' files."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Group messages (§6.4.2.9-12, PROFILE.md §5): the master orders each message, stores it and
+"""Group messages (§6.4.2.9-12, docs/protocol.md §5): the master orders each message, keeps it and
 fans it out to every other server with members; other servers keep what the master sends, in
 its order, and fill what they miss from its history (grpchat, groupsync.py).
 

@@ -1,4 +1,4 @@
-"""Groups across servers (§6.4.2, PROFILE.md §5): the master server (the owner's) keeps the
+"""Groups across servers (§6.4.2, docs/protocol.md §5): the master server (the owner's) keeps the
 group, its members and settings; other servers keep what they are told.  Messages:
 group_messages.py.
 

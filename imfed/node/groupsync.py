@@ -25,7 +25,7 @@ __all__ = ["GroupSync"]
 
 log = Logger()
 
-PAGE = 100  # grpchat answers at most this many (PROFILE.md §5)
+PAGE = 100  # grpchat answers at most this many (docs/protocol.md §5)
 
 
 class GroupSync(Periodic):

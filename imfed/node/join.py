@@ -1,4 +1,4 @@
-"""Joining a federation (§5.3.1 figure 3, PROFILE.md §4) as a node: key and CSR, the CA pinned
+"""Joining a federation (§5.3.1 fig. 3, docs/protocol.md §4) as a node: key and CSR, the CA pinned
 by a fingerprint the operator was given (never trusted on first use silently), the management
 server's certificate, the application, waiting for approval, installing the certificate.
 
@@ -130,7 +130,7 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
 async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = lambda t: None,
                 poll_seconds: float = 5.0, wait_seconds: float | None = None
                 ) -> pki.Certificate:
-    """Certificate renewal (§6.1.2 through PROFILE.md §4 ``modify``): a new key and CSR, sent
+    """Certificate renewal (§6.1.2, docs/protocol.md §4 ``modify``): a new key and CSR, sent
     signed with the current identity; once approved the new key and certificate replace the
     old ones (the old pair is kept as ``*.old``).  A running daemon takes them up at its next
     renewal check (imfed/node/renewal.py)."""

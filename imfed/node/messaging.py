@@ -111,7 +111,7 @@ def send_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> StoredM
 
 @transaction
 def receive_message(cur, info: MessageInfo, now_ms: int, recall_limit_ms: int) -> bool:
-    """A message from another server for a local user; False for a repeat (PROFILE.md §5).
+    """A message from another server for a local user; False for a repeat (docs/protocol.md §5).
     A recall (``repeal``) is taken within ``recall_limit_ms`` of the message's arrival (the
     recall window plus a grace for the recall's own journey), refused after (409)."""
     if users.get_user(cur, info.recv_id) is None:

@@ -1,4 +1,4 @@
-"""Durable outbound delivery (PROFILE.md §6): the ``outbox`` table, one FIFO per destination
+"""Durable outbound delivery (docs/protocol.md §6): the ``outbox`` table, one FIFO per destination
 server and lane (a conversation; a pair of users for friend requests), drained by a timer and
 on demand.  Destinations and lanes are served in parallel (at most ``lanes_per_destination``
 at once for one server); inside a lane the order is kept, a failure holds the lane back with

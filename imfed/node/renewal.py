@@ -1,4 +1,4 @@
-"""Certificate renewal while the node runs (§6.1.2 through PROFILE.md §4 ``modify``).
+"""Certificate renewal while the node runs (§6.1.2 through docs/protocol.md §4 ``modify``).
 
 Every ``renew_check_seconds`` the node looks at its certificate.  Within ``renew_before_days``
 of expiry it applies for a new one (imfed/node/join.py ``renew``: a new key and CSR, signed

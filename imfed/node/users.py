@@ -80,7 +80,7 @@ class User:
     update_time: int
 
     def info(self, remark: str = "") -> dict:
-        """The standard's userInfo (§6.4.1.1), plus updateTime (PROFILE.md §5)."""
+        """The standard's userInfo (§6.4.1.1), plus updateTime (docs/protocol.md §5)."""
         return {"phoneNumber": self.phone, "remark": remark, "name": self.name,
                 "portrait": self.portrait, "userID": self.user_id,
                 "updateTime": self.update_time}

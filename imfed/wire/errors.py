@@ -1,4 +1,4 @@
-"""Errors that become the profile's JSON error bodies (PROFILE.md §2)."""
+"""Errors that become the profile's JSON error bodies (docs/protocol.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Field validation at the edge: each check raises BadRequest naming the field (PROFILE.md
+"""Field validation at the edge: each check raises BadRequest naming the field (docs/protocol.md
 §1-2)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def text(body: dict, field: str, required: bool = True, max_len: int = 256) -> s
 
 def optional_int(body: dict, field: str, default: int = 0, minimum: int = 0,
                  maximum: int = 2**63 - 1) -> int:
-    """An integer, or a string of digits (PROFILE.md §2 accepts both)."""
+    """An integer, or a string of digits (docs/protocol.md §2 accepts both)."""
     value = body.get(field, default)
     if isinstance(value, bool):
         raise BadRequest("%s must be an integer" % field, "bad_" + field)

@@ -1,4 +1,4 @@
-"""messageInfo (§6.2.2-6.2.6, PROFILE.md §5): parsed and validated once at the edge, emitted
+"""messageInfo (§6.2.2-6.2.6, docs/protocol.md §5): parsed and validated once at the edge, emitted
 in the standard's spelling."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def object_id(value, field: str) -> str:
 
 
 def new_object_id(server_id: str) -> str:
-    """A message, file or group ID made here: 120 random bits (PROFILE.md §1), in hex (so
+    """A message, file or group ID made here: 120 random bits (docs/protocol.md §1), in hex (so
     never with a leading "-", which command lines would take for an option)."""
     return "%s@%s" % (secrets.token_hex(15), server_id)
 

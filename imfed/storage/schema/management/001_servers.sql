@@ -1,4 +1,4 @@
--- The directory of IM servers (§6.1.1.3 table 1, PROFILE.md §4).
+-- The directory of IM servers (§6.1.1.3 table 1, docs/protocol.md §4).
 -- changed_at: strictly increasing across all rows (ms), the key of incremental queries.
 CREATE TABLE servers (
     server_id       TEXT PRIMARY KEY,

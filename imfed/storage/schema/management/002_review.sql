@@ -1,4 +1,4 @@
--- Registration and review (§5.3.1, §6.1, PROFILE.md §4), the audit log, the notification queue.
+-- Registration and review (§5.3.1, §6.1, docs/protocol.md §4), the audit log, the notification queue.
 
 CREATE TABLE applications (
     application_id TEXT PRIMARY KEY,

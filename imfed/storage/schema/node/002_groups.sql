@@ -1,4 +1,4 @@
--- Groups (§6.4.2, PROFILE.md §5).  A group's state lives on its master server (the owner's);
+-- Groups (§6.4.2, docs/protocol.md §5).  A group's state lives on its master server (the owner's);
 -- other servers keep what they are told about the groups their users are in.
 
 -- Groups this server is the master of, and the views other masters sent us.
