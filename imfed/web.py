@@ -3,6 +3,7 @@ the one place where failures become the profile's JSON error bodies."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import json
@@ -158,7 +159,25 @@ def _failure_body(style: Style, exc: BaseException) -> tuple[int, dict]:
             code = 404  # routing's redirects (a path with "//"): we do not redirect
         names = {404: "no_such_path", 405: "method_not_allowed"}
         return code, error_body(style, exc.name, names.get(code, "http_%d" % code))
+    if _disk_full(exc):
+        return 507, error_body(style, "no room left on this server's disk", "disk_full")
     return 500, error_body(style, "internal error", "internal")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _log_unexpected(request, exc: BaseException, failure=None) -> None:
+    """A line for what no endpoint meant to answer: a full disk as a warning, anything else
+    with its traceback (``failure``, or the exception being handled)."""
+    if isinstance(exc, (ApiError, SignatureError, HTTPException)):
+        return
+    path = request.path.decode("latin-1", "replace")
+    if _disk_full(exc):
+        log.warn("no room left on the disk ({error}) in {path}", error=exc, path=path)
+    else:
+        log.failure("unhandled error in {path}", failure=failure, path=path)
 
 
 def _error_headers(request, exc: BaseException) -> None:
@@ -192,9 +211,7 @@ def install_errors(app) -> None:
     @app.handle_errors(Exception)
     def _errors(self, request, failure):
         exc = failure.value
-        if not isinstance(exc, (ApiError, SignatureError, HTTPException)):
-            log.failure("unhandled error in {path}", failure=failure,
-                        path=request.path.decode("latin-1", "replace"))
+        _log_unexpected(request, exc, failure)
         status, body = _failure_body(getattr(self, "style", Style.INTERCONNECT), exc)
         _error_headers(request, exc)
         request.setResponseCode(status)
@@ -255,8 +272,7 @@ async def sign_answer(self, request, status: int, body_sm3: str | None = None,
 
 async def render_failure(self, request, exc: BaseException, signed: bool) -> bytes:
     """The one place an exception becomes the answer: status, JSON body, signature."""
-    if not isinstance(exc, (ApiError, SignatureError)):
-        log.failure("unhandled error in {path}", path=request.path.decode("latin-1", "replace"))
+    _log_unexpected(request, exc)
     status, result = _failure_body(self.style, exc)
     body = _dump(result)
     _error_headers(request, exc)

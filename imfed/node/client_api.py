@@ -19,8 +19,8 @@ from ..throttle import Throttle
 from ..web import (JSON_TYPE, Endpoints, endpoint, int_arg, query_arg, read_json,
                    render_failure, send_file)
 from ..wire import fields
-from ..wire.errors import (BadRequest, Forbidden, InsufficientStorage, NotFound, Style,
-                           TooLarge, TooMany, Unauthorized, Unavailable, ok_body)
+from ..wire.errors import (BadRequest, Forbidden, NotFound, Style, TooLarge, TooMany,
+                           Unauthorized, Unavailable, ok_body)
 from ..wire.messages import new_object_id, parse_message_info, server_of, user_id
 from . import files, messaging, users
 from .client_app import V1, app
@@ -323,11 +323,6 @@ class ClientApi(GroupRoutes, Endpoints):
             size, md5, sm3 = await deferToThread(files.hash_copy, request.content, path, limit)
         except ValueError:
             raise TooLarge("file over %d bytes" % limit, "too_large") from None
-        except OSError as e:
-            if files.disk_full(e):
-                raise InsufficientStorage("no room left for the file on this server",
-                                          "disk_full") from None
-            raise
         if size == 0:
             os.unlink(path)
             raise BadRequest("the file is empty", "empty_file")
@@ -374,11 +369,6 @@ class ClientApi(GroupRoutes, Endpoints):
                               "peer_unreachable") from None
         except files.FileMismatch as e:
             raise Unavailable(str(e), "file_mismatch") from None
-        except OSError as e:
-            if files.disk_full(e):
-                raise InsufficientStorage("no room left on this server to fetch the file",
-                                          "disk_full") from None
-            raise
         await self.db.runInteraction(files.set_cached, stored.file_id, path, sm3)
         return attrs.evolve(stored, path=path, sm3=sm3)
 

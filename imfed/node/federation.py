@@ -16,8 +16,7 @@ from ..web import (Endpoints, endpoint, install_errors, int_arg, query_arg, read
                    verify_signed)
 from ..wire import fields
 from ..peer import PeerError
-from ..wire.errors import (BadRequest, Forbidden, InsufficientStorage, NotFound, Style,
-                           TooLarge, Unavailable, ok_body)
+from ..wire.errors import BadRequest, Forbidden, NotFound, Style, TooLarge, Unavailable, ok_body
 from ..wire.messages import (new_object_id, object_id, parse_message_info, server_of,
                              split_id, user_id)
 from . import files, group_messages, groups, messaging, users
@@ -248,11 +247,6 @@ class FederationApi(Endpoints):
         except files.FileMismatch:
             raise BadRequest("the file does not match its size and md5",
                              "file_mismatch") from None
-        except OSError as e:
-            if files.disk_full(e):
-                raise InsufficientStorage("no room left for the file on this server",
-                                          "disk_full") from None
-            raise
         await self.db.runInteraction(files.add_file, files.StoredFile(
             file_id, info.sender_id, content.get("name", ""), content["size"],
             content["md5"], sm3, path, self.now_ms()))

@@ -3,7 +3,6 @@ size, MD5 and SM3; who may fetch what; the cache of other servers' files."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 
@@ -15,7 +14,7 @@ from ..wire.errors import Forbidden
 
 __all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
            "server_entitled", "CHUNK", "expect_remote", "fetch_checked", "FileMismatch",
-           "remove_quietly", "remove_leftovers", "disk_full", "PARTIAL"]
+           "remove_quietly", "remove_leftovers", "PARTIAL"]
 
 CHUNK = 1 << 16
 
@@ -74,9 +73,6 @@ def remove_leftovers(folder: str) -> int:
             removed += 1
     return removed
 
-
-def disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 _COLUMNS = "file_id, owner_id, name, size, md5, sm3, path, created_at"

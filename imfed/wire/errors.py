@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 __all__ = ["Style", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
-           "Conflict", "TooLarge", "TooMany", "InsufficientStorage", "Unavailable",
+           "Conflict", "TooLarge", "TooMany", "Unavailable",
            "error_body", "ok_body"]
 
 
@@ -67,10 +67,6 @@ class TooMany(ApiError):
     @property
     def headers(self) -> dict:
         return {b"retry-after": b"%d" % self.retry_after}
-
-
-class InsufficientStorage(ApiError):
-    status, errcode = 507, "insufficient_storage"
 
 
 class Unavailable(ApiError):
