@@ -17,8 +17,7 @@ from ..web import (Endpoints, endpoint, install_errors, int_arg, query_arg, read
 from ..wire import fields
 from ..peer import PeerError
 from ..wire.errors import BadRequest, Forbidden, NotFound, Style, TooLarge, Unavailable, ok_body
-from ..wire.messages import (new_object_id, object_id, parse_message_info, server_of,
-                             split_id, user_id)
+from ..wire.messages import new_object_id, object_id, parse_message_info, split_id, user_id
 from . import files, group_messages, groups, messaging, users
 from .acl import AccessControl
 from .directory import Directory
@@ -382,11 +381,6 @@ class FederationApi(Endpoints):
         local = [(await self._local_user(u, "userIDs")).user_id for u in ids]
         sender = self.directory.canonical(info.sender_id, "senderID")
         info = attrs.evolve(info, sender_id=sender, recv_id=group_id)
-        if "fileID" in info.content and server_of(info.content["fileID"]) != server_of(group_id):
-            # Only the master's copy is announced in a group (§6.4.2.10): a fileID naming
-            # any other server, ours above all, would grant our users a file not theirs.
-            raise BadRequest("a group message's fileID must name the group's master",
-                             "bad_fileID")
         shown = await self.db.runInteraction(group_messages.receive_group_chat, group_id,
                                              local, info, self.now_ms())
         self.hub.poke(shown)

@@ -10,7 +10,7 @@ import attrs
 
 from ..crypto.sm3 import SM3
 from ..storage import transaction
-from ..wire.errors import Forbidden
+from ..wire.errors import BadRequest
 
 __all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
            "server_entitled", "CHUNK", "expect_remote", "fetch_checked", "FileMismatch",
@@ -98,7 +98,11 @@ def expect_remote(cur, content: dict, owner_id: str, recipients: list[str],
     first downloads it.  Only a file of ``origin``'s may be announced by it: no other server
     can grant our users a file, least of all one of ours."""
     if content["fileID"].rsplit("@", 1)[1] != origin:
-        raise Forbidden("%s may not announce %s" % (origin, content["fileID"]), "bad_fileID")
+        # In a group only the master's copy is announced (§6.4.2.10); in a 1:1 message only
+        # the sender's server's file.  Anything else, ours above all, would grant our users a
+        # file not theirs.
+        raise BadRequest("fileID %s must name %s, the server that announces it"
+                         % (content["fileID"], origin), "bad_fileID")
     cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (content["fileID"], owner_id, content.get("name", ""), content["size"],
