@@ -20,6 +20,7 @@ from .crypto.signing import (RequestVerifier, SignatureError, off_reactor, parse
                              sign_response)
 from .crypto.tls import peer_server_id
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
+from .wire.fields import ascii_digits
 
 __all__ = ["JSON_TYPE", "sns_route", "read_json", "Endpoints", "endpoint", "install_errors",
            "verify_signed", "sign_answer", "render_failure", "send_file", "body_size", "parse_json",
@@ -128,8 +129,7 @@ def int_arg(request, name: str, default: int, maximum: int) -> int:
     value = query_arg(request, name)
     if value is None:
         return default
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 \
-            or int(value) > maximum:
+    if not ascii_digits(value) or len(value) > 19 or int(value) > maximum:
         raise BadRequest("%s must be an integer up to %d" % (name, maximum), "bad_" + name)
     return int(value)
 

@@ -20,6 +20,7 @@ from twisted.internet.threads import deferToThreadPool
 
 from . import sm2
 from .pki import Certificate, PKIError, verify_issued
+from ..wire.fields import ascii_digits
 from .sm3 import sm3_hex
 
 __all__ = [
@@ -96,7 +97,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _ts(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 16:
+    if not ascii_digits(text) or len(text) > 16:
         raise SignatureError("ts is not a millisecond timestamp")
     return int(text)
 

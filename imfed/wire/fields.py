@@ -8,13 +8,19 @@ import unicodedata
 
 from .errors import BadRequest
 
-__all__ = ["SERVER_ID", "server_id", "optional_int", "string_list", "text", "search_query",
-           "MIN_SUBSTRING"]
+__all__ = ["SERVER_ID", "ascii_digits", "server_id", "optional_int", "string_list", "text",
+           "search_query", "MIN_SUBSTRING"]
 
 MIN_SUBSTRING = 2
 """A search shorter than this matches phone numbers and IDs exactly, names not at all."""
 
 SERVER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def ascii_digits(text: str) -> bool:
+    """Only 0-9, at least one (``str.isdigit`` also takes "²" and "١", which ``int`` then
+    refuses or reads as another number)."""
+    return text.isascii() and text.isdigit()
 
 
 def server_id(value, field: str = "serverId") -> str:
@@ -44,7 +50,7 @@ def optional_int(body: dict, field: str, default: int = 0, minimum: int = 0,
     value = body.get(field, default)
     if isinstance(value, bool):
         raise BadRequest("%s must be an integer" % field, "bad_" + field)
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+    if isinstance(value, str) and ascii_digits(value) and len(value) <= 19:
         value = int(value)
     if not isinstance(value, int) or not (minimum <= value <= maximum):
         raise BadRequest("%s must be an integer from %d" % (field, minimum), "bad_" + field)

@@ -9,7 +9,7 @@ import secrets
 import attrs
 
 from .errors import BadRequest
-from .fields import SERVER_ID
+from .fields import SERVER_ID, ascii_digits
 
 __all__ = ["MessageInfo", "parse_message_info", "split_id", "user_id", "object_id",
            "server_part", "host_port", "server_of",
@@ -77,7 +77,7 @@ def new_object_id(server_id: str) -> str:
 def _int(value, field: str, minimum: int = 0) -> int:
     if isinstance(value, bool):
         raise BadRequest("%s must be an integer" % field, "bad_" + field)
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+    if isinstance(value, str) and ascii_digits(value) and len(value) <= 18:
         value = int(value)
     if not isinstance(value, int) or value < minimum:
         raise BadRequest("%s must be an integer from %d" % (field, minimum), "bad_" + field)
