@@ -79,8 +79,8 @@ class JsonRequest(Request):
 
     def handleContentChunk(self, data: bytes) -> None:
         self._received += len(data)
-        channel = self.channel
-        if channel is not None and self._received > getattr(channel, "body_limit", 1 << 62):
+        channel = self.channel  # a GuardedChannel (http_site), None once the connection is gone
+        if channel is not None and self._received > channel.body_limit:
             channel.refuse(413, "too_large", "request body over %d bytes" % channel.body_limit)
             return
         super().handleContentChunk(data)
@@ -94,21 +94,26 @@ class GuardedChannel(HTTPChannel):
     body_limit = 1 << 62
     _refused = False
     _deadline = None
+    _waiting_for = ""
     _in_request = False
 
-    # -- deadlines --
+    # -- deadlines: one timer per connection, moved (not remade) from headers to body --
 
     def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._deadline = self.callLater(seconds, self._late, what)
+        self._waiting_for = what
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.reset(seconds)
+        else:
+            self._deadline = self.callLater(seconds, self._late)
 
     def _disarm(self) -> None:
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
 
-    def _late(self, what: str) -> None:
+    def _late(self) -> None:
         self._deadline = None
+        what = self._waiting_for
         log.info("closing a connection from {peer}: {what} too slow", what=what,
                  peer=_peer_host(self.transport))
         self.refuse(408, "too_slow", "the request's %s did not arrive in time" % what)

@@ -16,13 +16,11 @@ from ..wire.errors import BadRequest, Conflict, NotFound
 from ..wire.fields import MIN_SUBSTRING
 
 __all__ = ["User", "hash_password", "check_password", "needs_rehash", "end_session",
-           "end_sessions", "PHONE", "add_user", "get_user", "find_user",
+           "end_sessions", "add_user", "get_user", "find_user",
            "list_users", "delete_user", "set_password", "search", "new_session",
            "session_user", "LOCAL_PART"]
 
 LOCAL_PART = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
-
-PHONE = LOCAL_PART
 
 # Argon2id at OWASP's current guidance (19 MiB, 2 passes, 1 lane): ~50 ms here, run on a
 # thread (argon2-cffi releases the GIL).  Hashes from before (scrypt$...) are still checked,
