@@ -106,7 +106,6 @@ class DevFederation(InOrder):
                     run_sync(role.db.path, users.add_user, server_id, phone, name,
                              users.hash_password(DEMO_PASSWORD), int(self.reactor.seconds()
                                                                      * 1000))
-        role.db.setServiceParent(self)
-        for service in role.services():
+        for service in role.services(config.path("node-nonces.json")):
             service.setServiceParent(self)
         self.nodes[node_config.server_id] = role

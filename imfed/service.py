@@ -1,40 +1,22 @@
 """makeService: the whole service tree, in one place.
 
-Stores first, then the roles' listeners (TLS → Klein site), so that MultiService stops the
-listeners before the stores close.
+Each role lists its services in start order (its store first, its listeners after), and
+InOrder stops them in reverse: the listeners close before the stores do.
 """
 
 from __future__ import annotations
 
 import os
 
-from twisted.application.service import MultiService, Service
+from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from .config import Config
-from .crypto.signing import NonceKeeper
-from .listening import InOrder, raise_file_limit, tls_listener
-from .wire.errors import Style
+from .listening import InOrder, raise_file_limit
 
 __all__ = ["make_service", "private_data_dir"]
 
 log = Logger()
-
-
-class _KeepNonces(Service):
-    """Nonces of a role's verifier kept across a clean restart (crypto/signing.py): loaded at
-    start, saved at stop.  Put in the tree before the role's listener, so it stops after it."""
-
-    def __init__(self, verifier, path: str) -> None:
-        self.keeper = NonceKeeper(verifier, path)
-
-    def startService(self) -> None:
-        super().startService()
-        self.keeper.load()
-
-    def stopService(self):
-        super().stopService()
-        self.keeper.save()
 
 
 def private_data_dir(path: str) -> None:
@@ -56,18 +38,11 @@ def make_service(config: Config, reactor) -> MultiService:
     raise_file_limit()
     private_data_dir(config.data_dir)
     if config.management is not None:
-        from .management.service import ManagementRole, OwnCertificateCheck
+        from .management.service import ManagementRole
 
         role = ManagementRole(config, reactor)
-        role.db.setServiceParent(top)
-        _KeepNonces(role.verifier, config.path("management-nonces.json")).setServiceParent(top)
-        m = config.management
-        listener = tls_listener(reactor, m.listen, role.server_tls, role.api.resource(),
-                                m.limits, Style.MANAGEMENT, lambda method, path: m.max_body,
-                                m.access_log)
-        listener.setServiceParent(top)
-        role.notifier.setServiceParent(top)
-        OwnCertificateCheck(role).setServiceParent(top)
+        for service in role.services(config.path("management-nonces.json")):
+            service.setServiceParent(top)
         top.management = role
         log.info("management role {id} on https://{listen} (CA {fp})", id=role.config.server_id,
                  listen=config.management.listen, fp=role.ca.cert.fingerprint)
@@ -81,9 +56,7 @@ def make_service(config: Config, reactor) -> MultiService:
         from .node.service import NodeRole
 
         node = NodeRole(config, reactor)
-        node.db.setServiceParent(top)
-        _KeepNonces(node.verifier, config.path("node-nonces.json")).setServiceParent(top)
-        for service in node.services():
+        for service in node.services(config.path("node-nonces.json")):
             service.setServiceParent(top)
         top.node = node
         log.info("node role {id} on https://{listen}", id=config.node.server_id,

@@ -3,14 +3,24 @@ refresh."""
 
 from __future__ import annotations
 
+import random
+
 from twisted.application.service import Service
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-__all__ = ["Periodic"]
+__all__ = ["Periodic", "backoff_ms"]
 
 log = Logger()
+
+
+def backoff_ms(attempts: int, initial_seconds: float, max_seconds: float) -> int:
+    """The wait before attempt ``attempts + 1`` of a delivery (the outbox's, the management
+    notifier's): doubling from ``initial_seconds`` up to ``max_seconds``, less up to a quarter
+    at random so that retries after an outage do not all come at once."""
+    delay = min(max_seconds, initial_seconds * 2 ** min(max(attempts, 1) - 1, 30))
+    return int(delay * 1000 * random.uniform(0.75, 1.0))
 
 
 class Periodic(Service):

@@ -19,12 +19,13 @@ from .crypto import sm2
 from .crypto.signing import (RequestVerifier, SignatureError, off_reactor, parse_authorization,
                              sign_response)
 from .crypto.tls import peer_server_id
+from .wire.paths import SNS
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 from .wire.fields import ascii_digits
 
-__all__ = ["JSON_TYPE", "sns_route", "read_json", "Endpoints", "endpoint", "install_errors",
-           "verify_signed", "sign_answer", "render_failure", "send_file", "body_size", "parse_json",
-           "query_arg", "required_arg", "int_arg"]
+__all__ = ["JSON_TYPE", "SIGNED", "SESSION", "bearer", "sns_route", "read_json", "Endpoints",
+           "endpoint", "install_errors", "verify_signed", "sign_answer", "render_failure",
+           "send_file", "body_size", "parse_json", "query_arg", "required_arg", "int_arg"]
 
 log = Logger()
 
@@ -32,13 +33,18 @@ JSON_TYPE = b"application/json;charset=utf-8"
 DEFAULT_MAX_BODY = 1 << 20
 
 
-def sns_route(app, path: str, methods=("POST",)):
-    """Register ``/sns/<path>`` and ``/sns/v1/<path>``, each with and without a trailing slash
-    (docs/protocol.md §2)."""
+def sns_route(app, path, methods=None):
+    """Register an endpoint of imfed/wire/paths.py (or a path relative to ``/sns/``) at
+    ``/sns/<path>`` and ``/sns/v1/<path>``, each with and without a trailing slash
+    (docs/protocol.md §2), for its method (or ``methods``)."""
+    if not isinstance(path, str):
+        methods = methods or (path.method,)
+        path = path.path
+    methods = methods or ("POST",)
     path = path.strip("/")
 
     def deco(f):
-        for prefix in ("/sns/", "/sns/v1/"):
+        for prefix in (SNS, SNS + "v1/"):
             for suffix in ("", "/"):
                 f = app.route(prefix + path + suffix, methods=list(methods), strict_slashes=False,
                               endpoint=f.__name__)(f)
@@ -203,6 +209,10 @@ class Endpoints:
     async def authorize(self, request) -> None:
         """After a signed request verified: refuse it by policy (raise Forbidden), or not."""
 
+    async def session_user(self, request):
+        """The user of a SESSION endpoint's request (Unauthorized otherwise)."""
+        raise NotImplementedError
+
 
 def install_errors(app) -> None:
     """Routing failures (unknown path, wrong method) and anything that escapes an endpoint
@@ -219,19 +229,36 @@ def install_errors(app) -> None:
         return _dump(body)
 
 
-def endpoint(signed: bool = False):
-    """Make a route method that returns a dict answer JSON, with every failure as the profile's
-    JSON body.  ``signed=True`` first verifies the request signature (401 otherwise), exposes it
-    as ``request.signed``, and signs the response whatever its status."""
+SIGNED = "signed"
+"""An endpoint for other servers: the request's signature is verified (401 otherwise) and the
+endpoint class's ``authorize`` applied; the route is given the calling serverId as ``origin``,
+and the answer is signed whatever its status."""
+SESSION = "session"
+"""An endpoint for a logged-in user: ``Authorization: Bearer <token>`` is looked up with the
+endpoint class's ``session_user`` (401 otherwise); the route is given the user as ``user``."""
+
+
+def endpoint(auth: str | None = None, raw: bool = False):
+    """Make a route method whose answer (a dict) becomes JSON, with every failure, wherever it
+    arises, the profile's JSON error body (the one error path).  ``auth`` declares who may
+    call it (None: anyone; SIGNED; SESSION); a ``raw`` route writes its own answer (a file, an
+    event stream) and returns bytes."""
 
     def deco(handler):
         @functools.wraps(handler)
         def wrapper(self, request, *args, **kwargs):
-            return ensureDeferred(_run(self, handler, signed, request, args, kwargs))
+            return ensureDeferred(_run(self, handler, auth, raw, request, args, kwargs))
 
         return wrapper
 
     return deco
+
+
+def bearer(request) -> str:
+    """The token of ``Authorization: Bearer <token>``, or ""."""
+    value = request.getHeader(b"authorization") or b""
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def request_nonce(request) -> str:
@@ -283,15 +310,21 @@ async def render_failure(self, request, exc: BaseException, signed: bool) -> byt
     return body
 
 
-async def _run(self, handler, signed, request, args, kwargs) -> bytes:
+async def _run(self, handler, auth, raw, request, args, kwargs) -> bytes:
+    signed = auth == SIGNED
     try:
         if signed:
             await verify_signed(self, request)
+            kwargs["origin"] = request.signed.origin
+        elif auth == SESSION:
+            kwargs["user"] = await self.session_user(request)
         result = handler(self, request, *args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
     except Exception as exc:
         return await render_failure(self, request, exc, signed)
+    if raw:
+        return result
     body = _dump(result)
     request.setHeader(b"content-type", JSON_TYPE)
     if signed and self.signing_key is not None:

@@ -389,7 +389,7 @@ async def pair(management, tmp_path):
     a = await join_node(management, str(tmp_path / "a"), "node-a", max_file_bytes=8 << 20)
     b = await join_node(management, str(tmp_path / "b"), "node-b", max_file_bytes=8 << 20)
     # A knows B once its directory has refreshed (B joined after A started).
-    await a.role.directory.refresh()
+    await a.role.refresher.refresh()
     await wait_until(lambda: a.role.directory.active("node-b") and
                      b.role.directory.active("node-a"), what="directories")
     yield a, b

@@ -12,7 +12,7 @@ from conftest import (ApiClient, RunningNode, add_user, join_node, node_rows, no
 async def trio(management, tmp_path):
     nodes = [await join_node(management, str(tmp_path / n), "node-" + n) for n in "abc"]
     for node in nodes:
-        await node.role.directory.refresh()
+        await node.role.refresher.refresh()
     await wait_until(lambda: all(n.role.directory.active("node-" + x) for n in nodes
                                  for x in "abc" if n.server_id != "node-" + x),
                      what="directories")
@@ -385,7 +385,7 @@ async def test_non_master_fills_gaps_with_grpchat(trio):
     # in the middle of what it gets and puts it in its place.
     await b.stop()
     await post("s6", "s7", "s8")
-    assert node_write(a, "DELETE FROM outbox WHERE destination = 'node-b' AND body LIKE "
+    assert node_write(a, "DELETE FROM outbox WHERE destination = 'node-b' AND payload LIKE "
                          "'%\"s7\"%'") == 1
     b.start()
     await wait_until(lambda: _group_texts(b, gid)[6:] == ["s6", "s7", "s8"],

@@ -177,7 +177,7 @@ async def test_a_peers_huge_answer_is_cut_off_at_the_cap(tmp_path, announce):
                             lambda method, path: 1 << 20)
     listener.startService()
     try:
-        await a.role.directory.refresh()
+        await a.role.refresher.refresh()
         await wait_until(lambda: a.role.directory.active("node-b"), what="node-b known")
         before = rss_bytes()
         with pytest.raises(PeerError, match="more than"):

@@ -21,7 +21,7 @@ from imfed.crypto.tls import ServerTLS
 from imfed.management.notifier import NOTIFY_PATH
 from imfed.peer import PeerClient
 from imfed.listening import tls_listener
-from imfed.web import Endpoints, endpoint, install_errors, read_json, sns_route
+from imfed.web import SIGNED, Endpoints, endpoint, install_errors, read_json, sns_route
 from imfed.wire.errors import Style, ok_body
 
 from conftest import (REPO, Issued, PlainClientPolicy, free_port, http, json_of, openssl,
@@ -278,8 +278,8 @@ class StandIn(Endpoints):
                                                 clock=reactor)
 
     @sns_route(app, NOTIFY_PATH[len("/sns/"):])
-    @endpoint(signed=True)
-    def receivenotify(self, request):
+    @endpoint(SIGNED)
+    def receivenotify(self, request, origin):
         self.received.append(read_json(request)["serverId"])
         return ok_body(self.style)
 

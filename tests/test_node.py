@@ -291,7 +291,7 @@ async def test_running_node_renews_its_certificate_before_expiry(management, tmp
                         renew_check_seconds=0.2)
     b = await join_node(management, str(tmp_path / "b"), "node-b")
     try:
-        await a.role.directory.refresh()
+        await a.role.refresher.refresh()
         old = a.role.identity.certificate
         app = await wait_until(lambda: management.role.store.run(store.pending_for, "node-a"),
                                what="the renewal application")
@@ -415,7 +415,7 @@ async def test_management_certificate_renewed_and_fetched_again(management, tmp_
         node = RunningNode(node.config).start()
         await wait_until(lambda: pki.load_pem_certificate(pinned).fingerprint ==
                          fresh.fingerprint, what="the node to replace its expired copy")
-        await node.role.directory.refresh()  # answers checked with the fetched copy
+        await node.role.refresher.refresh()  # answers checked with the fetched copy
     finally:
         await node.stop()
 

@@ -154,7 +154,7 @@ async def test_suspended_server_is_refused_both_ways(pair, management):
     # Resumed: both arrive.
     await management.role.store.run(review.set_status, "node-a", 0, "test", "resolved",
                                     management.role.store.now_ms())
-    await a.role.directory.refresh()
+    await a.role.refresher.refresh()
     await wait_until(lambda: b.role.directory.active("node-a"), what="B to see A resumed")
     b.role.outbox.wake()
     await wait_until(lambda: _received(b, "100@node-a") == ["while suspended"], timeout=30,
@@ -178,7 +178,7 @@ async def test_give_up_recall_window_and_deregistration(management, tmp_path):
     b = await join_node(management, str(tmp_path / "b"), "node-b")
     c = await join_node(management, str(tmp_path / "c"), "node-c")
     try:
-        await a.role.directory.refresh()
+        await a.role.refresher.refresh()
         await wait_until(lambda: a.role.directory.active("node-c"), what="A to know C")
         add_user(b, "200", "Bob")
         add_user(c, "300", "Carol")

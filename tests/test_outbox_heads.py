@@ -1,12 +1,15 @@
-"""The outbox's lane heads, kept by triggers (schema 004), always match the queue itself."""
+"""The outbox's lane heads, kept by triggers (schema 004), always match the queue itself; items
+of an older queue survive the upgrades."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 
 from imfed.node.outbox import _heads
-from imfed.storage import migrate
+from imfed.storage import migrate, schema_files
+from imfed.wire import paths
 
 
 def _from_queue(cur, now_ms):
@@ -27,8 +30,8 @@ def test_heads_follow_every_insert_delete_and_postponement(tmp_path):
     for step in range(3000):
         r = rng.random()
         if r < 0.5:
-            cur.execute("INSERT INTO outbox (destination, lane, method, path, body, created_at, "
-                        "next_attempt) VALUES (?, ?, 'POST', '/sns/chat', '{}', ?, ?)",
+            cur.execute("INSERT INTO outbox (destination, lane, kind, payload, created_at, "
+                        "next_attempt) VALUES (?, ?, 'chat', '{}', ?, ?)",
                         ("d%d" % rng.randint(0, 3), "l%d" % rng.randint(0, 5), step,
                          rng.randint(0, 100)))
         elif r < 0.8:  # delivered, or given up: any item, the head most often in practice
@@ -55,8 +58,6 @@ def test_heads_follow_every_insert_delete_and_postponement(tmp_path):
 
 def test_heads_of_a_queue_that_existed_before_the_upgrade(tmp_path):
     """Schema 004 fills the heads from the items already queued."""
-    from imfed.storage import schema_files
-
     path = str(tmp_path / "node.sqlite3")
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -73,3 +74,35 @@ def test_heads_of_a_queue_that_existed_before_the_upgrade(tmp_path):
     assert _heads(conn.cursor(), 5) == [("b", "x"), ("c", "y")]
     assert _heads(conn.cursor(), 9) == [("b", "x"), ("c", "y"), ("b", "z")]
     conn.close()
+
+
+def test_items_queued_by_an_older_imfed_become_kinds_and_payloads(tmp_path):
+    """Schema 006: an outbox row of method and path (imfed before the wire/paths.py split)
+    is converted, the groupID of its query moved into its payload, and sent as before."""
+    path = str(tmp_path / "node.sqlite3")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, sql in schema_files("node")[:5]:
+        conn.executescript("BEGIN;" + sql + ";INSERT INTO schema_version VALUES (%d);COMMIT;"
+                           % version)
+    rows = [("/sns/chat", '{"messageInfo":{}}'),
+            ("/sns/notify/grpnotify?groupID=g1@node-a", '{"operType":1}'),
+            ("/sns/invite/grprep?groupID=g2@node-b", '{"ownerID":"1@node-a","respResult":1}'),
+            ("/sns/add/users", '{"userID":"2@node-b"}')]
+    conn.executemany("INSERT INTO outbox (destination, lane, method, path, body, created_at, "
+                     "next_attempt) VALUES ('node-b', 'x', 'POST', ?, ?, 0, 0)", rows)
+    conn.commit()
+    conn.close()
+    migrate(path, "node")
+    conn = sqlite3.connect(path)
+    got = [(kind, json.loads(payload)) for kind, payload in
+           conn.execute("SELECT kind, payload FROM outbox ORDER BY seq")]
+    conn.close()
+    assert got == [("chat", {"messageInfo": {}}),
+                   ("notify_grpnotify", {"operType": 1, "groupID": "g1@node-a"}),
+                   ("invite_grprep", {"ownerID": "1@node-a", "respResult": 1,
+                                      "groupID": "g2@node-b"}),
+                   ("add_users", {"userID": "2@node-b"})]
+    for kind, payload in got:
+        body, query = paths.queued(kind).split(payload)
+        assert "groupID" not in body

@@ -89,7 +89,7 @@ async def test_a_remote_recall_after_the_window_is_refused(management, tmp_path)
     b = await join_node(management, str(tmp_path / "b"), "node-b", recall_window_seconds=1,
                         recall_grace_seconds=1)
     try:
-        await a.role.directory.refresh()
+        await a.role.refresher.refresh()
         await wait_until(lambda: a.role.directory.active("node-b") and
                          b.role.directory.active("node-a"), what="directories")
         add_user(a, "100", "Alice")

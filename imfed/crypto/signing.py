@@ -16,6 +16,7 @@ import secrets
 from typing import Awaitable, Callable
 
 import attrs
+from twisted.application.service import Service
 from twisted.internet.threads import deferToThreadPool
 
 from . import sm2
@@ -266,13 +267,22 @@ class RequestVerifier:
         return req
 
 
-class NonceKeeper:
+class NonceKeeper(Service):
     """Keeps a verifier's nonces across a clean restart in ``path`` (written at stop, read and
     removed at start).  Without that file (the previous run crashed, or this is the first)
-    the verifier refuses requests signed before the start instead."""
+    the verifier refuses requests signed before the start instead.  A role puts it in the
+    service tree before its listener, so it stops after it."""
 
     def __init__(self, verifier: RequestVerifier, path: str) -> None:
         self.verifier, self.path = verifier, path
+
+    def startService(self) -> None:
+        super().startService()
+        self.load()
+
+    def stopService(self):
+        super().stopService()
+        self.save()
 
     def load(self) -> None:
         now = self.verifier.now_ms()

@@ -8,20 +8,19 @@ daemon or by the operator CLI in another process: the timer finds both, also aft
 
 from __future__ import annotations
 
-import random
-
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.logger import Logger
 
 from ..peer import PeerClient, PeerError
 from ..storage import transaction
-from ..timers import Periodic
+from ..wire.paths import RECEIVENOTIFY
+from ..timers import Periodic, backoff_ms
 from . import store
 from .store import RegistryStore
 
 __all__ = ["Notifier", "NOTIFY_PATH"]
 
-NOTIFY_PATH = "/sns/restApi/imServer/servermgr/receivenotify"
+NOTIFY_PATH = RECEIVENOTIFY.full_path
 
 log = Logger()
 
@@ -43,8 +42,7 @@ class Notifier(Periodic):
         return self.client.close()
 
     def backoff_ms(self, attempts: int) -> int:
-        delay = min(self.max_seconds, self.initial_seconds * (2 ** min(attempts - 1, 30)))
-        return int(delay * 1000 * random.uniform(0.75, 1.0))
+        return backoff_ms(attempts, self.initial_seconds, self.max_seconds)
 
     async def drain(self) -> int:
         """Send everything due now; answer how many deliveries were tried."""

@@ -19,6 +19,7 @@ from ..crypto.sm3 import sm3_hex
 from ..storage import transaction
 from ..wire import fields
 from ..wire.errors import BadRequest, Conflict, NotFound
+from ..wire.records import ServerStatus
 from . import store
 from .store import Application, ServerRecord
 
@@ -129,12 +130,12 @@ def submit(cur, app: Application) -> None:
     existing = store.get_server(cur, app.server_id)
     if app.kind == "apply":
         _no_lookalike(cur, app.server_id)
-        if existing is not None and existing.status == 2:
+        if existing is not None and existing.status == ServerStatus.DEREGISTERED:
             raise Conflict("serverId %s was deregistered and is never issued again"
                            % app.server_id, "server_id_retired")
         if existing is not None:
             raise Conflict("serverId %s is taken" % app.server_id, "server_id_taken")
-    elif existing is None or existing.status == 2:
+    elif existing is None or existing.status == ServerStatus.DEREGISTERED:
         raise NotFound("no active server %s" % app.server_id, "unknown_server")
     if store.pending_for(cur, app.server_id) is not None:
         raise Conflict("an application for %s is already waiting for review" % app.server_id,
@@ -175,7 +176,7 @@ def _address_free(cur, address: str, server_id: str, application_id: str | None 
     host and port: ``user@host:port`` must resolve to one server (§6.2.2)."""
     key = _address_key(address)
     for other in store.list_servers(cur):
-        if other.server_id != server_id and other.status != 2 and \
+        if other.server_id != server_id and other.status != ServerStatus.DEREGISTERED and \
                 _address_key(other.server_address) == key:
             raise Conflict("%s is the address of server %s" % (address, other.server_id),
                            "address_taken")
@@ -233,7 +234,7 @@ def approve(cur, application_id: str, ca: pki.CertificateAuthority, operator: st
         server = attrs.evolve(_apply_fields(blank, app.data), cert_pem=cert.pem.decode("ascii"),
                               cert_fingerprint=cert.fingerprint)
     elif app.kind == "modify":
-        if server is None or server.status == 2:
+        if server is None or server.status == ServerStatus.DEREGISTERED:
             raise Conflict("server %s is no longer registered" % app.server_id, "unknown_server")
         old_host = https_address(server.server_address)[0]
         server = _apply_fields(server, app.data)
@@ -249,7 +250,7 @@ def approve(cur, application_id: str, ca: pki.CertificateAuthority, operator: st
             server = attrs.evolve(server, cert_pem=cert.pem.decode("ascii"),
                                   cert_fingerprint=cert.fingerprint)
     else:  # deregister
-        if server is None or server.status == 2:
+        if server is None or server.status == ServerStatus.DEREGISTERED:
             raise Conflict("server %s is no longer registered" % app.server_id, "unknown_server")
         server = attrs.evolve(server, status=2)
     store.put_server(cur, server, now_ms)
@@ -279,15 +280,42 @@ def set_status(cur, server_id: str, status: int, operator: str, reason: str,
     server = store.get_server(cur, server_id)
     if server is None:
         raise NotFound("no server %s" % server_id, "unknown_server")
-    if server.status == 2:
+    if server.status == ServerStatus.DEREGISTERED:
         raise Conflict("server %s is deregistered for good" % server_id, "deregistered")
     if server.status == status:
         raise Conflict("server %s is already %s" % (server_id, _STATUS[status]), "no_change")
     server = store.put_server(cur, attrs.evolve(server, status=status), now_ms)
-    store.audit(cur, now_ms, operator, "suspend" if status == 1 else "resume", server_id,
-                reason)
+    store.audit(cur, now_ms, operator,
+                "suspend" if status == ServerStatus.SUSPENDED else "resume", server_id, reason)
     store.enqueue_notifications(cur, server_id, now_ms)
     return server
 
 
 _STATUS = {0: "active", 1: "suspended", 2: "deregistered"}
+
+
+class Registrations:
+    """The management interface's handler: what its routes do with applications and the
+    registry, each a unit of work on the store."""
+
+    def __init__(self, registry: store.RegistryStore) -> None:
+        self.registry = registry
+
+    def now_ms(self) -> int:
+        return self.registry.now_ms()
+
+    async def pending_count(self) -> int:
+        return await self.registry.run(store.pending_count)
+
+    async def submit(self, app: Application) -> None:
+        await self.registry.run(submit, app)
+
+    async def application(self, application_id: str) -> Application | None:
+        return await self.registry.run(store.get_application, application_id)
+
+    async def server(self, server_id: str) -> ServerRecord | None:
+        return await self.registry.get(server_id)
+
+    async def changed_since(self, last: int, server_ids: list[str] | None
+                            ) -> tuple[list[dict], int]:
+        return await self.registry.changed_since(last, server_ids)

@@ -5,16 +5,15 @@ from __future__ import annotations
 from klein import Klein
 
 from ..crypto import pki
-from ..web import Endpoints, endpoint, install_errors, read_json, sns_route
+from ..web import SIGNED, Endpoints, endpoint, install_errors, read_json, sns_route
+from ..wire import paths
 from ..wire import fields
 from ..throttle import Throttle
+from ..wire.records import ServerStatus
 from ..wire.errors import Conflict, NotFound, Style, TooMany, Unauthorized, ok_body
-from . import review, store
-from .store import RegistryStore
+from . import review
 
 __all__ = ["ManagementApi"]
-
-M = "restApi/managerserver/"
 
 
 class ManagementApi(Endpoints):
@@ -22,20 +21,21 @@ class ManagementApi(Endpoints):
     install_errors(app)
     style = Style.MANAGEMENT
 
-    def __init__(self, *, store: RegistryStore, ca: pki.Certificate, own_cert: pki.Certificate,
+    def __init__(self, *, registrations: review.Registrations, ca: pki.Certificate,
+                 own_cert: pki.Certificate,
                  server_id: str, signing_key, verifier, max_body: int,
                  apply_throttle: Throttle, max_pending: int) -> None:
-        self.store, self.ca, self.own_cert = store, ca, own_cert
+        self.registrations, self.ca, self.own_cert = registrations, ca, own_cert
         self.server_id, self.signing_key, self.verifier = server_id, signing_key, verifier
         self.max_body = max_body
         self.apply_throttle, self.max_pending = apply_throttle, max_pending
 
-    @sns_route(app, M + "cacert", methods=("GET", "POST"))
+    @sns_route(app, paths.CACERT, methods=("GET", "POST"))
     @endpoint()
     def cacert(self, request):
         return ok_body(self.style, caCert=self.ca.pem.decode("ascii"))
 
-    @sns_route(app, M + "apply")
+    @sns_route(app, paths.APPLY)
     @endpoint()
     async def apply(self, request):
         """Anyone may apply (no certificate yet): at most ``apply_per_source_per_hour`` from
@@ -46,7 +46,7 @@ class ManagementApi(Endpoints):
             raise TooMany("too many applications from this address", wait, "throttled")
         body = read_json(request, self.max_body)
         server_id, data, csr = review.parse_apply(body)
-        if await self.store.run(store.pending_count) >= self.max_pending:
+        if await self.registrations.pending_count() >= self.max_pending:
             raise TooMany("too many applications are waiting for review", 3600,
                           "review_queue_full")
         self.apply_throttle.hit(source)
@@ -56,18 +56,19 @@ class ManagementApi(Endpoints):
         return await self._submit("apply", server_id, "applicant:" + server_id, data, csr)
 
     async def _submit(self, kind: str, server_id: str, by: str, data: dict, csr=None) -> dict:
-        app, token = review.new_application(kind, server_id, by, self.store.now_ms(), data, csr)
-        await self.store.run(review.submit, app)
+        app, token = review.new_application(kind, server_id, by, self.registrations.now_ms(),
+                                            data, csr)
+        await self.registrations.submit(app)
         return ok_body(self.style, applicationId=app.application_id, applyToken=token,
                        status="pending")
 
-    @sns_route(app, M + "apply/status")
+    @sns_route(app, paths.APPLY_STATUS)
     @endpoint()
     async def apply_status(self, request):
         body = read_json(request, self.max_body)
         application_id = fields.text(body, "applicationId", max_len=64)
         token = fields.text(body, "applyToken", max_len=128)
-        app = await self.store.run(store.get_application, application_id)
+        app = await self.registrations.application(application_id)
         if app is None:
             raise NotFound("no application %s" % application_id, "unknown_application")
         if not review.token_matches(app, token):
@@ -78,41 +79,39 @@ class ManagementApi(Endpoints):
             answer.update(serverCert=app.cert_pem, caCert=self.ca.pem.decode("ascii"))
         return answer
 
-    @sns_route(app, M + "modify")
-    @endpoint(signed=True)
-    async def modify(self, request):
+    @sns_route(app, paths.MODIFY)
+    @endpoint(SIGNED)
+    async def modify(self, request, origin):
         body = read_json(request, self.max_body)
-        origin = request.signed.origin
         data, csr = review.parse_changes(body, origin)
         return await self._submit("modify", origin, "server:" + origin, data, csr)
 
-    @sns_route(app, M + "deregister")
-    @endpoint(signed=True)
-    async def deregister(self, request):
+    @sns_route(app, paths.DEREGISTER)
+    @endpoint(SIGNED)
+    async def deregister(self, request, origin):
         body = read_json(request, self.max_body)
         reason = fields.text(body, "reason", max_len=500)
-        origin = request.signed.origin
         return await self._submit("deregister", origin, "server:" + origin, {"reason": reason})
 
-    @sns_route(app, "restApi/getservercert")
+    @sns_route(app, paths.GETSERVERCERT)
     @endpoint()
     async def getservercert(self, request):
         body = read_json(request, self.max_body)
         sid = fields.server_id(body.get("serverId"))
         if sid == self.server_id:
             return ok_body(self.style, serverId=sid, serverCert=self.own_cert.pem.decode("ascii"))
-        record = await self.store.get(sid)
+        record = await self.registrations.server(sid)
         if record is None:
             raise NotFound("no server %s" % sid, "unknown_server")
-        if record.status == 2:
+        if record.status == ServerStatus.DEREGISTERED:
             raise NotFound("server %s is deregistered" % sid, "deregistered")
         return ok_body(self.style, serverId=sid, serverCert=record.cert_pem)
 
-    @sns_route(app, M + "servers")
-    @endpoint(signed=True)
-    async def servers(self, request):
+    @sns_route(app, paths.SERVERS)
+    @endpoint(SIGNED)
+    async def servers(self, request, origin):
         body = read_json(request, self.max_body)
         ids = fields.string_list(body, "serverIds", fields.server_id)
         last = fields.optional_int(body, "lastQueryTime")
-        entries, mark = await self.store.changed_since(last, ids)
+        entries, mark = await self.registrations.changed_since(last, ids)
         return ok_body(self.style, servers=entries, serverTime=mark)

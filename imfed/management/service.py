@@ -10,11 +10,15 @@ from twisted.logger import Logger
 from ..config import Config, https_address
 from ..crypto import pki, signing, tls
 from ..crypto.sm2 import generate_private_key, load_private_key_pem
-from ..storage import Database
+from ..listening import tls_listener
 from ..peer import PeerClient
-from ..timers import Periodic
-from .notifier import Notifier
+from ..storage import Database
 from ..throttle import Throttle
+from ..timers import Periodic
+from ..wire.errors import Style
+from ..wire.records import ServerStatus
+from .notifier import Notifier
+from .review import Registrations
 from .routes import ManagementApi
 from .store import RegistryStore
 
@@ -80,13 +84,23 @@ class ManagementRole:
                                  poll_seconds=m.notify_poll_seconds,
                                  initial_seconds=m.notify_retry_initial_seconds,
                                  max_seconds=m.notify_retry_max_seconds)
-        self.api = ManagementApi(store=self.store, ca=self.ca.cert,
+        self.api = ManagementApi(registrations=Registrations(self.store), ca=self.ca.cert,
                                  own_cert=self.identity.certificate, server_id=m.server_id,
                                  signing_key=self.signing_key, verifier=self.verifier,
                                  max_body=m.max_body,
                                  apply_throttle=Throttle(reactor, m.apply_per_source_per_hour,
                                                          3600.0),
                                  max_pending=m.max_pending_applications)
+
+    def services(self, nonce_file: str) -> list:
+        """The role's services, in start order (stopped in reverse): store, nonces,
+        listener, notification queue, own-certificate check."""
+        m = self.config
+        listener = tls_listener(self.clock, m.listen, self.server_tls, self.api.resource(),
+                                m.limits, Style.MANAGEMENT, lambda method, path: m.max_body,
+                                m.access_log)
+        return [self.db, signing.NonceKeeper(self.verifier, nonce_file), listener,
+                self.notifier, OwnCertificateCheck(self)]
 
     def renew_own_certificate(self) -> bool:
         """Reissue this server's own certificate (same key) when it is missing, for another
@@ -108,7 +122,7 @@ class ManagementRole:
 
     async def active_certificate(self, server_id: str) -> pki.Certificate | None:
         record = await self.store.get(server_id)
-        if record is None or record.status != 0:
+        if record is None or record.status != ServerStatus.ACTIVE:
             return None
         return pki.Certificate.from_pem(record.cert_pem)
 

@@ -16,7 +16,7 @@ from ..crypto import pki
 from ..storage import migrate, run_sync
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
-from . import acl, groups, users
+from . import acl, groups, unit, users
 from .join import JoinError, application_fields, join, renew
 
 __all__ = ["add_parsers"]
@@ -189,7 +189,7 @@ def _as_owner(args, action) -> None:
         owner = users.get_user(cur, g.owner_id)
         return action(cur, g, owner, config.node.server_id, int(time.time() * 1000))
 
-    run_sync(_db(config), run)
+    unit.run_sync(_db(config), run)
 
 
 def cmd_group_remove(args) -> None:

@@ -1,6 +1,8 @@
-"""The node's directory client (§6.3, docs/protocol.md §4): incremental ``servers`` queries, the
-certificate of each server fetched once per fingerprint, all kept in SQLite so a node keeps
-federating from its last known directory while the management server is unreachable."""
+"""The node's directory (§6.3, docs/protocol.md §4): :class:`Directory` is what this node knows
+of the federation's servers (address, status, certificate), kept in SQLite so a node keeps
+federating from its last known directory while the management server is unreachable, and read
+back when the node starts; :class:`Refresher` keeps it current with incremental ``servers``
+queries to the management server, each server's certificate fetched once per fingerprint."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from ..storage import Database, transaction
 from ..timers import Periodic
 from ..wire.errors import NotFound
 from ..wire.messages import host_port
+from ..wire.paths import GETSERVERCERT, SERVERS
+from ..wire.records import ServerStatus
 
-__all__ = ["Peer", "Directory", "Refresher", "SERVERS_PATH", "CERT_PATH"]
+__all__ = ["Peer", "Directory", "Refresher"]
 
 
 def _address_key(address: str) -> tuple[str, int] | None:
@@ -26,9 +30,6 @@ def _address_key(address: str) -> tuple[str, int] | None:
         return None
     return host.lower().rstrip("."), port
 
-SERVERS_PATH = "/sns/restApi/managerserver/servers"
-CERT_PATH = "/sns/restApi/getservercert"
-
 log = Logger()
 
 
@@ -37,12 +38,12 @@ class Peer:
     server_id: str
     name: str
     address: str
-    status: int
+    status: ServerStatus
     cert: pki.Certificate | None = attrs.field(eq=False, repr=False)
 
     @property
     def active(self) -> bool:
-        return self.status == 0 and self.cert is not None
+        return self.status == ServerStatus.ACTIVE and self.cert is not None
 
 
 def _load(cur) -> tuple[list[tuple], int]:
@@ -62,24 +63,20 @@ def _save(cur, peers: list[tuple], mark: int, now_ms: int) -> None:
 
 
 class Directory:
+    """Read at construction from the store (synchronously: a node knows its peers before
+    any listener opens); changed only by the :class:`Refresher`."""
+
     def __init__(self, *, db: Database, server_id: str, address: str, management_id: str,
                  management_url: str, ca: pki.Certificate, management_cert: pki.Certificate,
                  clock) -> None:
         self.db, self.server_id, self.address = db, server_id, address
         self.management_id, self.management_url = management_id, management_url
         self.ca, self.management_cert, self.clock = ca, management_cert, clock
-        self.client: PeerClient | None = None  # set by the role once both exist
         self.peers: dict[str, Peer] = {}
-        self.last_query_time = 0
-        self._refreshing = None
-        self._again = False
-        self.listeners: list = []  # called after each successful refresh (the outbox wakes)
-
-    async def load(self) -> None:
-        rows, self.last_query_time = await self.db.runInteraction(_load)
+        rows, self.last_query_time = db.read_now(_load)
         for server_id, name, address, status, cert_pem in rows:
             cert = pki.Certificate.from_pem(cert_pem) if cert_pem else None
-            self.peers[server_id] = Peer(server_id, name, address, status, cert)
+            self.peers[server_id] = Peer(server_id, name, address, ServerStatus(status), cert)
 
     def get(self, server_id: str) -> Peer | None:
         return self.peers.get(server_id)
@@ -126,6 +123,22 @@ class Directory:
         peer = self.active(server_id)
         return peer.cert if peer is not None else None
 
+class Refresher(Periodic):
+    """Keeps the :class:`Directory` current: a query at start and every ``seconds`` (a
+    fallback for lost notifications), and soon after each notification."""
+
+    def __init__(self, directory: Directory, client: PeerClient, seconds: float, clock) -> None:
+        super().__init__(clock, seconds)
+        self.directory, self.client = directory, client
+        self.management_id = directory.management_id
+        self.management_url = directory.management_url
+        self._refreshing = None
+        self._again = False
+        self.listeners: list = []  # called after each successful refresh (the outbox wakes)
+
+    def tick(self):
+        return self.request_refresh()
+
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
 
@@ -154,9 +167,10 @@ class Directory:
 
     async def _refresh_once(self) -> int:
         log.debug("directory: querying {url} after mark {mark}", url=self.management_url,
-                  mark=self.last_query_time)
+                  mark=self.directory.last_query_time)
         answer = await self.client.call(self.management_id, self.management_url, "POST",
-                                        SERVERS_PATH, {"lastQueryTime": self.last_query_time})
+                                        SERVERS.full_path,
+                                        {"lastQueryTime": self.directory.last_query_time})
         if not answer.ok:
             raise PeerError("directory query refused: %s" % answer.body.get("desc"))
         servers = answer.body.get("servers")
@@ -172,13 +186,13 @@ class Directory:
                 log.warn("directory entry {entry!r} skipped: {e}",
                          entry=entry.get("serverId") if isinstance(entry, dict) else entry,
                          e=str(e))
-                mark = min(mark, self.last_query_time)
+                mark = min(mark, self.directory.last_query_time)
                 continue
             rows.append(row)
             updated[peer.server_id] = peer
-        await self.db.runInteraction(_save, rows, mark, self.now_ms())
-        self.peers.update(updated)
-        self.last_query_time = mark
+        await self.directory.db.runInteraction(_save, rows, mark, self.now_ms())
+        self.directory.peers.update(updated)
+        self.directory.last_query_time = mark
         if updated:
             log.info("directory: {n} server(s) changed ({ids}), mark {mark}", n=len(updated),
                      ids=", ".join(sorted(updated)), mark=mark)
@@ -186,13 +200,13 @@ class Directory:
 
     async def _entry(self, entry: dict) -> tuple[Peer, tuple]:
         server_id = entry["serverId"]
-        status = int(entry["status"])
+        status = ServerStatus(int(entry["status"]))
         address = str(entry["serverAddress"])
         name = str(entry.get("serverName", ""))
         fingerprint = str(entry.get("certFingerprint", ""))
-        known = self.peers.get(server_id)
+        known = self.directory.peers.get(server_id)
         cert = None
-        if status != 2:
+        if status != ServerStatus.DEREGISTERED:
             if known is not None and known.cert is not None and \
                     known.cert.fingerprint == fingerprint:
                 cert = known.cert
@@ -207,39 +221,30 @@ class Directory:
         the CA to the management serverId and valid now.  It replaces the pinned copy the
         directory checks the management server's signatures with."""
         answer = await self.client.call(self.management_id, self.management_url, "POST",
-                                        CERT_PATH, {"serverId": self.management_id},
+                                        GETSERVERCERT.full_path, {"serverId": self.management_id},
                                         signed=False)
         if not answer.ok:
             raise PeerError("getservercert %s: %s" % (self.management_id,
                                                       answer.body.get("desc")))
         try:
             cert = pki.Certificate.from_pem(answer.body.get("serverCert") or "")
-            pki.verify_issued(cert, self.ca, server_id=self.management_id)
+            pki.verify_issued(cert, self.directory.ca, server_id=self.management_id)
         except pki.PKIError as e:
             raise PeerError("the management server's certificate: %s" % e) from None
-        self.management_cert = cert
+        self.directory.management_cert = cert
         return cert
 
     async def _fetch_certificate(self, server_id: str, fingerprint: str) -> pki.Certificate:
         answer = await self.client.call(self.management_id, self.management_url, "POST",
-                                        CERT_PATH, {"serverId": server_id}, signed=False)
+                                        GETSERVERCERT.full_path, {"serverId": server_id},
+                                        signed=False)
         if not answer.ok:
             raise PeerError("getservercert %s: %s" % (server_id, answer.body.get("desc")))
         cert = pki.Certificate.from_pem(answer.body["serverCert"])
-        pki.verify_issued(cert, self.ca, server_id=server_id)
+        pki.verify_issued(cert, self.directory.ca, server_id=server_id)
         if cert.fingerprint != fingerprint:
             raise PeerError("certificate of %s does not match the directory's fingerprint"
                             % server_id)
         return cert
 
 
-class Refresher(Periodic):
-    """Refreshes the directory every ``seconds`` from start, as a fallback for lost
-    notifications."""
-
-    def __init__(self, directory: Directory, seconds: float, clock) -> None:
-        super().__init__(clock, seconds)
-        self.directory = directory
-
-    def tick(self):
-        return self.directory.request_refresh()

@@ -1,12 +1,36 @@
-"""Wake-ups for the client API's event streams.  The events themselves are rows in the store
-(messaging.emit), written with the change they describe; this only tells waiting streams to
-look."""
+"""What each local user's event stream shows (docs/client-api.md: ``{seq, type, data}``): rows
+of the ``events`` table, written by :func:`emit` in the same transaction as the change they
+describe, read back by :func:`events_since`; and :class:`EventHub`, which wakes the streams
+waiting for a user (the unit of work pokes it after each commit, imfed/node/unit.py)."""
 
 from __future__ import annotations
 
+import json
+
 from twisted.internet.defer import Deferred
 
-__all__ = ["EventHub"]
+__all__ = ["EventHub", "emit", "events_since", "compact_json", "Event"]
+
+
+def compact_json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def emit(work, user_id: str, kind: str, payload: dict, now_ms: int) -> None:
+    """Show ``user_id`` an event of type ``kind``; its stream wakes after the commit."""
+    work.execute("INSERT INTO events (user_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
+                 (user_id, kind, compact_json(payload), now_ms))
+    work.users.add(user_id)
+
+
+Event = tuple
+"""(seq, type, payload as JSON text): a row as the streams send it."""
+
+
+def events_since(cur, user_id: str, since: int, limit: int = 500) -> list[Event]:
+    cur.execute("SELECT seq, type, payload FROM events WHERE user_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (user_id, since, limit))
+    return cur.fetchall()
 
 
 class EventHub:
@@ -23,10 +47,8 @@ class EventHub:
         if d in waiting:
             waiting.remove(d)
 
-    def poke(self, user_ids=None) -> None:
-        """Wake the streams of ``user_ids`` (every stream when None)."""
-        keys = list(self._waiting) if user_ids is None else [u for u in user_ids
-                                                             if u in self._waiting]
-        for key in keys:
+    def poke(self, user_ids) -> None:
+        """Wake the streams of ``user_ids``."""
+        for key in [u for u in user_ids if u in self._waiting]:
             for d in self._waiting.pop(key, []):
                 d.callback(None)

@@ -14,7 +14,7 @@ from ..wire.errors import BadRequest
 
 __all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
            "server_entitled", "CHUNK", "expect_remote", "fetch_checked", "FileMismatch",
-           "remove_quietly", "remove_leftovers", "PARTIAL"]
+           "remove_quietly", "remove_leftovers", "PARTIAL", "grant"]
 
 CHUNK = 1 << 16
 
@@ -82,7 +82,12 @@ _COLUMNS = "file_id, owner_id, name, size, md5, sm3, path, created_at"
 def add_file(cur, f: StoredFile) -> None:
     cur.execute("INSERT INTO files (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" % _COLUMNS,
                 attrs.astuple(f))
-    cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)", (f.file_id, f.owner_id))
+    grant(cur, f.file_id, f.owner_id)
+
+
+def grant(cur, file_id: str, holder: str) -> None:
+    """``holder`` (a user, or a group mastered here: its members) may fetch the file."""
+    cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)", (file_id, holder))
 
 
 def get_file(cur, file_id: str) -> StoredFile | None:
@@ -122,15 +127,14 @@ def remove_quietly(path: str) -> None:
         pass
 
 
-async def fetch_checked(client, origin: str, address: str, file_id: str, path: str,
-                        size: int, md5: str, limit: int) -> str:
+async def fetch_checked(remote, peer, file_id: str, path: str, size: int, md5: str,
+                        limit: int) -> str:
     """Stream ``file_id`` from its origin server into ``path`` (through ``path.part``, never
     whole in memory) and answer its SM3.  PeerError when the download fails, FileMismatch
     when the size or MD5 is not the announced one; nothing is left behind either way."""
     partial = path + PARTIAL
     try:
-        got_size, got_md5, sm3 = await client.download(
-            origin, address, "/sns/download/file", {"fileID": file_id}, partial, limit)
+        got_size, got_md5, sm3 = await remote.download_file(peer, file_id, partial, limit)
         if (got_size, got_md5) != (size, md5):
             raise FileMismatch("%s arrived with size %d and md5 %s, not %d and %s"
                                % (file_id, got_size, got_md5, size, md5))

@@ -2,7 +2,7 @@
 fans it out to every other server with members; other servers keep what the master sends, in
 its order, and fill what they miss from its history (grpchat, groupsync.py).
 
-Cursor-level transactions, like groups.py and messaging.py.
+Functions of a unit of work (imfed/node/unit.py), like groups.py and messages.py.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import json
 from ..storage import transaction
 from ..wire.errors import Forbidden, NotFound
 from ..wire.messages import MessageInfo, server_of
+from ..wire.records import ChatType
 from . import files, users
 from .groups import get_group, servers_with_members, master_group, lane, member_type
-from .messaging import compact_json, emit, enqueue
+from .events import compact_json, emit
+from .outbox import enqueue
 
 __all__ = ["post_message", "send_to_master", "receive_group_chat", "history", "has_message",
            "oldest", "views_to_check", "fill", "mark_synced"]
@@ -32,7 +34,7 @@ def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
 
 def _message(row) -> dict:
     gseq, gid, mid, sender, mtype, content, created = row
-    info = MessageInfo(sender, gid, mtype, 2, mid, json.loads(content))
+    info = MessageInfo(sender, gid, mtype, ChatType.GROUP, mid, json.loads(content))
     return {"gseq": gseq, "messageInfo": info.to_wire(), "createTime": created}
 
 
@@ -59,8 +61,7 @@ def post_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> bool:
     if "fileID" in info.content:
         # The master's copy (§6.4.2.10), granted to the group: every member's server may
         # fetch it while it has members.
-        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
-                    (info.content["fileID"], g.group_id))
+        files.grant(cur, info.content["fileID"], g.group_id)
     cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
     shown = _message(cur.fetchone())
     for server, ids in servers_with_members(cur, g.group_id).items():
@@ -68,9 +69,9 @@ def post_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> bool:
             for uid in ids:
                 emit(cur, uid, "group_message", shown, now_ms)
         else:
-            enqueue(cur, server, lane(g.group_id), "POST",
-                    "/sns/notify/grpchat?groupID=" + g.group_id,
-                    {"userIDs": ids, "messageInfo": info.to_wire()}, now_ms)
+            enqueue(cur, server, lane(g.group_id), "notify_grpchat",
+                    {"groupID": g.group_id, "userIDs": ids, "messageInfo": info.to_wire()},
+                    now_ms)
     return True
 
 
@@ -83,9 +84,8 @@ def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
                         "not_member")
     if "fileID" in info.content:
         # The master copies the file from here (§6.4.2.10): grant it to the group.
-        cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
-                    (info.content["fileID"], info.recv_id))
-    enqueue(cur, server_of(info.recv_id), lane(info.recv_id), "POST", "/sns/chat",
+        files.grant(cur, info.content["fileID"], info.recv_id)
+    enqueue(cur, server_of(info.recv_id), lane(info.recv_id), "chat",
             {"messageInfo": info.to_wire()}, now_ms)
 
 

@@ -2,8 +2,9 @@
 group, its members and settings; other servers keep what they are told.  Messages:
 group_messages.py.
 
-Cursor-level transactions, like messaging.py: each change, its events and the deliveries it
-owes other servers (one per server with members, in the group's lane) are written together.
+Functions of a unit of work (imfed/node/unit.py), like messages.py: each change, its events and
+the deliveries it owes other servers (one per server with members, in the group's lane) are
+written together.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import attrs
 from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
 from ..wire.messages import new_object_id, server_of
+from ..wire.records import Answer, GroupInfo, GroupSettings, OperType, Setting, UserType
 from . import users
-from .messaging import compact_json, emit, enqueue
+from .events import compact_json, emit
+from .outbox import enqueue
 
 __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_type",
            "create_group", "invite", "receive_invitation", "invitations", "answer_invitation",
@@ -25,8 +28,10 @@ __all__ = ["Group", "OWNER", "ADMIN", "MEMBER", "get_group", "members", "member_
            "my_groups", "lane", "remove_members", "set_admin", "update_group", "search",
            "request_invitation", "transfer", "master_group", "servers_with_members", "joined"]
 
-MEMBER, ADMIN, OWNER = 1, 2, 3
-ADD, REMOVE, DISSOLVE, SET_ADMIN, UNSET_ADMIN, TRANSFER, UPDATE = 1, 2, 3, 4, 5, 6, 7
+MEMBER, ADMIN, OWNER = UserType.MEMBER, UserType.ADMIN, UserType.OWNER
+ADD, REMOVE, DISSOLVE = OperType.ADD, OperType.REMOVE, OperType.DISSOLVE
+SET_ADMIN, UNSET_ADMIN = OperType.SET_ADMIN, OperType.UNSET_ADMIN
+TRANSFER, UPDATE = OperType.TRANSFER, OperType.UPDATE
 
 
 def lane(group_id: str) -> str:
@@ -47,12 +52,11 @@ class Group:
 
     def info(self, member_count: int) -> dict:
         """The standard's groupInfo (§6.4.1.2)."""
-        return {"groupID": self.group_id, "groupName": self.name, "groupIcon": self.icon,
-                "groupMemberNum": member_count, "createUser": self.owner_id,
-                "createTime": self.created_at}
+        return GroupInfo(self.group_id, self.name, self.icon, member_count, self.owner_id,
+                         self.created_at).to_wire()
 
     def gset(self) -> dict:
-        return {"isAllow": self.is_allow, "isVisible": self.is_visible}
+        return GroupSettings(Setting(self.is_allow), Setting(self.is_visible)).to_wire()
 
 
 _G = "group_id, name, icon, owner_id, is_allow, is_visible, created_at, dissolved, master"
@@ -122,8 +126,8 @@ def _announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dic
     targets = servers_with_members(cur, g.group_id)
     for server in set(targets) | set(also):
         if server != server_id:
-            enqueue(cur, server, lane(g.group_id), "POST",
-                    "/sns/notify/grpnotify?groupID=" + g.group_id, body, now_ms)
+            enqueue(cur, server, lane(g.group_id), "notify_grpnotify",
+                    dict(body, groupID=g.group_id), now_ms)
     local = set(targets.get(server_id, [])) | {u["userID"] for u in affected
                                                 if server_of(u["userID"]) == server_id}
     for uid in local:
@@ -153,7 +157,7 @@ def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: li
     role = member_type(cur, group_id, inviter_id)
     if role is None:
         raise Forbidden("only members invite", "not_member")
-    if role == MEMBER and g.is_allow == 2:
+    if role == MEMBER and g.is_allow == Setting.NO:
         raise Forbidden("members may not invite to this group", "invites_closed")
     remote: dict[str, list[str]] = {}
     sent = 0
@@ -171,7 +175,7 @@ def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: li
         else:
             remote.setdefault(server_of(invitee), []).append(invitee)
     for server, ids in remote.items():
-        enqueue(cur, server, lane(group_id), "POST", "/sns/invite/grpreq",
+        enqueue(cur, server, lane(group_id), "invite_grpreq",
                 _grpreq(group_id, g.name, inviter_id, inviter_info, ids), now_ms)
     return sent
 
@@ -214,9 +218,9 @@ def request_invitation(cur, group_id: str, inviter: users.User, invitees: list[s
     g = get_group(cur, group_id)
     if g is None or g.dissolved or member_type(cur, group_id, inviter.user_id) is None:
         raise Forbidden("%s is not a member of %s" % (inviter.user_id, group_id), "not_member")
-    if g.is_allow == 2 and member_type(cur, group_id, inviter.user_id) == MEMBER:
+    if g.is_allow == Setting.NO and member_type(cur, group_id, inviter.user_id) == MEMBER:
         raise Forbidden("members may not invite to this group", "invites_closed")
-    enqueue(cur, server_of(group_id), lane(group_id), "POST", "/sns/invite/grpreq",
+    enqueue(cur, server_of(group_id), lane(group_id), "invite_grpreq",
             _grpreq(group_id, g.name, inviter.user_id, inviter.info(), invitees), now_ms)
 
 
@@ -256,9 +260,9 @@ def answer_invitation(cur, invitation_id: str, user: users.User, agree: bool, se
     else:
         cur.execute("UPDATE group_invitations SET status = ? WHERE invitation_id = ?",
                     ("accepted" if agree else "refused", invitation_id))
-        enqueue(cur, server_of(group_id), lane(group_id), "POST",
-                "/sns/invite/grprep?groupID=" + group_id,
-                {"ownerID": user.user_id, "respResult": 1 if agree else 2}, now_ms)
+        enqueue(cur, server_of(group_id), lane(group_id), "invite_grprep",
+                {"groupID": group_id, "ownerID": user.user_id,
+                 "respResult": Answer.of(agree)}, now_ms)
     return group_id
 
 
@@ -310,8 +314,8 @@ def quit_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int
         raise NotFound("%s is not a member of %s" % (user.user_id, group_id), "not_member")
     cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
                 (group_id, user.user_id))
-    enqueue(cur, server_of(group_id), lane(group_id), "POST",
-            "/sns/quit/grpmember?groupID=" + group_id, {"ownerID": user.user_id}, now_ms)
+    enqueue(cur, server_of(group_id), lane(group_id), "quit_grpmember",
+            {"groupID": group_id, "ownerID": user.user_id}, now_ms)
 
 
 @transaction
@@ -354,7 +358,7 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
     else:
         cur.execute("UPDATE groups SET name = ?, icon = ? WHERE group_id = ?",
                     (str(info.get("groupName", "")), str(info.get("groupIcon", "")), group_id))
-    if gset.get("isAllow") in (1, 2) and gset.get("isVisible") in (1, 2):
+    if gset.get("isAllow") in tuple(Setting) and gset.get("isVisible") in tuple(Setting):
         cur.execute("UPDATE groups SET is_allow = ?, is_visible = ? WHERE group_id = ?",
                     (gset["isAllow"], gset["isVisible"], group_id))
     local_before = [uid for uid, in cur.execute(
@@ -399,28 +403,33 @@ def _accepted(cur, group_id: str, user_id: str) -> bool:
     return cur.fetchone() is not None
 
 
-def joined(cur, group_id: str, user_id: str, now_ms: int) -> list[str]:
-    """The master answered code 0 to our user's agreement (invite/grprep): the user is a
-    member from now on, whether or not a grpnotify follows (the standard does not oblige the
-    master to send one).  The local users to tell."""
+def joined(cur, item, state: str, error: str, now_ms: int) -> None:
+    """Outbox hook for ``invite_grprep``: the master answered code 0 to our user's agreement,
+    so the user is a member from now on, whether or not a grpnotify follows (the standard does
+    not oblige the master to send one)."""
+    if state != "sent" or item.payload.get("respResult") != Answer.AGREE:
+        return
+    _join(cur, item.payload.get("groupID"), item.payload.get("ownerID"), now_ms)
+
+
+def _join(cur, group_id: str, user_id: str, now_ms: int) -> None:
     cur.execute("SELECT group_name FROM group_invitations WHERE group_id = ? AND "
                 "invitee_id = ? AND status = 'accepted'", (group_id, user_id))
     row = cur.fetchone()
     user = users.get_user(cur, user_id)
     if row is None or user is None:
-        return []
+        return
     g = get_group(cur, group_id)
     if g is None:
         cur.execute("INSERT INTO groups (%s) VALUES (?, ?, '', '', 1, 1, ?, 0, 0)" % _G,
                     (group_id, row[0], now_ms))
     elif g.dissolved:
-        return []
+        return
     cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
                 (group_id, user_id, MEMBER, compact_json(user.info()), now_ms))
     if cur.rowcount != 1:
-        return []
+        return
     emit(cur, user_id, "group_joined", {"groupID": group_id, "groupName": row[0]}, now_ms)
-    return [user_id]
 
 
 def _require_role(cur, g: Group, user_id: str, allowed: tuple, errcode: str) -> int:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from ..peer import PeerClient, PeerError
-from ..storage import Database
+from ..peer import PeerError
 from ..timers import Periodic
-from ..wire.errors import ApiError, Forbidden, Unavailable
+from ..wire.errors import ApiError, Unavailable
 from ..wire.messages import MessageInfo, parse_message_info, server_of
+from ..wire.records import ChatType
 from . import group_messages
-from .acl import AccessControl
-from .directory import Directory
-from .events import EventHub
+from .reach import Reach
+from .remote import FederationClient
+from .unit import NodeStore
 
 __all__ = ["GroupSync"]
 
@@ -29,16 +29,16 @@ PAGE = 100  # grpchat answers at most this many (docs/protocol.md §5)
 
 
 class GroupSync(Periodic):
-    def __init__(self, *, db: Database, client: PeerClient, directory: Directory,
-                 acl: AccessControl, hub: EventHub, clock, seconds: float) -> None:
-        super().__init__(clock, seconds)
-        self.db, self.client, self.directory, self.acl, self.hub = db, client, directory, acl, hub
+    def __init__(self, *, store: NodeStore, remote: FederationClient, reach: Reach,
+                 seconds: float) -> None:
+        super().__init__(store.clock, seconds)
+        self.store, self.remote, self.reach = store, remote, reach
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
 
     async def tick(self) -> None:
-        for group_id, through, local in await self.db.runInteraction(group_messages.views_to_check):
+        for group_id, through, local in await self.store.run(group_messages.views_to_check):
             try:
                 fetched = await self.sync(group_id, through, local)
             except (ApiError, PeerError) as e:
@@ -51,34 +51,24 @@ class GroupSync(Periodic):
 
     async def sync_now(self, group_id: str) -> int:
         """Check one group at once (a member asked); the number of messages filled."""
-        views = await self.db.runInteraction(group_messages.views_to_check, group_id)
+        views = await self.store.run(group_messages.views_to_check, group_id)
         return await self.sync(*views[0]) if views else 0
 
     async def sync(self, group_id: str, through: str, local: list[str]) -> int:
-        master = server_of(group_id)
-        peer = self.directory.get(master)
-        if peer is None or not peer.active:
-            raise Unavailable("the master %s is not an active member" % master,
-                              "peer_unreachable")
-        if not await self.acl.allows("out", master):
-            raise Forbidden("the master %s is refused by our access control" % master,
-                            "refused_by_policy")
+        peer = await self.reach.require_now(server_of(group_id))
 
         async def page_after(message_id: str, limit: int = PAGE):
-            query = {"groupID": group_id, "messageID": message_id}
-            if limit != PAGE:
-                query["limit"] = str(limit)
-            return await self.client.call(master, peer.address, "GET", "/sns/grpchat",
-                                          query=query)
+            return await self.remote.grpchat(peer, group_id, message_id,
+                                             None if limit == PAGE else limit)
 
         after = through
         if not after:
             # Never checked: from the oldest message we hold, or, holding none, from now on.
-            oldest = await self.db.runInteraction(group_messages.oldest, group_id)
+            oldest = await self.store.run(group_messages.oldest, group_id)
             if not oldest:
                 answer = await page_after("", 1)
                 _check(answer)
-                await self.db.runInteraction(group_messages.mark_synced, group_id,
+                await self.store.run(group_messages.mark_synced, group_id,
                                              answer.body.get("newestMessageID") or "",
                                              self.now_ms())
                 return 0
@@ -92,15 +82,13 @@ class GroupSync(Periodic):
                 continue
             _check(answer)
             page = [_group_message(m, group_id) for m in answer.body.get("messages") or []]
-            fetched += await self.db.runInteraction(group_messages.fill, group_id, after, page,
+            fetched += await self.store.run(group_messages.fill, group_id, after, page,
                                                     local, self.now_ms())
             if page:
                 after = page[-1].message_id
             if len(page) < PAGE:
                 break
-        await self.db.runInteraction(group_messages.mark_synced, group_id, after, self.now_ms())
-        if fetched:
-            self.hub.poke(local)
+        await self.store.run(group_messages.mark_synced, group_id, after, self.now_ms())
         return fetched
 
 
@@ -118,6 +106,6 @@ def _group_message(item, group_id: str) -> MessageInfo:
     except ApiError as e:
         raise Unavailable("the master sent a bad message: %s" % e.message,
                           "peer_unreachable") from None
-    if info.chat_type != 2 or info.recv_id != group_id:
+    if info.chat_type != ChatType.GROUP or info.recv_id != group_id:
         raise Unavailable("the master sent a message of another group", "peer_unreachable")
     return info

@@ -18,10 +18,10 @@ from twisted.internet.task import deferLater
 from ..config import NodeConfig
 from ..crypto import pki, sm2, tls
 from ..peer import PeerError, bootstrap_call
+from ..wire import paths
 
 __all__ = ["JoinError", "join", "application_fields"]
 
-M = "/sns/restApi/managerserver/"
 
 
 class JoinError(Exception):
@@ -51,7 +51,7 @@ async def _ok(reactor, policy, config: NodeConfig, path: str, body: dict) -> dic
     except PeerError as e:
         raise JoinError("management server unreachable: %s" % e) from None
     if answer.body.get("code") not in ("0", 0):
-        raise JoinError("%s refused: %s" % (path.rsplit("/", 1)[-1],
+        raise JoinError("%s refused: %s" % (path.rstrip("/").rsplit("/", 1)[-1],
                                             answer.body.get("desc") or answer.body))
     return answer.body
 
@@ -67,7 +67,7 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
     if os.path.exists(config.ca_file):
         ca = pki.load_pem_certificate(config.ca_file)
     else:
-        body = await _ok(reactor, tls.BootstrapPolicy(), config, M + "cacert", {})
+        body = await _ok(reactor, tls.BootstrapPolicy(), config, paths.CACERT.full_path, {})
         ca = pki.Certificate.from_pem(body.get("caCert", ""))
     if ca.fingerprint != pin:
         raise JoinError("the CA certificate's fingerprint is %s, not the %s you were given: "
@@ -78,7 +78,7 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
 
     # 2. The management server's certificate, over TLS now verified against the CA.
     policy = tls.BootstrapPolicy(ca, config.ca_file, config.management_id)
-    body = await _ok(reactor, policy, config, "/sns/restApi/getservercert",
+    body = await _ok(reactor, policy, config, paths.GETSERVERCERT.full_path,
                      {"serverId": config.management_id})
     management = pki.Certificate.from_pem(body.get("serverCert", ""))
     pki.verify_issued(management, ca, server_id=config.management_id)
@@ -92,7 +92,7 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
         progress("resuming application %s" % state["applicationId"])
     else:
         request = pki.make_csr(key, config.server_id)
-        body = await _ok(reactor, policy, config, M + "apply",
+        body = await _ok(reactor, policy, config, paths.APPLY.full_path,
                          dict(fields, csr=request.pem.decode("ascii")))
         state = {"applicationId": body["applicationId"], "applyToken": body["applyToken"]}
         pki.write_file(state_file, json.dumps(state).encode(), private=True)
@@ -102,7 +102,7 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
     # 4. Wait for the decision.
     waited = 0.0
     while True:
-        body = await _ok(reactor, policy, config, M + "apply/status", state)
+        body = await _ok(reactor, policy, config, paths.APPLY_STATUS.full_path, state)
         if body["status"] == "approved":
             break
         if body["status"] == "rejected":
@@ -169,7 +169,7 @@ async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
             pki.write_file(pending_key, new_key.to_pem(), private=True)
             request = pki.make_csr(new_key, config.server_id)
             answer = await client.call(config.management_id, config.management_url, "POST",
-                                       M + "modify",
+                                       paths.MODIFY.full_path,
                                        {"changes": {"csr": request.pem.decode("ascii")}})
             if not answer.ok:
                 raise JoinError("renewal refused: %s" % answer.body.get("desc"))
@@ -181,7 +181,7 @@ async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
         waited = 0.0
         while True:
             answer = await client.call(config.management_id, config.management_url, "POST",
-                                       M + "apply/status", state, signed=False)
+                                       paths.APPLY_STATUS.full_path, state, signed=False)
             status = answer.body.get("status")
             if status == "approved":
                 break

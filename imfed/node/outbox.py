@@ -1,34 +1,72 @@
-"""Durable outbound delivery (docs/protocol.md §6): the ``outbox`` table, one FIFO per destination
-server and lane (a conversation; a pair of users for friend requests), drained by a timer and
-on demand.  Destinations and lanes are served in parallel (at most ``lanes_per_destination``
-at once for one server); inside a lane the order is kept, a failure holds the lane back with
-exponential backoff, and after the give-up time an item is dropped and its message marked
-failed for the sender to see.  Rows are removed only after a verified 2xx, so a crash at any
-point means a resend, which the receiver's messageID dedupe absorbs."""
+"""Durable outbound delivery (docs/protocol.md §6): the ``outbox`` table, one FIFO per
+destination server and lane (a conversation; a pair of users for friend requests; a group),
+drained by a timer and on demand.
+
+An item is a *kind* (a call of imfed/wire/paths.py, ``chat``, ``add_users``...) and its
+payload; :func:`enqueue` writes it in the transaction of the change that owes it.  Destinations
+and lanes are served in parallel (at most ``lanes_per_destination`` at once for one server);
+inside a lane the order is kept, a failure holds the lane back with exponential backoff, and
+after the give-up time an item is dropped as failed.  When an item ends (sent, or failed for
+good), the hooks registered for its kind run in the transaction that removes it (a message's
+delivery state, a refused friend request, a group joined): the outbox knows no feature.  Rows
+are removed only after a verified 2xx, so a crash at any point means a resend, which the
+receiver's messageID dedupe absorbs."""
 
 from __future__ import annotations
 
 import json
-import random
+from typing import Callable
 
+import attrs
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
-from ..peer import PeerClient, PeerError
-from ..storage import Database, transaction
-from ..timers import Periodic
-from . import groups, messaging
-from .acl import AccessControl
-from .directory import Directory
-from .events import EventHub
+from ..peer import PeerError
+from ..storage import transaction
+from ..timers import Periodic, backoff_ms
+from ..wire.paths import QUEUED
+from .events import compact_json
+from .reach import Reach, Verdict
+from .remote import FederationClient
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "Item", "enqueue", "SENT", "FAILED"]
 
 log = Logger()
+
+SENT, FAILED = "sent", "failed"
 
 # Answers that a retry may turn around: authentication (the peer's directory may not know us
 # yet), rate limits, unavailability, server errors.  Any other 4xx is final.
 _RETRY = {401, 408, 425, 429}
+
+
+def enqueue(work, destination: str, lane: str, kind: str, payload: dict, now_ms: int,
+            message_id: str | None = None) -> None:
+    """Owe ``destination`` a call of ``kind``.  Calls in one lane go out in the order they
+    were owed; lanes go out in parallel.  The outbox wakes after the commit."""
+    if kind not in QUEUED:
+        raise ValueError("no queued call %r" % kind)
+    work.execute("INSERT INTO outbox (destination, lane, kind, payload, message_id, "
+                 "created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (destination, lane, kind, compact_json(payload), message_id, now_ms, now_ms))
+    work.queued = True
+
+
+@attrs.frozen
+class Item:
+    seq: int
+    destination: str
+    lane: str
+    kind: str
+    payload: dict
+    message_id: str | None
+    created_at: int
+    attempts: int
+    next_attempt: int
+
+
+Hook = Callable[..., None]
+"""``hook(work, item, state, error, now_ms)``: an item of its kind ended (SENT or FAILED)."""
 
 
 def _heads(cur, now_ms: int) -> list[tuple[str, str]]:
@@ -39,33 +77,13 @@ def _heads(cur, now_ms: int) -> list[tuple[str, str]]:
     return cur.fetchall()
 
 
-def _next(cur, destination: str, lane: str, limit: int = 32) -> list[tuple]:
+def _next(cur, destination: str, lane: str, limit: int = 32) -> list[Item]:
     """The lane's first items, in order."""
-    cur.execute("SELECT seq, method, path, body, message_id, created_at, attempts, next_attempt "
-                "FROM outbox WHERE destination = ? AND lane = ? ORDER BY seq LIMIT ?",
-                (destination, lane, limit))
-    return cur.fetchall()
-
-
-@transaction
-def _finish(cur, seq: int, message_id: str | None, state: str, error: str, now_ms: int,
-            path: str = "", body: dict | None = None) -> str | None:
-    """Answer the local user to tell, if any."""
-    cur.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-    if state == "sent" and path.startswith("/sns/invite/grprep?groupID=") and body and \
-            body.get("respResult") == 1:
-        joined = groups.joined(cur, path.split("=", 1)[1], body.get("ownerID"), now_ms)
-        return joined[0] if joined else None
-    if state == "failed" and path.rstrip("/").endswith("/add/users") and body:
-        # The other server refused the friend request (or could not be reached in time).
-        return messaging.friend_request_failed(cur, body.get("ownerID"), body.get("userID"),
-                                               error, now_ms)
-    messaging.delivery(cur, message_id, state, error, now_ms)
-    if message_id is None:
-        return None
-    cur.execute("SELECT sender_id FROM messages WHERE message_id = ?", (message_id,))
-    row = cur.fetchone()
-    return row[0] if row else None
+    cur.execute("SELECT seq, destination, lane, kind, payload, message_id, created_at, "
+                "attempts, next_attempt FROM outbox WHERE destination = ? AND lane = ? "
+                "ORDER BY seq LIMIT ?", (destination, lane, limit))
+    return [Item(seq, dest, ln, kind, json.loads(payload), mid, created, attempts, due)
+            for seq, dest, ln, kind, payload, mid, created, attempts, due in cur.fetchall()]
 
 
 @transaction
@@ -75,17 +93,23 @@ def _postpone(cur, seq: int, attempts: int, next_attempt: int, error: str) -> No
 
 
 class Outbox(Periodic):
-    def __init__(self, *, db: Database, client: PeerClient, directory: Directory,
-                 acl: AccessControl, hub: EventHub, clock, poll_seconds: float = 1.0,
-                 initial_seconds: float = 1.0, max_seconds: float = 300.0,
-                 give_up_seconds: float = 7 * 86400.0, lanes_per_destination: int = 16) -> None:
+    def __init__(self, *, store, client: FederationClient, reach: Reach, clock,
+                 poll_seconds: float = 1.0, initial_seconds: float = 1.0,
+                 max_seconds: float = 300.0, give_up_seconds: float = 7 * 86400.0,
+                 lanes_per_destination: int = 16) -> None:
         super().__init__(clock, poll_seconds)
-        self.db, self.client, self.directory, self.acl, self.hub = db, client, directory, acl, hub
+        self.store, self.client, self.reach = store, client, reach
         self.initial_seconds = initial_seconds
         self.max_seconds, self.give_up_ms = max_seconds, int(give_up_seconds * 1000)
         self.lanes_per_destination = lanes_per_destination
+        self._hooks: dict[str, list[Hook]] = {}
         self._busy: set[tuple[str, str]] = set()
         self._wake_pending = False
+        store.on_queued.append(self.wake)
+
+    def on_done(self, kind: str, hook: Hook) -> None:
+        """Run ``hook`` whenever an item of ``kind`` ends, in the transaction removing it."""
+        self._hooks.setdefault(kind, []).append(hook)
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -110,7 +134,7 @@ class Outbox(Periodic):
 
     async def _scan(self) -> None:
         self._wake_pending = False
-        heads = await self.db.runInteraction(_heads, self.now_ms())
+        heads = await self.store.db.runInteraction(_heads, self.now_ms())
         for key in heads:
             destination = key[0]
             if key in self._busy or sum(1 for d, _ in self._busy if d == destination) >= \
@@ -128,58 +152,55 @@ class Outbox(Periodic):
         self.wake()
 
     async def _drain(self, destination: str, lane: str) -> None:
-        batch: list = []
+        batch: list[Item] = []
         while self.running:
             if not batch:
-                batch = await self.db.runInteraction(_next, destination, lane)
+                batch = await self.store.db.runInteraction(_next, destination, lane)
                 if not batch:
                     return
-            seq, method, path, body, message_id, created_at, attempts, next_attempt = \
-                batch.pop(0)
-            now = self.now_ms()
-            if next_attempt > now:
+            item = batch.pop(0)
+            if item.next_attempt > self.now_ms():
                 return
-            body = json.loads(body)
-            final, error = await self._attempt(destination, method, path, body)
+            final, error = await self._attempt(item)
             now = self.now_ms()
-            if final is None and now - created_at > self.give_up_ms:
-                final, error = "failed", "gave up after %d attempts: %s" % (attempts + 1, error)
+            if final is None and now - item.created_at > self.give_up_ms:
+                final, error = FAILED, "gave up after %d attempts: %s" % (item.attempts + 1,
+                                                                           error)
             if final is not None:
-                if final == "failed":
-                    log.warn("{path} to {dest} failed for good: {error}", path=path,
+                if final == FAILED:
+                    log.warn("{kind} to {dest} failed for good: {error}", kind=item.kind,
                              dest=destination, error=error)
-                sender = await self.db.runInteraction(_finish, seq, message_id, final, error,
-                                                      now, path, body)
-                if sender:
-                    self.hub.poke([sender])
+                await self.store.run(self._finish, item, final, error, now)
                 continue
-            attempts += 1
-            delay = min(self.max_seconds, self.initial_seconds * 2 ** min(attempts - 1, 30))
-            await self.db.runInteraction(_postpone, seq, attempts,
-                                         now + int(delay * 1000 * random.uniform(0.75, 1.0)),
-                                         error)
+            attempts = item.attempts + 1
+            log.info("{kind} to {dest} not delivered ({error}); attempt {n}, retrying",
+                     kind=item.kind, dest=destination, error=error, n=attempts)
+            await self.store.db.runInteraction(
+                _postpone, item.seq, attempts,
+                now + backoff_ms(attempts, self.initial_seconds, self.max_seconds), error)
             return  # the rest of the batch waits behind its head
 
-    async def _attempt(self, destination: str, method: str, path: str, body: dict
-                       ) -> tuple[str | None, str]:
-        """("sent" | "failed" | None for retry, error text)."""
-        if not await self.acl.allows("out", destination):
-            return "failed", "refused by this server's access control"
-        peer = self.directory.get(destination)
-        if peer is None or peer.status == 2:
-            if peer is not None:
-                return "failed", "server %s is deregistered" % destination
-            return None, "server %s is not in the directory" % destination
-        if not peer.active:
-            return None, "server %s is suspended" % destination
+    def _finish(self, work, item: Item, state: str, error: str, now_ms: int) -> None:
+        work.execute("BEGIN IMMEDIATE")
+        work.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
+        for hook in self._hooks.get(item.kind, ()):
+            hook(work, item, state, error, now_ms)
+
+    async def _attempt(self, item: Item) -> tuple[str | None, str]:
+        """(SENT | FAILED | None for retry, error text)."""
+        verdict, peer, why = await self.reach.verdict(item.destination)
+        if verdict is Verdict.REFUSED or verdict is Verdict.GONE:
+            return FAILED, why
+        if verdict is not Verdict.OK:
+            return None, why  # not known yet, or suspended: waited for
         try:
-            answer = await self.client.call(destination, peer.address, method, path, body)
+            answer = await self.client.send(peer, item.kind, item.payload)
         except PeerError as e:
             return None, str(e)
         if answer.ok:
-            return "sent", ""
+            return SENT, ""
         error = "HTTP %d: %s" % (answer.status, answer.body.get("error") or
                                  answer.body.get("desc") or "")
         if answer.status in _RETRY or answer.status >= 500:
             return None, error
-        return "failed", error
+        return FAILED, error

@@ -67,7 +67,7 @@ class Renewal(Periodic):
             return
         old = directory.management_cert
         try:
-            cert = await directory.fetch_management_certificate()
+            cert = await self.role.refresher.fetch_management_certificate()
         except PeerError as e:
             log.warn("the management server's certificate expires {when} and could not be "
                      "refreshed: {error}", when=directory.management_cert.not_after.isoformat(),

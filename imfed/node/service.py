@@ -1,5 +1,9 @@
-"""The node role: everything it owns, built once at start (imfed/service.py puts it in the
-service tree)."""
+"""The node role: everything it owns, built once at start, in layers (docs/architecture.md):
+
+    store (Database, NodeStore: the unit of work)  ←  handlers  ←  routes  ←  listeners
+    directory, access control, reach, federation client, outbox, group sync
+
+imfed/service.py puts ``services()`` in the service tree."""
 
 from __future__ import annotations
 
@@ -8,20 +12,30 @@ import os
 from ..config import Config, ConfigError
 from ..crypto import pki, signing, tls
 from ..crypto.sm2 import load_private_key_pem
-from ..peer import PeerClient
-from ..storage import Database, run_sync
 from ..listening import Listener, http_site, tls_listener
+from ..peer import PeerClient
+from ..storage import Database
 from ..wire.errors import Style
-from . import files
+from . import files, friends, groups, messages
 from .acl import AccessControl
-from .client_api import ClientApi
-from .directory import Directory, Peer, Refresher, _load
+from .directory import Directory, Refresher
 from .events import EventHub
-from .federation import FederationApi
 from .groupsync import GroupSync
+from .handlers.events import EventsHandler
+from .handlers.files import FilesHandler
+from .handlers.friends import FriendsHandler
+from .handlers.groups import GroupsHandler
+from .handlers.messages import MessagesHandler
+from .handlers.sessions import Sessions
+from .handlers.users import UsersHandler
 from .housekeeping import Housekeeping
 from .outbox import Outbox
+from .reach import Reach
+from .remote import FederationClient
 from .renewal import Renewal
+from .routes.client import ClientRoutes, Handlers
+from .routes.federation import FederationRoutes
+from .unit import NodeStore
 
 __all__ = ["NodeRole"]
 
@@ -40,41 +54,71 @@ class NodeRole:
             raise ConfigError("node.cert_file", "the node has no valid key, certificate, CA or "
                               "management certificate (run `imfed node join`): %s" % e) from None
         self.server_tls = tls.ServerTLS(self.identity)
+
+        # The store and what is known of the federation.
         self.db = Database(config.path("node.sqlite3"), "node", reactor)
         self.hub = EventHub()
+        self.store = NodeStore(self.db, self.hub, reactor)
         self.acl = AccessControl(self.db, reactor)
         self.directory = Directory(db=self.db, server_id=n.server_id, address=n.address,
                                    management_id=n.management_id,
                                    management_url=n.management_url, ca=self.identity.ca,
                                    management_cert=management_cert, clock=reactor)
-        self._load_directory()
         self.client = PeerClient(server_id=n.server_id, key=self.signing_key,
                                  identity=self.identity, reactor=reactor,
                                  certificate_of=self.directory.certificate_of)
-        self.directory.client = self.client
+        self.refresher = Refresher(self.directory, self.client, n.directory_refresh_seconds,
+                                   reactor)
         self.verifier = signing.RequestVerifier(server_id=n.server_id, ca=self.identity.ca,
                                                 lookup=self.directory.active_certificate,
                                                 clock=reactor)
-        self.outbox = Outbox(db=self.db, client=self.client, directory=self.directory,
-                             acl=self.acl, hub=self.hub, clock=reactor,
+        reach = Reach(self.directory, self.acl)
+        remote = FederationClient(self.client)
+
+        # Work that goes on by itself: deliveries owed, groups checked against masters.
+        self.outbox = Outbox(store=self.store, client=remote, reach=reach, clock=reactor,
                              initial_seconds=n.outbox_retry_initial_seconds,
                              max_seconds=n.outbox_retry_max_seconds,
                              give_up_seconds=n.outbox_give_up_seconds)
-        self.directory.listeners.append(self.outbox.wake)
-        self.group_sync = GroupSync(db=self.db, client=self.client, directory=self.directory,
-                                    acl=self.acl, hub=self.hub, clock=reactor,
+        self.outbox.on_done("chat", messages.delivered)
+        self.outbox.on_done("add_users", friends.request_failed)
+        self.outbox.on_done("invite_grprep", groups.joined)
+        self.refresher.listeners.append(self.outbox.wake)
+        self.group_sync = GroupSync(store=self.store, remote=remote, reach=reach,
                                     seconds=n.group_sync_seconds)
+
+        # The handlers: every operation, whoever asks.
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
         files.remove_leftovers(self.file_dir)
-        self.api = FederationApi(server_id=n.server_id, signing_key=self.signing_key,
-                                 verifier=self.verifier, db=self.db, directory=self.directory,
-                                 acl=self.acl, hub=self.hub, outbox=self.outbox,
-                                 client=self.client, clock=reactor, max_body=n.max_body,
-                                 file_dir=self.file_dir, max_file_bytes=n.max_file_bytes,
-                                 recall_limit_ms=int((n.recall_window_seconds +
-                                                      n.recall_grace_seconds) * 1000))
-        self.client_api = ClientApi(role=self)
+        file_handler = FilesHandler(self.store, self.directory, reach, remote,
+                                    file_dir=self.file_dir, max_file_bytes=n.max_file_bytes)
+        message_handler = MessagesHandler(self.store, self.directory, reach, file_handler,
+                                          recall_window_seconds=n.recall_window_seconds,
+                                          recall_grace_seconds=n.recall_grace_seconds)
+        self.handlers = Handlers(
+            sessions=Sessions(self.store, session_seconds=n.session_seconds,
+                              max_failures=n.login_max_failures,
+                              window_seconds=n.login_window_seconds),
+            users=UsersHandler(self.store, self.directory, reach, remote,
+                               search_timeout=n.search_timeout_seconds),
+            friends=FriendsHandler(self.store, reach, n.server_id),
+            messages=message_handler,
+            files=file_handler,
+            groups=GroupsHandler(self.store, reach, remote, file_handler, message_handler,
+                                 self.group_sync, n.server_id),
+            events=EventsHandler(self.store))
+
+        # The interfaces.
+        self.api = FederationRoutes(directory=self.directory, refresher=self.refresher,
+                                    acl=self.acl, verifier=self.verifier,
+                                    signing_key=self.signing_key, users=self.handlers.users,
+                                    friends=self.handlers.friends,
+                                    messages=self.handlers.messages,
+                                    groups=self.handlers.groups, files=self.handlers.files,
+                                    max_body=n.max_body)
+        self.client_api = ClientRoutes(self.handlers, self.directory, max_body=n.max_body,
+                                       max_file_bytes=n.max_file_bytes)
 
     def use_identity(self) -> bool:
         """Take up the key and certificate now in the files (renewed by the daemon or by
@@ -90,30 +134,22 @@ class NodeRole:
         self.api.signing_key = key
         return True
 
-    def _load_directory(self) -> None:
-        # Synchronously, before any listener opens: a restarted node knows its peers at once.
-        rows, self.directory.last_query_time = run_sync(self.db.path, _load)
-        for server_id, name, address, status, cert_pem in rows:
-            cert = pki.Certificate.from_pem(cert_pem) if cert_pem else None
-            self.directory.peers[server_id] = Peer(server_id, name, address, status, cert)
-
-    def services(self):
-        """The role's services after its store: federation listener, directory refresh
-        timer, outbound queue, group check timer, certificate renewal timer, housekeeping
-        timer, client API listener."""
+    def services(self, nonce_file: str) -> list:
+        """The role's services, in start order (stopped in reverse): store, nonces,
+        federation listener, directory refresh timer, outbound queue, group check timer,
+        certificate renewal timer, housekeeping timer, client API listener."""
         n = self.config
         federation = tls_listener(self.clock, n.listen, self.server_tls, self.api.resource(),
                                   n.limits, Style.INTERCONNECT, lambda method, path: n.max_body,
                                   n.access_log)
-        refresh = Refresher(self.directory, n.directory_refresh_seconds, self.clock)
         site = http_site(self.client_api.resource(), n.limits, Style.INTERCONNECT,
                          self.client_api.body_limit, n.access_log)
         client = Listener(self.clock, n.client_listen, site, n.limits)
-        renewal = Renewal(self, self.config.renew_check_seconds,
-                          self.config.renew_before_days * 86400.0)
-        self.housekeeping = Housekeeping(self.db, self.clock, self.config.housekeeping_seconds,
-                                         self.config.event_retention_days * 86400.0)
-        return [federation, refresh, self.outbox, self.group_sync, renewal, self.housekeeping,
+        renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
+        self.housekeeping = Housekeeping(self.db, self.clock, n.housekeeping_seconds,
+                                         n.event_retention_days * 86400.0)
+        return [self.db, signing.NonceKeeper(self.verifier, nonce_file), federation,
+                self.refresher, self.outbox, self.group_sync, renewal, self.housekeeping,
                 client]
 
 

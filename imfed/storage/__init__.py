@@ -110,6 +110,11 @@ class Database(Service):
     def runInteraction(self, fn, *args, **kwargs):
         return self.pool.runInteraction(fn, *args, **kwargs)
 
+    def read_now(self, fn, *args):
+        """``fn(cursor, ...)`` synchronously, before the reactor runs (what a role loads at
+        construction)."""
+        return run_sync(self.path, fn, *args)
+
     def stopService(self):
         super().stopService()
         if self.pool.running:  # the reactor's own shutdown may have closed it already

@@ -9,7 +9,7 @@ import unicodedata
 from .errors import BadRequest
 
 __all__ = ["SERVER_ID", "ascii_digits", "server_id", "optional_int", "string_list", "text",
-           "search_query", "MIN_SUBSTRING"]
+           "search_query", "MIN_SUBSTRING", "flag"]
 
 MIN_SUBSTRING = 2
 """A search shorter than this matches phone numbers and IDs exactly, names not at all."""
@@ -41,6 +41,14 @@ def text(body: dict, field: str, required: bool = True, max_len: int = 256) -> s
         raise BadRequest("%s is longer than %d characters" % (field, max_len), "bad_" + field)
     if required and not value.strip():
         raise BadRequest("%s must not be empty" % field, "missing_" + field)
+    return value
+
+
+def flag(body: dict, field: str) -> bool:
+    """A JSON true or false, nothing else."""
+    value = body.get(field)
+    if not isinstance(value, bool):
+        raise BadRequest("%s must be true or false" % field, "bad_" + field)
     return value
 
 

@@ -1,0 +1,29 @@
+"""A user's events (docs/client-api.md): read after a seq, waiting for the first one."""
+
+from __future__ import annotations
+
+from .. import events
+from ..unit import NodeStore
+
+__all__ = ["EventsHandler"]
+
+
+class EventsHandler:
+    def __init__(self, store: NodeStore) -> None:
+        self.store, self.hub, self.clock = store, store.hub, store.clock
+
+    async def after(self, user_id: str, since: int, wait: float) -> list[events.Event]:
+        """Events after ``since``, waiting up to ``wait`` seconds for the first one."""
+        deadline = self.clock.seconds() + wait
+        while True:
+            waiter = self.hub.wait(user_id)
+            rows = await self.store.read(events.events_since, user_id, since)
+            left = deadline - self.clock.seconds()
+            if rows or left <= 0:
+                waiter.addErrback(lambda _: None)  # nobody waits on it: a quiet cancel
+                waiter.cancel()
+                return rows
+            timer = self.clock.callLater(left, lambda w=waiter: w.called or w.callback(None))
+            await waiter
+            if timer.active():
+                timer.cancel()

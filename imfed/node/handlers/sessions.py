@@ -1,0 +1,60 @@
+"""Logging in and out: sessions of this server's own users."""
+
+from __future__ import annotations
+
+from twisted.internet.threads import deferToThread
+
+from ...throttle import Throttle
+from ...wire.errors import TooMany, Unauthorized
+from .. import users
+from ..unit import NodeStore
+
+__all__ = ["Sessions"]
+
+
+class Sessions:
+    def __init__(self, store: NodeStore, *, session_seconds: float, max_failures: int,
+                 window_seconds: float) -> None:
+        self.store = store
+        self.lifetime_ms = int(session_seconds * 1000)
+        self.login_throttle = Throttle(store.clock, max_failures, window_seconds)
+        self.source_throttle = Throttle(store.clock, 5 * max_failures, window_seconds)
+
+    async def login(self, login: str, password: str, source: str) -> tuple[str, users.User]:
+        """(token, user).  Throttled per account and per source address (429 with
+        Retry-After); the hash is checked on a thread, and against a dummy when the account
+        does not exist, so that neither the reactor nor the answer's timing tells anything."""
+        keys = ("account:" + login.strip().lower(), "source:" + source)
+        for key, throttle in zip(keys, (self.login_throttle, self.source_throttle)):
+            wait = throttle.retry_after(key)
+            if wait is not None:
+                raise TooMany("too many failed logins; try again later", wait, "throttled")
+        user = await self.store.run(users.find_user, login)
+        stored = user.password_hash if user is not None else None
+        if not await deferToThread(users.check_password, password, stored):
+            self.login_throttle.hit(keys[0])
+            self.source_throttle.hit(keys[1])
+            raise Unauthorized("wrong login or password", "bad_login")
+        self.login_throttle.clear(keys[0])
+        if users.needs_rehash(stored):
+            new_hash = await deferToThread(users.hash_password, password)
+            await self.store.run(users.set_password, user.user_id, new_hash,
+                                 self.store.now_ms(), keep_sessions=True)
+        token = await self.store.run(users.new_session, user.user_id, self.store.now_ms(),
+                                     self.lifetime_ms)
+        return token, user
+
+    async def user(self, token: str) -> users.User:
+        """The user of a session token; 401 without one, or for one unknown or expired."""
+        if not token:
+            raise Unauthorized("log in first: Authorization: Bearer <token>", "no_session")
+        user = await self.store.run(users.session_user, token, self.store.now_ms())
+        if user is None:
+            raise Unauthorized("the session is unknown or has expired", "no_session")
+        return user
+
+    async def logout(self, token: str) -> None:
+        await self.store.run(users.end_session, token)
+
+    async def logout_all(self, user: users.User) -> int:
+        return await self.store.run(users.end_sessions, user.user_id)

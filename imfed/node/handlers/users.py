@@ -1,0 +1,92 @@
+"""Finding people: this server's users (for its own users and for other servers, §6.4.1.3,
+6.4.1.8-9) and other servers' (search fanned out, a profile asked of its server)."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import DeferredList, ensureDeferred
+
+from ...peer import PeerError
+from ...wire.errors import NotFound, Unavailable
+from ...wire.messages import server_of, split_id
+from .. import friends, users
+from ..directory import Directory
+from ..reach import Reach
+from ..remote import FederationClient
+from ..unit import NodeStore
+
+__all__ = ["UsersHandler"]
+
+
+class UsersHandler:
+    def __init__(self, store: NodeStore, directory: Directory, reach: Reach,
+                 remote: FederationClient, *, search_timeout: float) -> None:
+        self.store, self.directory, self.reach, self.remote = store, directory, reach, remote
+        self.server_id = directory.server_id
+        self.search_timeout = search_timeout
+
+    async def local(self, uid: str, field: str = "userID") -> users.User:
+        """A user of this server by canonical ID; 404 otherwise."""
+        if split_id(uid)[1] != self.server_id:
+            raise NotFound("%s %s is not a user of this server" % (field, uid), "unknown_user")
+        user = await self.store.run(users.get_user, uid)
+        if user is None:
+            raise NotFound("no user %s" % uid, "unknown_user")
+        return user
+
+    async def find_local(self, query: str) -> list[users.User]:
+        return await self.store.run(users.search, query)
+
+    async def is_friend(self, owner_id: str, friend_id: str) -> bool:
+        return await self.store.run(friends.is_friend, owner_id, friend_id)
+
+    async def info(self, uid: str) -> tuple[dict, int | None]:
+        """(userInfo, verifyType or None) of any user of the federation."""
+        server = server_of(uid)
+        if server == self.server_id:
+            user = await self.local(uid)
+            return user.info(), user.verify_type
+        peer = await self.reach.require(server)
+        try:
+            answer = await self.remote.user(peer, uid)
+        except PeerError as e:
+            raise Unavailable(str(e), "peer_unreachable") from None
+        if not answer.ok:
+            raise NotFound("no user %s" % uid, "unknown_user")
+        return answer.body.get("userInfo"), None
+
+    async def search(self, query: str, remote: bool = True) -> tuple[list[dict], dict]:
+        """(userInfos, {serverId: "ok" | why not}): this server's searchable users, and
+        (``remote``) every reachable permitted server's, asked at once, each bounded by the
+        search timeout."""
+        found = [u.info() for u in await self.find_local(query)]
+        servers = {self.server_id: "ok"}
+        if remote:
+            more, answered = await self._search_remote(query)
+            found += more
+            servers.update(answered)
+        return found, servers
+
+    async def _search_remote(self, query: str) -> tuple[list, dict]:
+        peers = await self.reach.callable_peers()
+        clock = self.store.clock
+
+        async def ask(peer):
+            d = ensureDeferred(self.remote.find_users(peer, query))
+            d.addTimeout(self.search_timeout, clock)
+            return await d
+
+        results = await DeferredList([ensureDeferred(ask(p)) for p in peers],
+                                     consumeErrors=True)
+        found, servers = [], {}
+        for peer, (ok, result) in zip(peers, results):
+            if not ok:
+                servers[peer.server_id] = "unreachable: %s" % result.getErrorMessage()
+            elif not result.ok:
+                servers[peer.server_id] = "error: %s" % result.body.get("error")
+            else:
+                servers[peer.server_id] = "ok"
+                for info in result.body.get("users") or []:
+                    if isinstance(info, dict) and isinstance(info.get("userID"), str) and \
+                            info["userID"].endswith("@" + peer.server_id):
+                        found.append(info)
+        return found, servers

@@ -1,0 +1,270 @@
+"""The client API for this server's own users (JSON over HTTP, token after login).
+
+Documented in docs/client-api.md.  Every answer is ``{"code": 0, "error": "", ...}``; every
+failure the profile's JSON error body with a fitting status.  Group calls: client_groups.py,
+mounted under ``/api/v1/groups``.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import attrs
+from klein import Klein
+
+from ...web import (SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
+                    read_json, send_file)
+from ...wire import fields
+from ...wire.errors import Style, ok_body
+from ...wire.messages import user_id
+from ..directory import Directory
+from ..handlers.events import EventsHandler
+from ..handlers.files import FilesHandler
+from ..handlers.friends import FriendsHandler
+from ..handlers.messages import MessagesHandler
+from ..handlers.sessions import Sessions
+from ..handlers.users import UsersHandler
+from .client_groups import GroupRoutes
+
+__all__ = ["ClientRoutes", "V1", "Handlers"]
+
+V1 = "/api/v1/"
+
+
+@attrs.frozen
+class Handlers:
+    """What the client API calls (and the bridge API will)."""
+    sessions: Sessions
+    users: UsersHandler
+    friends: FriendsHandler
+    messages: MessagesHandler
+    files: FilesHandler
+    groups: object
+    events: EventsHandler
+
+
+class ClientRoutes(Endpoints):
+    """Sessions, users, friends, messages, files and events."""
+
+    app = Klein()
+    install_errors(app)
+    style = Style.INTERCONNECT
+
+    def __init__(self, handlers: Handlers, directory: Directory, *, max_body: int,
+                 max_file_bytes: int) -> None:
+        self.h, self.directory = handlers, directory
+        self.max_body, self.max_file_bytes = max_body, max_file_bytes
+        self.groups = GroupRoutes(handlers.groups, handlers.sessions, directory,
+                                  max_body=max_body)
+
+    def body_limit(self, method: bytes, path: bytes) -> int:
+        """The largest body the client listener reads for a request: a file upload's, or a
+        JSON body's (checked by the listener before the body is read)."""
+        if method == b"POST" and path.split(b"?", 1)[0].rstrip(b"/") == b"/api/v1/files":
+            return max(self.max_file_bytes, self.max_body)
+        return self.max_body
+
+    async def session_user(self, request):
+        return await self.h.sessions.user(bearer(request))
+
+    def _user_id(self, value, field: str) -> str:
+        return self.directory.canonical(user_id(value, field), field)
+
+    @app.route(V1 + "groups", branch=True)
+    def group_routes(self, request):
+        """Everything under /api/v1/groups, routed by client_groups.py (which sees the rest
+        of the path; /api/v1/groups itself is its "/")."""
+        if not request.postpath:
+            request.postpath = [b""]
+        return self.groups.resource()
+
+    # -- session --
+
+    @app.route(V1 + "login", methods=["POST"])
+    @endpoint()
+    async def login(self, request):
+        body = read_json(request, self.max_body)
+        login = fields.text(body, "login", max_len=128)
+        password = fields.text(body, "password", max_len=256)
+        token, user = await self.h.sessions.login(login, password, _source(request))
+        return ok_body(self.style, token=token, userInfo=user.info())
+
+    @app.route(V1 + "logout", methods=["POST"])
+    @endpoint(SESSION)
+    async def logout(self, request, user):
+        """This session ends."""
+        await self.h.sessions.logout(bearer(request))
+        return ok_body(self.style)
+
+    @app.route(V1 + "logout/all", methods=["POST"])
+    @endpoint(SESSION)
+    async def logout_all(self, request, user):
+        """Every session of this user ends, this one too."""
+        return ok_body(self.style, ended=await self.h.sessions.logout_all(user))
+
+    @app.route(V1 + "me", methods=["GET"])
+    @endpoint(SESSION)
+    async def me(self, request, user):
+        return ok_body(self.style, userInfo=user.info(), verifyType=user.verify_type)
+
+    # -- users --
+
+    @app.route(V1 + "users/search", methods=["GET"])
+    @endpoint(SESSION)
+    async def search(self, request, user):
+        query = fields.search_query(query_arg(request, "q") or "", "q")
+        found, servers = await self.h.users.search(query,
+                                                   query_arg(request, "remote", "1") != "0")
+        return ok_body(self.style, users=found, servers=servers)
+
+    @app.route(V1 + "users/info", methods=["GET"])
+    @endpoint(SESSION)
+    async def user_info(self, request, user):
+        info, verify_type = await self.h.users.info(
+            self._user_id(query_arg(request, "userID"), "userID"))
+        if verify_type is None:
+            return ok_body(self.style, userInfo=info)
+        return ok_body(self.style, userInfo=info, verifyType=verify_type)
+
+    # -- friends --
+
+    @app.route(V1 + "friends", methods=["GET"])
+    @endpoint(SESSION)
+    async def friends(self, request, user):
+        return ok_body(self.style, friends=await self.h.friends.list(user))
+
+    @app.route(V1 + "friends/requests", methods=["GET"])
+    @endpoint(SESSION)
+    async def requests(self, request, user):
+        return ok_body(self.style, requests=await self.h.friends.requests(user))
+
+    @app.route(V1 + "friends/requests", methods=["POST"])
+    @endpoint(SESSION)
+    async def request_friend(self, request, user):
+        body = read_json(request, self.max_body)
+        target = self._user_id(body.get("userID"), "userID")
+        remark = fields.text(body, "remark", required=False, max_len=256)
+        return ok_body(self.style, requestID=await self.h.friends.request(user, target, remark))
+
+    @app.route(V1 + "friends/requests/<request_id>/answer", methods=["POST"])
+    @endpoint(SESSION)
+    async def answer(self, request, user, request_id):
+        body = read_json(request, self.max_body)
+        await self.h.friends.answer(user, request_id, fields.flag(body, "agree"))
+        return ok_body(self.style)
+
+    @app.route(V1 + "friends/delete", methods=["POST"])
+    @endpoint(SESSION)
+    async def delete_friend(self, request, user):
+        body = read_json(request, self.max_body)
+        await self.h.friends.delete(user, self._user_id(body.get("userID"), "userID"))
+        return ok_body(self.style)
+
+    # -- messages --
+
+    @app.route(V1 + "messages", methods=["POST"])
+    @endpoint(SESSION)
+    async def send(self, request, user):
+        body = read_json(request, self.max_body)
+        recv = self._user_id(body.get("recvID"), "recvID")
+        message = await self.h.messages.send(user, recv, body.get("messageType"),
+                                             body.get("content"))
+        return ok_body(self.style, message=message.to_client())
+
+    @app.route(V1 + "messages/<message_id>", methods=["GET"])
+    @endpoint(SESSION)
+    async def message(self, request, user, message_id):
+        message = await self.h.messages.get(user, message_id)
+        return ok_body(self.style, message=message.to_client())
+
+    @app.route(V1 + "messages/<message_id>/recall", methods=["POST"])
+    @endpoint(SESSION)
+    async def recall(self, request, user, message_id):
+        await self.h.messages.recall(user, message_id)
+        return ok_body(self.style)
+
+    @app.route(V1 + "conversations", methods=["GET"])
+    @endpoint(SESSION)
+    async def conversations(self, request, user):
+        return ok_body(self.style, conversations=await self.h.messages.conversations(user))
+
+    @app.route(V1 + "conversations/<peer_id>/messages", methods=["GET"])
+    @endpoint(SESSION)
+    async def history(self, request, user, peer_id):
+        peer = self._user_id(peer_id, "peerID")
+        before = int_arg(request, "before", 0, 2 ** 62) or None
+        limit = int_arg(request, "limit", 50, 200) or 50
+        page = await self.h.messages.history(user, peer, before, limit)
+        return ok_body(self.style, messages=[m.to_client() for m in page],
+                       nextBefore=page[-1].seq if len(page) == limit else None)
+
+    # -- files --
+
+    @app.route(V1 + "files", methods=["POST"])
+    @endpoint(SESSION)
+    async def upload(self, request, user):
+        """The request body is the file; ``?name=`` its name."""
+        name = query_arg(request, "name", "") or ""
+        stored = await self.h.files.upload(user, name, request.content)
+        return ok_body(self.style, fileID=stored.file_id, size=stored.size, md5=stored.md5,
+                       name=stored.name)
+
+    @app.route(V1 + "files/<file_id>", methods=["GET"])
+    @endpoint(SESSION, raw=True)
+    async def download(self, request, user, file_id):
+        """The file, from here or relayed from its origin server."""
+        stored = await self.h.files.for_user(user, file_id)
+        request.setHeader(b"content-disposition", _disposition(stored.name))
+        return await send_file(request, stored.path)
+
+    # -- events --
+
+    @app.route(V1 + "events", methods=["GET"])
+    @endpoint(SESSION)
+    async def events(self, request, user):
+        """Long poll: events after ``since``, waiting up to ``wait`` seconds (max 60) for
+        the first one."""
+        since = int_arg(request, "since", 0, 2 ** 62)
+        wait = int_arg(request, "wait", 0, 60)
+        rows = await self.h.events.after(user.user_id, since, wait)
+        return ok_body(self.style, events=[_event(r) for r in rows],
+                       last=rows[-1][0] if rows else since)
+
+    @app.route(V1 + "events/stream", methods=["GET"])
+    @endpoint(SESSION, raw=True)
+    async def stream(self, request, user):
+        """Server-sent events: every event after ``since`` (or Last-Event-ID), then live."""
+        last = request.getHeader(b"last-event-id")
+        since = int(last) if last and last.isdigit() else int_arg(request, "since", 0,
+                                                                        2 ** 62)
+        request.setHeader(b"content-type", b"text/event-stream;charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        gone = []
+        request.notifyFinish().addBoth(lambda _: gone.append(True))
+        request.write(b": imfed event stream\n\n")
+        while not gone:
+            rows = await self.h.events.after(user.user_id, since, 15)
+            if gone:
+                break
+            if not rows:
+                request.write(b": keep-alive\n\n")
+                continue
+            for seq, kind, payload in rows:
+                request.write(b"id: %d\nevent: %s\ndata: %s\n\n"
+                              % (seq, kind.encode(), payload.encode("utf-8")))
+            since = rows[-1][0]
+        return b""
+
+
+def _source(request) -> str:
+    return getattr(request.getClientAddress(), "host", "?")
+
+
+def _disposition(name: str) -> bytes:
+    return ("attachment; filename*=UTF-8''%s" % quote(name or "file")).encode("ascii")
+
+
+def _event(row) -> dict:
+    seq, kind, payload = row
+    return {"seq": seq, "type": kind, "data": json.loads(payload)}

@@ -1,0 +1,317 @@
+"""The application layer alone (imfed/node/handlers, the unit of work, the outbox): the real
+handlers and store functions on an in-memory SQLite (imfed.testing.MemoryDatabase), time from
+``task.Clock``, the other server a stand-in that answers as it is told.  No reactor turns and
+no socket opens: each test runs in milliseconds.  The integration tests (test_node*.py,
+test_groups.py) do the same over real daemons."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from imfed.node import friends, users
+from imfed.node.acl import AccessControl
+from imfed.node.directory import Directory, Peer
+from imfed.node.events import EventHub, events_since
+from imfed.node.handlers.files import FilesHandler
+from imfed.node.handlers.friends import FriendsHandler
+from imfed.node.handlers.groups import GroupsHandler
+from imfed.node.handlers.messages import MessagesHandler
+from imfed.node.outbox import Outbox
+from imfed.node.reach import Reach
+from imfed.node.unit import NodeStore
+from imfed.node import groups, messages
+from imfed.peer import PeerError, PeerResponse
+from imfed.testing import MemoryDatabase
+from imfed.wire.errors import Conflict, Forbidden, NotFound
+from imfed.wire.messages import MessageInfo
+from imfed.wire.records import ServerStatus
+
+START = 1_700_000_000.0
+
+
+def done(coro):
+    """The result of a coroutine that must finish at once (everything it awaits has)."""
+    results = []
+    ensureDeferred(coro).addBoth(results.append)
+    assert results, "the call waited for something"
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]
+
+
+class StandIn:
+    """The other server, as the federation client sees it: each call recorded, answered with
+    ``answer`` (a PeerResponse, or an exception to raise)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict]] = []
+        self.answer = PeerResponse(200, {"code": 0})
+
+    async def send(self, peer, kind, payload):
+        self.sent.append((peer.server_id, kind, payload))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def close(self):
+        return None
+
+
+class Node:
+    """node-a's application layer, with node-b in its directory."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.db = MemoryDatabase("node")
+        self.hub = EventHub()
+        self.poked: list[set] = []
+        poke = self.hub.poke
+        self.hub.poke = lambda ids: (self.poked.append(set(ids)), poke(ids))
+        self.store = NodeStore(self.db, self.hub, self.clock)
+        self.directory = Directory(db=self.db, server_id="node-a",
+                                   address="https://127.0.0.1:1", management_id="manager",
+                                   management_url="https://127.0.0.1:2", ca=None,
+                                   management_cert=None, clock=self.clock)
+        self.directory.peers["node-b"] = Peer("node-b", "B", "https://127.0.0.1:3",
+                                              ServerStatus.ACTIVE, cert=object())
+        self.acl = AccessControl(self.db, self.clock)
+        self.reach = Reach(self.directory, self.acl)
+        self.remote = StandIn()
+        self.outbox = Outbox(store=self.store, client=self.remote, reach=self.reach,
+                             clock=self.clock, initial_seconds=1.0, max_seconds=8.0,
+                             give_up_seconds=60.0)
+        self.outbox.on_done("chat", messages.delivered)
+        self.outbox.on_done("add_users", friends.request_failed)
+        self.outbox.on_done("invite_grprep", groups.joined)
+        self.files = FilesHandler(self.store, self.directory, self.reach, self.remote,
+                                  file_dir="/nonexistent", max_file_bytes=1 << 20)
+        self.messages = MessagesHandler(self.store, self.directory, self.reach, self.files,
+                                        recall_window_seconds=120, recall_grace_seconds=60)
+        self.friends = FriendsHandler(self.store, self.reach, "node-a")
+        self.groups = GroupsHandler(self.store, self.reach, self.remote, self.files,
+                                    self.messages, sync=None, server_id="node-a")
+
+    def user(self, phone: str, name: str, **kwargs) -> users.User:
+        return done(self.store.run(users.add_user, "node-a", phone, name, "x",
+                                   self.store.now_ms(), **kwargs))
+
+    def events(self, user: users.User) -> list[tuple[str, dict]]:
+        rows = self.db.read_now(events_since, user.user_id, 0)
+        return [(kind, json.loads(payload)) for _, kind, payload in rows]
+
+    def rows(self, sql: str, *args) -> list[tuple]:
+        return self.db.conn.execute(sql, args).fetchall()
+
+
+@pytest.fixture
+def node():
+    return Node()
+
+
+def text(body: str) -> dict:
+    return {"message": body}
+
+
+# -- the unit of work --
+
+def test_a_commit_wakes_the_users_it_showed_events_and_the_outbox(node):
+    alice, bob = node.user("100", "Alice"), node.user("101", "Bob")
+    woke = []
+    node.store.on_queued.append(lambda: woke.append(True))
+    done(node.messages.send(alice, bob.user_id, "text", text("hi")))
+    assert node.poked == [{alice.user_id, bob.user_id}] and woke == []
+    done(node.messages.send(alice, "200@node-b", "text", text("over there")))
+    assert node.poked[-1] == {alice.user_id} and woke == [True]
+
+
+def test_a_failed_unit_of_work_changes_nothing_and_wakes_nobody(node):
+    alice = node.user("100", "Alice")
+    with pytest.raises(NotFound):
+        done(node.messages.send(alice, "999@node-a", "text", text("to nobody")))
+    assert node.rows("SELECT COUNT(*) FROM messages") == [(0,)]
+    assert node.poked == []
+
+
+# -- recall window --
+
+def test_a_message_is_recalled_within_the_window_and_not_after(node):
+    alice, bob = node.user("100", "Alice"), node.user("101", "Bob")
+    first = done(node.messages.send(alice, bob.user_id, "text", text("oops")))
+    node.clock.advance(119)
+    done(node.messages.recall(alice, first.info.message_id))
+    assert ("recall", {"messageID": first.info.message_id, "senderID": alice.user_id}) in \
+        node.events(bob)
+    late = done(node.messages.send(alice, bob.user_id, "text", text("stays")))
+    node.clock.advance(121)
+    with pytest.raises(Conflict) as refused:
+        done(node.messages.recall(alice, late.info.message_id))
+    assert refused.value.errcode == "recall_window_passed"
+    with pytest.raises(Forbidden):
+        node.clock.advance(-121)
+        done(node.messages.recall(bob, late.info.message_id))
+
+
+def test_a_recall_from_another_server_is_taken_within_window_and_grace(node):
+    bob = node.user("101", "Bob")
+    info = MessageInfo("200@node-b", bob.user_id, "text", 1, "m1@node-b", text("hello"))
+    done(node.messages.receive(info, "node-b"))
+    repeal = MessageInfo("200@node-b", bob.user_id, "repeal", 1, "m1@node-b", {})
+    node.clock.advance(181)  # past the window (120 s) and the grace (60 s)
+    with pytest.raises(Conflict):
+        done(node.messages.receive(repeal, "node-b"))
+    node.clock.advance(-2)
+    done(node.messages.receive(repeal, "node-b"))
+    assert node.rows("SELECT recalled FROM messages") == [(1,)]
+
+
+# -- friend requests --
+
+def test_a_local_friend_request_goes_pending_then_accepted(node):
+    alice, bob = node.user("100", "Alice"), node.user("101", "Bob")
+    rid = done(node.friends.request(alice, bob.user_id, "hi"))
+    assert done(node.friends.request(alice, bob.user_id, "again")) == rid  # one pending
+    assert [r["status"] for r in done(node.friends.requests(bob))] == ["pending"]
+    with pytest.raises(NotFound):
+        done(node.friends.answer(alice, rid, True))  # not hers to answer
+    done(node.friends.answer(bob, rid, True))
+    assert [f["userID"] for f in done(node.friends.list(alice))] == [bob.user_id]
+    assert [f["userID"] for f in done(node.friends.list(bob))] == [alice.user_id]
+    assert node.rows("SELECT status FROM friend_requests") == [("accepted",)]
+    with pytest.raises(Conflict):
+        done(node.friends.request(alice, bob.user_id, ""))
+
+
+def test_a_user_who_refuses_all_gets_no_request(node):
+    alice = node.user("100", "Alice")
+    hermit = node.user("102", "Hermit", verify_type=1)
+    with pytest.raises(Forbidden):
+        done(node.friends.request(alice, hermit.user_id, ""))
+
+
+def test_a_remote_friend_request_refused_by_its_server_counts_as_refused(node):
+    alice = node.user("100", "Alice")
+    node.outbox.startService()
+    node.remote.answer = PeerResponse(404, {"code": 1, "error": "no user 200@node-b"})
+    done(node.friends.request(alice, "200@node-b", "hello"))
+    node.clock.advance(0.01)
+    assert node.remote.sent[0][:2] == ("node-b", "add_users")
+    assert node.rows("SELECT status FROM friend_requests") == [("refused",)]
+    kind, data = node.events(alice)[-1]
+    assert kind == "friend_answer" and data["agree"] is False and "404" in data["error"]
+    assert node.rows("SELECT COUNT(*) FROM outbox") == [(0,)]
+    node.outbox.stopService()
+
+
+# -- group roles --
+
+def _group_with(node, owner, *members):
+    g = done(node.groups.create(owner, "team", ""))
+    done(node.groups.invite(owner, g.group_id, [m.user_id for m in members]))
+    for m in members:
+        (invitation,) = done(node.groups.invitations(m))
+        done(node.groups.answer(m, invitation["invitationID"], True))
+    return g
+
+
+def test_group_roles_owner_admin_member(node):
+    owner, bob, carol = (node.user("100", "Owner"), node.user("101", "Bob"),
+                         node.user("102", "Carol"))
+    g = _group_with(node, owner, bob, carol)
+    with pytest.raises(Forbidden):
+        done(node.groups.set_admin(bob, g.group_id, carol.user_id, True))  # not the owner
+    done(node.groups.set_admin(owner, g.group_id, bob.user_id, True))
+    done(node.groups.update(bob, g.group_id, name="renamed by an admin"))
+    with pytest.raises(Forbidden) as refused:
+        done(node.groups.update(carol, g.group_id, name="by a member"))
+    assert refused.value.errcode == "not_admin"
+    with pytest.raises(Forbidden):
+        done(node.groups.remove(bob, g.group_id, [carol.user_id]))  # admins do not remove
+    with pytest.raises(Conflict):
+        done(node.groups.quit(owner, g.group_id))  # the owner dissolves instead
+    done(node.groups.transfer(owner, g.group_id, bob.user_id))
+    types = dict(node.rows("SELECT user_id, user_type FROM group_members"))
+    assert (types[owner.user_id], types[bob.user_id], types[carol.user_id]) == (2, 3, 1)
+    assert [n["userType"] for n in done(node.groups.mine(carol))] == [1]
+
+
+def test_members_may_not_invite_when_the_group_says_so(node):
+    owner, bob = node.user("100", "Owner"), node.user("101", "Bob")
+    dave = node.user("103", "Dave")
+    g = _group_with(node, owner, bob)
+    done(node.groups.update(owner, g.group_id, is_allow=2))
+    with pytest.raises(Forbidden) as refused:
+        done(node.groups.invite(bob, g.group_id, [dave.user_id]))
+    assert refused.value.errcode == "invites_closed"
+
+
+# -- the outbox: backoff, order, give-up --
+
+def test_the_outbox_backs_off_keeps_order_and_gives_up(node):
+    alice = node.user("100", "Alice")
+    node.outbox.startService()
+    node.remote.answer = PeerError("node-b unreachable: connection refused")
+    first = done(node.messages.send(alice, "200@node-b", "text", text("one")))
+    done(node.messages.send(alice, "200@node-b", "text", text("two")))
+    node.clock.advance(0.01)
+    assert len(node.remote.sent) == 1  # the second waits behind the first
+    waits = []
+    for attempt in range(1, 6):
+        (due,) = node.rows("SELECT next_attempt - ? FROM outbox WHERE message_id = ?",
+                           int(node.clock.seconds() * 1000), first.info.message_id)
+        waits.append(due[0])
+        node.clock.advance(due[0] / 1000 + 0.01)
+        node.clock.advance(0.01)
+    # 1, 2, 4, 8, 8 s (max 8), each less up to a quarter at random.
+    for wait, full in zip(waits, (1000, 2000, 4000, 8000, 8000)):
+        assert 0.75 * full - 20 <= wait <= full, waits
+    assert all(payload["messageInfo"]["content"]["message"] == "one"
+               for _, _, payload in node.remote.sent)
+    node.clock.advance(61)
+    node.clock.advance(0.01)
+    node.clock.advance(8)
+    states = dict(node.rows("SELECT json_extract(content, '$.message'), state FROM messages"))
+    assert states == {"one": "failed", "two": "failed"}
+    deliveries = [d for k, d in node.events(alice) if k == "delivery"]
+    assert [d["state"] for d in deliveries] == ["failed", "failed"]
+    assert "gave up" in deliveries[0]["error"]
+    node.outbox.stopService()
+
+
+def test_the_outbox_sends_then_tells_the_sender(node):
+    alice = node.user("100", "Alice")
+    node.outbox.startService()
+    message = done(node.messages.send(alice, "200@node-b", "text", text("hello")))
+    assert node.rows("SELECT state FROM messages") == [("queued",)]
+    node.clock.advance(0.01)
+    ((server, kind, payload),) = node.remote.sent
+    assert (server, kind) == ("node-b", "chat")
+    assert payload["messageInfo"]["messageID"] == message.info.message_id
+    assert node.rows("SELECT state FROM messages") == [("sent",)]
+    assert node.events(alice)[-1] == ("delivery", {"messageID": message.info.message_id,
+                                                   "state": "sent", "error": ""})
+    assert node.poked[-1] == {alice.user_id}
+    node.outbox.stopService()
+
+
+def test_the_outbox_waits_for_a_suspended_server_and_drops_for_a_deregistered(node):
+    alice = node.user("100", "Alice")
+    node.outbox.startService()
+    node.directory.peers["node-b"] = Peer("node-b", "B", "https://127.0.0.1:3",
+                                          ServerStatus.SUSPENDED, cert=object())
+    done(node.messages.send(alice, "200@node-b", "text", text("wait for me")))
+    node.clock.advance(0.01)
+    assert node.remote.sent == [] and node.rows("SELECT attempts FROM outbox") == [(1,)]
+    node.directory.peers["node-b"] = Peer("node-b", "B", "https://127.0.0.1:3",
+                                          ServerStatus.DEREGISTERED, cert=None)
+    node.clock.advance(1.01)
+    node.clock.advance(0.01)
+    assert node.rows("SELECT COUNT(*) FROM outbox") == [(0,)]
+    assert node.rows("SELECT state, error FROM messages") == [
+        ("failed", "server node-b is deregistered")]
+    node.outbox.stopService()
