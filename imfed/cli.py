@@ -6,10 +6,12 @@ import argparse
 import os
 import sys
 
+from . import __version__, ops
 from .config import ConfigError
 from .crypto import pki, sm2
 from .management import admin
 from .node import admin as node_admin
+from .storage import StoreError
 from .wire.errors import ApiError
 
 __all__ = ["main"]
@@ -73,9 +75,30 @@ def cmd_show(args) -> None:
     print("  fingerprint  %s (SM3 of DER)" % cert.fingerprint)
 
 
+def _where(parser, top: bool = False) -> None:
+    """--config and --data-dir, the same for every command, before or after its verb."""
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", default=default, metavar="FILE",
+                        help="the daemon's config file")
+    parser.add_argument("--data-dir", default=default, metavar="DIR",
+                        help="a data folder instead of --config: the management role's "
+                        "(default ./imfed-data) or a node's (e.g. imfed-data/node-a)")
+
+
+def _below(parser):
+    """Every parser below ``parser``, at any depth."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield child
+                yield from _below(child)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="imfed", description="imfed operator tools. The daemon "
                                 "itself runs as `twistd -n imfed --config FILE`.")
+    p.add_argument("--version", action="version", version="imfed %s" % __version__)
+    _where(p, top=True)
     sub = p.add_subparsers(dest="group", required=True)
     pk = sub.add_parser("pki", help="SM2 keys, CSRs and certificates")
     ps = pk.add_subparsers(dest="command", required=True)
@@ -111,6 +134,9 @@ def parser() -> argparse.ArgumentParser:
 
     admin.add_parser(sub)
     node_admin.add_parsers(sub)
+    ops.add_parsers(sub)
+    for child in _below(p):
+        _where(child)
     return p
 
 
@@ -123,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as e:
         print("imfed: %s" % e.message, file=sys.stderr)
         return 1
-    except (ConfigError, pki.PKIError, sm2.SM2Error, OSError) as e:
+    except (ConfigError, pki.PKIError, sm2.SM2Error, OSError, StoreError) as e:
         print("imfed: %s" % e, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("imfed: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

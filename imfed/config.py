@@ -5,6 +5,7 @@ A wrong or missing value stops the start with a ConfigError that names the key.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -15,7 +16,7 @@ import attrs
 from .wire.fields import SERVER_ID
 
 __all__ = ["ConfigError", "Listen", "Limits", "ManagementConfig", "NodeConfig", "Config", "load",
-           "parse", "default_config", "https_address"]
+           "parse", "default_config", "https_address", "LogConfig"]
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,9 @@ def _section(data: dict, name: str) -> dict | None:
     return value
 
 
+_KINDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a table"}
+
+
 class _Reader:
     """Typed reads from one table, each error naming the dotted key; unknown keys refused."""
 
@@ -89,12 +93,21 @@ class _Reader:
         self.used.add(name)
         if name not in self.table:
             if default is attrs.NOTHING:
+                self._misspelt(name)
                 raise ConfigError(self.key(name), "is required")
             return default
         value = self.table[name]
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            raise ConfigError(self.key(name), "must be a %s" % kind.__name__)
+            raise ConfigError(self.key(name), "must be %s" % _KINDS.get(kind, kind.__name__))
         return value
+
+    def _misspelt(self, name: str) -> None:
+        """A required key is missing: if an unknown key looks like it, say that one."""
+        close = difflib.get_close_matches(name, [k for k in self.table if k not in self.used],
+                                          n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(self.key(close[0]), "is not a known key (did you mean %s?)"
+                              % name)
 
     def positive(self, name: str, default: int) -> int:
         value = self.get(name, int, default)
@@ -139,7 +152,9 @@ class _Reader:
     def done(self) -> None:
         extra = sorted(set(self.table) - self.used)
         if extra:
-            raise ConfigError(self.key(extra[0]), "is not a known key")
+            close = difflib.get_close_matches(extra[0], sorted(self.used), n=1, cutoff=0.75)
+            raise ConfigError(self.key(extra[0]), "is not a known key" +
+                              (" (did you mean %s?)" % close[0] if close else ""))
 
 
 @attrs.frozen
@@ -193,6 +208,41 @@ class NodeConfig:
     recall_grace_seconds: float
 
 
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+@attrs.frozen
+class LogConfig:
+    """``[log]``: how the daemon writes its log (docs/operations.md)."""
+    format: str = "text"
+    level: str = "info"
+    node_level: str | None = None
+    management_level: str | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self != LogConfig()
+
+
+def _log(table: dict) -> LogConfig:
+    r = _Reader(table, "log.")
+
+    def level(name, default):
+        value = r.get(name, str, default)
+        if value is not None and value not in LOG_LEVELS:
+            raise ConfigError(r.key(name), "must be one of %s" % ", ".join(LOG_LEVELS))
+        return value
+
+    fmt = r.get("format", str, "text")
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(r.key("format"), "must be one of %s" % ", ".join(LOG_FORMATS))
+    cfg = LogConfig(fmt, level("level", "info"), level("node", None),
+                    level("management", None))
+    r.done()
+    return cfg
+
+
 @attrs.frozen
 class Config:
     data_dir: str
@@ -201,6 +251,9 @@ class Config:
     # Only in the embedded development default: nodes that join the local management role
     # at start, approved automatically (imfed/devdefault.py).
     dev_nodes: tuple = ()
+    # [metrics] listen: the operator listener (/health, /metrics), off unless set.
+    metrics_listen: Listen | None = None
+    log: LogConfig = LogConfig()
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.data_dir, *parts)
@@ -274,16 +327,24 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     top = _Reader(data, "")
     data_dir = top.get("data_dir", str)
     data_dir = os.path.abspath(os.path.join(base_dir, os.path.expanduser(data_dir)))
-    top.used.update({"management", "node"})
+    top.used.update({"management", "node", "metrics", "log"})
     top.done()
     management = _section(data, "management")
     node = _section(data, "node")
     if management is None and node is None:
         raise ConfigError("management", "the config names no role: add [management] or [node]")
+    metrics = _section(data, "metrics")
+    metrics_listen = None
+    if metrics is not None:
+        r = _Reader(metrics, "metrics.")
+        metrics_listen = r.listen("listen")
+        r.done()
     return Config(
         data_dir=data_dir,
         management=_management(management) if management is not None else None,
         node=_node(node, data_dir) if node is not None else None,
+        metrics_listen=metrics_listen,
+        log=_log(_section(data, "log") or {}),
     )
 
 
@@ -302,16 +363,27 @@ def load(path: str) -> Config:
 DEV_NODES = (("node-a", 9443, 9080), ("node-b", 9444, 9081))
 
 
-def default_config() -> Config:
+DEV_PORTS = (8443, 9100) + tuple(p for _, f, c in DEV_NODES for p in (f, c))
+"""Every port of the development default (management, metrics, the nodes'), before an
+offset."""
+
+
+def default_config(port_offset: int = 0) -> Config:
     """The embedded development default: a small federation in ./imfed-data on loopback, the
     management role on 8443 and two nodes (federation 9443/9444, client API 9080/9081) that
-    join it through the real apply/approve flow at start."""
+    join it through the real apply/approve flow at start; health and metrics on 9100.
+    ``port_offset`` moves every port (a second development federation beside the first)."""
+    o = port_offset
+    if not 0 <= o <= 65535 - max(DEV_PORTS):
+        raise ConfigError("--port-offset", "must be 0 to %d" % (65535 - max(DEV_PORTS)))
     config = parse({"data_dir": "./imfed-data",
-                    "management": {"listen": "127.0.0.1:8443", "server_id": "manager"}})
+                    "management": {"listen": "127.0.0.1:%d" % (8443 + o),
+                                   "server_id": "manager"},
+                    "metrics": {"listen": "127.0.0.1:%d" % (9100 + o)}})
     nodes = tuple(
-        _node({"server_id": server_id, "listen": "127.0.0.1:%d" % port,
-               "client_listen": "127.0.0.1:%d" % client_port,
-               "management_url": "https://127.0.0.1:8443"},
+        _node({"server_id": server_id, "listen": "127.0.0.1:%d" % (port + o),
+               "client_listen": "127.0.0.1:%d" % (client_port + o),
+               "management_url": "https://127.0.0.1:%d" % (8443 + o)},
               os.path.join(config.data_dir, server_id))
         for server_id, port, client_port in DEV_NODES)
     return attrs.evolve(config, dev_nodes=nodes)

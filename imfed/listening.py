@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import resource
+import time
 from typing import Callable
 
 from twisted.application.internet import StreamServerEndpointService
@@ -25,7 +26,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.http import HTTPChannel
@@ -52,6 +53,16 @@ class InOrder(MultiService):
     and queue that writes to it is done (plain MultiService stops them all at once, and an
     interaction caught between a closed pool and a stopping timer never finishes)."""
 
+    log_observer = None
+    """Set (imfed/logs.py) when ``[log]`` chooses how the daemon logs."""
+
+    def setServiceParent(self, parent) -> None:
+        # twistd makes the application, puts this tree in it, then starts logging with the
+        # application's ILogObserver if it has one.
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
+
     def stopService(self):
         Service.stopService(self)
         return ensureDeferred(self._stop_each())
@@ -73,9 +84,14 @@ class JsonRequest(Request):
 
     _received = 0
 
+    who = "-"
+    """Who made the request, for the access log: the calling serverId of a signed request,
+    the user of a session (set by web.endpoint)."""
+
     def __init__(self, *args, **kwargs) -> None:
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(*args, **kwargs)
+        self.started = time.monotonic()
 
     def handleContentChunk(self, data: bytes) -> None:
         self._received += len(data)
@@ -180,6 +196,18 @@ def _peer_host(transport) -> str:
         return "?"
 
 
+def access_line(timestamp, request) -> str:
+    """``<address> <who> "<method> <path> <protocol>" <status> <bytes> <ms>ms``: the caller's
+    serverId or user ID and the time from the request's first line to its answer."""
+    line = b"%s %s %s" % (request.method, request.uri, request.clientproto)
+    text = line.decode("latin-1").replace("\\", "\\\\").replace('"', '\\"')
+    text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) for c in text)
+    ms = (time.monotonic() - getattr(request, "started", time.monotonic())) * 1000
+    return '%s %s "%s" %d %s %.1fms' % (
+        _peer_host(request.transport) if request.transport else "-",
+        getattr(request, "who", "-"), text, request.code, request.sentLength or "-", ms)
+
+
 class _QuietSite(Site):
     def log(self, request) -> None:
         pass
@@ -191,8 +219,10 @@ def http_site(resource, limits: Limits, style: Style, body_limit: BodyLimit,
     leaves requests out of the daemon's log (one line per request costs a busy node about a
     tenth of its reactor time)."""
     site = (Site if access_log else _QuietSite)(resource, requestFactory=JsonRequest,
-                                                timeout=limits.idle_timeout_seconds)
+                                                timeout=limits.idle_timeout_seconds,
+                                                logFormatter=access_line)
     site.protocol = GuardedChannel
+    site.noisy = False  # no "Starting factory" lines
     site.limits, site.style, site.body_limit = limits, style, body_limit
     site.displayTracebacks = False
     return site
@@ -208,6 +238,7 @@ class _Guard(WrappingFactory):
 
     def __init__(self, wrapped, limits: Limits, reactor) -> None:
         super().__init__(wrapped)
+        self.noisy = False
         self.limits, self.reactor = limits, reactor
         self.per_source: dict[str, int] = {}
 
@@ -290,6 +321,7 @@ def tls_listener(reactor, listen: Listen, server_tls: tls.ServerTLS, resource, l
     """A mutual-TLS HTTPS listener service for a Klein resource."""
     factory = TLSMemoryBIOFactory(server_tls, False,
                                   http_site(resource, limits, style, body_limit, access_log))
+    factory.noisy = False
     return Listener(reactor, listen, factory, limits)
 
 

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
@@ -70,6 +70,7 @@ class PeerClient:
     def __attrs_post_init__(self) -> None:
         self.policy = tls.PeerPolicy(self.identity)
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
+        self.pool._factory = _QuietClientFactory  # no "Starting factory" line per connection
         # One connection per lane the outbox may drive at once (outbox.lanes_per_destination).
         self.pool.maxPersistentPerHost = 16
         # Idle connections are closed here before a peer's listener would time them out
@@ -173,6 +174,10 @@ class PeerClient:
 
     def close(self) -> Deferred:
         return self.pool.closeCachedConnections()
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    noisy = False
 
 
 @implementer(IAgentEndpointFactory)
@@ -400,7 +405,9 @@ async def bootstrap_call(reactor, policy: tls.BootstrapPolicy, address: str, pat
                          body: dict, timeout: float = 30.0) -> PeerResponse:
     """An unsigned POST from a server that holds no certificate yet (joining)."""
     host, port = https_address(address)
-    agent = Agent(reactor, contextFactory=policy)
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    pool._factory = _QuietClientFactory
+    agent = Agent(reactor, contextFactory=policy, pool=pool)
     status, _, content = await _exchange(
         agent, reactor, "POST", _url(host, port, path), Headers(),
         json.dumps(body, ensure_ascii=False).encode("utf-8"), timeout, 8 << 20, address)

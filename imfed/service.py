@@ -11,8 +11,11 @@ import os
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
-from .config import Config
-from .listening import InOrder, raise_file_limit
+from .config import Config, Limits
+from .listening import InOrder, Listener, http_site, raise_file_limit
+from .logs import log_observer
+from .operations import OperatorApi
+from .wire.errors import Style
 
 __all__ = ["make_service", "private_data_dir"]
 
@@ -61,4 +64,17 @@ def make_service(config: Config, reactor) -> MultiService:
         top.node = node
         log.info("node role {id} on https://{listen}", id=config.node.server_id,
                  listen=config.node.listen)
+    if config.metrics_listen is not None:
+        fixed = [r for r in (getattr(top, "management", None), getattr(top, "node", None))
+                 if r is not None]
+        dev = getattr(top, "dev", None)
+        # The development default's nodes come up after their join: asked for at each call.
+        operator = OperatorApi(lambda: fixed + (list(dev.nodes.values()) if dev else []))
+        site = http_site(operator.resource(), Limits(), Style.INTERCONNECT,
+                         lambda method, path: 0, access_log=False)
+        Listener(reactor, config.metrics_listen, site, Limits()).setServiceParent(top)
+        log.info("health and metrics on http://{listen}/health and /metrics",
+                 listen=config.metrics_listen)
+    if config.log.custom:
+        top.log_observer = log_observer(config.log)
     return top

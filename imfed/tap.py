@@ -19,6 +19,8 @@ class Options(usage.Options):
                 "in ./imfed-data on 127.0.0.1.")
     optParameters = [
         ["config", "c", None, "TOML config file (see etc/ for commented examples)"],
+        ["port-offset", None, "0", "without --config: add this to every port of the "
+         "development default (to run a second one beside the first)"],
     ]
 
 
@@ -28,7 +30,13 @@ def makeService(options, reactor=None):
     from .service import make_service
 
     try:
-        config = load(options["config"]) if options["config"] else default_config()
+        if options["config"]:
+            config = load(options["config"])
+        else:
+            offset = options["port-offset"]
+            if not offset.isascii() or not offset.isdigit():
+                raise ConfigError("--port-offset", "must be a number")
+            config = default_config(int(offset))
         return make_service(config, reactor)
     except (ConfigError, StoreError) as e:
         # twistd would print a traceback; a config mistake deserves one clear line.

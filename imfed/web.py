@@ -9,6 +9,7 @@ import inspect
 import json
 import os
 import re
+import time
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
@@ -19,6 +20,7 @@ from .crypto import sm2
 from .crypto.signing import (RequestVerifier, SignatureError, off_reactor, parse_authorization,
                              sign_response)
 from .crypto.tls import peer_server_id
+from .metrics import REQUEST_SECONDS, REQUESTS
 from .wire.paths import SNS
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 from .wire.fields import ascii_digits
@@ -198,6 +200,8 @@ class Endpoints:
     ``verifier`` (a RequestVerifier), ``signing_key`` and ``server_id``."""
 
     style: Style = Style.INTERCONNECT
+    interface = "federation"
+    """The interface's name in metrics: federation, client or management."""
     verifier: RequestVerifier | None = None
     signing_key: sm2.PrivateKey | None = None
     server_id: str = ""
@@ -311,13 +315,26 @@ async def render_failure(self, request, exc: BaseException, signed: bool) -> byt
 
 
 async def _run(self, handler, auth, raw, request, args, kwargs) -> bytes:
+    started = time.monotonic()
+    try:
+        return await _answer(self, handler, auth, raw, request, args, kwargs)
+    finally:
+        name = handler.__name__
+        REQUESTS.labels(self.server_id, self.interface, name, str(request.code),
+                        getattr(request, "who", "-") if auth == SIGNED else "-").inc()
+        REQUEST_SECONDS.labels(self.server_id, self.interface, name).observe(
+            time.monotonic() - started)
+
+
+async def _answer(self, handler, auth, raw, request, args, kwargs) -> bytes:
     signed = auth == SIGNED
     try:
         if signed:
             await verify_signed(self, request)
-            kwargs["origin"] = request.signed.origin
+            kwargs["origin"] = request.who = request.signed.origin
         elif auth == SESSION:
-            kwargs["user"] = await self.session_user(request)
+            kwargs["user"] = user = await self.session_user(request)
+            request.who = user.user_id
         result = handler(self, request, *args, **kwargs)
         if inspect.isawaitable(result):
             result = await result

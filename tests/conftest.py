@@ -245,6 +245,29 @@ class RunningNode:
         await self.service.stopService()
 
 
+def free_port_offset(ports, tries: int = 200) -> int:
+    """An offset that makes every one of ``ports`` a free loopback port (below the ephemeral
+    range, as free_port's)."""
+    import random
+    import socket
+
+    for _ in range(tries):
+        offset = random.randint(10000, 32767 - max(ports))
+        sockets = []
+        try:
+            for port in ports:
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port + offset))
+            return offset
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free block of ports for %s" % (ports,))
+
+
 def node_config(data_dir: str, server_id: str, management, **settings):
     """A node's config, also written to <data_dir>/imfed.toml for the CLI."""
     port = free_port()

@@ -55,6 +55,17 @@ def test_default_is_loopback_development_setup():
                                 "management_url": "https://m", "renew_before_days": 0}},
      "node.renew_before_days"),
     ({"data_dir": "d", "extra": 1, "management": {"listen": "127.0.0.1:1"}}, "extra"),
+    # A misspelt required key is named as the unknown key it is, not as a missing one.
+    ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                "managment_url": "https://m"}}, "node.managment_url"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1"}, "metrics": {"listen": "x"}},
+     "metrics.listen"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1"}, "metrics": {"port": 1}},
+     "metrics.listen"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1"}, "log": {"format": "xml"}},
+     "log.format"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1"}, "log": {"node": "loud"}},
+     "log.node"),
 ])
 def test_mistakes_name_the_key(data, key):
     with pytest.raises(ConfigError) as info:
@@ -69,3 +80,27 @@ def test_unreadable_and_invalid_files(tmp_path):
     (tmp_path / "bad.toml").write_text("data_dir = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(str(tmp_path / "bad.toml"))
+
+
+def test_misspelt_key_is_named_with_the_key_meant():
+    with pytest.raises(ConfigError) as info:
+        parse({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                         "managment_url": "https://m"}})
+    assert "did you mean management_url" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        parse({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                         "management_url": "https://m", "max_body": "1"}})
+    assert str(info.value).endswith("must be an integer")
+
+
+def test_two_nodes_from_the_example_have_their_own_keys(tmp_path):
+    """etc/node.toml leaves the key and certificate paths to follow data_dir."""
+    import tomllib
+
+    with open(os.path.join(ETC, "node.toml"), "rb") as f:
+        data = tomllib.load(f)
+    first = parse(dict(data, data_dir=str(tmp_path / "one")))
+    second = parse(dict(data, data_dir=str(tmp_path / "two")))
+    for name in ("key_file", "cert_file", "ca_file", "management_cert_file"):
+        a, b = getattr(first.node, name), getattr(second.node, name)
+        assert a != b and a.startswith(str(tmp_path / "one"))

@@ -3,6 +3,7 @@ clean shutdown, and a config mistake that stops the start with the key named."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import tomllib
 
 import pytest
 import pytest_twisted
+import treq
 from twisted.internet import reactor
 
 from imfed.crypto import pki
@@ -62,6 +64,7 @@ def daemon(tmp_path):
     data["data_dir"] = str(tmp_path / "data")
     data["management"]["listen"] = "127.0.0.1:%d" % port
     data["management"]["address"] = "https://127.0.0.1:%d" % port
+    data["metrics"]["listen"] = "127.0.0.1:%d" % free_port()
     write_toml(data, str(tmp_path / "imfed.toml"))
     proc = _start(str(tmp_path / "imfed.toml"), str(tmp_path))
     try:
@@ -159,24 +162,28 @@ def test_twistd_help_lists_the_options():
 @pytest_twisted.ensureDeferred
 async def test_embedded_default_is_a_small_federation(tmp_path):
     """`twistd -n imfed` with no config: management and two nodes on loopback, joined through
-    apply/approve, with demo users who can write to each other."""
+    apply/approve, with demo users who can write to each other; /health and /metrics on the
+    operator listener, whose counters move with the traffic.  Every port moved by a free
+    offset (--port-offset), so a busy 8443 or 9100 on the machine does not matter."""
     from twisted.internet.task import deferLater
 
-    from conftest import ApiClient, RunningNode
-    from imfed.config import default_config
+    from conftest import ApiClient, RunningNode, free_port_offset
+    from imfed.config import DEV_PORTS, default_config
 
+    offset = free_port_offset(DEV_PORTS)
     env = dict(os.environ, PYTHONPATH=REPO)
-    command = [TWISTD, "-n", "--pidfile=", "imfed"]
+    command = [TWISTD, "-n", "--pidfile=", "imfed", "--port-offset", str(offset)]
+    metrics_url = "http://127.0.0.1:%d/" % (9100 + offset)
     for round_ in ("first start", "restart"):
         log_path = tmp_path / ("%s.log" % round_.replace(" ", "-"))
         with open(log_path, "wb") as log:  # a file, not a pipe nobody reads until the end
             proc = subprocess.Popen(command, cwd=str(tmp_path), env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
         try:
-            _wait_port(9081, proc, timeout=60)
+            _wait_port(9081 + offset, proc, timeout=60)
             os.chdir(str(tmp_path))
             try:
-                config = default_config()
+                config = default_config(offset)
             finally:
                 os.chdir(REPO)
             a, b = (RunningNode(attrs_evolve(config, n)) for n in config.dev_nodes)
@@ -200,6 +207,7 @@ async def test_embedded_default_is_a_small_federation(tmp_path):
             got = await bob.wait_event("message", match=lambda m: m["messageInfo"]["content"]
                                        ["message"] == text)
             assert got["messageInfo"]["senderID"] == "13500000001@node-a"
+            await _health_and_metrics_move(metrics_url, alice, bob)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -209,7 +217,65 @@ async def test_embedded_default_is_a_small_federation(tmp_path):
             assert "node-a joined the development federation" in out
         else:
             assert "joined" not in out  # the certificates from the first start are used
-        assert "client API http://127.0.0.1:9080/api/v1/" in out
+        assert "client API http://127.0.0.1:%d/api/v1/" % (9080 + offset) in out
+        assert "health and metrics on http://127.0.0.1:%d/health" % (9100 + offset) in out
+        assert "Starting factory" not in out  # no noise per connection
+
+
+def _metric(text: str, name: str, **labels) -> float:
+    """The sum of a metric's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all('%s="%s"' % item in head for item in labels.items()):
+            total += float(value)
+    return total
+
+
+async def _health_and_metrics_move(url: str, alice, bob) -> None:
+    response = await treq.get(url + "health")
+    health = json.loads(await treq.content(response))
+    assert response.code == 200 and health["status"] == "ok", health
+    assert set(health["servers"]) == {"manager", "node-a", "node-b"}
+    node = health["servers"]["node-a"]
+    assert node["ok"] and node["database"] == "writable" and node["certificateDaysLeft"] > 300
+    assert node["management"]["reachable"] is True and node["outboxDepth"] >= 0
+
+    async def scrape() -> str:
+        response = await treq.get(url + "metrics")
+        assert response.code == 200
+        assert response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain")
+        return (await treq.content(response)).decode()
+
+    before = await scrape()
+    assert [line for line in before.splitlines() if not line.startswith("#")]
+    assert all(line.startswith("imfed_") for line in before.splitlines()
+               if line and not line.startswith("#"))
+    for i in range(5):
+        status, _ = await alice.call("POST", "messages", {
+            "recvID": "13600000002@node-b", "messageType": "text",
+            "content": {"message": "counted %d" % i}})
+        assert status == 200
+    await bob.wait_event("message", match=lambda m: m["messageInfo"]["content"]["message"]
+                         == "counted 4")
+    after = await scrape()
+    sent = dict(server="node-a", interface="client", endpoint="send", status="200")
+    assert _metric(after, "imfed_requests_total", **sent) >= \
+        _metric(before, "imfed_requests_total", **sent) + 5
+    received = dict(server="node-b", interface="federation", endpoint="chat", peer="node-a")
+    assert _metric(after, "imfed_requests_total", **received) >= \
+        _metric(before, "imfed_requests_total", **received) + 5
+    assert _metric(after, "imfed_deliveries_total", server="node-a", destination="node-b",
+                   result="sent") >= \
+        _metric(before, "imfed_deliveries_total", server="node-a", destination="node-b",
+                result="sent") + 5
+    assert _metric(after, "imfed_sm2_operations_total", operation="sign") > \
+        _metric(before, "imfed_sm2_operations_total", operation="sign")
+    assert _metric(after, "imfed_request_seconds_count", server="node-b", endpoint="chat") >= 5
+    assert _metric(after, "imfed_certificate_expiry_seconds", server="node-a") > 300 * 86400
+    assert _metric(after, "imfed_applications", server="manager", state="approved") >= 2
 
 
 def attrs_evolve(config, node):

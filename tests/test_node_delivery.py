@@ -80,6 +80,11 @@ async def test_access_control_both_ways_changed_at_run_time(pair):
     assert code == 0, out
     code, out = await imfed(b, "acl", "add", "in", "blacklist", "node-a")
     assert code == 0, out
+    # A serverId the directory does not know is refused (a typo), unless forced.
+    code, out = await imfed(b, "acl", "add", "in", "blacklist", "node-q")
+    assert code == 1 and "--force" in out, out
+    code, out = await imfed(b, "acl", "add", "in", "blacklist", "node-q", "--force")
+    assert code == 0, out
     await _expire(b)
     status, answer = await send(alice, "200@node-b", "blocked?")
     assert status == 200
@@ -238,23 +243,37 @@ async def test_user_commands_and_history_paging(pair):
 
     a, b = pair
     code, out = await imfed(a, "user", "add", "13500000009", "--name", "王五",
-                            "--password", "first", "--verify-type", "1")
+                            "--password", "first-pw", "--verify-type", "1")
     assert code == 0 and "13500000009@node-a" in out, out
     code, out = await imfed(a, "user", "add", "13500000009", "--name", "again",
-                            "--password", "x")
+                            "--password", "long enough")
     assert code == 1 and "exists" in out
-    code, out = await imfed(a, "user", "add", "bad phone", "--name", "x", "--password", "x")
-    assert code == 1 and "phone" in out
+    for phone, password, why in (("bad phone", "long enough", "phone"),
+                                 ("12", "long enough", "phone"),
+                                 ("13500000010", "short", "at least 8")):
+        code, out = await imfed(a, "user", "add", phone, "--name", "x", "--password", password)
+        assert code == 1 and why in out and "Traceback" not in out, out
+    # No terminal to ask for a password on: one line, not an EOFError.
+    code, out = await imfed(a, "user", "add", "13500000010", "--name", "x")
+    assert code == 1 and out.count("\n") == 1 and "--password" in out, out
     code, out = await imfed(a, "user", "list", "--json")
     listed = json.loads(out)
     assert [(u["userID"], u["name"], u["verifyType"]) for u in listed] == [
         ("13500000009@node-a", "王五", 1)]
-    wang = await ApiClient(a, "13500000009", "first").login()
-    code, out = await imfed(a, "user", "passwd", "13500000009@node-a", "--password", "second")
-    assert code == 0, out
+    # --config before the verb, or the node's data folder instead of a config file.
+    for where in (["--config", a.config_path, "user", "list"],
+                  ["user", "list", "--data-dir", a.config.data_dir]):
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-m", "imfed.cli", *where], env=dict(os.environ, PYTHONPATH=REPO),
+            path=REPO)
+        assert code == 0 and b"13500000009@node-a" in out, (where, out, err)
+    wang = await ApiClient(a, "13500000009", "first-pw").login()
+    # The phone number alone names a user of this node.
+    code, out = await imfed(a, "user", "passwd", "13500000009", "--password", "second-pw")
+    assert code == 0 and "13500000009@node-a" in out, out
     status, _ = await wang.call("GET", "me")
     assert status == 401  # a new password ends the sessions
-    wang = await ApiClient(a, "13500000009", "second").login()
+    wang = await ApiClient(a, "13500000009", "second-pw").login()
 
     # History pages, newest first.
     add_user(b, "200", "Bob")

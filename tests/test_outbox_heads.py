@@ -56,14 +56,20 @@ def test_heads_follow_every_insert_delete_and_postponement(tmp_path):
     conn.close()
 
 
-def test_heads_of_a_queue_that_existed_before_the_upgrade(tmp_path):
-    """Schema 004 fills the heads from the items already queued."""
+def _store_at(tmp_path, version: int):
+    """(path, open connection) of a node store at an older schema ``version``."""
     path = str(tmp_path / "node.sqlite3")
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for version, sql in schema_files("node")[:3]:
+    for number, sql in schema_files("node")[:version]:
         conn.executescript("BEGIN;" + sql + ";INSERT INTO schema_version VALUES (%d);COMMIT;"
-                           % version)
+                           % number)
+    return path, conn
+
+
+def test_heads_of_a_queue_that_existed_before_the_upgrade(tmp_path):
+    """Schema 004 fills the heads from the items already queued."""
+    path, conn = _store_at(tmp_path, 3)
     conn.executemany("INSERT INTO outbox (destination, lane, method, path, body, created_at, "
                      "next_attempt) VALUES (?, ?, 'POST', '/sns/chat', '{}', 0, ?)",
                      [("b", "x", 5), ("b", "x", 0), ("c", "y", 0), ("b", "z", 9)])
@@ -79,12 +85,7 @@ def test_heads_of_a_queue_that_existed_before_the_upgrade(tmp_path):
 def test_items_queued_by_an_older_imfed_become_kinds_and_payloads(tmp_path):
     """Schema 006: an outbox row of method and path (imfed before the wire/paths.py split)
     is converted, the groupID of its query moved into its payload, and sent as before."""
-    path = str(tmp_path / "node.sqlite3")
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for version, sql in schema_files("node")[:5]:
-        conn.executescript("BEGIN;" + sql + ";INSERT INTO schema_version VALUES (%d);COMMIT;"
-                           % version)
+    path, conn = _store_at(tmp_path, 5)
     rows = [("/sns/chat", '{"messageInfo":{}}'),
             ("/sns/notify/grpnotify?groupID=g1@node-a", '{"operType":1}'),
             ("/sns/invite/grprep?groupID=g2@node-b", '{"ownerID":"1@node-a","respResult":1}'),

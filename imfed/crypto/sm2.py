@@ -15,6 +15,8 @@ from tongsuopy.crypto import serialization as _ser
 from tongsuopy.crypto.asymciphers import ec as _ec
 from tongsuopy.crypto.exceptions import InvalidSignature as _InvalidSignature
 
+from ..metrics import SM2_OPERATIONS
+
 __all__ = [
     "DEFAULT_ID",
     "SM2Error",
@@ -59,6 +61,10 @@ def _check_sm2(key) -> None:
         raise SM2Error("not an SM2 key (curve %s)" % key.curve.name)
 
 
+_SIGNED = SM2_OPERATIONS.labels("sign")
+_VERIFIED = SM2_OPERATIONS.labels("verify")
+
+
 class PublicKey:
     """An SM2 public key."""
 
@@ -70,6 +76,7 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True when ``signature`` (DER) is a valid SM2/SM3 signature of ``data``."""
+        _VERIFIED.inc()
         try:
             self._key.verify(signature, data, _ALG)
         except _InvalidSignature:
@@ -115,6 +122,7 @@ class PrivateKey:
 
     def sign(self, data: bytes) -> bytes:
         """DER SM2 signature over ``data`` (SM3, default distinguishing ID)."""
+        _SIGNED.inc()
         return bytes(self._key.sign(data, _ALG))
 
     def decrypt(self, ciphertext: bytes) -> bytes:

@@ -8,6 +8,7 @@ import datetime
 import getpass
 import json
 import os
+import sys
 import time
 
 import attrs
@@ -19,6 +20,9 @@ from ..wire.errors import ApiError
 from . import review, store
 
 __all__ = ["add_parser"]
+
+NODE_RENEW_BEFORE_DAYS = 30
+"""A node's default ``renew_before_days`` (imfed/config.py)."""
 
 
 @attrs.frozen
@@ -41,7 +45,7 @@ def _site(args) -> Site:
         if config.management is None:
             raise ConfigError("management", "%s has no [management] role" % args.config)
         return Site(config.data_dir, config.management.cert_validity_days)
-    return Site(os.path.abspath(args.data_dir), 365)
+    return Site(os.path.abspath(args.data_dir or "imfed-data"), 365)
 
 
 def _open(args) -> Site:
@@ -117,6 +121,10 @@ def cmd_approve(site: Site, args) -> None:
     app = run_sync(site.db, review.approve, args.application_id, ca, args.operator, days,
                    _now_ms(), args.note or "")
     print("approved %s (%s of %s)" % (app.application_id, app.kind, app.server_id))
+    if days <= NODE_RENEW_BEFORE_DAYS:
+        print("imfed: warning: a %d-day certificate is within a node's default "
+              "renew_before_days (%d): the node applies for a new one as soon as it starts"
+              % (days, NODE_RENEW_BEFORE_DAYS), file=sys.stderr)
     if app.cert_pem:
         cert = pki.Certificate.from_pem(app.cert_pem)
         print("issued certificate serial %x, fingerprint %s, valid until %s"
@@ -176,11 +184,8 @@ def cmd_queue(site: Site, args) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("admin", help="management operator: review, servers, audit log")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--config", help="the management daemon's config file")
-    where.add_argument("--data-dir", default="imfed-data",
-                       help="the management data directory (default ./imfed-data)")
+    p = sub.add_parser("admin", help="management operator: review, servers, audit log "
+                       "(--config FILE, or --data-dir DIR, default ./imfed-data)")
     p.add_argument("--operator", default=getpass.getuser(),
                    help="who decides, for the audit log (default: the login name)")
     ps = p.add_subparsers(dest="command", required=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.logger import Logger
 
+from ..metrics import NOTIFICATIONS
 from ..peer import PeerClient, PeerError
 from ..storage import transaction
 from ..wire.paths import RECEIVENOTIFY
@@ -65,6 +66,8 @@ class Notifier(Periodic):
                 error = None if 200 <= answer.status < 300 else "HTTP %d" % answer.status
             except PeerError as e:
                 error = str(e)
+            NOTIFICATIONS.labels(self.client.server_id, target,
+                                 "sent" if error is None else "retry").inc()
             if error is None:
                 await self.registry.run(transaction(store.notification_done), target, changed,
                                         version)

@@ -20,6 +20,7 @@ class ManagementApi(Endpoints):
     app = Klein()
     install_errors(app)
     style = Style.MANAGEMENT
+    interface = "management"
 
     def __init__(self, *, registrations: review.Registrations, ca: pki.Certificate,
                  own_cert: pki.Certificate,

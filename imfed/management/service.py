@@ -12,7 +12,8 @@ from ..crypto import pki, signing, tls
 from ..crypto.sm2 import generate_private_key, load_private_key_pem
 from ..listening import tls_listener
 from ..peer import PeerClient
-from ..storage import Database
+from ..metrics import APPLICATIONS, CERTIFICATE_EXPIRY, NOTIFY_DEPTH
+from ..storage import Database, days_left, writable
 from ..throttle import Throttle
 from ..timers import Periodic
 from ..wire.errors import Style
@@ -20,6 +21,7 @@ from ..wire.records import ServerStatus
 from .notifier import Notifier
 from .review import Registrations
 from .routes import ManagementApi
+from . import store
 from .store import RegistryStore
 
 log = Logger()
@@ -91,6 +93,31 @@ class ManagementRole:
                                  apply_throttle=Throttle(reactor, m.apply_per_source_per_hour,
                                                          3600.0),
                                  max_pending=m.max_pending_applications)
+
+    @property
+    def server_id(self) -> str:
+        return self.config.server_id
+
+    async def health(self) -> tuple[bool, dict]:
+        """(can this management server work, what each check found), for /health."""
+        checks = {"database": await writable(self.db, self.clock)}
+        ok = checks["database"] == "writable"
+        for name, cert in (("certificateDaysLeft", self.identity.certificate),
+                           ("caDaysLeft", self.ca.cert)):
+            checks[name] = round(days_left(cert, self.clock), 1)
+            ok = ok and checks[name] > 0
+        checks["pendingApplications"] = await self.db.runInteraction(store.pending_count)
+        return ok, checks
+
+    async def collect_metrics(self) -> None:
+        by_state, by_node = await self.db.runInteraction(store.queue_figures)
+        for state in ("pending", "approved", "rejected"):
+            APPLICATIONS.labels(self.server_id, state).set(by_state.get(state, 0))
+        NOTIFY_DEPTH.clear()
+        for node, n in by_node.items():
+            NOTIFY_DEPTH.labels(self.server_id, node).set(n)
+        CERTIFICATE_EXPIRY.labels(self.server_id).set(
+            days_left(self.identity.certificate, self.clock) * 86400.0)
 
     def services(self, nonce_file: str) -> list:
         """The role's services, in start order (stopped in reverse): store, nonces,

@@ -249,6 +249,14 @@ def queued_notifications(cur) -> list[tuple]:
     return cur.fetchall()
 
 
+def queue_figures(cur) -> tuple[dict[str, int], dict[str, int]]:
+    """({application state: how many}, {node: notifications waiting for it})."""
+    cur.execute("SELECT status, COUNT(*) FROM applications GROUP BY status")
+    by_state = dict(cur.fetchall())
+    cur.execute("SELECT target_id, COUNT(*) FROM notify_queue GROUP BY target_id")
+    return by_state, dict(cur.fetchall())
+
+
 @attrs.define
 class RegistryStore:
     """The daemon's handle: runs the cursor functions above on the adbapi pool."""

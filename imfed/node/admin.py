@@ -8,10 +8,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 import time
 
-from ..config import ConfigError, load
+from ..config import ConfigError, load, parse
 from ..crypto import pki
 from ..storage import migrate, run_sync
 from ..wire.errors import ApiError
@@ -23,10 +24,38 @@ __all__ = ["add_parsers"]
 
 
 def _node_config(args):
-    config = load(args.config)
-    if config.node is None:
-        raise ConfigError("node", "%s has no [node] role" % args.config)
-    return config
+    """The node named on the command line: by its config file, or by its data folder (the
+    serverId read from its certificate: the development default's nodes have no config
+    file, their folders are imfed-data/node-a and imfed-data/node-b)."""
+    if args.config:
+        config = load(args.config)
+        if config.node is None:
+            raise ConfigError("node", "%s has no [node] role" % args.config)
+        return config
+    if not args.data_dir:
+        raise ConfigError("--config", "name the node: --config FILE, or --data-dir DIR of a "
+                          "node that has joined")
+    cert_file = os.path.join(args.data_dir, "node", "server.pem")
+    try:
+        server_id = pki.load_pem_certificate(cert_file).subject_cn
+    except (OSError, ValueError, pki.PKIError):
+        raise ConfigError("--data-dir", "%s holds no node that has joined (no %s); give "
+                          "--config FILE" % (args.data_dir, cert_file)) from None
+    return parse({"data_dir": args.data_dir,
+                  "node": {"server_id": server_id, "listen": "127.0.0.1:0",
+                           "management_url": "https://127.0.0.1"}})
+
+
+def _joined_config(args):
+    """For join and renew: the config file, which says where the management server is."""
+    if not args.config:
+        raise ConfigError("--config", "imfed node join and renew need the node's config file")
+    return _node_config(args)
+
+
+def _user_id(config, value: str) -> str:
+    """A user of this node by its ID or its phone number alone."""
+    return value if "@" in value else "%s@%s" % (value, config.node.server_id)
 
 
 def _db(config) -> str:
@@ -62,7 +91,7 @@ def _react(flow) -> None:
 
 
 def cmd_join(args) -> None:
-    config = _node_config(args)
+    config = _joined_config(args)
     fields = application_fields(
         config.node, serverName=args.server_name, serverType=args.server_type,
         area=args.area, country=args.country, ownerId=args.owner_id,
@@ -75,26 +104,46 @@ def cmd_join(args) -> None:
 
 
 def cmd_renew(args) -> None:
-    config = _node_config(args)
+    config = _joined_config(args)
     _react(lambda reactor: renew(
         reactor, config.node, progress=lambda text: print("imfed node renew: " + text,
                                                           flush=True),
         poll_seconds=args.poll, wait_seconds=args.wait))
 
 
+MIN_PASSWORD = 8
+
+
 def _password(args) -> str:
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    if args.password:
-        return args.password
-    first = getpass.getpass("password: ")
-    if first != getpass.getpass("again: "):
-        raise ApiError("passwords differ")
-    return first
+        password = sys.stdin.readline().rstrip("\n")
+    elif args.password:
+        password = args.password
+    elif not sys.stdin.isatty():
+        raise ApiError("no terminal to ask for the password on: give --password or "
+                       "--password-stdin")
+    else:
+        password = getpass.getpass("password: ")
+        if password != getpass.getpass("again: "):
+            raise ApiError("passwords differ")
+    if len(password) < MIN_PASSWORD:
+        raise ApiError("a password has at least %d characters" % MIN_PASSWORD)
+    return password
+
+
+PHONE = re.compile(r"^\+?[0-9]{3,20}$")
 
 
 def cmd_user_add(args) -> None:
     config = _node_config(args)
+    if "@" in args.phone:
+        phone, _, server = args.phone.partition("@")
+        if server != config.node.server_id:
+            raise ApiError("%s is not a user of %s" % (args.phone, config.node.server_id))
+        args.phone = phone
+    if not PHONE.match(args.phone):
+        raise ApiError("a phone number is 3-20 digits, with + in front or not: %r"
+                       % args.phone)
     user = run_sync(_db(config), users.add_user, config.node.server_id, args.phone, args.name,
                     users.hash_password(_password(args)), _now_ms(),
                     verify_type=args.verify_type, searchable=not args.hidden,
@@ -118,15 +167,17 @@ def cmd_user_list(args) -> None:
 
 def cmd_user_del(args) -> None:
     config = _node_config(args)
-    run_sync(_db(config), users.delete_user, args.user_id)
-    print("deleted %s" % args.user_id)
+    user_id = _user_id(config, args.user_id)
+    run_sync(_db(config), users.delete_user, user_id)
+    print("deleted %s" % user_id)
 
 
 def cmd_user_passwd(args) -> None:
     config = _node_config(args)
-    run_sync(_db(config), users.set_password, args.user_id,
+    user_id = _user_id(config, args.user_id)
+    run_sync(_db(config), users.set_password, user_id,
              users.hash_password(_password(args)), _now_ms())
-    print("password of %s changed; its sessions ended" % args.user_id)
+    print("password of %s changed; its sessions ended" % user_id)
 
 
 def cmd_group_list(args) -> None:
@@ -225,10 +276,19 @@ def cmd_acl_mode(args) -> None:
     print("%s: %s" % (args.direction, args.mode))
 
 
+def _in_directory(cur, server_id: str) -> bool:
+    cur.execute("SELECT 1 FROM directory WHERE server_id = ?", (server_id,))
+    return cur.fetchone() is not None
+
+
 def cmd_acl_add(args) -> None:
     config = _node_config(args)
     if not SERVER_ID.match(args.server_id):
         raise ApiError("%r is not a serverId" % args.server_id)
+    known = run_sync(_db(config), _in_directory, args.server_id)
+    if not known and not args.force:
+        raise ApiError("%s is not in this node's directory (a typo?); --force to add it "
+                       "anyway" % args.server_id)
     for direction in _directions(args.direction):
         run_sync(_db(config), acl.add, direction, args.list, args.server_id)
     print("%s added to the %s %s" % (args.server_id, args.direction, args.list))
@@ -245,8 +305,7 @@ def cmd_acl_remove(args) -> None:
 
 def add_parsers(sub) -> None:
     def with_config(parser):
-        parser.add_argument("--config", required=True, help="the node's config file")
-        return parser
+        return parser  # --config / --data-dir: every command has them (imfed/cli.py)
 
     node = sub.add_parser("node", help="node role: join a federation")
     ns = node.add_subparsers(dest="command", required=True)
@@ -328,4 +387,7 @@ def add_parsers(sub) -> None:
         a.add_argument("direction", choices=("in", "out", "both"))
         a.add_argument("list", choices=acl.LISTS)
         a.add_argument("server_id")
+        if name == "add":
+            a.add_argument("--force", action="store_true",
+                           help="add a serverId this node's directory does not know (yet)")
         a.set_defaults(func=func)

@@ -135,6 +135,9 @@ class Refresher(Periodic):
         self._refreshing = None
         self._again = False
         self.listeners: list = []  # called after each successful refresh (the outbox wakes)
+        self.last_ok: bool | None = None  # None until the first query ended
+        self.last_error = ""
+        self.last_ok_ms = 0
 
     def tick(self):
         return self.request_refresh()
@@ -145,9 +148,23 @@ class Refresher(Periodic):
     def request_refresh(self):
         """Refresh soon (a notification arrived); errors are logged, the timer retries."""
         d = ensureDeferred(self.refresh())
-        d.addErrback(lambda f: log.warn("directory refresh failed: {e}", e=f.getErrorMessage()))
-        d.addCallback(lambda changed: [listener() for listener in self.listeners] and changed)
+        d.addCallbacks(self._succeeded, self._failed)
         return d
+
+    def _succeeded(self, changed):
+        self.last_ok, self.last_error, self.last_ok_ms = True, "", self.now_ms()
+        for listener in self.listeners:
+            listener()
+        return changed
+
+    def _failed(self, failure) -> None:
+        self.last_ok, self.last_error = False, failure.getErrorMessage()
+        log.warn("directory refresh failed: {e}", e=self.last_error)
+
+    def state(self) -> dict:
+        """What /health says of the management server."""
+        return {"reachable": self.last_ok, "lastSuccess": self.last_ok_ms or None,
+                "error": self.last_error}
 
     async def refresh(self) -> int:
         """One incremental query now (or, if one is running, once more after it); answer how

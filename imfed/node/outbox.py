@@ -21,6 +21,7 @@ import attrs
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
+from ..metrics import DELIVERIES, OUTBOX_DEPTH, OUTBOX_OLDEST, RETRIES
 from ..peer import PeerError
 from ..storage import transaction
 from ..timers import Periodic, backoff_ms
@@ -29,7 +30,7 @@ from .events import compact_json
 from .reach import Reach, Verdict
 from .remote import FederationClient
 
-__all__ = ["Outbox", "Item", "enqueue", "SENT", "FAILED"]
+__all__ = ["Outbox", "Item", "enqueue", "depths", "SENT", "FAILED"]
 
 log = Logger()
 
@@ -86,6 +87,13 @@ def _next(cur, destination: str, lane: str, limit: int = 32) -> list[Item]:
             for seq, dest, ln, kind, payload, mid, created, attempts, due in cur.fetchall()]
 
 
+def depths(cur) -> list[tuple[str, int, int]]:
+    """(destination, items queued, oldest created_at) of every destination owed something."""
+    cur.execute("SELECT destination, COUNT(*), MIN(created_at) FROM outbox "
+                "GROUP BY destination ORDER BY destination")
+    return cur.fetchall()
+
+
 @transaction
 def _postpone(cur, seq: int, attempts: int, next_attempt: int, error: str) -> None:
     cur.execute("UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE seq = ?",
@@ -99,13 +107,32 @@ class Outbox(Periodic):
                  lanes_per_destination: int = 16) -> None:
         super().__init__(clock, poll_seconds)
         self.store, self.client, self.reach = store, client, reach
+        self.server_id = reach.directory.server_id
         self.initial_seconds = initial_seconds
         self.max_seconds, self.give_up_ms = max_seconds, int(give_up_seconds * 1000)
         self.lanes_per_destination = lanes_per_destination
         self._hooks: dict[str, list[Hook]] = {}
         self._busy: set[tuple[str, str]] = set()
         self._wake_pending = False
+        self._reported: set[str] = set()
         store.on_queued.append(self.wake)
+
+    async def depth(self) -> int:
+        """Items queued now, for every destination."""
+        return sum(n for _, n, _ in await self.store.read(depths))
+
+    async def report_metrics(self) -> None:
+        """imfed_outbox_depth and imfed_outbox_oldest_seconds per destination, now."""
+        now = self.now_ms()
+        seen = set()
+        for destination, n, oldest in await self.store.read(depths):
+            OUTBOX_DEPTH.labels(self.server_id, destination).set(n)
+            OUTBOX_OLDEST.labels(self.server_id, destination).set((now - oldest) / 1000.0)
+            seen.add(destination)
+        for gone in self._reported - seen:  # emptied since the last scrape
+            OUTBOX_DEPTH.remove(self.server_id, gone)
+            OUTBOX_OLDEST.remove(self.server_id, gone)
+        self._reported = seen
 
     def on_done(self, kind: str, hook: Hook) -> None:
         """Run ``hook`` whenever an item of ``kind`` ends, in the transaction removing it."""
@@ -167,17 +194,20 @@ class Outbox(Periodic):
                 final, error = FAILED, "gave up after %d attempts: %s" % (item.attempts + 1,
                                                                            error)
             if final is not None:
+                DELIVERIES.labels(self.server_id, destination, final).inc()
                 if final == FAILED:
                     log.warn("{kind} to {dest} failed for good: {error}", kind=item.kind,
                              dest=destination, error=error)
                 await self.store.run(self._finish, item, final, error, now)
                 continue
             attempts = item.attempts + 1
-            log.info("{kind} to {dest} not delivered ({error}); attempt {n}, retrying",
-                     kind=item.kind, dest=destination, error=error, n=attempts)
-            await self.store.db.runInteraction(
-                _postpone, item.seq, attempts,
-                now + backoff_ms(attempts, self.initial_seconds, self.max_seconds), error)
+            wait_ms = backoff_ms(attempts, self.initial_seconds, self.max_seconds)
+            RETRIES.labels(self.server_id, destination).inc()
+            log.info("{kind} to {dest} not delivered ({error}); attempt {n}, next in {wait:.1f} s",
+                     kind=item.kind, dest=destination, error=error, n=attempts,
+                     wait=wait_ms / 1000)
+            await self.store.db.runInteraction(_postpone, item.seq, attempts, now + wait_ms,
+                                               error)
             return  # the rest of the batch waits behind its head
 
     def _finish(self, work, item: Item, state: str, error: str, now_ms: int) -> None:

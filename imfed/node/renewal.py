@@ -45,6 +45,13 @@ class Renewal(Periodic):
         left = (cert.not_after - self._now()).total_seconds()
         if left > self.before_seconds:
             return
+        lifetime = (cert.not_after - cert.not_before).total_seconds()
+        if lifetime <= self.before_seconds:
+            log.warn("certificate {serial:x} is valid for {days:.0f} days in all, no more than "
+                     "renew_before_days ({before:.0f}): each certificate is renewed as soon as "
+                     "it is installed. Approve longer ones (imfed admin approve --days) or "
+                     "lower renew_before_days.", serial=cert.serial, days=lifetime / 86400,
+                     before=self.before_seconds / 86400)
         log.warn("certificate {serial:x} expires {when}: renewing", serial=cert.serial,
                  when=cert.not_after.isoformat())
         try:

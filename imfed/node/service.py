@@ -14,7 +14,8 @@ from ..crypto import pki, signing, tls
 from ..crypto.sm2 import load_private_key_pem
 from ..listening import Listener, http_site, tls_listener
 from ..peer import PeerClient
-from ..storage import Database
+from ..metrics import CERTIFICATE_EXPIRY, DIRECTORY_OK
+from ..storage import Database, days_left, writable
 from ..wire.errors import Style
 from . import files, friends, groups, messages
 from .acl import AccessControl
@@ -97,7 +98,7 @@ class NodeRole:
                                           recall_window_seconds=n.recall_window_seconds,
                                           recall_grace_seconds=n.recall_grace_seconds)
         self.handlers = Handlers(
-            sessions=Sessions(self.store, session_seconds=n.session_seconds,
+            sessions=Sessions(self.store, n.server_id, session_seconds=n.session_seconds,
                               max_failures=n.login_max_failures,
                               window_seconds=n.login_window_seconds),
             users=UsersHandler(self.store, self.directory, reach, remote,
@@ -133,6 +134,27 @@ class NodeRole:
         self.client.use(identity, key)
         self.api.signing_key = key
         return True
+
+    @property
+    def server_id(self) -> str:
+        return self.config.server_id
+
+    async def health(self) -> tuple[bool, dict]:
+        """(can this node work, what each check found), for /health."""
+        checks = {"database": await writable(self.db, self.clock)}
+        ok = checks["database"] == "writable"
+        left = days_left(self.identity.certificate, self.clock)
+        checks["certificateDaysLeft"] = round(left, 1)
+        ok = ok and left > 0
+        checks["management"] = self.refresher.state()
+        checks["outboxDepth"] = await self.outbox.depth()
+        return ok, checks
+
+    async def collect_metrics(self) -> None:
+        await self.outbox.report_metrics()
+        CERTIFICATE_EXPIRY.labels(self.server_id).set(
+            days_left(self.identity.certificate, self.clock) * 86400.0)
+        DIRECTORY_OK.labels(self.server_id).set(1 if self.refresher.last_ok else 0)
 
     def services(self, nonce_file: str) -> list:
         """The role's services, in start order (stopped in reverse): store, nonces,

@@ -11,7 +11,7 @@ from twisted.application.service import Service
 from twisted.enterprise import adbapi
 
 __all__ = ["Database", "StoreError", "check_integrity", "migrate", "schema_files", "transaction",
-           "run_sync", "like_pattern"]
+           "run_sync", "like_pattern", "writable", "days_left"]
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -62,7 +62,8 @@ def migrate(path: str, role: str) -> int:
     """Apply the role's schema files not yet applied; answer the version now in force.
 
     Runs synchronously at start, before the pool opens: a daemon never serves on a half-upgraded
-    store.
+    store.  An existing store is first copied to ``<path>.before-vNNN`` (NNN the version it
+    goes to).
     """
     conn = sqlite3.connect(path)
     try:
@@ -79,6 +80,8 @@ def migrate(path: str, role: str) -> int:
         if current > len(files):
             raise StoreError("%s is at schema version %d, newer than this imfed knows (%d)"
                                % (path, current, len(files)))
+        if 0 < current < len(files) and path != ":memory:":
+            _keep_copy(conn, "%s.before-v%03d" % (path, len(files)))
         for version, sql in files[current:]:
             with conn:
                 conn.executescript("BEGIN;" + sql + ";INSERT INTO schema_version VALUES (%d);"
@@ -87,6 +90,16 @@ def migrate(path: str, role: str) -> int:
         return current
     finally:
         conn.close()
+
+
+def _keep_copy(conn, target: str) -> None:
+    """A copy of the store as it is, before its schema changes (SQLite's online backup):
+    an upgrade that goes wrong can be undone by putting it back."""
+    copy = sqlite3.connect(target)
+    try:
+        conn.backup(copy)
+    finally:
+        copy.close()
 
 
 class Database(Service):
@@ -119,6 +132,29 @@ class Database(Service):
         super().stopService()
         if self.pool.running:  # the reactor's own shutdown may have closed it already
             self.pool.close()
+
+
+def _take_write_lock(cur) -> None:
+    cur.execute("BEGIN IMMEDIATE")
+
+
+async def writable(db, clock, timeout: float = 2.0) -> str:
+    """"writable", or why not: the write lock taken (and given back) within ``timeout``
+    seconds.  A store that cannot be written (a disk gone read-only, another writer holding
+    the lock, a pool that is gone) fails, and /health answers in time whatever the store
+    does."""
+    d = db.runInteraction(_take_write_lock)
+    d.addTimeout(timeout, clock)
+    try:
+        await d
+    except Exception as e:
+        return "not writable: %s" % (str(e) or type(e).__name__)
+    return "writable"
+
+
+def days_left(certificate, clock) -> float:
+    """Days until ``certificate`` expires, by ``clock``."""
+    return (certificate.not_after.timestamp() - clock.seconds()) / 86400.0
 
 
 def like_pattern(text: str) -> str:

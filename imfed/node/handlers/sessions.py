@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.threads import deferToThread
 
+from ...metrics import LOGIN_FAILURES
 from ...throttle import Throttle
 from ...wire.errors import TooMany, Unauthorized
 from .. import users
@@ -13,9 +14,10 @@ __all__ = ["Sessions"]
 
 
 class Sessions:
-    def __init__(self, store: NodeStore, *, session_seconds: float, max_failures: int,
-                 window_seconds: float) -> None:
+    def __init__(self, store: NodeStore, server_id: str, *, session_seconds: float,
+                 max_failures: int, window_seconds: float) -> None:
         self.store = store
+        self.failures = LOGIN_FAILURES.labels(server_id)
         self.lifetime_ms = int(session_seconds * 1000)
         self.login_throttle = Throttle(store.clock, max_failures, window_seconds)
         self.source_throttle = Throttle(store.clock, 5 * max_failures, window_seconds)
@@ -28,12 +30,14 @@ class Sessions:
         for key, throttle in zip(keys, (self.login_throttle, self.source_throttle)):
             wait = throttle.retry_after(key)
             if wait is not None:
+                self.failures.inc()
                 raise TooMany("too many failed logins; try again later", wait, "throttled")
         user = await self.store.run(users.find_user, login)
         stored = user.password_hash if user is not None else None
         if not await deferToThread(users.check_password, password, stored):
             self.login_throttle.hit(keys[0])
             self.source_throttle.hit(keys[1])
+            self.failures.inc()
             raise Unauthorized("wrong login or password", "bad_login")
         self.login_throttle.clear(keys[0])
         if users.needs_rehash(stored):

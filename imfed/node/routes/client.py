@@ -13,7 +13,9 @@ from urllib.parse import quote
 import attrs
 from klein import Klein
 
-from ...web import (SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
+from ...metrics import STREAM_CLIENTS
+from ... import openapi
+from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
                     read_json, send_file)
 from ...wire import fields
 from ...wire.errors import Style, ok_body
@@ -22,6 +24,7 @@ from ..directory import Directory
 from ..handlers.events import EventsHandler
 from ..handlers.files import FilesHandler
 from ..handlers.friends import FriendsHandler
+from ..handlers.groups import GroupsHandler
 from ..handlers.messages import MessagesHandler
 from ..handlers.sessions import Sessions
 from ..handlers.users import UsersHandler
@@ -40,7 +43,7 @@ class Handlers:
     friends: FriendsHandler
     messages: MessagesHandler
     files: FilesHandler
-    groups: object
+    groups: GroupsHandler
     events: EventsHandler
 
 
@@ -50,10 +53,12 @@ class ClientRoutes(Endpoints):
     app = Klein()
     install_errors(app)
     style = Style.INTERCONNECT
+    interface = "client"
 
     def __init__(self, handlers: Handlers, directory: Directory, *, max_body: int,
                  max_file_bytes: int) -> None:
         self.h, self.directory = handlers, directory
+        self.server_id = directory.server_id
         self.max_body, self.max_file_bytes = max_body, max_file_bytes
         self.groups = GroupRoutes(handlers.groups, handlers.sessions, directory,
                                   max_body=max_body)
@@ -78,6 +83,13 @@ class ClientRoutes(Endpoints):
         if not request.postpath:
             request.postpath = [b""]
         return self.groups.resource()
+
+    @app.route(V1 + "openapi.json", methods=["GET"])
+    @endpoint(raw=True)
+    def openapi(self, request):
+        """This API's OpenAPI 3.1 description (imfed/openapi.py; docs/openapi/)."""
+        request.setHeader(b"content-type", JSON_TYPE)
+        return _OPENAPI()
 
     # -- session --
 
@@ -241,7 +253,9 @@ class ClientRoutes(Endpoints):
         request.setHeader(b"content-type", b"text/event-stream;charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
         gone = []
-        request.notifyFinish().addBoth(lambda _: gone.append(True))
+        clients = STREAM_CLIENTS.labels(self.server_id)
+        clients.inc()
+        request.notifyFinish().addBoth(lambda _: (gone.append(True), clients.dec()))
         request.write(b": imfed event stream\n\n")
         while not gone:
             rows = await self.h.events.after(user.user_id, since, 15)
@@ -255,6 +269,12 @@ class ClientRoutes(Endpoints):
                               % (seq, kind.encode(), payload.encode("utf-8")))
             since = rows[-1][0]
         return b""
+
+
+def _OPENAPI(cache=[]) -> bytes:
+    if not cache:
+        cache.append(openapi.render("client").encode("utf-8"))
+    return cache[0]
 
 
 def _source(request) -> str:

@@ -20,9 +20,11 @@ class GroupRoutes(Endpoints):
     app = Klein()
     install_errors(app)
     style = Style.INTERCONNECT
+    interface = "client"
 
     def __init__(self, groups, sessions, directory: Directory, *, max_body: int) -> None:
         self.groups, self.sessions, self.directory = groups, sessions, directory
+        self.server_id = directory.server_id
         self.max_body = max_body
 
     async def session_user(self, request):

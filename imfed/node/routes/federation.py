@@ -63,6 +63,13 @@ class FederationRoutes(Endpoints):
                             "not_your_user")
         return uid
 
+    def _ours(self, value, field: str) -> str:
+        """A user ID of this server (canonical), not yet looked up; 404 for another's."""
+        uid = self.directory.canonical(user_id(value, field), field)
+        if split_id(uid)[1] != self.server_id:
+            raise NotFound("%s %s is not a user of this server" % (field, uid), "unknown_user")
+        return uid
+
     async def _local_user(self, value, field: str):
         return await self.users.local(self.directory.canonical(user_id(value, field), field),
                                       field)
@@ -183,8 +190,9 @@ class FederationRoutes(Endpoints):
             await self.groups.receive_message(attrs.evolve(
                 info, sender_id=sender, recv_id=group_id, message_id=message_id), origin)
             return ok_body(self.style)
-        recv = await self._local_user(info.recv_id, "recvID")
-        await self.messages.receive(attrs.evolve(info, sender_id=sender, recv_id=recv.user_id,
+        # Whether the user exists is checked in the message's own transaction (404 then).
+        recv = self._ours(info.recv_id, "recvID")
+        await self.messages.receive(attrs.evolve(info, sender_id=sender, recv_id=recv,
                                                  message_id=message_id), origin)
         return ok_body(self.style)
 

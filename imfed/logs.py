@@ -1,0 +1,57 @@
+"""The daemon's log as ``[log]`` sets it (docs/operations.md): text or one JSON object per
+line with stable keys, a level for everything and one per role.  twistd takes the observer
+from the application (imfed/listening.py InOrder.setServiceParent), so twistd's own options
+(``--logfile``, ``--syslog``) apply only when ``[log]`` is not set."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+
+from twisted.logger import (FilteringLogObserver, ILogObserver, LogLevel,
+                            LogLevelFilterPredicate, formatEvent, textFileLogObserver)
+from zope.interface import implementer
+
+from .config import LogConfig
+
+__all__ = ["log_observer", "JsonLines"]
+
+_LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
+           "error": LogLevel.error, "critical": LogLevel.critical}
+
+
+@implementer(ILogObserver)
+class JsonLines:
+    """One JSON object a line: ``time`` (ISO 8601, UTC), ``level``, ``namespace``,
+    ``message`` and, for an error with a traceback, ``failure``."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+
+    def __call__(self, event: dict) -> None:
+        level = event.get("log_level")
+        record = {
+            "time": datetime.datetime.fromtimestamp(event.get("log_time", 0),
+                                                     datetime.timezone.utc)
+            .isoformat(timespec="milliseconds"),
+            "level": level.name if level is not None else "info",
+            "namespace": event.get("log_namespace", "-"),
+            "message": formatEvent(event),
+        }
+        failure = event.get("log_failure")
+        if failure is not None:
+            record["failure"] = failure.getTraceback()
+        self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+
+def log_observer(config: LogConfig, out=None) -> ILogObserver:
+    out = out if out is not None else sys.stdout
+    base = JsonLines(out) if config.format == "json" else textFileLogObserver(out)
+    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[config.level])
+    for namespace, level in (("imfed.node", config.node_level),
+                             ("imfed.management", config.management_level)):
+        if level is not None:
+            predicate.setLogLevelForNamespace(namespace, _LEVELS[level])
+    return FilteringLogObserver(base, [predicate])

@@ -1,0 +1,61 @@
+"""The process's metrics (docs/operations.md), in Prometheus' text format through
+prometheus-client: one registry per process, each series labelled with the serverId of the
+role it belongs to (one process may run the management role and several nodes).
+
+Counters and histograms move where things happen; the gauges that describe the store (queue
+depths, applications) are read from it when ``/metrics`` is scraped (imfed/operations.py)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OLDEST",
+           "DELIVERIES", "RETRIES", "SM2_OPERATIONS", "CERTIFICATE_EXPIRY", "STREAM_CLIENTS",
+           "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK"]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "imfed_requests", "Requests answered, by interface, endpoint, HTTP status and calling "
+    "server (federation and management interfaces; '-' for a user or an anonymous caller)",
+    ["server", "interface", "endpoint", "status", "peer"], registry=REGISTRY)
+REQUEST_SECONDS = Histogram(
+    "imfed_request_seconds", "Time from a request's route to its answer",
+    ["server", "interface", "endpoint"], registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+OUTBOX_DEPTH = Gauge(
+    "imfed_outbox_depth", "Calls queued for another server", ["server", "destination"],
+    registry=REGISTRY)
+OUTBOX_OLDEST = Gauge(
+    "imfed_outbox_oldest_seconds", "Age of the oldest call queued for another server",
+    ["server", "destination"], registry=REGISTRY)
+DELIVERIES = Counter(
+    "imfed_deliveries", "Queued calls that ended, by destination and result (sent, failed)",
+    ["server", "destination", "result"], registry=REGISTRY)
+RETRIES = Counter(
+    "imfed_delivery_retries", "Queued calls attempted and put back for a retry",
+    ["server", "destination"], registry=REGISTRY)
+SM2_OPERATIONS = Counter(
+    "imfed_sm2_operations", "SM2 signatures made and checked", ["operation"],
+    registry=REGISTRY)
+CERTIFICATE_EXPIRY = Gauge(
+    "imfed_certificate_expiry_seconds", "Seconds until the certificate a server presents "
+    "expires", ["server"], registry=REGISTRY)
+STREAM_CLIENTS = Gauge(
+    "imfed_event_stream_clients", "Client event streams (SSE) open now", ["server"],
+    registry=REGISTRY)
+LOGIN_FAILURES = Counter(
+    "imfed_login_failures", "Logins refused (wrong login or password, or throttled)",
+    ["server"], registry=REGISTRY)
+DIRECTORY_OK = Gauge(
+    "imfed_directory_refresh_ok", "1 when the last directory query to the management server "
+    "succeeded", ["server"], registry=REGISTRY)
+APPLICATIONS = Gauge(
+    "imfed_applications", "Applications at the management server, by state",
+    ["server", "state"], registry=REGISTRY)
+NOTIFY_DEPTH = Gauge(
+    "imfed_notification_queue_depth", "Change notifications waiting for a node",
+    ["server", "node"], registry=REGISTRY)
+NOTIFICATIONS = Counter(
+    "imfed_notifications", "Change notifications sent, by node and result (sent, retry)",
+    ["server", "node", "result"], registry=REGISTRY)

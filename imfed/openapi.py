@@ -1,0 +1,379 @@
+"""OpenAPI 3.1 descriptions of imfed's three interfaces, built from one table per interface:
+the client API (served at ``GET /api/v1/openapi.json``), the management API and the
+interconnection (federation) interface.  ``python -m imfed.openapi DIR`` writes them as
+``DIR/{client,management,federation}.json`` (docs/openapi/); tests/test_openapi.py checks
+that every route is described and every description is a route.
+
+The interconnection paths come from imfed/wire/paths.py; each is also served under
+``/sns/v1/`` and with a trailing slash (docs/protocol.md §2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from . import __version__
+from .wire import paths
+
+__all__ = ["spec", "INTERFACES", "operations"]
+
+S, I, B = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+ANY = {}
+
+
+def arr(item) -> dict:
+    return {"type": "array", "items": item}
+
+
+def obj(required=(), **props) -> dict:
+    out = {"type": "object", "properties": props}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def ref(name: str) -> dict:
+    return {"$ref": "#/components/schemas/" + name}
+
+
+SCHEMAS = {
+    "UserInfo": obj(("userID",), phoneNumber=S, remark=S, name=S, portrait=S, userID=S,
+                    updateTime=I),
+    "MessageInfo": obj(("senderID", "recvID", "messageType", "type", "messageID"),
+                       senderID=S, recvID=S, version=S, type={"enum": [1, 2]},
+                       messageType={"enum": ["text", "image", "voice", "file", "repeal"]},
+                       messageID=S,
+                       content={"description": "text: {message}; image, file: {fileID, size, "
+                                "md5, name}; voice: the same and duration (seconds)",
+                                "type": "object"}),
+    "GroupInfo": obj(groupID=S, groupName=S, groupIcon=S, groupMemberNum=I, createUser=S,
+                     createTime=I),
+    "Gset": obj(isAllow={"enum": [1, 2]}, isVisible={"enum": [1, 2]}),
+    "Member": obj(userType={"enum": [1, 2, 3], "description": "1 member, 2 admin, 3 owner"},
+                  userInfo=ref("UserInfo")),
+    "Message": obj(seq=I, messageInfo=ref("MessageInfo"), createTime=I,
+                   state={"enum": ["queued", "sent", "received", "failed"]}, recalled=B,
+                   error=S),
+    "GroupMessage": obj(gseq=I, messageInfo=ref("MessageInfo"), createTime=I),
+    "Event": obj(("seq", "type", "data"), seq=I, data=ANY,
+                 type={"enum": ["message", "delivery", "recall", "friend_request",
+                                "friend_answer", "friend_deleted", "group_invitation",
+                                "group_joined", "group_notify", "group_message"]}),
+    "Error": obj(("code", "errcode"), code={"enum": [1, "1"]}, error=S, desc=S, errcode=S),
+    "ServerEntry": obj(serverId=S, serverName=S, serverAddress=S,
+                       status={"enum": [0, 1, 2], "description": "0 active, 1 suspended, "
+                               "2 deregistered"}, certFingerprint=S),
+}
+
+
+def op(summary: str, *, body=None, query=(), answer=None, auth=None, raw=None) -> dict:
+    """One operation: ``query`` names its query parameters (``name`` or ``name!`` when
+    required), ``answer`` the fields of a 2xx answer besides code and error."""
+    return {"summary": summary, "body": body, "query": query, "answer": answer or {},
+            "auth": auth, "raw": raw}
+
+
+SESSION, SIGNED = "session", "signed"
+FRIEND_REQUEST = obj(requestID=S, to=S, remark=S, fromInfo=ref("UserInfo"), status=S,
+                     createTime=I, direction={"enum": ["incoming", "outgoing"]},
+                     **{"from": S})
+V1 = "/api/v1/"
+G = V1 + "groups"
+AGREE = obj(("agree",), agree=B)
+
+CLIENT = {
+    ("POST", V1 + "login"): op("Log in (throttled: 429 with Retry-After)",
+                               body=obj(("login", "password"), login=S, password=S),
+                               answer=dict(token=S, userInfo=ref("UserInfo"))),
+    ("POST", V1 + "logout"): op("End this session", auth=SESSION),
+    ("POST", V1 + "logout/all"): op("End every session of this user", auth=SESSION,
+                                    answer=dict(ended=I)),
+    ("GET", V1 + "me"): op("This user", auth=SESSION,
+                           answer=dict(userInfo=ref("UserInfo"), verifyType=I)),
+    ("GET", V1 + "openapi.json"): op("This description", raw="application/json"),
+    ("GET", V1 + "users/search"): op(
+        "Search users here and (remote=1, the default) on every reachable server",
+        auth=SESSION, query=("q!", "remote"),
+        answer=dict(users=arr(ref("UserInfo")), servers={"type": "object",
+                                                          "additionalProperties": S})),
+    ("GET", V1 + "users/info"): op("A user of any server", auth=SESSION, query=("userID!",),
+                                   answer=dict(userInfo=ref("UserInfo"), verifyType=I)),
+    ("GET", V1 + "friends"): op("Friends", auth=SESSION, answer=dict(friends=arr(obj(
+        userID=S, remark=S, userInfo=ref("UserInfo"), since=I)))),
+    ("GET", V1 + "friends/requests"): op("Pending friend requests, in and out", auth=SESSION,
+                                         answer=dict(requests=arr(FRIEND_REQUEST))),
+    ("POST", V1 + "friends/requests"): op("Ask a user to be friends", auth=SESSION,
+                                          body=obj(("userID",), userID=S, remark=S),
+                                          answer=dict(requestID=S)),
+    ("POST", V1 + "friends/requests/{request_id}/answer"): op(
+        "Answer a friend request (its requestID)", auth=SESSION, body=AGREE),
+    ("POST", V1 + "friends/delete"): op("Delete a friend", auth=SESSION,
+                                        body=obj(("userID",), userID=S)),
+    ("POST", V1 + "messages"): op("Send a one-to-one message", auth=SESSION,
+                                  body=obj(("recvID", "messageType", "content"), recvID=S,
+                                           messageType=S, content={"type": "object"}),
+                                  answer=dict(message=ref("Message"))),
+    ("GET", V1 + "messages/{message_id}"): op("A message and its delivery state",
+                                              auth=SESSION, answer=dict(message=ref("Message"))),
+    ("POST", V1 + "messages/{message_id}/recall"): op("Recall a message within the window",
+                                                      auth=SESSION),
+    ("GET", V1 + "conversations"): op("Conversations, newest first", auth=SESSION,
+                                      answer=dict(conversations=arr(obj(
+                                          peerID=S, messages=I, last=ref("Message"))))),
+    ("GET", V1 + "conversations/{peer_id}/messages"): op(
+        "History, newest first", auth=SESSION, query=("before", "limit"),
+        answer=dict(messages=arr(ref("Message")), nextBefore={"type": ["integer", "null"]})),
+    ("POST", V1 + "files"): op("Upload a file (the body is the file)", auth=SESSION,
+                               query=("name",), answer=dict(fileID=S, size=I, md5=S, name=S)),
+    ("GET", V1 + "files/{file_id}"): op("Download a file (relayed from its server)",
+                                        auth=SESSION, raw="application/octet-stream"),
+    ("GET", V1 + "events"): op("Events after a seq, waiting up to `wait` seconds",
+                               auth=SESSION, query=("since", "wait"),
+                               answer=dict(events=arr(ref("Event")), last=I)),
+    ("GET", V1 + "events/stream"): op("Events as server-sent events (Last-Event-ID resumes)",
+                                      auth=SESSION, query=("since",), raw="text/event-stream"),
+    ("POST", G): op("Create a group", auth=SESSION,
+                    body=obj(("groupName",), groupName=S, groupIcon=S),
+                    answer=dict(groupInfo=ref("GroupInfo"), gset=ref("Gset"))),
+    ("GET", G): op("My groups", auth=SESSION, answer=dict(groups=arr(obj(
+        groupInfo=ref("GroupInfo"), gset=ref("Gset"), userType=I)))),
+    ("GET", G + "/search"): op("Visible groups of this server by name", auth=SESSION,
+                               query=("q!",), answer=dict(groups=arr(obj(
+                                   groupInfo=ref("GroupInfo"), gset=ref("Gset"))))),
+    ("GET", G + "/invitations"): op("Pending group invitations", auth=SESSION,
+                                    answer=dict(invitations=arr(obj(
+                                        invitationID=S, groupInfo=ref("GroupInfo"), inviter=S,
+                                        createTime=I)))),
+    ("POST", G + "/invitations/{invitation_id}/answer"): op(
+        "Answer an invitation (its invitationID)", auth=SESSION, body=AGREE,
+        answer=dict(groupID=S)),
+    ("GET", G + "/{group_id}"): op("A group as its master knows it", auth=SESSION,
+                                   answer=dict(groupInfo=ref("GroupInfo"), gset=ref("Gset"),
+                                               members=arr(ref("Member")))),
+    ("POST", G + "/{group_id}/invite"): op("Invite users", auth=SESSION,
+                                           body=obj(("userIDs",), userIDs=arr(S)),
+                                           answer=dict(invited={"type": ["integer", "null"]})),
+    ("POST", G + "/{group_id}/messages"): op("Send a group message", auth=SESSION,
+                                             body=obj(("messageType", "content"),
+                                                      messageType=S,
+                                                      content={"type": "object"}),
+                                             answer=dict(messageID=S)),
+    ("GET", G + "/{group_id}/messages"): op("Group history held here, oldest first",
+                                            auth=SESSION, query=("after", "limit"),
+                                            answer=dict(messages=arr(ref("GroupMessage")),
+                                                        newestMessageID=S)),
+    ("POST", G + "/{group_id}/sync"): op("Check this copy against the master now",
+                                         auth=SESSION, answer=dict(fetched=I)),
+    ("POST", G + "/{group_id}/quit"): op("Leave a group", auth=SESSION),
+    ("POST", G + "/{group_id}/remove"): op("Remove members (owner)", auth=SESSION,
+                                           body=obj(("delateMembers",),
+                                                    delateMembers=arr(S))),
+    ("POST", G + "/{group_id}/admins"): op("Make a member an admin or not (owner)",
+                                           auth=SESSION,
+                                           body=obj(("userID", "admin"), userID=S, admin=B)),
+    ("POST", G + "/{group_id}/transfer"): op("Hand the group to another member (owner)",
+                                             auth=SESSION, body=obj(("userID",), userID=S)),
+    ("POST", G + "/{group_id}/info"): op("Change name, icon or settings (owner, admins)",
+                                         auth=SESSION, body=obj(groupInfo=ref("GroupInfo"),
+                                                                gset=ref("Gset")),
+                                         answer=dict(gset=ref("Gset"))),
+    ("POST", G + "/{group_id}/dissolve"): op("Dissolve the group (owner)", auth=SESSION),
+}
+
+_SNS = paths.SNS
+
+
+def _f(endpoint) -> tuple[str, str]:
+    return endpoint.method, endpoint.full_path
+
+
+USERINFO = dict(userInfo=ref("UserInfo"))
+GROUP_Q = ("groupID!",)
+
+FEDERATION = {
+    _f(paths.RECEIVENOTIFY): op("A server changed (from the management server)",
+                                auth=SIGNED, body=obj(("serverId",), serverId=S)),
+    _f(paths.FIND_USERS): op("Search this server's users (§6.4.1.3)", auth=SIGNED,
+                             query=("queryStr!",), answer=dict(users=arr(ref("UserInfo")))),
+    _f(paths.VERIFY_USERS): op("Does a user take friend requests (§6.4.1.4)", auth=SIGNED,
+                               query=("userID!",), answer=dict(verifyType=I)),
+    _f(paths.USERS): op("A user's userInfo (§6.4.1.8)", auth=SIGNED, query=("userID!",),
+                        answer=USERINFO),
+    _f(paths.QUERY_USERS): op("Is the caller's user our user's friend (§6.4.1.9)",
+                              auth=SIGNED, query=("userID!", "ownerID!"),
+                              answer=dict(isFriend={"enum": [1, 2]})),
+    _f(paths.ADD_USERS): op("A friend request for our user (§6.4.1.5)", auth=SIGNED,
+                            body=obj(("userID", "ownerID"), userID=S, ownerID=S, remark=S,
+                                     userInfo=ref("UserInfo"))),
+    _f(paths.RSP_USERS): op("An answer to our user's friend request (§6.4.1.6)", auth=SIGNED,
+                            body=obj(("userID", "ownerID", "isAgree"), userID=S, ownerID=S,
+                                     isAgree={"enum": [1, 2]}, userInfo=ref("UserInfo"))),
+    _f(paths.DEL_USERS): op("A friendship ended (§6.4.1.7)", auth=SIGNED,
+                            body=obj(("userID", "ownerID"), userID=S, ownerID=S)),
+    _f(paths.CHAT): op("A message (§6.2.8): type 1 for our user, type 2 to a group we master",
+                       auth=SIGNED, body=obj(("messageInfo",),
+                                             messageInfo=ref("MessageInfo"))),
+    _f(paths.DOWNLOAD_FILE): op("A file of ours, signed over its SM3 (§6.2.9)", auth=SIGNED,
+                                query=("fileID!",), raw="application/octet-stream"),
+    _f(paths.INVITE_GRPREQ): op("Group invitation: to the master from a member's server, or "
+                                "from the master to the invitees' (§6.4.2.2)", auth=SIGNED,
+                                body=obj(("userID", "reqInfo"), userID=S, reqInfo=obj(
+                                    groupInfo=ref("GroupInfo"), userInfo=ref("UserInfo"),
+                                    inviteUsers=arr(S)))),
+    _f(paths.INVITE_GRPREP): op("An invitee's answer, at the master (§6.4.2.5)", auth=SIGNED,
+                                query=GROUP_Q, body=obj(("ownerID", "respResult"),
+                                                        ownerID=S, respResult={"enum": [1, 2]},
+                                                        userInfo=ref("UserInfo"))),
+    _f(paths.QUIT_GRPMEMBER): op("A member leaves, at the master (§6.4.2.7)", auth=SIGNED,
+                                 query=GROUP_Q, body=obj(("ownerID",), ownerID=S)),
+    _f(paths.REMOVE_GRPMEMBERS): op("Refused: only the owner, a user of the master, removes "
+                                    "(§6.4.2.6)", auth=SIGNED, query=GROUP_Q,
+                                    body=obj(ownerID=S, delateMembers=arr(S))),
+    _f(paths.UPDATE_GRPINFO): op("Refused: only the owner and admins, users of the master, "
+                                 "change a group (§6.4.2.13)", auth=SIGNED, query=GROUP_Q,
+                                 body=obj(ownerID=S, groupInfo=ref("GroupInfo"))),
+    _f(paths.GRPINFO): op("A group's info, to a member's server (§6.4.2.14)", auth=SIGNED,
+                          query=("groupID!", "userID!"),
+                          answer=dict(groupInfo=ref("GroupInfo"), gset=ref("Gset"))),
+    _f(paths.GRPMEMBERS): op("A group's members, to a member's server (§6.4.2.15)",
+                             auth=SIGNED, query=("groupID!", "userID!"),
+                             answer=dict(members=arr(ref("Member")))),
+    _f(paths.GRPCHAT): op("Group history after a messageID (§6.4.2.12)", auth=SIGNED,
+                          query=("groupID!", "messageID", "limit"),
+                          answer=dict(messages=arr(ref("MessageInfo")), newestMessageID=S)),
+    _f(paths.NOTIFY_GRPCHAT): op("A group message from its master, for the listed members "
+                                 "(§6.4.2.11)", auth=SIGNED, query=GROUP_Q,
+                                 body=obj(("userIDs", "messageInfo"), userIDs=arr(S),
+                                          messageInfo=ref("MessageInfo"))),
+    _f(paths.NOTIFY_GRPNOTIFY): op("A group changed, from its master (§6.4.2.16)", auth=SIGNED,
+                                   query=GROUP_Q,
+                                   body=obj(("operType",), operType={"enum": list(range(1, 8))},
+                                            operUser=ref("UserInfo"),
+                                            groupInfo=ref("GroupInfo"), grpset=ref("Gset"),
+                                            users=arr(ref("UserInfo")))),
+}
+
+APPLY_FIELDS = dict(serverId=S, serverName=S, serverAddress=S, csr=S, contactName=S,
+                    contactEmail=S, contactMobile=S, serverType=S, area=S, country=S,
+                    ownerId=S)
+APPLIED = dict(applicationId=S, applyToken=S, status=S)
+
+MANAGEMENT = {
+    ("GET", paths.CACERT.full_path): op("The federation CA's certificate (PEM)",
+                                        answer=dict(caCert=S)),
+    _f(paths.CACERT): op("The federation CA's certificate (PEM)", answer=dict(caCert=S)),
+    _f(paths.APPLY): op("Apply to join (no certificate yet; throttled)",
+                        body=obj(("serverId", "serverAddress", "csr"), **APPLY_FIELDS),
+                        answer=APPLIED),
+    _f(paths.APPLY_STATUS): op("An application's state; the certificate once approved",
+                               body=obj(("applicationId", "applyToken"), applicationId=S,
+                                        applyToken=S),
+                               answer=dict(applicationId=S, kind=S, serverId=S, status=S,
+                                           reason=S, serverCert=S, caCert=S)),
+    _f(paths.MODIFY): op("Change this server's entry or renew its certificate", auth=SIGNED,
+                         body=obj(("changes",), changes={"type": "object"}), answer=APPLIED),
+    _f(paths.DEREGISTER): op("Leave the federation", auth=SIGNED,
+                             body=obj(("reason",), reason=S), answer=APPLIED),
+    _f(paths.GETSERVERCERT): op("A server's certificate", body=obj(("serverId",), serverId=S),
+                                answer=dict(serverId=S, serverCert=S)),
+    _f(paths.SERVERS): op("Directory changes since lastQueryTime (§6.3.2)", auth=SIGNED,
+                          body=obj(lastQueryTime=I, serverIds=arr(S)),
+                          answer=dict(servers=arr(ref("ServerEntry")), serverTime=I)),
+}
+
+INTERFACES = {
+    "client": ("imfed client API", CLIENT, {"code": {"enum": [0]}, "error": S},
+               "A node's API for its own users: JSON over HTTP on client_listen, "
+               "Authorization: Bearer <token> after login (docs/client-api.md)."),
+    "federation": ("imfed interconnection interface", FEDERATION,
+                   {"code": {"enum": [0, "0"]}, "error": S},
+                   "Node to node, and management to node: mutual SM2 TLS, every request "
+                   "signed (Authorization: IMFED-SM2 ...) and every answer signed "
+                   "(X-IMFed-Signature), docs/protocol.md §2-3, §5. Each path is also served "
+                   "with the v1 prefix (docs/protocol.md §2)."),
+    "management": ("imfed management API", MANAGEMENT, {"code": {"enum": ["0"]}, "desc": S},
+                   "The management server (§6.1, §6.3, docs/protocol.md §4): apply, review "
+                   "status, certificates, the directory. Each path is also served with the v1 "
+                   "prefix (docs/protocol.md §2)."),
+}
+
+
+def operations(name: str) -> set[tuple[str, str]]:
+    """(METHOD, OpenAPI path) of every operation described for an interface."""
+    return set(INTERFACES[name][1])
+
+
+def _parameters(path: str, query) -> list[dict]:
+    out = [{"name": part[1:-1], "in": "path", "required": True, "schema": S}
+           for part in path.split("/") if part.startswith("{")]
+    for q in query:
+        out.append({"name": q.rstrip("!"), "in": "query", "required": q.endswith("!"),
+                    "schema": S})
+    return out
+
+
+def _operation(method: str, path: str, o: dict, ok_fields: dict) -> dict:
+    answer = o["raw"]
+    if answer:
+        content = {answer: {"schema": {"type": "string"} if answer != "application/json"
+                            else {"type": "object"}}}
+    else:
+        content = {"application/json": {"schema": obj(**ok_fields, **o["answer"])}}
+    out = {"summary": o["summary"], "operationId": "%s %s" % (method, path),
+           "parameters": _parameters(path, o["query"]),
+           "responses": {"200": {"description": "done", "content": content},
+                         "default": {"description": "a failure, with a fitting HTTP status",
+                                     "content": {"application/json": {
+                                         "schema": ref("Error")}}}}}
+    if o["body"] is not None:
+        out["requestBody"] = {"required": True,
+                              "content": {"application/json": {"schema": o["body"]}}}
+    elif method == "POST" and path.endswith("/files"):
+        out["requestBody"] = {"required": True, "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}
+    if o["auth"] == SESSION:
+        out["security"] = [{"session": []}]
+    elif o["auth"] == SIGNED:
+        out["security"] = [{"sm2Signature": []}]
+    return out
+
+
+def spec(name: str) -> dict:
+    title, table, ok_fields, description = INTERFACES[name]
+    out_paths: dict = {}
+    for (method, path), o in sorted(table.items()):
+        out_paths.setdefault(path, {})[method.lower()] = _operation(method, path, o, ok_fields)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": __version__, "description": description},
+        "paths": out_paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "session": {"type": "http", "scheme": "bearer"},
+                "sm2Signature": {"type": "apiKey", "in": "header", "name": "Authorization",
+                                 "description": "IMFED-SM2 signature over the request "
+                                 "(docs/protocol.md §3), with mutual SM2 TLS"}}},
+    }
+
+
+def write(folder: str) -> list[str]:
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name in INTERFACES:
+        path = os.path.join(folder, name + ".json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(render(name))
+        written.append(path)
+    return written
+
+
+def render(name: str) -> str:
+    return json.dumps(spec(name), ensure_ascii=False, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    for written in write(sys.argv[1] if len(sys.argv) > 1 else "docs/openapi"):
+        print(written)

@@ -1,0 +1,61 @@
+"""The operator's listener (``[metrics] listen``, plain HTTP, loopback): ``GET /health`` and
+``GET /metrics`` for every role of the process (docs/operations.md).
+
+``/health`` answers 200 when every role can work, 503 when one cannot (its store is not
+writable, its certificate has expired), with what each check found; a management server that
+cannot be reached is reported but is not a failure (a node goes on federating from the
+directory it has).  ``/metrics`` is Prometheus' text format (imfed/metrics.py); the gauges that
+describe the stores are read just before each scrape."""
+
+from __future__ import annotations
+
+import json
+
+from klein import Klein
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .metrics import REGISTRY
+
+__all__ = ["OperatorApi"]
+
+
+class OperatorApi:
+    app = Klein()
+
+    def __init__(self, roles) -> None:
+        """``roles()``: the roles now running, objects with ``server_id``, ``async health()
+        -> (ok, checks)`` and ``async collect_metrics()``."""
+        self.roles = roles
+
+    def resource(self):
+        return self.app.resource()
+
+    @app.route("/health", methods=["GET"])
+    async def health(self, request):
+        ok, report = True, {}
+        for role in self.roles():
+            try:
+                role_ok, checks = await role.health()
+            except Exception as e:  # a check that fails is the answer, not a 500
+                role_ok, checks = False, {"error": str(e) or type(e).__name__}
+            ok = ok and role_ok
+            report[role.server_id] = dict(checks, ok=role_ok)
+        request.setResponseCode(200 if ok else 503)
+        request.setHeader(b"content-type", b"application/json;charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps({"status": "ok" if ok else "failing", "servers": report},
+                          ensure_ascii=False).encode("utf-8")
+
+    @app.route("/metrics", methods=["GET"])
+    async def metrics(self, request):
+        for role in self.roles():
+            await role.collect_metrics()
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(REGISTRY)
+
+    @app.handle_errors(Exception)
+    def _errors(self, request, failure):
+        request.setResponseCode(getattr(failure.value, "code", None) or 500)
+        request.setHeader(b"content-type", b"application/json;charset=utf-8")
+        return b'{"code":1,"error":"no such path: /health and /metrics only",' \
+               b'"errcode":"no_such_path"}'

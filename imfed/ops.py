@@ -1,0 +1,169 @@
+"""Operator commands that work on a whole installation (docs/operations.md):
+
+- ``imfed backup --to DIR``: a consistent copy while the daemon runs (each SQLite store through
+  SQLite's online backup, then keys, certificates and files);
+- ``imfed restore --from DIR``: that copy put back into a data folder (daemon stopped);
+- ``imfed check SERVER_ID``: a peer tested as a federation tester would, step by step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+
+from . import __version__
+from .config import ConfigError, load
+from .wire.errors import ApiError
+
+__all__ = ["add_parsers", "backup", "restore", "MANIFEST"]
+
+MANIFEST = "imfed-backup.json"
+_SKIP = ("-wal", "-shm", "-journal", ".part", ".lock")
+
+
+def _data_dir(args) -> str:
+    if args.config:
+        return load(args.config).data_dir
+    return os.path.abspath(args.data_dir or "imfed-data")
+
+
+def backup(data_dir: str, dest: str) -> dict:
+    """Copy ``data_dir`` to ``dest`` (new or empty): every ``*.sqlite3`` with SQLite's online
+    backup (a consistent snapshot while the daemon writes), then every other file (keys,
+    certificates, uploaded and cached files).  Stores first: a file is on disk before its row
+    is committed, so every file a copied store names is copied too.  The manifest says what
+    was copied."""
+    if not os.path.isdir(data_dir):
+        raise ApiError("%s is not a data folder" % data_dir)
+    if os.path.exists(dest) and os.listdir(dest):
+        raise ApiError("%s is not empty: back up into a new folder" % dest)
+    os.makedirs(dest, mode=0o700, exist_ok=True)
+    started = time.time()
+    stores, others = [], []
+    for folder, dirs, names in os.walk(data_dir):
+        dirs.sort()
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(folder, name), data_dir)
+            if name.endswith(".sqlite3"):
+                stores.append(rel)
+            elif not name.endswith(_SKIP):
+                others.append(rel)
+    for rel in stores:
+        target = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        source = sqlite3.connect("file:%s?mode=ro" % os.path.join(data_dir, rel), uri=True)
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+    size = 0
+    for rel in others:
+        target = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        try:
+            shutil.copy2(os.path.join(data_dir, rel), target)
+        except FileNotFoundError:
+            continue  # removed meanwhile (a partial upload, a rotated nonce file)
+        size += os.path.getsize(target)
+    manifest = {"imfed": __version__, "from": data_dir, "time": int(started),
+                "seconds": round(time.time() - started, 3), "stores": stores,
+                "files": len(others), "bytes": size}
+    with open(os.path.join(dest, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
+
+
+def restore(source: str, data_dir: str, force: bool = False) -> dict:
+    """Put a backup made by :func:`backup` into ``data_dir`` (the daemon stopped); refused
+    over an installation's stores unless ``force``.  Each restored store is checked."""
+    try:
+        with open(os.path.join(source, MANIFEST)) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        raise ApiError("%s is not an imfed backup (no %s)" % (source, MANIFEST)) from None
+    existing = [s for s in manifest["stores"] if os.path.exists(os.path.join(data_dir, s))]
+    if existing and not force:
+        raise ApiError("%s already has %s: stop the daemon and give --force to replace it"
+                       % (data_dir, ", ".join(existing)))
+    for folder, _, names in os.walk(source):
+        for name in names:
+            rel = os.path.relpath(os.path.join(folder, name), source)
+            if rel == MANIFEST:
+                continue
+            target = os.path.join(data_dir, rel)
+            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+            for stale in ("-wal", "-shm"):
+                if os.path.exists(target + stale):
+                    os.unlink(target + stale)
+            shutil.copy2(os.path.join(folder, name), target)
+    for rel in manifest["stores"]:
+        conn = sqlite3.connect(os.path.join(data_dir, rel))
+        try:
+            result = conn.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            conn.close()
+        if result != [("ok",)]:
+            raise ApiError("%s does not pass SQLite's integrity check: %s" % (rel, result[:3]))
+    return manifest
+
+
+def cmd_backup(args) -> None:
+    manifest = backup(_data_dir(args), os.path.abspath(args.to))
+    print("backed up %s to %s in %.1f s: %s, %d other files (%d bytes)" % (
+        manifest["from"], args.to, manifest["seconds"], ", ".join(manifest["stores"]),
+        manifest["files"], manifest["bytes"]))
+
+
+def cmd_restore(args) -> None:
+    data_dir = _data_dir(args)
+    manifest = restore(os.path.abspath(args.source), data_dir, args.force)
+    print("restored the backup of %s (imfed %s) into %s; start the daemon" % (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest["time"])),
+        manifest["imfed"], data_dir))
+
+
+def cmd_check(args) -> None:
+    from twisted.internet import defer, task
+
+    from .node.admin import _node_config
+    from .node.check import check
+
+    config = _node_config(args)
+    if config.node.management_url == "https://127.0.0.1":
+        raise ConfigError("--config", "imfed check needs the node's config file")
+    failed = []
+
+    def report(step: str, ok: bool, detail: str) -> None:
+        print("%-22s %s  %s" % (step, "ok    " if ok else "FAILED", detail), flush=True)
+        if not ok:
+            failed.append(step)
+
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(check(reactor, config, args.server_id,
+                                                              report)))
+    except SystemExit as e:  # react ends with sys.exit, 0 when check() returned
+        if e.code:
+            raise
+    if failed:
+        raise ApiError("%s: %s failed" % (args.server_id, ", ".join(failed)))
+
+
+def add_parsers(sub) -> None:
+    b = sub.add_parser("backup", help="copy a data folder while the daemon runs (stores, "
+                       "keys, certificates, files)")
+    b.add_argument("--to", required=True, metavar="DIR", help="a new or empty folder")
+    b.set_defaults(func=cmd_backup)
+    r = sub.add_parser("restore", help="put a backup back into a data folder (stop the daemon "
+                       "first)")
+    r.add_argument("--from", dest="source", required=True, metavar="DIR")
+    r.add_argument("--force", action="store_true", help="replace the stores already there")
+    r.set_defaults(func=cmd_restore)
+    c = sub.add_parser("check", help="test a peer: directory entry, TLS handshake and "
+                       "certificate, a signed round trip (node role)")
+    c.add_argument("server_id", metavar="SERVER_ID")
+    c.set_defaults(func=cmd_check)

@@ -1,0 +1,176 @@
+"""Operating a node: the operator listener's /health (and 503 when a store is gone), backups
+taken while the daemon writes and restored, `imfed check` on a peer, the JSON log, and
+`imfed --version`."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import sys
+
+import pytest_twisted
+import treq
+from twisted.application.service import Application
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
+
+from conftest import REPO, add_user, free_port, signed_up
+from imfed import __version__
+from imfed.config import Limits, Listen, LogConfig
+from imfed.listening import InOrder, Listener, http_site
+from imfed.logs import log_observer
+from imfed.operations import OperatorApi
+from imfed.wire.errors import Style
+
+
+async def cli(*args) -> tuple[int, str]:
+    out, err, code = await getProcessOutputAndValue(
+        sys.executable, ["-m", "imfed.cli", *args], env=dict(os.environ, PYTHONPATH=REPO),
+        path=REPO)
+    return code, (out + err).decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_version():
+    code, out = await cli("--version")
+    assert code == 0 and out.strip() == "imfed %s" % __version__
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_fails_when_a_store_is_gone(pair):
+    a, b = pair
+    port = free_port()
+    listener = Listener(reactor, Listen("127.0.0.1", port), http_site(
+        OperatorApi(lambda: [a.role, b.role]).resource(), Limits(), Style.INTERCONNECT,
+        lambda method, path: 0, access_log=False), Limits())
+    listener.startService()
+    try:
+        url = "http://127.0.0.1:%d/" % port
+        response = await treq.get(url + "health")
+        health = json.loads(await treq.content(response))
+        assert response.code == 200 and health["status"] == "ok"
+        # Another writer holds node-b's store (a stuck process, say): not writable in time.
+        blocker = sqlite3.connect(b.role.db.path, timeout=0)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            response = await treq.get(url + "health")
+            health = json.loads(await treq.content(response))
+        finally:
+            blocker.rollback()
+            blocker.close()
+        assert response.code == 503 and health["status"] == "failing"
+        assert health["servers"]["node-a"]["ok"] is True
+        assert health["servers"]["node-b"]["ok"] is False
+        assert health["servers"]["node-b"]["database"].startswith("not writable")
+        response = await treq.get(url + "nothing")
+        assert response.code == 404
+    finally:
+        await listener.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_backup_while_running_and_restore(pair, tmp_path):
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    for i in range(20):
+        await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                            "content": {"message": "m%d" % i}})
+    backup = str(tmp_path / "backup")
+    code, out = await cli("backup", "--to", backup, "--config", a.config_path)
+    assert code == 0 and "node.sqlite3" in out, out
+    manifest = json.load(open(os.path.join(backup, "imfed-backup.json")))
+    assert manifest["stores"] == ["node.sqlite3"] and manifest["files"] >= 4  # keys, certs
+    assert os.path.exists(os.path.join(backup, "node", "server.key"))
+    assert oct(os.stat(backup).st_mode & 0o777) == "0o700"
+    code, out = await cli("backup", "--to", backup, "--config", a.config_path)
+    assert code == 1 and "not empty" in out
+
+    # Into a fresh folder: the same rows.
+    target = tmp_path / "restored"
+    code, out = await cli("restore", "--from", backup, "--data-dir", str(target))
+    assert code == 0, out
+    conn = sqlite3.connect(str(target / "node.sqlite3"))
+    texts = sorted(r[0] for r in conn.execute(
+        "SELECT json_extract(content, '$.message') FROM messages"))
+    conn.close()
+    assert texts == sorted("m%d" % i for i in range(20))
+    # Over an installation: refused unless forced.
+    code, out = await cli("restore", "--from", backup, "--data-dir", str(target))
+    assert code == 1 and "--force" in out
+    code, out = await cli("restore", "--from", str(tmp_path), "--data-dir", str(target))
+    assert code == 1 and "not an imfed backup" in out
+
+
+@pytest_twisted.ensureDeferred
+async def test_check_a_peer(pair):
+    a, b = pair
+    code, out = await cli("check", "node-b", "--config", a.config_path)
+    assert code == 0, out
+    for step in ("this node", "directory entry", "TLS handshake", "signed round trip"):
+        assert [line for line in out.splitlines() if line.startswith(step) and " ok " in line]
+    code, out = await cli("check", "node-q", "--config", a.config_path)
+    assert code == 1 and "directory entry" in out and "FAILED" in out, out
+    assert "TLS handshake" not in out  # stops at the first step that fails
+
+
+@pytest_twisted.ensureDeferred
+async def test_check_sees_a_peer_that_is_down(pair):
+    a, b = pair
+    await b.stop()
+    code, out = await cli("check", "node-b", "--config", a.config_path)
+    assert code == 1 and "TLS handshake" in out and "FAILED" in out, out
+    b.start()
+
+
+def test_json_log_lines_have_stable_keys():
+    out = io.StringIO()
+    observer = log_observer(LogConfig(format="json", level="info", node_level="warn"), out)
+    globalLogPublisher.addObserver(observer)
+    try:
+        Logger(namespace="imfed.management.x").info("hello {who}", who="operator")
+        Logger(namespace="imfed.node.outbox").info("not shown: below the node's level")
+        Logger(namespace="imfed.node.outbox").warn("shown {n}", n=3)
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            Logger(namespace="imfed.web").failure("boom")
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == ["hello operator", "shown 3", "boom"]
+    assert all(set(line) >= {"time", "level", "namespace", "message"} for line in lines)
+    assert lines[1]["level"] == "warn" and lines[1]["namespace"] == "imfed.node.outbox"
+    assert "ZeroDivisionError" in lines[2]["failure"]
+
+
+def test_the_log_observer_reaches_twistd():
+    """twistd takes the observer from the application the plugin's service joins."""
+    top = InOrder()
+    top.log_observer = log_observer(LogConfig(format="json"), io.StringIO())
+    application = Application("imfed")
+    top.setServiceParent(application)
+    assert application.getComponent(ILogObserver) is top.log_observer
+
+
+def test_migrations_keep_a_copy_of_the_store(tmp_path):
+    from imfed.storage import migrate, schema_files
+
+    path = str(tmp_path / "node.sqlite3")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for number, sql in schema_files("node")[:3]:
+        conn.executescript("BEGIN;" + sql + ";INSERT INTO schema_version VALUES (%d);COMMIT;"
+                           % number)
+    conn.close()
+    latest = migrate(path, "node")
+    copy = "%s.before-v%03d" % (path, latest)
+    assert os.path.exists(copy)
+    conn = sqlite3.connect(copy)
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (3,)
+    conn.close()
+    assert migrate(path, "node") == latest  # nothing to do: no new copy
+    assert sorted(os.listdir(tmp_path)) == sorted(["node.sqlite3", os.path.basename(copy)])
