@@ -58,6 +58,13 @@ class StandIn:
             raise self.answer
         return self.answer
 
+    async def find_users(self, peer, query):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return PeerResponse(200, {"code": 0, "users": [
+            {"userID": "200@" + peer.server_id, "name": query},
+            {"userID": "999@elsewhere", "name": "not theirs to answer for"}]})
+
     def close(self):
         return None
 
@@ -315,3 +322,20 @@ def test_the_outbox_waits_for_a_suspended_server_and_drops_for_a_deregistered(no
     assert node.rows("SELECT state, error FROM messages") == [
         ("failed", "server node-b is deregistered")]
     node.outbox.stopService()
+
+
+# -- search across servers --
+
+def test_a_search_merges_each_servers_answer_and_says_who_did_not_answer(node):
+    from imfed.node.handlers.users import UsersHandler
+
+    node.user("100", "Alice Liu")
+    handler = UsersHandler(node.store, node.directory, node.reach, node.remote,
+                           search_timeout=5.0)
+    found, servers = done(handler.search("Alice"))
+    assert [u["userID"] for u in found] == ["100@node-a", "200@node-b"]
+    assert servers == {"node-a": "ok", "node-b": "ok"}
+    node.remote.answer = PeerError("node-b unreachable: connection refused")
+    found, servers = done(handler.search("Alice"))
+    assert [u["userID"] for u in found] == ["100@node-a"]
+    assert servers["node-b"] == "node-b unreachable: connection refused"  # said once

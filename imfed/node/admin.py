@@ -244,9 +244,11 @@ def _as_owner(args, action) -> None:
 
 
 def cmd_group_remove(args) -> None:
+    config = _node_config(args)
+    members = [_user_id(config, u) for u in args.user_ids]
     _as_owner(args, lambda cur, g, owner, server_id, now: groups.remove_members(
-        cur, g.group_id, owner, args.user_ids, server_id, now))
-    print("removed %s from %s" % (", ".join(args.user_ids), args.group_id))
+        cur, g.group_id, owner, members, server_id, now))
+    print("removed %s from %s" % (", ".join(members), args.group_id))
 
 
 def cmd_group_dissolve(args) -> None:

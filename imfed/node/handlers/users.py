@@ -80,7 +80,10 @@ class UsersHandler:
         found, servers = [], {}
         for peer, (ok, result) in zip(peers, results):
             if not ok:
-                servers[peer.server_id] = "unreachable: %s" % result.getErrorMessage()
+                # A PeerError already says "<server> unreachable: why"; a timeout says nothing.
+                servers[peer.server_id] = result.getErrorMessage() \
+                    if result.check(PeerError) else "unreachable: %s" % (
+                        result.getErrorMessage() or "no answer in time")
             elif not result.ok:
                 servers[peer.server_id] = "error: %s" % result.body.get("error")
             else:
