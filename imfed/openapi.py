@@ -90,8 +90,13 @@ CLIENT = {
     ("POST", V1 + "logout"): op("End this session", auth=SESSION),
     ("POST", V1 + "logout/all"): op("End every session of this user", auth=SESSION,
                                     answer=dict(ended=I)),
-    ("GET", V1 + "me"): op("This user", auth=SESSION,
-                           answer=dict(userInfo=ref("UserInfo"), verifyType=I)),
+    ("GET", V1 + "me"): op("This user, the settings a client needs, and the seq of the "
+                           "user's newest event", auth=SESSION,
+                           answer=dict(userInfo=ref("UserInfo"), verifyType=I, lastEventSeq=I,
+                                       settings=obj(recallWindowSeconds=I, maxFileBytes=I))),
+    ("GET", "/"): op("The web client (docs/webclient.md)", raw="text/html"),
+    ("GET", "/static/{name}"): op("The web client's script and style sheet",
+                                  raw="text/javascript"),
     ("GET", V1 + "openapi.json"): op("This description", raw="application/json"),
     ("GET", V1 + "users/search"): op(
         "Search users here and (remote=1, the default) on every reachable server",

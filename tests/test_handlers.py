@@ -338,4 +338,4 @@ def test_a_search_merges_each_servers_answer_and_says_who_did_not_answer(node):
     node.remote.answer = PeerError("node-b unreachable: connection refused")
     found, servers = done(handler.search("Alice"))
     assert [u["userID"] for u in found] == ["100@node-a"]
-    assert servers["node-b"] == "node-b unreachable: connection refused"  # said once
+    assert servers["node-b"] == "unreachable: connection refused"  # not "node-b unreachable"

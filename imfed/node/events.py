@@ -9,7 +9,7 @@ import json
 
 from twisted.internet.defer import Deferred
 
-__all__ = ["EventHub", "emit", "events_since", "compact_json", "Event"]
+__all__ = ["EventHub", "emit", "events_since", "last_seq", "compact_json", "Event"]
 
 
 def compact_json(value) -> str:
@@ -31,6 +31,12 @@ def events_since(cur, user_id: str, since: int, limit: int = 500) -> list[Event]
     cur.execute("SELECT seq, type, payload FROM events WHERE user_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?", (user_id, since, limit))
     return cur.fetchall()
+
+
+def last_seq(cur, user_id: str) -> int:
+    """The seq of the user's newest event (0 for none): where a fresh client starts."""
+    cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE user_id = ?", (user_id,))
+    return cur.fetchone()[0]
 
 
 class EventHub:

@@ -12,6 +12,9 @@ class EventsHandler:
     def __init__(self, store: NodeStore) -> None:
         self.store, self.hub, self.clock = store, store.hub, store.clock
 
+    async def last(self, user_id: str) -> int:
+        return await self.store.read(events.last_seq, user_id)
+
     async def after(self, user_id: str, since: int, wait: float) -> list[events.Event]:
         """Events after ``since``, waiting up to ``wait`` seconds for the first one."""
         deadline = self.clock.seconds() + wait

@@ -80,10 +80,11 @@ class UsersHandler:
         found, servers = [], {}
         for peer, (ok, result) in zip(peers, results):
             if not ok:
-                # A PeerError already says "<server> unreachable: why"; a timeout says nothing.
-                servers[peer.server_id] = result.getErrorMessage() \
-                    if result.check(PeerError) else "unreachable: %s" % (
-                        result.getErrorMessage() or "no answer in time")
+                # "unreachable: <why>", the server named once (a PeerError names it already).
+                why = result.getErrorMessage() or "no answer in time"
+                prefix = peer.server_id + " unreachable: "
+                servers[peer.server_id] = "unreachable: " + (
+                    why[len(prefix):] if why.startswith(prefix) else why)
             elif not result.ok:
                 servers[peer.server_id] = "error: %s" % result.body.get("error")
             else:

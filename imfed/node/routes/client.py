@@ -8,6 +8,7 @@ mounted under ``/api/v1/groups``.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from urllib.parse import quote
 
 import attrs
@@ -18,7 +19,7 @@ from ... import openapi
 from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
                     read_json, send_file)
 from ...wire import fields
-from ...wire.errors import Style, ok_body
+from ...wire.errors import NotFound, Style, ok_body
 from ...wire.messages import user_id
 from ..directory import Directory
 from ..handlers.events import EventsHandler
@@ -84,6 +85,16 @@ class ClientRoutes(Endpoints):
             request.postpath = [b""]
         return self.groups.resource()
 
+    # -- the web client (imfed/webclient, docs/webclient.md) --
+
+    @app.route("/", methods=["GET"])
+    def web_client(self, request):
+        return _static(request, "index.html")
+
+    @app.route("/static/<name>", methods=["GET"])
+    def web_client_file(self, request, name):
+        return _static(request, name)
+
     @app.route(V1 + "openapi.json", methods=["GET"])
     @endpoint(raw=True)
     def openapi(self, request):
@@ -118,7 +129,12 @@ class ClientRoutes(Endpoints):
     @app.route(V1 + "me", methods=["GET"])
     @endpoint(SESSION)
     async def me(self, request, user):
-        return ok_body(self.style, userInfo=user.info(), verifyType=user.verify_type)
+        """The user, the settings a client needs, and the seq of the user's newest event (a
+        fresh client reads conversations as they are and asks for events after it)."""
+        return ok_body(self.style, userInfo=user.info(), verifyType=user.verify_type,
+                       lastEventSeq=await self.h.events.last(user.user_id),
+                       settings={"recallWindowSeconds": self.h.messages.window_ms // 1000,
+                                 "maxFileBytes": self.max_file_bytes})
 
     # -- users --
 
@@ -269,6 +285,30 @@ class ClientRoutes(Endpoints):
                               % (seq, kind.encode(), payload.encode("utf-8")))
             since = rows[-1][0]
         return b""
+
+
+_STATIC_TYPES = {"index.html": b"text/html;charset=utf-8",
+                 "app.js": b"text/javascript;charset=utf-8",
+                 "app.css": b"text/css;charset=utf-8"}
+CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+       b"img-src 'self' blob:; media-src 'self' blob:; form-action 'self'; base-uri 'none'; "
+       b"frame-ancestors 'none'")
+"""No inline script, nothing from another origin, no framing (docs/webclient.md)."""
+
+
+def _static(request, name: str) -> bytes:
+    """A file of the web client, served with its security headers; 404 for anything else."""
+    kind = _STATIC_TYPES.get(name)
+    if kind is None:
+        raise NotFound("no such file", "no_such_path")
+    body = resources.files("imfed").joinpath("webclient", name).read_bytes()
+    for header, value in ((b"content-type", kind), (b"content-security-policy", CSP),
+                          (b"x-content-type-options", b"nosniff"),
+                          (b"referrer-policy", b"no-referrer"),
+                          (b"x-frame-options", b"DENY"),
+                          (b"cache-control", b"no-cache")):
+        request.setHeader(header, value)
+    return body
 
 
 def _OPENAPI(cache=[]) -> bytes:
