@@ -80,8 +80,9 @@ class DevFederation(InOrder):
             self._start(node_config)
         for node_config in self.config.dev_nodes:
             c = node_config
-            log.info("{id}: client API http://{listen}/api/v1/  demo users: {users} "
-                     "(password {pw})", id=c.server_id, listen=c.client_listen,
+            log.info("{id}: web client http://{listen}/  client API http://{listen}/api/v1/  "
+                     "demo users: {users} (password {pw})", id=c.server_id,
+                     listen=c.client_listen,
                      users=", ".join("%s@%s" % (p, c.server_id)
                                      for p, _ in DEMO_USERS.get(c.server_id, [])),
                      pw=DEMO_PASSWORD)

@@ -218,6 +218,7 @@ async def test_embedded_default_is_a_small_federation(tmp_path):
         else:
             assert "joined" not in out  # the certificates from the first start are used
         assert "client API http://127.0.0.1:%d/api/v1/" % (9080 + offset) in out
+        assert "web client http://127.0.0.1:%d/" % (9080 + offset) in out
         assert "health and metrics on http://127.0.0.1:%d/health" % (9100 + offset) in out
         assert "Starting factory" not in out  # no noise per connection
 

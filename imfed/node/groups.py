@@ -262,7 +262,7 @@ def answer_invitation(cur, invitation_id: str, user: users.User, agree: bool, se
                     ("accepted" if agree else "refused", invitation_id))
         enqueue(cur, server_of(group_id), lane(group_id), "invite_grprep",
                 {"groupID": group_id, "ownerID": user.user_id,
-                 "respResult": Answer.of(agree)}, now_ms)
+                 "respResult": Answer.of(agree), "userInfo": user.info()}, now_ms)
     return group_id
 
 

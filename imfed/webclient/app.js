@@ -142,6 +142,7 @@ function fetchFile(fileID, onProgress) {
 
 function renderSignIn(error) {
   const app = $("#app");
+  const typed = $("#login") ? $("#login").value : "";
   app.replaceChildren(h("main", { class: "signin" },
     h("h1", {}, "imfed"),
     h("form", { id: "signin", onsubmit: async (e) => {
@@ -153,14 +154,15 @@ function renderSignIn(error) {
       } catch (err) { renderSignIn(err.status === 401 ? t("badLogin") : err.message); }
     } },
       h("label", { for: "login" }, t("login")),
-      h("input", { id: "login", name: "login", autocomplete: "username", required: true }),
+      h("input", { id: "login", name: "login", autocomplete: "username", required: true,
+                   value: typed }),
       h("label", { for: "password" }, t("password")),
       h("input", { id: "password", name: "password", type: "password",
                    autocomplete: "current-password", required: true }),
       error ? h("p", { class: "error", role: "alert" }, error) : null,
       h("button", { class: "primary", type: "submit" }, t("signIn"))),
     languageSwitch()));
-  $("#login").focus();
+  (typed ? $("#password") : $("#login")).focus();
 }
 
 function languageSwitch() {
@@ -235,7 +237,8 @@ function render() {
       h("h1", {}, "imfed"),
       h("nav", { class: "tabs", role: "tablist" }, ...["chats", "contacts", "groups"].map((tab) =>
         h("button", { role: "tab", id: "tab-" + tab, "aria-selected": String(state.tab === tab),
-                      onclick: () => { state.tab = tab; state.open = null; render(); } },
+                      onclick: () => { state.tab = tab; state.open = null; state.openGroup = null;
+                                       render(); } },
           t(tab), tab === "chats" ? h("span", { id: "unread-total", class: "badge hidden" }) : null))),
       h("span", { id: "live", class: "status" + (state.live ? "" : " down") },
         state.live ? t("connected") : t("reconnecting")),
@@ -261,7 +264,8 @@ function renderChats() {
         state.unread.get(c.key) ? h("span", { class: "badge" }, String(state.unread.get(c.key))) : null),
       h("div", { class: "preview" }, c.last))))
     : h("p", { class: "empty" }, t("noChats")));
-  if (state.open) renderChat(); else $("#main").replaceChildren(h("p", { class: "empty" }, t("pick")));
+  if (state.open) renderChat();
+  else if (!$("#main .empty")) $("#main").replaceChildren(h("p", { class: "empty" }, t("pick")));
 }
 
 async function openConv(key) {
@@ -346,14 +350,27 @@ function size(n) {
   return n + " B";
 }
 
+function messageNodes(conv) {
+  const box = state.messages.get(conv.key) || { items: [] };
+  return [box.nextBefore ? h("button", { class: "older", onclick: () => loadOlder(conv.key) }, t("older")) : null,
+          ...box.items.map((m) => renderMessage(conv, m))].filter(Boolean);
+}
+
 function renderChat() {
   const conv = state.convs.get(state.open);
   if (!conv) return;
-  const box = state.messages.get(conv.key) || { items: [] };
+  const shown = $("#main .chat");
+  if (shown && shown.dataset.key === conv.key) {
+    // The same conversation: new messages in, what is being typed left alone.
+    const list = $("#messages");
+    const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+    list.replaceChildren(...messageNodes(conv));
+    if (atEnd) list.scrollTop = list.scrollHeight;
+    return;
+  }
   const list = h("div", { class: "messages", id: "messages", role: "log", "aria-label": conv.title,
     onscroll: (e) => { if (e.target.scrollTop === 0) loadOlder(conv.key); } },
-    box.nextBefore ? h("button", { class: "older", onclick: () => loadOlder(conv.key) }, t("older")) : null,
-    ...box.items.map((m) => renderMessage(conv, m)));
+    ...messageNodes(conv));
   const progress = h("progress", { max: "1", value: "0", class: "hidden", id: "upload-progress" });
   const text = h("textarea", { id: "compose", "aria-label": t("message"), placeholder: t("message"),
     onkeydown: (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); send(); } } });
@@ -379,7 +396,7 @@ function renderChat() {
   if (conv.kind === "g")
     head.append(h("button", { id: "group-settings", onclick: () => showGroup(conv.id) }, t("members")));
   const recorder = voiceButton(conv);
-  $("#main").replaceChildren(h("section", { class: "chat" }, head, list,
+  $("#main").replaceChildren(h("section", { class: "chat", "data-key": conv.key }, head, list,
     h("div", { class: "compose" }, text,
       h("button", { class: "primary", id: "send", onclick: send }, t("send")),
       h("label", { class: "muted", for: "attach" }, t("attach")), fileInput, recorder, progress)));
@@ -427,40 +444,36 @@ function addMessage(key, m) {
   if (box && !box.items.some((x) => msgId(x) === msgId(m))) box.items.push(m);
   const conv = state.convs.get(key);
   if (conv) { conv.last = preview(m.messageInfo); conv.time = Date.now(); }
-  if (state.open === key && state.tab === "chats") renderChat();
-  if (state.tab === "chats") renderChatsListOnly();
+  if (state.tab === "chats") renderChats();
 }
 
 function renderChatsListOnly() {
-  const open = state.open;
-  const scroller = $("#messages"), top = scroller ? scroller.scrollTop : 0;
-  const atEnd = scroller ? scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 4 : true;
   renderChats();
-  const after = $("#messages");
-  if (after && open) after.scrollTop = atEnd ? after.scrollHeight : top;
 }
 
 // -- events: long poll, resumed from the last seq, reconnecting by itself --
 
 async function poll() {
-  let delay = 500;
+  // The first ask (and the first after a failure) does not wait: the page knows at once
+  // that it is live again; then each ask waits up to 25 s for the next event.
+  let delay = 500, wait = 0;
   while (state.token) {
     const controller = new AbortController();
     state.polling = controller;
     try {
       const url = new URL("/api/v1/events", location.origin);
-      url.searchParams.set("since", state.since); url.searchParams.set("wait", "25");
+      url.searchParams.set("since", state.since); url.searchParams.set("wait", String(wait));
       const response = await fetch(url, { headers: { Authorization: "Bearer " + state.token },
                                           signal: controller.signal, credentials: "omit" });
       if (response.status === 401) { signedOut(); return; }
       if (!response.ok) throw new Error("HTTP " + response.status);
       const r = await response.json();
-      setLive(true); delay = 500;
+      setLive(true); delay = 500; wait = 25;
       for (const ev of r.events) handle(ev);
       state.since = r.last;
     } catch (e) {
       if (controller.signal.aborted) return;
-      setLive(false);
+      setLive(false); wait = 0;
       await new Promise((ok) => setTimeout(ok, delay));
       delay = Math.min(delay * 2, 5000);
     }
@@ -498,12 +511,15 @@ function handle(ev) {
       state.unread.set(key, (state.unread.get(key) || 0) + 1);
     addMessage(key, d);
   } else if (ev.type === "delivery" || ev.type === "recall") {
-    for (const box of state.messages.values())
-      for (const m of box.items)
-        if (msgId(m) === d.messageID) {
-          if (ev.type === "recall") m.recalled = true;
-          else { m.state = d.state; m.error = d.error; }
-        }
+    for (const [key, box] of state.messages)
+      box.items.forEach((m, i) => {
+        if (msgId(m) !== d.messageID) return;
+        if (ev.type === "recall") {
+          m.recalled = true;
+          const conv = state.convs.get(key);
+          if (conv && i === box.items.length - 1) conv.last = t("recalled");
+        } else { m.state = d.state; m.error = d.error; }
+      });
     if (state.tab === "chats") renderChatsListOnly();
   } else if (ev.type === "group_joined" || ev.type === "group_notify" || ev.type === "group_invitation") {
     const g = d.groupInfo || {};
@@ -609,15 +625,21 @@ async function renderGroups() {
       ...g.groups.map((e) => h("li", { tabindex: "0", "data-group": e.groupInfo.groupID,
         onclick: () => showGroup(e.groupInfo.groupID) },
         h("div", { class: "title" }, e.groupInfo.groupName),
-        h("div", { class: "muted" }, e.groupInfo.groupMemberNum + " · " + roleName(e.userType))))))));
-  if (!state.openGroup) $("#main").replaceChildren(h("p", { class: "empty" }, t("pick")));
+        h("div", { class: "muted" }, e.groupInfo.groupMemberNum + " " + t("members") + " · " +
+          roleName(e.userType))))))));
+  if (state.openGroup) showGroup(state.openGroup);
+  else $("#main").replaceChildren(h("p", { class: "empty" }, t("pick")));
 }
+
+function serverOf(id) { return id.slice(id.lastIndexOf("@") + 1); }
 
 function roleName(type) { return type === 3 ? t("owner") : type === 2 ? t("admin") : t("member"); }
 
 async function showGroup(groupID) {
-  state.tab = "groups"; state.openGroup = groupID;
-  if (!$("#group-list")) { render(); }
+  if (state.tab !== "groups" || !$("#group-list")) {
+    state.tab = "groups"; state.openGroup = groupID; render(); return;  // renderGroups shows it
+  }
+  state.openGroup = groupID;
   let g;
   try { g = await api("GET", "groups/" + encodeURIComponent(groupID)); }
   catch (e) { $("#main").replaceChildren(h("p", { class: "error" }, e.message)); return; }
@@ -644,10 +666,12 @@ async function showGroup(groupID) {
       const li = h("li", { "data-user": uid }, h("span", {}, (m.userInfo.name || uid) + " "),
         h("span", { class: "muted role" }, uid + " · " + roleName(m.userType)));
       if (myRole === 3 && uid !== state.me.userID) {
-        li.append(h("button", { class: "admin", onclick: act(() => api("POST", base + "/admins", { userID: uid, admin: m.userType !== 2 })) },
-                    m.userType === 2 ? t("unmakeAdmin") : t("makeAdmin")),
-                  h("button", { class: "transfer", onclick: act(() => api("POST", base + "/transfer", { userID: uid })) }, t("transfer")),
-                  h("button", { class: "danger remove", onclick: act(() => api("POST", base + "/remove", { delateMembers: [uid] })) }, t("remove")));
+        // Admins and owners are users of the group's server (the standard's §6.4.2.1).
+        if (serverOf(uid) === serverOf(groupID))
+          li.append(h("button", { class: "admin", onclick: act(() => api("POST", base + "/admins", { userID: uid, admin: m.userType !== 2 })) },
+                      m.userType === 2 ? t("unmakeAdmin") : t("makeAdmin")),
+                    h("button", { class: "transfer", onclick: act(() => api("POST", base + "/transfer", { userID: uid })) }, t("transfer")));
+        li.append(h("button", { class: "danger remove", onclick: act(() => api("POST", base + "/remove", { delateMembers: [uid] })) }, t("remove")));
       }
       return li;
     })),
