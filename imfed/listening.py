@@ -199,9 +199,10 @@ def _peer_host(transport) -> str:
 def access_line(timestamp, request) -> str:
     """``<address> <who> "<method> <path> <protocol>" <status> <bytes> <ms>ms``: the caller's
     serverId or user ID and the time from the request's first line to its answer."""
-    line = b"%s %s %s" % (request.method, request.uri, request.clientproto)
-    text = line.decode("latin-1").replace("\\", "\\\\").replace('"', '\\"')
-    text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) for c in text)
+    text = (b"%s %s %s" % (request.method, request.uri, request.clientproto)).decode("latin-1")
+    if not text.isprintable() or '"' in text or "\\" in text:  # rare: escaped, one by one
+        text = "".join(c if c.isprintable() and c not in '"\\' else "\\x%02x" % ord(c)
+                       for c in text)
     ms = (time.monotonic() - getattr(request, "started", time.monotonic())) * 1000
     return '%s %s "%s" %d %s %.1fms' % (
         _peer_host(request.transport) if request.transport else "-",

@@ -339,3 +339,31 @@ def test_a_search_merges_each_servers_answer_and_says_who_did_not_answer(node):
     found, servers = done(handler.search("Alice"))
     assert [u["userID"] for u in found] == ["100@node-a"]
     assert servers["node-b"] == "unreachable: connection refused"  # not "node-b unreachable"
+
+
+# -- sessions --
+
+def test_a_session_is_remembered_a_second_and_ended_at_once_here(node):
+    from imfed.node.handlers.sessions import REMEMBER_SECONDS, Sessions
+    from imfed.wire.errors import Unauthorized
+
+    alice = node.user("100", "Alice")
+    sessions = Sessions(node.store, "node-a", session_seconds=3600, max_failures=10,
+                        window_seconds=900)
+    token = done(node.store.run(users.new_session, alice.user_id, node.store.now_ms(),
+                                3600_000))
+    assert done(sessions.user(token)).user_id == alice.user_id
+    # Ended by another process (the CLI, straight in the store): known for at most a second.
+    node.db.conn.execute("DELETE FROM sessions")
+    node.db.conn.commit()
+    assert done(sessions.user(token)).user_id == alice.user_id
+    node.clock.advance(REMEMBER_SECONDS + 0.01)
+    with pytest.raises(Unauthorized):
+        done(sessions.user(token))
+    # Ended here: at once.
+    token = done(node.store.run(users.new_session, alice.user_id, node.store.now_ms(),
+                                3600_000))
+    assert done(sessions.user(token)).user_id == alice.user_id
+    done(sessions.logout(token))
+    with pytest.raises(Unauthorized):
+        done(sessions.user(token))

@@ -271,6 +271,7 @@ async def test_user_commands_and_history_paging(pair):
     # The phone number alone names a user of this node.
     code, out = await imfed(a, "user", "passwd", "13500000009", "--password", "second-pw")
     assert code == 0 and "13500000009@node-a" in out, out
+    await _expire(a)  # a session the daemon knew is asked about again after a second
     status, _ = await wang.call("GET", "me")
     assert status == 401  # a new password ends the sessions
     wang = await ApiClient(a, "13500000009", "second-pw").login()
@@ -300,5 +301,6 @@ async def test_user_commands_and_history_paging(pair):
 
     code, out = await imfed(a, "user", "del", "13500000009@node-a")
     assert code == 0, out
+    await _expire(a)  # the daemon asks the store about a session it knows within a second
     status, _ = await wang.call("GET", "me")
     assert status == 401

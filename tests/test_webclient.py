@@ -162,6 +162,8 @@ def test_friends_across_servers_then_chat_both_ways(browser, federation):
     shot(bob, "contacts-pending-request")
     bob.click("#incoming li.request button.accept")
     bob.wait_for_selector("#friends li.friend:has-text('%s@node-a')" % ALICE)
+    bob.click("#friends li.friend button.show-profile")  # asked of node-a
+    assert "Alice Demo" in bob.wait_for_selector("#friends .profile").inner_text()
     bob.click("#friends li.friend button.chat-with")
     send_text(bob, "hello Alice, from node-b")
     alice.click("#tab-chats")
@@ -285,6 +287,14 @@ def test_a_group_across_both_servers(browser, federation):
     alice.wait_for_selector("#members li[data-user='%s@node-b']" % CAROL, state="detached")
     assert alice.query_selector("#members li[data-user='%s@node-b']" % BOB) is not None
     assert "owner" in alice.inner_text("#members li[data-user='%s@node-a']" % ALICE)
+    # Admins are users of the master: no "Make admin" for Bob, who is on node-b.
+    assert alice.query_selector("#members li[data-user='%s@node-b'] button.admin" % BOB) is None
+    alice.uncheck("#is-allow")
+    alice.wait_for_selector("#is-allow:not(:checked)")
+    gset = alice.evaluate("""async (id) => (await (await fetch("/api/v1/groups/" + id,
+        {headers: {Authorization: "Bearer " + localStorage.getItem("imfed.token")}})).json()).gset""",
+                          alice.get_attribute("#group-list li", "data-group"))
+    assert gset == {"isAllow": 2, "isVisible": 1}
     shot(alice, "group-members")
     alice.click("#open-group-chat")
     send_text(alice, "welcome to the group")

@@ -18,7 +18,7 @@ from ..timers import Periodic
 from ..wire.errors import NotFound
 from ..wire.messages import host_port
 from ..wire.paths import GETSERVERCERT, SERVERS
-from ..wire.records import ServerStatus
+from ..wire.records import ServerInfo, ServerStatus
 
 __all__ = ["Peer", "Directory", "Refresher"]
 
@@ -216,11 +216,9 @@ class Refresher(Periodic):
         return len(updated)
 
     async def _entry(self, entry: dict) -> tuple[Peer, tuple]:
-        server_id = entry["serverId"]
-        status = ServerStatus(int(entry["status"]))
-        address = str(entry["serverAddress"])
-        name = str(entry.get("serverName", ""))
-        fingerprint = str(entry.get("certFingerprint", ""))
+        info = ServerInfo.from_wire(entry)
+        server_id, status, fingerprint = info.server_id, info.status, info.fingerprint
+        name, address = info.name, info.address
         known = self.directory.peers.get(server_id)
         cert = None
         if status != ServerStatus.DEREGISTERED:

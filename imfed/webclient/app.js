@@ -25,7 +25,7 @@ const STRINGS = {
     stop: "Stop", older: "Older messages", requestSent: "Request sent",
     profile: "Profile", sentRequest: "wants to be your friend", uploadFailed: "Upload failed",
     confirmDissolve: "Dissolve this group for everyone?", settings: "Settings",
-    membersInvite: "Members may invite",
+    membersInvite: "Members may invite", visible: "Found by search",
   },
   zh: {
     signIn: "登录", signOut: "退出", login: "手机号或用户ID", password: "密码",
@@ -45,7 +45,7 @@ const STRINGS = {
     language: "语言", voice: "录音", stop: "停止", older: "更早的消息",
     requestSent: "请求已发送", profile: "资料", sentRequest: "请求加你为好友",
     uploadFailed: "上传失败", confirmDissolve: "确定为所有人解散该群组？", settings: "设置",
-    membersInvite: "成员可邀请",
+    membersInvite: "成员可邀请", visible: "可被搜索",
   },
 };
 
@@ -571,7 +571,11 @@ async function renderContacts() {
     catch (e) { alert(e.message); }
     renderContacts();
   };
+  const me = state.me;
   main.replaceChildren(h("div", { class: "panel" },
+    h("section", { id: "profile" }, h("h2", {}, t("profile")),
+      h("div", { class: "title" }, me.name), h("div", { class: "muted" }, me.userID),
+      h("div", { class: "muted" }, me.phoneNumber)),
     h("section", { id: "incoming" }, h("h2", {}, t("incoming")), h("ul", { class: "list" },
       ...incoming.map((r) => h("li", { class: "request" },
         h("div", { class: "title" }, (r.fromInfo && r.fromInfo.name) || r.from),
@@ -585,12 +589,23 @@ async function renderContacts() {
         h("div", { class: "title" }, (f.userInfo && f.userInfo.name) || f.userID),
         h("div", { class: "muted" }, f.userID),
         h("div", { class: "row" },
+          h("button", { class: "show-profile", onclick: (ev) => showProfile(f.userID, ev.target) },
+            t("profile")),
           h("button", { class: "chat-with", onclick: () => {
             touch(convKey("u", f.userID), "u", f.userID, f.userID, null, Date.now());
             openConv(convKey("u", f.userID)); } }, t("chat")),
           h("button", { class: "danger", onclick: async () => {
             try { await api("POST", "friends/delete", { userID: f.userID }); } catch (e) { alert(e.message); }
             renderContacts(); } }, t("remove")))))))));
+}
+
+async function showProfile(userID, near) {
+  try {
+    const r = await api("GET", "users/info", undefined, { userID });
+    const info = r.userInfo || {};
+    near.replaceWith(h("span", { class: "muted profile" },
+      [info.name, info.phoneNumber, info.remark].filter(Boolean).join(" · ")));
+  } catch (e) { alert(e.message); }
 }
 
 // -- groups --
@@ -655,6 +670,15 @@ async function showGroup(groupID) {
       act(() => api("POST", base + "/info", { groupInfo: { groupName: $("#new-name").value } }))(); } },
       h("label", { for: "new-name" }, t("rename")), h("input", { id: "new-name", value: g.groupInfo.groupName }),
       h("button", { type: "submit" }, t("rename"))) : null,
+    myRole >= 2 ? h("div", { class: "row", id: "settings" },
+      h("input", { type: "checkbox", id: "is-allow", checked: g.gset && g.gset.isAllow === 1,
+                   onchange: (e) => act(() => api("POST", base + "/info",
+                     { gset: { isAllow: e.target.checked ? 1 : 2 } }))() }),
+      h("label", { for: "is-allow" }, t("membersInvite")),
+      h("input", { type: "checkbox", id: "is-visible", checked: g.gset && g.gset.isVisible === 1,
+                   onchange: (e) => act(() => api("POST", base + "/info",
+                     { gset: { isVisible: e.target.checked ? 1 : 2 } }))() }),
+      h("label", { for: "is-visible" }, t("visible"))) : null,
     h("form", { class: "row", id: "invite", onsubmit: (e) => { e.preventDefault();
       const ids = $("#invite-ids").value.split(/[,\s]+/).filter(Boolean);
       act(() => api("POST", base + "/invite", { userIDs: ids }))(); } },

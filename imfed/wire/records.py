@@ -11,7 +11,7 @@ from enum import IntEnum
 import attrs
 
 __all__ = ["ChatType", "Answer", "OperType", "UserType", "VerifyType", "Setting",
-           "ServerStatus", "UserInfo", "GroupInfo", "GroupSettings"]
+           "ServerStatus", "UserInfo", "GroupInfo", "GroupSettings", "ServerInfo"]
 
 
 class ChatType(IntEnum):
@@ -103,6 +103,28 @@ class UserInfo:
             out["updateTime"] = self.update_time
         out["userID"] = self.user_id
         return out
+
+
+@attrs.frozen
+class ServerInfo:
+    """A directory entry (§6.3.1): what the management server says of a member."""
+    server_id: str
+    name: str
+    address: str
+    status: ServerStatus
+    fingerprint: str
+
+    @classmethod
+    def from_wire(cls, entry) -> "ServerInfo":
+        """KeyError, TypeError or ValueError for an entry that is not one."""
+        return cls(str(entry["serverId"]), str(entry.get("serverName", "")),
+                   str(entry["serverAddress"]), ServerStatus(int(entry["status"])),
+                   str(entry.get("certFingerprint", "")))
+
+    def to_wire(self) -> dict:
+        return {"serverId": self.server_id, "serverName": self.name,
+                "serverAddress": self.address, "status": int(self.status),
+                "certFingerprint": self.fingerprint}
 
 
 @attrs.frozen

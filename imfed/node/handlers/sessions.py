@@ -10,7 +10,13 @@ from ...wire.errors import TooMany, Unauthorized
 from .. import users
 from ..unit import NodeStore
 
-__all__ = ["Sessions"]
+__all__ = ["Sessions", "REMEMBER_SECONDS"]
+
+REMEMBER_SECONDS = 1.0
+"""A session found in the store is taken on trust this long without asking again (a store
+lookup saved on most requests of a busy client); a session ended here stops working at once,
+one ended by another process (`imfed user del/passwd`) within this second, as the access
+rules changed by `imfed acl` do."""
 
 
 class Sessions:
@@ -18,6 +24,7 @@ class Sessions:
                  max_failures: int, window_seconds: float) -> None:
         self.store = store
         self.failures = LOGIN_FAILURES.labels(server_id)
+        self._known: dict[str, tuple[float, users.User]] = {}
         self.lifetime_ms = int(session_seconds * 1000)
         self.login_throttle = Throttle(store.clock, max_failures, window_seconds)
         self.source_throttle = Throttle(store.clock, 5 * max_failures, window_seconds)
@@ -52,13 +59,25 @@ class Sessions:
         """The user of a session token; 401 without one, or for one unknown or expired."""
         if not token:
             raise Unauthorized("log in first: Authorization: Bearer <token>", "no_session")
+        now = self.store.clock.seconds()
+        known = self._known.get(token)
+        if known is not None and known[0] > now:
+            return known[1]
         user = await self.store.run(users.session_user, token, self.store.now_ms())
         if user is None:
+            self._known.pop(token, None)
             raise Unauthorized("the session is unknown or has expired", "no_session")
+        if len(self._known) >= 10000:
+            self._known.clear()
+        self._known[token] = (now + REMEMBER_SECONDS, user)
         return user
 
     async def logout(self, token: str) -> None:
+        self._known.pop(token, None)
         await self.store.run(users.end_session, token)
 
     async def logout_all(self, user: users.User) -> int:
+        for token, (_, known) in list(self._known.items()):
+            if known.user_id == user.user_id:
+                del self._known[token]
         return await self.store.run(users.end_sessions, user.user_id)
