@@ -15,8 +15,20 @@ from klein import Klein
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import REGISTRY
+from .storage import days_left, writable
 
-__all__ = ["OperatorApi"]
+__all__ = ["OperatorApi", "store_and_certificates"]
+
+
+async def store_and_certificates(db, clock, certificates: dict) -> tuple[bool, dict]:
+    """The checks every role makes: its store writable in time, and each of its certificates
+    ({name: certificate}) with days left.  (ok, what was found)."""
+    checks = {"database": await writable(db, clock)}
+    ok = checks["database"] == "writable"
+    for name, cert in certificates.items():
+        checks[name] = round(days_left(cert, clock), 1)
+        ok = ok and checks[name] > 0
+    return ok, checks
 
 
 class OperatorApi:

@@ -13,7 +13,8 @@ from ..crypto.sm2 import generate_private_key, load_private_key_pem
 from ..listening import tls_listener
 from ..peer import PeerClient
 from ..metrics import APPLICATIONS, CERTIFICATE_EXPIRY, NOTIFY_DEPTH
-from ..storage import Database, days_left, writable
+from ..operations import store_and_certificates
+from ..storage import Database, days_left
 from ..throttle import Throttle
 from ..timers import Periodic
 from ..wire.errors import Style
@@ -100,12 +101,8 @@ class ManagementRole:
 
     async def health(self) -> tuple[bool, dict]:
         """(can this management server work, what each check found), for /health."""
-        checks = {"database": await writable(self.db, self.clock)}
-        ok = checks["database"] == "writable"
-        for name, cert in (("certificateDaysLeft", self.identity.certificate),
-                           ("caDaysLeft", self.ca.cert)):
-            checks[name] = round(days_left(cert, self.clock), 1)
-            ok = ok and checks[name] > 0
+        ok, checks = await store_and_certificates(self.db, self.clock, {
+            "certificateDaysLeft": self.identity.certificate, "caDaysLeft": self.ca.cert})
         checks["pendingApplications"] = await self.db.runInteraction(store.pending_count)
         return ok, checks
 

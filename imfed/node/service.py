@@ -15,7 +15,8 @@ from ..crypto.sm2 import load_private_key_pem
 from ..listening import Listener, http_site, tls_listener
 from ..peer import PeerClient
 from ..metrics import CERTIFICATE_EXPIRY, DIRECTORY_OK
-from ..storage import Database, days_left, writable
+from ..operations import store_and_certificates
+from ..storage import Database, days_left
 from ..wire.errors import Style
 from . import files, friends, groups, messages
 from .acl import AccessControl
@@ -141,11 +142,8 @@ class NodeRole:
 
     async def health(self) -> tuple[bool, dict]:
         """(can this node work, what each check found), for /health."""
-        checks = {"database": await writable(self.db, self.clock)}
-        ok = checks["database"] == "writable"
-        left = days_left(self.identity.certificate, self.clock)
-        checks["certificateDaysLeft"] = round(left, 1)
-        ok = ok and left > 0
+        ok, checks = await store_and_certificates(
+            self.db, self.clock, {"certificateDaysLeft": self.identity.certificate})
         checks["management"] = self.refresher.state()
         checks["outboxDepth"] = await self.outbox.depth()
         return ok, checks
