@@ -155,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("imfed: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, or something unforeseen: one line, the rest on request
+        if os.environ.get("IMFED_DEBUG"):
+            raise
+        print("imfed: %s: %s (IMFED_DEBUG=1 shows where)" % (type(e).__name__, e),
+              file=sys.stderr)
+        return 1
     return 0
 
 
