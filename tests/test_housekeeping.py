@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
 from conftest import join_node, node_rows, node_write, signed_up
+from imfed.node.handlers.sessions import REMEMBER_SECONDS
 
 DAY_MS = 86400 * 1000
 
@@ -34,6 +37,8 @@ async def test_old_events_and_expired_sessions_go(management, tmp_path):
 
         assert node_rows(node, "SELECT seq FROM events ORDER BY seq") == recent
         assert node_rows(node, "SELECT user_id FROM sessions") == [("100@node-a",)]
+        # A session the daemon knows is asked about again after a second (REMEMBER_SECONDS).
+        await deferLater(reactor, REMEMBER_SECONDS + 0.1, lambda: None)
         status, _ = await bert.call("GET", "me")
         assert status == 401
         assert (await alice.ok("GET", "me"))["userInfo"]["userID"] == "100@node-a"
