@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from urllib.parse import urlsplit
 
@@ -244,6 +245,34 @@ def _log(table: dict) -> LogConfig:
 
 
 @attrs.frozen
+class BridgeConfig:
+    """``[bridge]``: an existing IM system that acts for its users through the client API
+    (docs/bridge.md)."""
+    token: str = attrs.field(repr=False)
+    users: str
+    """"all", or a regular expression the phone numbers of the system's users match."""
+
+    def owns(self, phone: str) -> bool:
+        return self.users == "all" or re.fullmatch(self.users, phone) is not None
+
+
+def _bridge(table: dict) -> BridgeConfig:
+    r = _Reader(table, "bridge.")
+    token = r.get("token", str)
+    if len(token) < 24 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigError(r.key("token"), "must be 24 or more printable ASCII characters, "
+                          "no spaces (e.g. from `openssl rand -hex 32`)")
+    users = r.get("users", str)
+    if users != "all":
+        try:
+            re.compile(users)
+        except re.error as e:
+            raise ConfigError(r.key("users"), "is not a regular expression: %s" % e) from None
+    r.done()
+    return BridgeConfig(token, users)
+
+
+@attrs.frozen
 class Config:
     data_dir: str
     management: ManagementConfig | None
@@ -254,6 +283,7 @@ class Config:
     # [metrics] listen: the operator listener (/health, /metrics), off unless set.
     metrics_listen: Listen | None = None
     log: LogConfig = LogConfig()
+    bridge: BridgeConfig | None = None
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.data_dir, *parts)
@@ -327,7 +357,7 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     top = _Reader(data, "")
     data_dir = top.get("data_dir", str)
     data_dir = os.path.abspath(os.path.join(base_dir, os.path.expanduser(data_dir)))
-    top.used.update({"management", "node", "metrics", "log"})
+    top.used.update({"management", "node", "metrics", "log", "bridge"})
     top.done()
     management = _section(data, "management")
     node = _section(data, "node")
@@ -345,6 +375,8 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         node=_node(node, data_dir) if node is not None else None,
         metrics_listen=metrics_listen,
         log=_log(_section(data, "log") or {}),
+        bridge=_bridge(_section(data, "bridge")) if _section(data, "bridge") is not None
+        else None,
     )
 
 

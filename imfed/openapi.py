@@ -95,6 +95,10 @@ CLIENT = {
                            answer=dict(userInfo=ref("UserInfo"), verifyType=I, lastEventSeq=I,
                                        settings=obj(recallWindowSeconds=I, maxFileBytes=I))),
     ("GET", "/"): op("The web client (docs/webclient.md)", raw="text/html"),
+    ("POST", V1 + "bridge/users"): op(
+        "The bridged system provisions one of its users (bridge token; docs/bridge.md)",
+        body=obj(("phoneNumber", "name"), phoneNumber=S, name=S, verifyType={"enum": [1, 2]}),
+        answer=dict(userInfo=ref("UserInfo"), created=B)),
     ("GET", "/static/{name}"): op("The web client's script and style sheet",
                                   raw="text/javascript"),
     ("GET", V1 + "openapi.json"): op("This description", raw="application/json"),
@@ -291,7 +295,9 @@ MANAGEMENT = {
 INTERFACES = {
     "client": ("imfed client API", CLIENT, {"code": {"enum": [0]}, "error": S},
                "A node's API for its own users: JSON over HTTP on client_listen, "
-               "Authorization: Bearer <token> after login (docs/client-api.md)."),
+               "Authorization: Bearer <token> after login (docs/client-api.md). A bridged "
+               "IM system calls the same operations with its bridge token and "
+               "?user_id=<the user it acts for> (docs/bridge.md)."),
     "federation": ("imfed interconnection interface", FEDERATION,
                    {"code": {"enum": [0, "0"]}, "error": S},
                    "Node to node, and management to node: mutual SM2 TLS, every request "

@@ -268,8 +268,10 @@ def free_port_offset(ports, tries: int = 200) -> int:
     raise RuntimeError("no free block of ports for %s" % (ports,))
 
 
-def node_config(data_dir: str, server_id: str, management, **settings):
-    """A node's config, also written to <data_dir>/imfed.toml for the CLI."""
+def node_config(data_dir: str, server_id: str, management, top: dict | None = None,
+                **settings):
+    """A node's config (``settings`` for its [node] table, ``top`` for other tables), also
+    written to <data_dir>/imfed.toml for the CLI."""
     port = free_port()
     section = {"server_id": server_id, "listen": "127.0.0.1:%d" % port,
                "client_listen": "127.0.0.1:%d" % free_port(),
@@ -278,15 +280,17 @@ def node_config(data_dir: str, server_id: str, management, **settings):
     section.update(settings)
     os.makedirs(data_dir, exist_ok=True)
     data = {"data_dir": data_dir, "node": section}
+    data.update(top or {})
     write_toml(data, os.path.join(data_dir, "imfed.toml"))
     return parse(data)
 
 
-async def join_node(management, folder: str, server_id: str, **settings) -> RunningNode:
+async def join_node(management, folder: str, server_id: str, top: dict | None = None,
+                    **settings) -> RunningNode:
     """A node joined through the real flow (pinned CA, apply, approval, install), started."""
     from imfed.devdefault import join_and_approve
 
-    config = node_config(folder, server_id, management, **settings)
+    config = node_config(folder, server_id, management, top, **settings)
     await join_and_approve(reactor, management.role, config.node, "test")
     return RunningNode(config).start()
 

@@ -236,6 +236,8 @@ def _metric(text: str, name: str, **labels) -> float:
 
 
 async def _health_and_metrics_move(url: str, alice, bob) -> None:
+    from twisted.internet.task import deferLater
+
     response = await treq.get(url + "health")
     health = json.loads(await treq.content(response))
     assert response.code == 200 and health["status"] == "ok", health
@@ -261,7 +263,13 @@ async def _health_and_metrics_move(url: str, alice, bob) -> None:
         assert status == 200
     await bob.wait_event("message", match=lambda m: m["messageInfo"]["content"]["message"]
                          == "counted 4")
-    after = await scrape()
+    delivered = dict(server="node-a", destination="node-b", result="sent")
+    for _ in range(100):  # A counts a delivery once B's signed answer is back: a moment after
+        after = await scrape()
+        if _metric(after, "imfed_deliveries_total", **delivered) >= \
+                _metric(before, "imfed_deliveries_total", **delivered) + 5:
+            break
+        await deferLater(reactor, 0.05, lambda: None)
     sent = dict(server="node-a", interface="client", endpoint="send", status="200")
     assert _metric(after, "imfed_requests_total", **sent) >= \
         _metric(before, "imfed_requests_total", **sent) + 5

@@ -23,6 +23,7 @@ from .acl import AccessControl
 from .directory import Directory, Refresher
 from .events import EventHub
 from .groupsync import GroupSync
+from .handlers.bridge import BridgeAccess
 from .handlers.events import EventsHandler
 from .handlers.files import FilesHandler
 from .handlers.friends import FriendsHandler
@@ -109,7 +110,9 @@ class NodeRole:
             files=file_handler,
             groups=GroupsHandler(self.store, reach, remote, file_handler, message_handler,
                                  self.group_sync, n.server_id),
-            events=EventsHandler(self.store))
+            events=EventsHandler(self.store),
+            bridge=BridgeAccess(self.store, config.bridge, n.server_id)
+            if config.bridge is not None else None)
 
         # The interfaces.
         self.api = FederationRoutes(directory=self.directory, refresher=self.refresher,

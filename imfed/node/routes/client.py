@@ -19,9 +19,10 @@ from ... import openapi
 from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
                     read_json, send_file)
 from ...wire import fields
-from ...wire.errors import NotFound, Style, ok_body
+from ...wire.errors import NotFound, Style, Unauthorized, ok_body
 from ...wire.messages import user_id
 from ..directory import Directory
+from ..handlers.bridge import BridgeAccess
 from ..handlers.events import EventsHandler
 from ..handlers.files import FilesHandler
 from ..handlers.friends import FriendsHandler
@@ -46,6 +47,7 @@ class Handlers:
     files: FilesHandler
     groups: GroupsHandler
     events: EventsHandler
+    bridge: BridgeAccess | None = None
 
 
 class ClientRoutes(Endpoints):
@@ -61,7 +63,7 @@ class ClientRoutes(Endpoints):
         self.h, self.directory = handlers, directory
         self.server_id = directory.server_id
         self.max_body, self.max_file_bytes = max_body, max_file_bytes
-        self.groups = GroupRoutes(handlers.groups, handlers.sessions, directory,
+        self.groups = GroupRoutes(handlers.groups, self.session_user, directory,
                                   max_body=max_body)
 
     def body_limit(self, method: bytes, path: bytes) -> int:
@@ -72,7 +74,12 @@ class ClientRoutes(Endpoints):
         return self.max_body
 
     async def session_user(self, request):
-        return await self.h.sessions.user(bearer(request))
+        """The user of a request: its session's, or, with the bridge token, the one named by
+        ``?user_id=`` (docs/bridge.md)."""
+        token = bearer(request)
+        if self.h.bridge is not None and self.h.bridge.presented(token):
+            return await self.h.bridge.act_as(query_arg(request, "user_id"))
+        return await self.h.sessions.user(token)
 
     def _user_id(self, value, field: str) -> str:
         return self.directory.canonical(user_id(value, field), field)
@@ -101,6 +108,22 @@ class ClientRoutes(Endpoints):
         """This API's OpenAPI 3.1 description (imfed/openapi.py; docs/openapi/)."""
         request.setHeader(b"content-type", JSON_TYPE)
         return _OPENAPI()
+
+    # -- the bridge (docs/bridge.md) --
+
+    @app.route(V1 + "bridge/users", methods=["POST"])
+    @endpoint()
+    async def bridge_provision(self, request):
+        """The bridged system makes one of its users known here (once; again is harmless)."""
+        if self.h.bridge is None or not self.h.bridge.presented(bearer(request)):
+            raise Unauthorized("the bridge token is required", "bad_bridge_token")
+        body = read_json(request, self.max_body)
+        phone = fields.text(body, "phoneNumber", max_len=64)
+        name = fields.text(body, "name", max_len=64)
+        verify_type = fields.optional_int(body, "verifyType", default=2, minimum=1, maximum=2)
+        user, made = await self.h.bridge.provision(phone, name, verify_type)
+        request.setResponseCode(201 if made else 200)
+        return ok_body(self.style, userInfo=user.info(), created=made)
 
     # -- session --
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from klein import Klein
 
-from ...web import SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg, \
-    read_json
+from ...web import SESSION, Endpoints, endpoint, install_errors, int_arg, query_arg, read_json
 from ...wire import fields
 from ...wire.errors import BadRequest, Style, ok_body
 from ...wire.messages import object_id, user_id
@@ -22,13 +21,14 @@ class GroupRoutes(Endpoints):
     style = Style.INTERCONNECT
     interface = "client"
 
-    def __init__(self, groups, sessions, directory: Directory, *, max_body: int) -> None:
-        self.groups, self.sessions, self.directory = groups, sessions, directory
+    def __init__(self, groups, session_user, directory: Directory, *, max_body: int) -> None:
+        """``session_user(request)``: the client API's (a session, or the bridge)."""
+        self.groups, self._session_user, self.directory = groups, session_user, directory
         self.server_id = directory.server_id
         self.max_body = max_body
 
     async def session_user(self, request):
-        return await self.sessions.user(bearer(request))
+        return await self._session_user(request)
 
     def _group(self, group_id) -> str:
         return self.directory.canonical(object_id(group_id, "groupID"), "groupID")

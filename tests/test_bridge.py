@@ -1,0 +1,194 @@
+"""The bridge (docs/bridge.md): an existing IM system acts for its users through the client
+API with its bridge token and ``?user_id=``, on real nodes: it provisions a user, sends as it
+across servers, reads its events, recalls, befriends, runs a group; a wrong token is 401, a
+user outside its namespace 403, and its users cannot log in with a password."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+import treq
+
+from conftest import ApiClient, add_user, join_node, signed_up, start_management
+from imfed.config import ConfigError, parse
+
+TOKEN = "b" * 40
+
+
+class Bridge:
+    """The bridged system, as its server code would call imfed."""
+
+    def __init__(self, node, token: str = TOKEN) -> None:
+        self.node, self.token = node, token
+
+    async def call(self, method: str, path: str, body=None, user_id: str | None = None,
+                   params=None):
+        params = dict(params or {})
+        if user_id is not None:
+            params["user_id"] = user_id
+        response = await treq.request(
+            method, self.node.client_url + path, params=params,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": ["Bearer " + self.token]})
+        return response.code, json.loads((await treq.content(response)).decode())
+
+    async def ok(self, method, path, body=None, user_id=None, params=None) -> dict:
+        status, answer = await self.call(method, path, body, user_id, params)
+        assert status in (200, 201) and answer["code"] == 0, (path, status, answer)
+        return answer
+
+
+@pytest.fixture
+def bridge_top():
+    return {"bridge": {"token": TOKEN, "users": r"86\d{11}"}}
+
+
+@pytest_twisted.async_yield_fixture
+async def bridged(tmp_path, bridge_top):
+    """Node A with a bridged system whose users are the phone numbers 86 + 11 digits; node B
+    plain."""
+    management = start_management(str(tmp_path / "m"))
+    a = await join_node(management, str(tmp_path / "a"), "node-a", top=bridge_top)
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    await a.role.refresher.refresh()
+    await b.role.refresher.refresh()
+    yield a, b
+    await a.stop()
+    await b.stop()
+    await management.service.stopService()
+
+
+LI = "8613800000001@node-a"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_system_acts_for_its_user_across_servers(bridged):
+    a, b = bridged
+    system = Bridge(a)
+    made = await system.ok("POST", "bridge/users", {"phoneNumber": "8613800000001",
+                                                    "name": "李雷"})
+    assert made["created"] is True and made["userInfo"]["userID"] == LI
+    again = await system.ok("POST", "bridge/users", {"phoneNumber": "8613800000001",
+                                                     "name": "李雷"})
+    assert again["created"] is False
+    me = await system.ok("GET", "me", user_id=LI)
+    assert me["userInfo"]["name"] == "李雷"
+    bob = await signed_up(b, "200", "Bob")
+    sent = await system.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                                "content": {"message": "from the bridge"}},
+                           user_id=LI)
+    mid = sent["message"]["messageInfo"]["messageID"]
+    got = await bob.wait_event("message")
+    assert got["messageInfo"]["senderID"] == LI
+    assert got["messageInfo"]["content"]["message"] == "from the bridge"
+    await bob.ok("POST", "messages", {"recvID": LI, "messageType": "text",
+                                      "content": {"message": "back to the bridge"}})
+    # The system reads its user's events like a client, by long poll.
+    seen = []
+    for _ in range(50):
+        answer = await system.ok("GET", "events", user_id=LI, params={"since": "0", "wait": "1"})
+        seen = [e["data"]["messageInfo"]["content"]["message"] for e in answer["events"]
+                if e["type"] == "message"]
+        if "back to the bridge" in seen:
+            break
+    assert "back to the bridge" in seen
+    await system.ok("POST", "messages/%s/recall" % mid, user_id=LI)
+    recall = await bob.wait_event("recall")
+    assert recall["messageID"] == mid
+
+
+@pytest_twisted.ensureDeferred
+async def test_friends_and_groups_through_the_bridge(bridged):
+    a, b = bridged
+    system = Bridge(a)
+    await system.ok("POST", "bridge/users", {"phoneNumber": "8613800000001", "name": "Li"})
+    bob = await signed_up(b, "200", "Bob")
+    request = await system.ok("POST", "friends/requests", {"userID": "200@node-b"},
+                              user_id=LI)
+    assert request["requestID"]
+    incoming = await bob.wait_event("friend_request")
+    assert incoming["from"] == LI
+    (pending,) = (await bob.ok("GET", "friends/requests"))["requests"]
+    await bob.ok("POST", "friends/requests/%s/answer" % pending["requestID"], {"agree": True})
+    for _ in range(100):
+        friends = (await system.ok("GET", "friends", user_id=LI))["friends"]
+        if friends:
+            break
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+        await deferLater(reactor, 0.05, lambda: None)
+    assert [f["userID"] for f in friends] == ["200@node-b"]
+    group = await system.ok("POST", "groups", {"groupName": "bridged"}, user_id=LI)
+    gid = group["groupInfo"]["groupID"]
+    await system.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["200@node-b"]}, user_id=LI)
+    invitation = await bob.wait_event("group_invitation")
+    await bob.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                 {"agree": True})
+    await bob.wait_event("group_joined")
+    await system.ok("POST", "groups/%s/messages" % gid, {"messageType": "text",
+                                                        "content": {"message": "hi group"}},
+                    user_id=LI)
+    said = await bob.wait_event("group_message")
+    assert said["messageInfo"]["content"]["message"] == "hi group"
+
+
+@pytest_twisted.ensureDeferred
+async def test_tokens_and_namespace_are_checked(bridged):
+    a, b = bridged
+    system = Bridge(a)
+    await system.ok("POST", "bridge/users", {"phoneNumber": "8613800000001", "name": "Li"})
+    add_user(a, "100", "Alice")  # a user of node-a's own, outside the system's namespace
+    wrong = Bridge(a, "c" * 40)
+    status, answer = await wrong.call("GET", "me", user_id=LI)
+    assert (status, answer["errcode"]) == (401, "no_session")
+    status, answer = await wrong.call("POST", "bridge/users", {"phoneNumber": "8613800000002",
+                                                               "name": "x"})
+    assert (status, answer["errcode"]) == (401, "bad_bridge_token")
+    status, answer = await system.call("GET", "me")
+    assert (status, answer["errcode"]) == (401, "no_user_id")
+    for user_id in ("100@node-a", "200@node-b"):
+        status, answer = await system.call("GET", "me", user_id=user_id)
+        assert (status, answer["errcode"]) == (403, "outside_namespace"), user_id
+    status, answer = await system.call("POST", "bridge/users", {"phoneNumber": "100",
+                                                                "name": "x"})
+    assert (status, answer["errcode"]) == (403, "outside_namespace")
+    status, answer = await system.call("GET", "me", user_id="8613800000009@node-a")
+    assert (status, answer["errcode"]) == (404, "unknown_user")
+    status, answer = await system.call("POST", "messages", {"recvID": "nobody",
+                                                            "messageType": "text"},
+                                       user_id=LI)
+    assert (status, answer["errcode"]) == (400, "bad_recvID")
+    # A bridged user has no password: nothing logs in as it.
+    status, answer = await ApiClient(a, "8613800000001", "!bridge").call(
+        "POST", "login", {"login": "8613800000001", "password": "!bridge"})
+    assert status == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_without_a_bridge_takes_no_bridge_token(tmp_path):
+    management = start_management(str(tmp_path / "m"))
+    a = await join_node(management, str(tmp_path / "a"), "node-a")
+    try:
+        status, answer = await Bridge(a).call("POST", "bridge/users",
+                                              {"phoneNumber": "8613800000001", "name": "x"})
+        assert (status, answer["errcode"]) == (401, "bad_bridge_token")
+        status, answer = await Bridge(a).call("GET", "me", user_id=LI)
+        assert (status, answer["errcode"]) == (401, "no_session")
+    finally:
+        await a.stop()
+        await management.service.stopService()
+
+
+@pytest.mark.parametrize("bridge, key", [
+    ({"token": "short", "users": "all"}, "bridge.token"),
+    ({"token": "x" * 30, "users": "(unclosed"}, "bridge.users"),
+    ({"users": "all"}, "bridge.token"),
+    ({"token": "x" * 30, "users": "all", "url": "https://x"}, "bridge.url"),
+])
+def test_bridge_config_mistakes_name_the_key(bridge, key):
+    with pytest.raises(ConfigError) as info:
+        parse({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                         "management_url": "https://m"}, "bridge": bridge})
+    assert info.value.key == key
