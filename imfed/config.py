@@ -251,6 +251,10 @@ class BridgeConfig:
     token: str = attrs.field(repr=False)
     users: str
     """"all", or a regular expression the phone numbers of the system's users match."""
+    url: str | None = None
+    """Where imfed pushes what happens to the system's users (None: the system polls)."""
+    push_token: str | None = attrs.field(default=None, repr=False)
+    """The HMAC-SHA256 key of the pushes."""
 
     def owns(self, phone: str) -> bool:
         return self.users == "all" or re.fullmatch(self.users, phone) is not None
@@ -268,8 +272,17 @@ def _bridge(table: dict) -> BridgeConfig:
             re.compile(users)
         except re.error as e:
             raise ConfigError(r.key("users"), "is not a regular expression: %s" % e) from None
+    url = r.get("url", str, None)
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(r.key("url"), "must be an http:// or https:// URL")
+    push_token = r.get("push_token", str, None)
+    if url is not None and (push_token is None or len(push_token) < 24):
+        raise ConfigError(r.key("push_token"), "is required with url: 24 or more characters, "
+                          "the key the pushes are signed with")
     r.done()
-    return BridgeConfig(token, users)
+    return BridgeConfig(token, users, url, push_token)
 
 
 @attrs.frozen

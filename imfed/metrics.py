@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OLDEST",
            "DELIVERIES", "RETRIES", "SM2_OPERATIONS", "CERTIFICATE_EXPIRY", "STREAM_CLIENTS",
-           "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK"]
+           "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
+           "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -59,3 +60,9 @@ NOTIFY_DEPTH = Gauge(
 NOTIFICATIONS = Counter(
     "imfed_notifications", "Change notifications sent, by node and result (sent, retry)",
     ["server", "node", "result"], registry=REGISTRY)
+BRIDGE_TRANSACTIONS = Counter(
+    "imfed_bridge_transactions", "Transactions pushed to a bridged system, by result (sent, "
+    "retry)", ["server", "result"], registry=REGISTRY)
+BRIDGE_BACKLOG = Gauge(
+    "imfed_bridge_backlog", "Events not yet handed to the bridged system", ["server"],
+    registry=REGISTRY)

@@ -185,10 +185,127 @@ async def test_a_node_without_a_bridge_takes_no_bridge_token(tmp_path):
     ({"token": "short", "users": "all"}, "bridge.token"),
     ({"token": "x" * 30, "users": "(unclosed"}, "bridge.users"),
     ({"users": "all"}, "bridge.token"),
-    ({"token": "x" * 30, "users": "all", "url": "https://x"}, "bridge.url"),
+    ({"token": "x" * 30, "users": "all", "url": "ftp://x"}, "bridge.url"),
+    ({"token": "x" * 30, "users": "all", "url": "https://x"}, "bridge.push_token"),
 ])
 def test_bridge_config_mistakes_name_the_key(bridge, key):
     with pytest.raises(ConfigError) as info:
         parse({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
                                          "management_url": "https://m"}, "bridge": bridge})
     assert info.value.key == key
+
+
+# -- pushes to the system, through the reference receiver (examples/bridge_receiver.py) --
+
+PUSH_KEY = "p" * 32
+
+
+@pytest_twisted.async_yield_fixture
+async def pushed(tmp_path):
+    """Node A bridged to a system whose receiver is examples/bridge_receiver.py on loopback;
+    node B plain.  Yields (a, b, receiver control)."""
+    from conftest import free_port
+
+    port = free_port()
+    out = str(tmp_path / "events.jsonl")
+    control = ReceiverControl(port, out)
+    control.start()
+    top = {"bridge": {"token": TOKEN, "users": r"86\d{11}",
+                      "url": "http://127.0.0.1:%d" % port, "push_token": PUSH_KEY}}
+    management = start_management(str(tmp_path / "m"))
+    a = await join_node(management, str(tmp_path / "a"), "node-a", top=top)
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    await a.role.refresher.refresh()
+    await b.role.refresher.refresh()
+    await Bridge(a).ok("POST", "bridge/users", {"phoneNumber": "8613800000001", "name": "Li"})
+    a.role.bridge_pusher.max_seconds = 1.0  # retries within a second here (60 s by default)
+    yield a, b, control
+    await a.stop()
+    await b.stop()
+    await management.service.stopService()
+    await control.stop()
+
+
+class ReceiverControl:
+    def __init__(self, port: int, out: str, key: str = PUSH_KEY) -> None:
+        self.port, self.out, self.key, self.listening = port, out, key, None
+
+    def start(self, key: str | None = None) -> None:
+        from twisted.internet import reactor
+        from twisted.web.server import Site
+
+        from examples.bridge_receiver import Receiver
+
+        self.listening = reactor.listenTCP(self.port, Site(Receiver(key or self.key, self.out)),
+                                           interface="127.0.0.1")
+
+    async def stop(self) -> None:
+        if self.listening is not None:
+            await self.listening.stopListening()
+            self.listening = None
+
+    def events(self) -> list[dict]:
+        import os
+
+        if not os.path.exists(self.out):
+            return []
+        with open(self.out, encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def texts(self) -> list[str]:
+        return [e["data"]["messageInfo"]["content"]["message"] for e in self.events()
+                if e["type"] == "message" and e["userID"] == LI]
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_happens_to_a_bridged_user_is_pushed_signed(pushed):
+    from conftest import wait_until
+
+    a, b, receiver = pushed
+    bob = await signed_up(b, "200", "Bob")
+    await bob.ok("POST", "messages", {"recvID": LI, "messageType": "text",
+                                      "content": {"message": "to the bridged system"}})
+    await wait_until(lambda: receiver.texts() == ["to the bridged system"], what="push")
+    await bob.ok("POST", "friends/requests", {"userID": LI})
+    await wait_until(lambda: any(e["type"] == "friend_request" for e in receiver.events()),
+                     what="friend request pushed")
+    assert all(e["userID"] == LI for e in receiver.events())  # only the system's users
+    seqs = [e["seq"] for e in receiver.events()]
+    assert seqs == sorted(set(seqs))  # in order, each once
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_system_that_is_down_loses_nothing(pushed):
+    from conftest import wait_until
+
+    a, b, receiver = pushed
+    bob = await signed_up(b, "200", "Bob")
+    await receiver.stop()
+    for i in range(3):
+        await bob.ok("POST", "messages", {"recvID": LI, "messageType": "text",
+                                          "content": {"message": "m%d" % i}})
+    await wait_until(lambda: a.role.bridge_pusher.failures >= 1, what="a failed push")
+    ok, checks = await a.role.health()
+    assert checks["bridge"]["backlog"] >= 3 and checks["bridge"]["error"]
+    receiver.start()
+    await wait_until(lambda: receiver.texts() == ["m0", "m1", "m2"], timeout=30,
+                     what="the backlog pushed after the system came back")
+    ok, checks = await a.role.health()
+    assert checks["bridge"]["backlog"] == 0 and checks["bridge"]["error"] == ""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_push_the_system_refuses_is_sent_again(pushed):
+    from conftest import wait_until
+
+    a, b, receiver = pushed
+    await receiver.stop()
+    receiver.start(key="w" * 32)  # the system checks against another key: 401 to every push
+    bob = await signed_up(b, "200", "Bob")
+    await bob.ok("POST", "messages", {"recvID": LI, "messageType": "text",
+                                      "content": {"message": "kept"}})
+    await wait_until(lambda: a.role.bridge_pusher.last_error == "HTTP 401", what="refusal")
+    assert receiver.texts() == []
+    await receiver.stop()
+    receiver.start()  # the right key
+    await wait_until(lambda: receiver.texts() == ["kept"], timeout=30, what="the resend")

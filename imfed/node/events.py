@@ -42,6 +42,7 @@ def last_seq(cur, user_id: str) -> int:
 class EventHub:
     def __init__(self) -> None:
         self._waiting: dict[str, list[Deferred]] = {}
+        self.listeners: list = []  # called with the user IDs of each poke (the bridge pusher)
 
     def wait(self, user_id: str) -> Deferred:
         d = Deferred(lambda d: self._forget(user_id, d))
@@ -58,3 +59,5 @@ class EventHub:
         for key in [u for u in user_ids if u in self._waiting]:
             for d in self._waiting.pop(key, []):
                 d.callback(None)
+        for listener in self.listeners:
+            listener(user_ids)

@@ -20,6 +20,7 @@ from ..storage import Database, days_left
 from ..wire.errors import Style
 from . import files, friends, groups, messages
 from .acl import AccessControl
+from .bridge_push import BridgePusher
 from .directory import Directory, Refresher
 from .events import EventHub
 from .groupsync import GroupSync
@@ -89,6 +90,10 @@ class NodeRole:
         self.refresher.listeners.append(self.outbox.wake)
         self.group_sync = GroupSync(store=self.store, remote=remote, reach=reach,
                                     seconds=n.group_sync_seconds)
+        self.bridge_pusher = None
+        if config.bridge is not None and config.bridge.url is not None:
+            self.bridge_pusher = BridgePusher(self.store, config.bridge, n.server_id)
+            self.hub.listeners.append(self.bridge_pusher.wake)
 
         # The handlers: every operation, whoever asks.
         self.file_dir = config.path("node", "files")
@@ -149,6 +154,9 @@ class NodeRole:
             self.db, self.clock, {"certificateDaysLeft": self.identity.certificate})
         checks["management"] = self.refresher.state()
         checks["outboxDepth"] = await self.outbox.depth()
+        if self.bridge_pusher is not None:
+            checks["bridge"] = {"backlog": await self.bridge_pusher.backlog(),
+                                "error": self.bridge_pusher.last_error}
         return ok, checks
 
     async def collect_metrics(self) -> None:
@@ -156,6 +164,8 @@ class NodeRole:
         CERTIFICATE_EXPIRY.labels(self.server_id).set(
             days_left(self.identity.certificate, self.clock) * 86400.0)
         DIRECTORY_OK.labels(self.server_id).set(1 if self.refresher.last_ok else 0)
+        if self.bridge_pusher is not None:
+            await self.bridge_pusher.backlog()
 
     def services(self, nonce_file: str) -> list:
         """The role's services, in start order (stopped in reverse): store, nonces,
@@ -171,9 +181,10 @@ class NodeRole:
         renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
         self.housekeeping = Housekeeping(self.db, self.clock, n.housekeeping_seconds,
                                          n.event_retention_days * 86400.0)
+        pushers = [self.bridge_pusher] if self.bridge_pusher is not None else []
         return [self.db, signing.NonceKeeper(self.verifier, nonce_file), federation,
-                self.refresher, self.outbox, self.group_sync, renewal, self.housekeeping,
-                client]
+                self.refresher, self.outbox, *pushers, self.group_sync, renewal,
+                self.housekeeping, client]
 
 
 def _identity(n) -> tuple[tls.TLSIdentity, "object"]:
