@@ -285,7 +285,7 @@ def test_a_group_across_both_servers(browser, federation):
     alice.wait_for_selector("#members li[data-user='%s@node-b']" % CAROL)
     alice.click("#members li[data-user='%s@node-b'] button.remove" % CAROL)
     alice.wait_for_selector("#members li[data-user='%s@node-b']" % CAROL, state="detached")
-    assert alice.query_selector("#members li[data-user='%s@node-b']" % BOB) is not None
+    alice.wait_for_selector("#members li[data-user='%s@node-b']" % BOB)
     assert "owner" in alice.inner_text("#members li[data-user='%s@node-a']" % ALICE)
     # Admins are users of the master: no "Make admin" for Bob, who is on node-b.
     assert alice.query_selector("#members li[data-user='%s@node-b'] button.admin" % BOB) is None

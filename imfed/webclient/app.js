@@ -527,7 +527,9 @@ function handle(ev) {
     if (ev.type !== "group_invitation" && id)
       touch(convKey("g", id), "g", id, g.groupName || d.groupName, null, Date.now());
     if (ev.type === "group_notify" && d.operType === 3) state.convs.delete(convKey("g", id));
-    if (state.tab !== "chats") render(); else renderChatsListOnly();
+    // Refreshed in place (what is shown stays until its new content is there).
+    if (state.tab === "groups") renderGroups();
+    else if (state.tab === "chats") renderChatsListOnly();
   } else if (ev.type.startsWith("friend_")) {
     if (ev.type === "friend_request") notifyUser(d.from, t("sentRequest"));
     if (state.tab === "contacts") renderContacts();
