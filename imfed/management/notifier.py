@@ -42,9 +42,6 @@ class Notifier(Periodic):
     def stopped(self):
         return self.client.close()
 
-    def backoff_ms(self, attempts: int) -> int:
-        return backoff_ms(attempts, self.initial_seconds, self.max_seconds)
-
     async def drain(self) -> int:
         """Send everything due now; answer how many deliveries were tried."""
         await self.registry.run(transaction(store.drop_inactive_notifications))
@@ -74,7 +71,8 @@ class Notifier(Periodic):
                 log.info("notified {target} of {changed}", target=target, changed=changed)
                 return
             attempts += 1
-            when = self.registry.now_ms() + self.backoff_ms(attempts)
+            when = self.registry.now_ms() + backoff_ms(attempts, self.initial_seconds,
+                                                       self.max_seconds)
             await self.registry.run(transaction(store.notification_failed), target, changed,
                                     version, attempts, when, error)
             log.warn("notifying {target} of {changed} failed ({error}); attempt {n}, retrying",

@@ -95,6 +95,14 @@ def depths(cur) -> list[tuple[str, int, int]]:
 
 
 @transaction
+def _finish(work, hooks, item: Item, state: str, error: str, now_ms: int) -> None:
+    """An item ended: it leaves the queue, and its kind's hooks run in the same transaction."""
+    work.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
+    for hook in hooks:
+        hook(work, item, state, error, now_ms)
+
+
+@transaction
 def _postpone(cur, seq: int, attempts: int, next_attempt: int, error: str) -> None:
     cur.execute("UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE seq = ?",
                 (attempts, next_attempt, error[:500], seq))
@@ -161,7 +169,7 @@ class Outbox(Periodic):
 
     async def _scan(self) -> None:
         self._wake_pending = False
-        heads = await self.store.db.runInteraction(_heads, self.now_ms())
+        heads = await self.store.read(_heads, self.now_ms())
         for key in heads:
             destination = key[0]
             if key in self._busy or sum(1 for d, _ in self._busy if d == destination) >= \
@@ -182,7 +190,7 @@ class Outbox(Periodic):
         batch: list[Item] = []
         while self.running:
             if not batch:
-                batch = await self.store.db.runInteraction(_next, destination, lane)
+                batch = await self.store.read(_next, destination, lane)
                 if not batch:
                     return
             item = batch.pop(0)
@@ -198,7 +206,8 @@ class Outbox(Periodic):
                 if final == FAILED:
                     log.warn("{kind} to {dest} failed for good: {error}", kind=item.kind,
                              dest=destination, error=error)
-                await self.store.run(self._finish, item, final, error, now)
+                await self.store.run(_finish, self._hooks.get(item.kind, ()), item, final,
+                                     error, now)
                 continue
             attempts = item.attempts + 1
             wait_ms = backoff_ms(attempts, self.initial_seconds, self.max_seconds)
@@ -206,15 +215,8 @@ class Outbox(Periodic):
             log.info("{kind} to {dest} not delivered ({error}); attempt {n}, next in {wait:.1f} s",
                      kind=item.kind, dest=destination, error=error, n=attempts,
                      wait=wait_ms / 1000)
-            await self.store.db.runInteraction(_postpone, item.seq, attempts, now + wait_ms,
-                                               error)
+            await self.store.run(_postpone, item.seq, attempts, now + wait_ms, error)
             return  # the rest of the batch waits behind its head
-
-    def _finish(self, work, item: Item, state: str, error: str, now_ms: int) -> None:
-        work.execute("BEGIN IMMEDIATE")
-        work.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
-        for hook in self._hooks.get(item.kind, ()):
-            hook(work, item, state, error, now_ms)
 
     async def _attempt(self, item: Item) -> tuple[str | None, str]:
         """(SENT | FAILED | None for retry, error text)."""

@@ -447,10 +447,6 @@ function addMessage(key, m) {
   if (state.tab === "chats") renderChats();
 }
 
-function renderChatsListOnly() {
-  renderChats();
-}
-
 // -- events: long poll, resumed from the last seq, reconnecting by itself --
 
 async function poll() {
@@ -520,7 +516,7 @@ function handle(ev) {
           if (conv && i === box.items.length - 1) conv.last = t("recalled");
         } else { m.state = d.state; m.error = d.error; }
       });
-    if (state.tab === "chats") renderChatsListOnly();
+    if (state.tab === "chats") renderChats();
   } else if (ev.type === "group_joined" || ev.type === "group_notify" || ev.type === "group_invitation") {
     const g = d.groupInfo || {};
     const id = d.groupID || g.groupID;
@@ -529,7 +525,7 @@ function handle(ev) {
     if (ev.type === "group_notify" && d.operType === 3) state.convs.delete(convKey("g", id));
     // Refreshed in place (what is shown stays until its new content is there).
     if (state.tab === "groups") renderGroups();
-    else if (state.tab === "chats") renderChatsListOnly();
+    else if (state.tab === "chats") renderChats();
   } else if (ev.type.startsWith("friend_")) {
     if (ev.type === "friend_request") notifyUser(d.from, t("sentRequest"));
     if (state.tab === "contacts") renderContacts();

@@ -147,10 +147,7 @@ class GroupsHandler:
 
     async def mastered(self, group_id: str) -> groups.Group:
         """A live group mastered here; 404 otherwise."""
-        g = await self.store.run(groups.get_group, group_id)
-        if g is None or not g.master or g.dissolved or server_of(group_id) != self.server_id:
-            raise NotFound("no group %s here" % group_id, "unknown_group")
-        return g
+        return await self.store.run(groups.master_group, group_id, self.server_id)
 
     async def require_member(self, g: groups.Group, uid: str) -> None:
         if await self.store.run(groups.member_type, g.group_id, uid) is None:

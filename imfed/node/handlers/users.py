@@ -7,7 +7,7 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 
 from ...peer import PeerError
 from ...wire.errors import NotFound, Unavailable
-from ...wire.messages import server_of, split_id
+from ...wire.messages import server_of
 from .. import friends, users
 from ..directory import Directory
 from ..reach import Reach
@@ -24,10 +24,9 @@ class UsersHandler:
         self.server_id = directory.server_id
         self.search_timeout = search_timeout
 
-    async def local(self, uid: str, field: str = "userID") -> users.User:
-        """A user of this server by canonical ID; 404 otherwise."""
-        if split_id(uid)[1] != self.server_id:
-            raise NotFound("%s %s is not a user of this server" % (field, uid), "unknown_user")
+    async def local(self, uid: str) -> users.User:
+        """A user of this server by its canonical ID (the caller has checked the server
+        part); 404 when there is none."""
         user = await self.store.run(users.get_user, uid)
         if user is None:
             raise NotFound("no user %s" % uid, "unknown_user")

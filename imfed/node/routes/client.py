@@ -7,6 +7,7 @@ mounted under ``/api/v1/groups``.
 
 from __future__ import annotations
 
+import functools
 import json
 from importlib import resources
 from urllib.parse import quote
@@ -107,7 +108,7 @@ class ClientRoutes(Endpoints):
     def openapi(self, request):
         """This API's OpenAPI 3.1 description (imfed/openapi.py; docs/openapi/)."""
         request.setHeader(b"content-type", JSON_TYPE)
-        return _OPENAPI()
+        return _openapi()
 
     # -- the bridge (docs/bridge.md) --
 
@@ -334,10 +335,9 @@ def _static(request, name: str) -> bytes:
     return body
 
 
-def _OPENAPI(cache=[]) -> bytes:
-    if not cache:
-        cache.append(openapi.render("client").encode("utf-8"))
-    return cache[0]
+@functools.cache
+def _openapi() -> bytes:
+    return openapi.render("client").encode("utf-8")
 
 
 def _source(request) -> str:

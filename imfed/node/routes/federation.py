@@ -71,8 +71,7 @@ class FederationRoutes(Endpoints):
         return uid
 
     async def _local_user(self, value, field: str):
-        return await self.users.local(self.directory.canonical(user_id(value, field), field),
-                                      field)
+        return await self.users.local(self._ours(value, field))
 
     def _group_id(self, value, field: str = "groupID") -> str:
         opaque, part = split_id(object_id(value, field))
