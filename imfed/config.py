@@ -78,7 +78,9 @@ def _section(data: dict, name: str) -> dict | None:
     return value
 
 
-_KINDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a table"}
+_KINDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a table",
+          list: "a list"}
+PHONE = re.compile(r"^[0-9]{3,20}$")
 
 
 class _Reader:
@@ -266,23 +268,100 @@ def _bridge(table: dict) -> BridgeConfig:
     if len(token) < 24 or not token.isascii() or not token.isprintable() or " " in token:
         raise ConfigError(r.key("token"), "must be 24 or more printable ASCII characters, "
                           "no spaces (e.g. from `openssl rand -hex 32`)")
-    users = r.get("users", str)
-    if users != "all":
-        try:
-            re.compile(users)
-        except re.error as e:
-            raise ConfigError(r.key("users"), "is not a regular expression: %s" % e) from None
-    url = r.get("url", str, None)
-    if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(r.key("url"), "must be an http:// or https:// URL")
+    users = _users_pattern(r)
+    url = _http_url(r, "url", None) if "url" in table else None
     push_token = r.get("push_token", str, None)
     if url is not None and (push_token is None or len(push_token) < 24):
         raise ConfigError(r.key("push_token"), "is required with url: 24 or more characters, "
                           "the key the pushes are signed with")
     r.done()
     return BridgeConfig(token, users, url, push_token)
+
+
+@attrs.frozen
+class XmppConfig:
+    """``[xmpp]``: the XMPP gateway (docs/bridge.md): imfed joins an XMPP server as an
+    external component (XEP-0114); that server's users are this node's users."""
+    component: str
+    """The component's domain: users of other servers and groups are JIDs on it."""
+    secret: str = attrs.field(repr=False)
+    """The component's shared secret (the XMPP server's component_secret)."""
+    connect: Listen
+    """The XMPP server's component port."""
+    domain: str
+    """The XMPP server's host whose users are this node's users."""
+    users: str
+    """"all", or a regular expression the phone numbers of the gateway's users match."""
+    accounts: dict
+    """{XMPP localpart: phone}: accounts whose localpart is not their phone number."""
+    file_url: str
+    """The base of the links XMPP users fetch files from (this node's client API, as they
+    reach it)."""
+    fetch_from: tuple
+    """URL prefixes of uploads (XEP-0363) the gateway may fetch for XMPP users' files."""
+    reconnect_max_seconds: float = 10.0
+
+    def owns(self, phone: str) -> bool:
+        return self.users == "all" or re.fullmatch(self.users, phone) is not None
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def _users_pattern(r, default=attrs.NOTHING) -> str:
+    users = r.get("users", str, default)
+    if users != "all":
+        try:
+            re.compile(users)
+        except re.error as e:
+            raise ConfigError(r.key("users"), "is not a regular expression: %s" % e) from None
+    return users
+
+
+def _http_url(r, name: str, default=attrs.NOTHING) -> str:
+    url = r.get(name, str, default)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(r.key(name), "must be an http:// or https:// URL")
+    return url
+
+
+def _xmpp(table: dict, node) -> XmppConfig:
+    r = _Reader(table, "xmpp.")
+    component, domain = r.get("component", str), r.get("domain", str)
+    for key, value in (("component", component), ("domain", domain)):
+        if not _DOMAIN.match(value):
+            raise ConfigError(r.key(key), "must be a domain name, e.g. im.example.com")
+    if component == domain:
+        raise ConfigError(r.key("component"), "must differ from domain (a subdomain of it, "
+                          "e.g. imfed.%s)" % domain)
+    secret = r.get("secret", str)
+    if len(secret) < 16 or not secret.isprintable():
+        raise ConfigError(r.key("secret"), "must be 16 or more printable characters (the "
+                          "XMPP server's component_secret)")
+    accounts = r.get("accounts", dict, {})
+    for local, phone in accounts.items():
+        if not isinstance(phone, str) or not PHONE.match(phone):
+            raise ConfigError(r.key("accounts") + "." + local, "must be a phone number "
+                              "(3-20 digits)")
+    default_url = None
+    if node is not None:
+        default_url = "http://%s:%d" % (node.client_listen.host, node.client_listen.port)
+    fetch_from = r.get("fetch_from", list, [])
+    for i, prefix in enumerate(fetch_from):
+        parts = urlsplit(prefix) if isinstance(prefix, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("%s[%d]" % (r.key("fetch_from"), i),
+                              "must be an http:// or https:// URL prefix")
+    cfg = XmppConfig(
+        component=component, secret=secret, connect=r.listen("connect", "127.0.0.1:5347"),
+        domain=domain, users=_users_pattern(r, "all"), accounts=dict(accounts),
+        file_url=_http_url(r, "file_url", default_url).rstrip("/"),
+        fetch_from=tuple(fetch_from),
+        reconnect_max_seconds=r.seconds("reconnect_max_seconds", 10.0))
+    r.done()
+    return cfg
 
 
 @attrs.frozen
@@ -297,6 +376,7 @@ class Config:
     metrics_listen: Listen | None = None
     log: LogConfig = LogConfig()
     bridge: BridgeConfig | None = None
+    xmpp: XmppConfig | None = None
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.data_dir, *parts)
@@ -370,7 +450,7 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     top = _Reader(data, "")
     data_dir = top.get("data_dir", str)
     data_dir = os.path.abspath(os.path.join(base_dir, os.path.expanduser(data_dir)))
-    top.used.update({"management", "node", "metrics", "log", "bridge"})
+    top.used.update({"management", "node", "metrics", "log", "bridge", "xmpp"})
     top.done()
     management = _section(data, "management")
     node = _section(data, "node")
@@ -382,14 +462,19 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         r = _Reader(metrics, "metrics.")
         metrics_listen = r.listen("listen")
         r.done()
+    node_config = _node(node, data_dir) if node is not None else None
+    xmpp = _section(data, "xmpp")
+    if xmpp is not None and node_config is None:
+        raise ConfigError("xmpp", "the XMPP gateway serves a node: add [node]")
     return Config(
         data_dir=data_dir,
         management=_management(management) if management is not None else None,
-        node=_node(node, data_dir) if node is not None else None,
+        node=node_config,
         metrics_listen=metrics_listen,
         log=_log(_section(data, "log") or {}),
         bridge=_bridge(_section(data, "bridge")) if _section(data, "bridge") is not None
         else None,
+        xmpp=_xmpp(xmpp, node_config) if xmpp is not None else None,
     )
 
 

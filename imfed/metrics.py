@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OLDEST",
            "DELIVERIES", "RETRIES", "SM2_OPERATIONS", "CERTIFICATE_EXPIRY", "STREAM_CLIENTS",
            "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
-           "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG"]
+           "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG", "XMPP_STANZAS", "XMPP_BACKLOG",
+           "XMPP_CONNECTED"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -65,4 +66,13 @@ BRIDGE_TRANSACTIONS = Counter(
     "retry)", ["server", "result"], registry=REGISTRY)
 BRIDGE_BACKLOG = Gauge(
     "imfed_bridge_backlog", "Events not yet handed to the bridged system", ["server"],
+    registry=REGISTRY)
+XMPP_STANZAS = Counter(
+    "imfed_xmpp_stanzas", "Stanzas through the XMPP gateway, by direction (in, out)",
+    ["server", "direction"], registry=REGISTRY)
+XMPP_BACKLOG = Gauge(
+    "imfed_xmpp_backlog", "Events not yet confirmed by the XMPP server", ["server"],
+    registry=REGISTRY)
+XMPP_CONNECTED = Gauge(
+    "imfed_xmpp_connected", "1 while the XMPP gateway's stream is up", ["server"],
     registry=REGISTRY)

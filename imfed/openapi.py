@@ -136,8 +136,10 @@ CLIENT = {
         answer=dict(messages=arr(ref("Message")), nextBefore={"type": ["integer", "null"]})),
     ("POST", V1 + "files"): op("Upload a file (the body is the file)", auth=SESSION,
                                query=("name",), answer=dict(fileID=S, size=I, md5=S, name=S)),
-    ("GET", V1 + "files/{file_id}"): op("Download a file (relayed from its server)",
-                                        auth=SESSION, raw="application/octet-stream"),
+    ("GET", V1 + "files/{file_id}"): op(
+        "Download a file (relayed from its server): with a session, or with a file link "
+        "(user_id, expires, link: docs/bridge.md)", auth=SESSION,
+        query=("user_id", "expires", "link"), raw="application/octet-stream"),
     ("GET", V1 + "events"): op("Events after a seq, waiting up to `wait` seconds",
                                auth=SESSION, query=("since", "wait"),
                                answer=dict(events=arr(ref("Event")), last=I)),

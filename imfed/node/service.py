@@ -29,6 +29,7 @@ from .handlers.events import EventsHandler
 from .handlers.files import FilesHandler
 from .handlers.friends import FriendsHandler
 from .handlers.groups import GroupsHandler
+from .handlers.links import FileLinks, load_key
 from .handlers.messages import MessagesHandler
 from .handlers.sessions import Sessions
 from .handlers.users import UsersHandler
@@ -40,6 +41,7 @@ from .renewal import Renewal
 from .routes.client import ClientRoutes, Handlers
 from .routes.federation import FederationRoutes
 from .unit import NodeStore
+from .xmpp.gateway import Gateway
 
 __all__ = ["NodeRole"]
 
@@ -116,8 +118,15 @@ class NodeRole:
             groups=GroupsHandler(self.store, reach, remote, file_handler, message_handler,
                                  self.group_sync, n.server_id),
             events=EventsHandler(self.store),
-            bridge=BridgeAccess(self.store, config.bridge, n.server_id)
-            if config.bridge is not None else None)
+            bridge=BridgeAccess(self.store, config.bridge.owns, n.server_id,
+                                config.bridge.token)
+            if config.bridge is not None else None,
+            links=FileLinks(load_key(config.path("node", "links.key")), reactor))
+
+        self.gateway = None
+        if config.xmpp is not None:
+            self.gateway = Gateway(config.xmpp, self.handlers, self.store, n.server_id, reactor)
+            self.hub.listeners.append(self.gateway.wake)
 
         # The interfaces.
         self.api = FederationRoutes(directory=self.directory, refresher=self.refresher,
@@ -157,6 +166,8 @@ class NodeRole:
         if self.bridge_pusher is not None:
             checks["bridge"] = {"backlog": await self.bridge_pusher.backlog(),
                                 "error": self.bridge_pusher.last_error}
+        if self.gateway is not None:
+            checks["xmpp"] = await self.gateway.health()
         return ok, checks
 
     async def collect_metrics(self) -> None:
@@ -166,6 +177,8 @@ class NodeRole:
         DIRECTORY_OK.labels(self.server_id).set(1 if self.refresher.last_ok else 0)
         if self.bridge_pusher is not None:
             await self.bridge_pusher.backlog()
+        if self.gateway is not None:
+            await self.gateway.health()
 
     def services(self, nonce_file: str) -> list:
         """The role's services, in start order (stopped in reverse): store, nonces,
@@ -181,7 +194,7 @@ class NodeRole:
         renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
         self.housekeeping = Housekeeping(self.db, self.clock, n.housekeeping_seconds,
                                          n.event_retention_days * 86400.0)
-        pushers = [self.bridge_pusher] if self.bridge_pusher is not None else []
+        pushers = [p for p in (self.bridge_pusher, self.gateway) if p is not None]
         return [self.db, signing.NonceKeeper(self.verifier, nonce_file), federation,
                 self.refresher, self.outbox, *pushers, self.group_sync, renewal,
                 self.housekeeping, client]

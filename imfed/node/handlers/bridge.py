@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hmac
 
-from ...config import BridgeConfig
+from typing import Callable
+
 from ...wire.errors import Forbidden, NotFound, Unauthorized
 from ...wire.messages import split_id
 from .. import users
@@ -20,16 +21,20 @@ NO_PASSWORD = "!bridge"
 
 
 class BridgeAccess:
-    def __init__(self, store: NodeStore, config: BridgeConfig, server_id: str) -> None:
-        self.store, self.config, self.server_id = store, config, server_id
-        self._token = config.token.encode("ascii")
+    def __init__(self, store: NodeStore, owns: Callable[[str], bool], server_id: str,
+                 token: str | None = None) -> None:
+        """``owns(phone)``: is this one of the system's users; ``token``: the system's bridge
+        token (None: a system inside the daemon, the XMPP gateway, which presents none)."""
+        self.store, self.owns, self.server_id = store, owns, server_id
+        self._token = token.encode("ascii") if token is not None else None
 
     def presented(self, token: str) -> bool:
         """Is this the bridge token?  (Compared in constant time.)"""
-        return hmac.compare_digest(token.encode("utf-8", "replace"), self._token)
+        return self._token is not None and hmac.compare_digest(
+            token.encode("utf-8", "replace"), self._token)
 
     def _owned(self, phone: str) -> None:
-        if not self.config.owns(phone):
+        if not self.owns(phone):
             raise Forbidden("%s is not one of the bridged system's users" % phone,
                             "outside_namespace")
 

@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 from ...peer import PeerError
 from ...wire.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
 from ...wire.messages import MessageInfo, new_object_id, server_of, split_id
-from .. import files
+from .. import files, users
 from ..directory import Directory
 from ..reach import Reach
 from ..remote import FederationClient
@@ -78,6 +78,13 @@ class FilesHandler:
         if stored.path is None:
             stored = await self._relay(stored)
         return stored
+
+    async def for_user_id(self, user_id: str, file_id: str) -> files.StoredFile:
+        """As for_user, for a user named by a file link (handlers/links.py)."""
+        user = await self.store.run(users.get_user, user_id)
+        if user is None:
+            raise NotFound("no file %s for you" % file_id, "unknown_file")
+        return await self.for_user(user, file_id)
 
     async def for_server(self, file_id: str, origin: str) -> files.StoredFile:
         """§6.2.9: a file of ours, to a server with a user it was sent to."""

@@ -28,6 +28,7 @@ from ..handlers.events import EventsHandler
 from ..handlers.files import FilesHandler
 from ..handlers.friends import FriendsHandler
 from ..handlers.groups import GroupsHandler
+from ..handlers.links import FileLinks
 from ..handlers.messages import MessagesHandler
 from ..handlers.sessions import Sessions
 from ..handlers.users import UsersHandler
@@ -49,6 +50,7 @@ class Handlers:
     groups: GroupsHandler
     events: EventsHandler
     bridge: BridgeAccess | None = None
+    links: FileLinks | None = None
 
 
 class ClientRoutes(Endpoints):
@@ -263,10 +265,17 @@ class ClientRoutes(Endpoints):
                        name=stored.name)
 
     @app.route(V1 + "files/<file_id>", methods=["GET"])
-    @endpoint(SESSION, raw=True)
-    async def download(self, request, user, file_id):
-        """The file, from here or relayed from its origin server."""
-        stored = await self.h.files.for_user(user, file_id)
+    @endpoint(raw=True)
+    async def download(self, request, file_id):
+        """The file, from here or relayed from its origin server: for the session's user, or
+        for the user a link names (``?user_id=&expires=&link=``, handlers/links.py)."""
+        link = query_arg(request, "link")
+        if link is not None and self.h.links is not None:
+            owner = self.h.links.user_for(file_id, query_arg(request, "user_id"),
+                                          query_arg(request, "expires"), link)
+            stored = await self.h.files.for_user_id(owner, file_id)
+        else:
+            stored = await self.h.files.for_user(await self.session_user(request), file_id)
         request.setHeader(b"content-disposition", _disposition(stored.name))
         return await send_file(request, stored.path)
 

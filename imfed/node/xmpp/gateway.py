@@ -1,0 +1,686 @@
+"""The XMPP gateway (docs/bridge.md): the users of an ordinary XMPP server are this node's
+users, and talk with every user of every T/CIIA server through the same handlers as the
+client API.
+
+From XMPP (a stanza of one of the XMPP server's users; one user's stanzas handled in the order
+they came):
+
+- presence subscribe / subscribed / unsubscribed / unsubscribe to a contact ⇄ friend request,
+  acceptance, refusal, deletion; a probe is answered for friends;
+- a chat message ⇄ a text message; an out-of-band link (XEP-0066, as after an XEP-0363
+  upload) to an allowed upload service ⇄ an image or file message; a retraction (XEP-0424)
+  of one's own message ⇄ a recall;
+- joining a room ⇄ being in the group (accepting a pending invitation; a new room name makes
+  a new group); a groupchat message ⇄ a group message; a mediated invitation ⇄ a group
+  invitation; a decline ⇄ refusing one.
+
+To XMPP: the events of the gateway's users, in seq order, as stanzas; the cursor moves past
+them only when the XMPP server has answered a ping sent after them on the same stream, so a
+restart of the XMPP server (or of imfed) loses nothing: what was not acknowledged is sent
+again (a client may see a repeat, with the same stanza id)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from urllib.parse import unquote, urlsplit
+
+import treq
+from twisted.application.service import MultiService
+from twisted.internet.defer import DeferredLock, ensureDeferred
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import error as jerror
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+
+from ...config import XmppConfig
+from ...metrics import XMPP_BACKLOG, XMPP_CONNECTED, XMPP_STANZAS
+from ...timers import Periodic
+from ...wire.errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, TooLarge,
+                            TooMany, Unauthorized, Unavailable)
+from ...wire.messages import split_id
+from ...wire.records import OperType, UserType
+from ..handlers.bridge import BridgeAccess
+from ..unit import NodeStore
+from . import state
+from .jids import Mapping, parse_jid, unescape
+from .link import NS_PING, ComponentLink, Offline
+
+__all__ = ["Gateway"]
+
+log = Logger()
+
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = NS_MUC + "#user"
+NS_MUC_OWNER = NS_MUC + "#owner"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_OOB = "jabber:x:oob"
+NS_RETRACT_1 = "urn:xmpp:message-retract:1"
+NS_RETRACT_0 = "urn:xmpp:message-retract:0"
+NS_FASTEN = "urn:xmpp:fasten:0"
+NS_FALLBACK = "urn:xmpp:fallback:0"
+NS_SID = "urn:xmpp:sid:0"
+NS_DELAY = "urn:xmpp:delay"
+NS_HINTS = "urn:xmpp:hints"
+
+BATCH = 200
+QUEUE_LIMIT = 100
+"""Stanzas of one user waiting to be handled; more are refused (resource-constraint)."""
+FORGET_IDS_SECONDS = 7 * 86400
+
+_CONDITIONS = [(BadRequest, "bad-request"), (Unauthorized, "not-authorized"),
+               (Forbidden, "forbidden"), (NotFound, "item-not-found"),
+               (Conflict, "conflict"), (TooLarge, "not-acceptable"),
+               (TooMany, "resource-constraint"), (Unavailable, "remote-server-timeout")]
+_AFFILIATION = {int(UserType.OWNER): "owner", int(UserType.ADMIN): "admin",
+                int(UserType.MEMBER): "member"}
+
+
+def _child(element: domish.Element, uri: str, name: str) -> domish.Element | None:
+    for c in element.elements(uri, name):
+        return c
+    return None
+
+
+def _text(element: domish.Element | None) -> str:
+    return str(element) if element is not None else ""
+
+
+class Gateway(MultiService):
+    def __init__(self, config: XmppConfig, handlers, store: NodeStore, server_id: str,
+                 clock) -> None:
+        super().__init__()
+        self.config, self.h, self.store, self.clock = config, handlers, store, clock
+        self.server_id = server_id
+        self.mapping = Mapping(config, server_id)
+        self.access = BridgeAccess(store, config.owns, server_id)
+        self.link = ComponentLink(config, clock, self._received, self._online, self._offline)
+        self.link.setServiceParent(self)
+        self.pump = _Pump(self)
+        self.pump.setServiceParent(self)
+        self.lock = DeferredLock()
+        self._queues: dict[str, list] = {}
+        self._users: dict[str, object] = {}
+        self._rooms: dict[str, str] = {}  # group ID -> room localpart (a name, or escaped ID)
+        # group ID -> {occupant's full JID: (userID, nick)}: who is in which room now.
+        self.occupants: dict[str, dict[str, tuple[str, str]]] = {}
+        self._joining: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+    # -- the stream --
+
+    def _online(self) -> None:
+        self.pump.wake()
+
+    def _offline(self) -> None:
+        # Rooms are left when the stream ends (the XMPP server tells its clients so); they
+        # join again.
+        self.occupants.clear()
+        self._joining.clear()
+
+    def wake(self, user_ids=()) -> None:
+        self.pump.wake()
+
+    def send(self, element: domish.Element) -> None:
+        self.link.send(element)
+        XMPP_STANZAS.labels(self.server_id, "out").inc()
+
+    async def health(self) -> dict:
+        XMPP_CONNECTED.labels(self.server_id).set(1 if self.link.online else 0)
+        return {"connected": self.link.online, "backlog": await self.backlog(),
+                "error": self.link.last_error}
+
+    async def backlog(self) -> int:
+        n = await self.store.read(state.backlog)
+        XMPP_BACKLOG.labels(self.server_id).set(n)
+        return n
+
+    # -- stanzas from the XMPP server --
+
+    def _received(self, element: domish.Element) -> None:
+        XMPP_STANZAS.labels(self.server_id, "in").inc()
+        key = element.getAttribute("from", "")
+        queue = self._queues.get(key)
+        if queue is None:
+            self._queues[key] = [element]
+            ensureDeferred(self._drain(key))
+        elif len(queue) >= QUEUE_LIMIT:
+            self._refuse(element, "resource-constraint", "too many stanzas waiting")
+        else:
+            queue.append(element)
+
+    async def _drain(self, key: str) -> None:
+        queue = self._queues[key]
+        while queue:
+            element = queue[0]
+            try:
+                await self._handle(element)
+            except ApiError as e:
+                condition = "not-acceptable" if e.errcode == "not_occupant" else next(
+                    (c for kind, c in _CONDITIONS if isinstance(e, kind)),
+                    "undefined-condition")
+                self._refuse(element, condition, e.message)
+            except Offline:
+                pass  # the stream went away; the client will send again
+            except Exception:
+                log.failure("XMPP gateway: handling a stanza from {who} failed", who=key)
+                self._refuse(element, "internal-server-error", "the gateway failed")
+            queue.pop(0)
+        del self._queues[key]
+
+    def _refuse(self, element: domish.Element, condition: str, text: str) -> None:
+        if element.getAttribute("type") in ("error", "result"):
+            return
+        answer = jerror.StanzaError(condition, text=text).toResponse(element)
+        try:
+            self.send(answer)
+        except Offline:
+            pass
+
+    async def _handle(self, element: domish.Element) -> None:
+        frm, to = parse_jid(element.getAttribute("from")), parse_jid(
+            element.getAttribute("to"))
+        kind, kind_type = element.name, element.getAttribute("type")
+        if frm is None or to is None or kind_type == "error":
+            return
+        if kind == "iq":
+            return self._iq(element, to)
+        user_id = self.mapping.local_user(frm)
+        if user_id is None:
+            raise Forbidden("%s is not one of this gateway's users" % frm.userhost(),
+                            "outside_namespace")
+        user = await self._user(user_id, frm)
+        if kind == "presence":
+            if to.resource:
+                await self._room_presence(element, user, frm, to, kind_type)
+            elif self.mapping.user_of(to) is not None:
+                await self._contact_presence(element, user, to, kind_type)
+        elif kind == "message":
+            if kind_type == "groupchat" or _child(element, NS_MUC_USER, "x") is not None:
+                await self._room_message(element, user, frm, to, kind_type)
+            else:
+                await self._chat(element, user, to)
+
+    async def _user(self, user_id: str, jid: JID):
+        user = self._users.get(user_id)
+        if user is None:
+            user, _ = await self.access.provision(user_id.split("@")[0], jid.user)
+            self._users[user_id] = user
+        return user
+
+    def _iq(self, element: domish.Element, to: JID) -> None:
+        if element.getAttribute("type") not in ("get", "set"):
+            return
+        query = next(element.elements(), None)
+        uri = query.uri if query is not None else None
+        answer = domish.Element((None, "iq"))
+        answer["type"], answer["id"] = "result", element.getAttribute("id", "")
+        answer["to"], answer["from"] = element["from"], element["to"]
+        if uri == NS_PING or uri == NS_MUC_OWNER:
+            pass  # a ping; a room's configuration (rooms need none: taken as it is)
+        elif uri == NS_DISCO_INFO and element["type"] == "get":
+            q = answer.addElement((NS_DISCO_INFO, "query"))
+            if to.user and self.mapping.user_of(to) is None:
+                identity = q.addElement("identity")
+                identity["category"], identity["type"] = "conference", "text"
+                for feature in (NS_MUC, "muc_persistent", "muc_membersonly",
+                                "muc_nonanonymous"):
+                    q.addElement("feature")["var"] = feature
+            elif not to.user:
+                identity = q.addElement("identity")
+                identity["category"], identity["type"] = "gateway", "t-ciia"
+                identity["name"] = "T/CIIA federation (%s)" % self.server_id
+                for feature in (NS_DISCO_INFO, NS_MUC, NS_PING, NS_RETRACT_1, NS_OOB):
+                    q.addElement("feature")["var"] = feature
+            else:
+                identity = q.addElement("identity")
+                identity["category"], identity["type"] = "account", "registered"
+        else:
+            return self._refuse(element, "service-unavailable", "not served here")
+        self.send(answer)
+
+    # -- friends --
+
+    async def _contact_presence(self, element, user, to: JID, kind_type: str | None) -> None:
+        contact = self.mapping.user_of(to)
+        if kind_type == "probe":
+            if await self._friends(user, contact):
+                self._presence(contact, user.user_id, None)
+            return
+        if kind_type not in ("subscribe", "subscribed", "unsubscribe", "unsubscribed"):
+            return  # directed availability: nothing to carry
+        incoming = await self._request_from(user, contact)
+        if kind_type == "subscribe":
+            if incoming is not None:
+                await self.h.friends.answer(user, incoming, True)
+            elif await self._friends(user, contact):
+                self._presence(contact, user.user_id, "subscribed")
+            else:
+                await self.h.friends.request(user, contact, _text(element.status)[:100])
+        elif kind_type == "subscribed":
+            if incoming is not None:
+                await self.h.friends.answer(user, incoming, True)
+        elif kind_type == "unsubscribed" and incoming is not None:
+            await self.h.friends.answer(user, incoming, False)
+        elif await self._friends(user, contact):
+            await self.h.friends.delete(user, contact)
+
+    async def _request_from(self, user, contact: str) -> str | None:
+        for r in await self.h.friends.requests(user):
+            if r["from"] == contact and r["direction"] == "incoming":
+                return r["requestID"]
+        return None
+
+    async def _friends(self, user, contact: str) -> bool:
+        return any(f["userID"] == contact for f in await self.h.friends.list(user))
+
+    def _presence(self, from_user: str, to_user: str, kind_type: str | None,
+                  status: str = "") -> None:
+        p = domish.Element((None, "presence"))
+        p["from"] = self.mapping.contact_jid(from_user).full()
+        p["to"] = self.mapping.user_jid(to_user).full()
+        if kind_type:
+            p["type"] = kind_type
+        if status:
+            p.addElement("status", content=status)
+        self.send(p)
+
+    # -- one-to-one messages --
+
+    async def _chat(self, element, user, to: JID) -> None:
+        contact = self.mapping.user_of(to)
+        if contact is None:
+            raise NotFound("%s is not a user's address here" % to.full(), "unknown_user")
+        retracted = self._retracted(element)
+        if retracted is not None:
+            message_id = await self.store.read(state.message_of_stanza, user.user_id,
+                                               retracted)
+            await self.h.messages.recall(user, message_id or retracted)
+            return
+        kind, content = await self._content(element, user)
+        if kind is None:
+            return  # a chat state, a receipt: nothing to carry
+        async with self.lock:
+            message = await self.h.messages.send(user, contact, kind, content)
+            await self._remember(element, user, message.info.message_id)
+
+    def _retracted(self, element) -> str | None:
+        retract = _child(element, NS_RETRACT_1, "retract")
+        if retract is not None:
+            return retract.getAttribute("id")
+        apply_to = _child(element, NS_FASTEN, "apply-to")
+        if apply_to is not None and _child(apply_to, NS_RETRACT_0, "retract") is not None:
+            return apply_to.getAttribute("id")
+        return None
+
+    async def _remember(self, element, user, message_id: str) -> None:
+        ids = {element.getAttribute("id")}
+        origin = _child(element, NS_SID, "origin-id")
+        if origin is not None:
+            ids.add(origin.getAttribute("id"))
+        for stanza_id in ids - {None, ""}:
+            await self.store.run(state.remember_id, user.user_id, stanza_id, message_id,
+                                 self.store.now_ms())
+
+    async def _content(self, element, user) -> tuple[str | None, dict]:
+        """(messageType, content) of a message stanza: a file when it links an allowed
+        upload, else its body as text; (None, {}) without either."""
+        body = _text(element.body)
+        oob = _child(element, NS_OOB, "x")
+        url = _text(_child(oob, NS_OOB, "url")).strip() if oob is not None else ""
+        if url and any(url.startswith(prefix) for prefix in self.config.fetch_from):
+            return await self._upload_from(url, user)
+        if body:
+            return "text", {"message": body}
+        if url:
+            return "text", {"message": url}
+        return None, {}
+
+    async def _upload_from(self, url: str, user) -> tuple[str, dict]:
+        """An XMPP user's upload (XEP-0363), fetched and stored as that user's file."""
+        limit = self.h.files.max_file_bytes
+        response = await treq.get(url, timeout=60, persistent=False)
+        if response.code != 200:
+            await treq.content(response)
+            raise Unavailable("fetching %s answered HTTP %d" % (url, response.code),
+                              "upload_unavailable")
+        length = response.length
+        if isinstance(length, int) and length > limit:
+            response.original.deliverBody(_Discard())
+            raise TooLarge("file over %d bytes" % limit, "too_large")
+        with tempfile.TemporaryFile() as spool:
+            written = [0]
+
+            def collect(data: bytes) -> None:
+                written[0] += len(data)
+                if written[0] > limit:
+                    raise TooLarge("file over %d bytes" % limit, "too_large")
+                spool.write(data)
+
+            await treq.collect(response, collect)
+            spool.seek(0)
+            name = unquote(os.path.basename(urlsplit(url).path)) or "file"
+            name = name.replace("/", "_").replace("\x00", "")[:255]
+            stored = await self.h.files.upload(user, name, spool)
+        kind = response.headers.getRawHeaders(b"content-type", [b""])[0]
+        kind = "image" if kind.startswith(b"image/") else "file"
+        return kind, {"fileID": stored.file_id, "name": stored.name}
+
+    # -- groups --
+
+    async def _group_of_room(self, room: str) -> str | None:
+        group_id = await self.store.read(state.group_of_room, room)
+        if group_id is None and split_id(unescape(room)) is not None:
+            group_id = unescape(room)
+        return group_id
+
+    async def _room(self, group_id: str) -> str:
+        room = self._rooms.get(group_id)
+        if room is None:
+            room = await self.store.read(state.room_of_group, group_id)
+            room = self._rooms[group_id] = room or self.mapping.room_jid(group_id).user
+        return room
+
+    async def _room_jid(self, group_id: str, nick: str | None = None) -> JID:
+        return JID(tuple=(await self._room(group_id), self.mapping.component, nick))
+
+    async def _member_of(self, user, group_id: str | None) -> bool:
+        return group_id is not None and any(
+            g["groupInfo"]["groupID"] == group_id for g in await self.h.groups.mine(user))
+
+    async def _room_presence(self, element, user, frm: JID, to: JID,
+                             kind_type: str | None) -> None:
+        group_id = await self._group_of_room(to.user)
+        if kind_type == "unavailable":
+            if group_id is not None and self.occupants.get(group_id, {}).pop(frm.full(),
+                                                                            None):
+                p = domish.Element((None, "presence"))
+                p["from"], p["to"], p["type"] = to.full(), frm.full(), "unavailable"
+                self._item(p, "member", ("110",))
+                self.send(p)
+            return
+        if kind_type is not None:
+            return
+        created = False
+        if not await self._member_of(user, group_id):
+            invitation = await self._invitation(user, group_id)
+            if invitation is not None:
+                await self.h.groups.answer(user, invitation, True)
+                if not await self._member_of(user, group_id):
+                    # The master takes the answer; group_joined says when it has.
+                    self._joining.setdefault((user.user_id, group_id), []).append(
+                        (frm.full(), to.resource))
+                    return
+            elif group_id is None and "\\" not in to.user:
+                group = await self.h.groups.create(user, to.user, "")
+                await self.store.run(state.name_room, to.user, group.group_id)
+                self._rooms[group.group_id] = to.user.lower()
+                group_id, created = group.group_id, True
+            else:
+                raise NotFound("no group %s for you" % to.userhost(), "unknown_group")
+        await self._enter(user, group_id, frm.full(), to.resource, created)
+
+    async def _invitation(self, user, group_id: str | None) -> str | None:
+        for i in await self.h.groups.invitations(user):
+            if i["groupInfo"]["groupID"] == group_id:
+                return i["invitationID"]
+        return None
+
+    def _nick(self, group_id: str, member_id: str) -> str:
+        for uid, nick in self.occupants.get(group_id, {}).values():
+            if uid == member_id:
+                return nick
+        return member_id
+
+    def _item(self, presence, affiliation: str, codes=(), destroy: bool = False) -> None:
+        x = presence.addElement((NS_MUC_USER, "x"))
+        item = x.addElement("item")
+        item["affiliation"] = affiliation
+        item["role"] = "participant" if affiliation != "none" else "none"
+        if destroy:
+            x.addElement("destroy")
+        for code in codes:
+            x.addElement("status")["code"] = code
+
+    async def _enter(self, user, group_id: str, full: str, nick: str, created: bool) -> None:
+        """The occupant is in the room: the members' presence, its own (status 110), the
+        group's name as the subject."""
+        info = await self.h.groups.info(user, group_id)
+        self.occupants.setdefault(group_id, {})[full] = (user.user_id, nick)
+        mine = "member"
+        for m in info.get("members") or []:
+            member_id = (m.get("userInfo") or {}).get("userID")
+            affiliation = _AFFILIATION.get(m.get("userType"), "member")
+            if member_id == user.user_id:
+                mine = affiliation
+                continue
+            p = domish.Element((None, "presence"))
+            p["from"] = (await self._room_jid(group_id, self._nick(group_id, member_id))).full()
+            p["to"] = full
+            self._item(p, affiliation)
+            self.send(p)
+        p = domish.Element((None, "presence"))
+        p["from"], p["to"] = (await self._room_jid(group_id, nick)).full(), full
+        self._item(p, mine, ("110", "100") + (("201",) if created else ()))
+        self.send(p)
+        subject = domish.Element((None, "message"))
+        subject["from"], subject["to"], subject["type"] = (
+            await self._room_jid(group_id)).full(), full, "groupchat"
+        subject.addElement("subject", content=(info.get("groupInfo") or {}).get(
+            "groupName", ""))
+        self.send(subject)
+
+    async def _room_message(self, element, user, frm: JID, to: JID,
+                            kind_type: str | None) -> None:
+        group_id = await self._group_of_room(to.user) if to.user else None
+        if group_id is None:
+            raise NotFound("no group %s" % to.userhost(), "unknown_group")
+        x = _child(element, NS_MUC_USER, "x")
+        if x is not None and kind_type != "groupchat":
+            invited = [parse_jid(i.getAttribute("to")) for i in x.elements(NS_MUC_USER,
+                                                                          "invite")]
+            targets = [self.mapping.user_of(j) or self.mapping.local_user(j)
+                       for j in invited if j is not None]
+            if None in targets or len(targets) != len(invited):
+                raise BadRequest("an invitation names someone who is not a user",
+                                 "bad_userID")
+            if targets:
+                await self.h.groups.invite(user, group_id, targets)
+            if _child(x, NS_MUC_USER, "decline") is not None:
+                invitation = await self._invitation(user, group_id)
+                if invitation is not None:
+                    await self.h.groups.answer(user, invitation, False)
+            return
+        if frm.full() not in self.occupants.get(group_id, {}):
+            raise Forbidden("join the room first", "not_occupant")
+        kind, content = await self._content(element, user)
+        if kind is None:
+            return
+        async with self.lock:
+            message_id = await self.h.groups.send(user, group_id, kind, content)
+            await self._remember(element, user, message_id)
+
+    # -- events to the XMPP server --
+
+    async def deliver(self, user_id: str, kind: str, data: dict) -> None:
+        """One event of one of the gateway's users, as the stanzas that show it."""
+        to = self.mapping.user_jid(user_id).full()
+        if kind == "message":
+            info = data["messageInfo"]
+            if info["senderID"] != user_id:
+                m = self._message(info, to, "chat", info["messageID"], user_id)
+                m["from"] = self.mapping.contact_jid(info["senderID"]).full()
+                self.send(m)
+        elif kind == "recall" and data["senderID"] != user_id:
+            m = domish.Element((None, "message"))
+            m["from"], m["to"], m["type"] = self.mapping.contact_jid(data["senderID"]).full(), \
+                to, "chat"
+            m.addElement((NS_RETRACT_1, "retract"))["id"] = data["messageID"]
+            m.addElement((NS_FALLBACK, "fallback"))["for"] = NS_RETRACT_1
+            m.addElement("body", content="(a message was recalled)")
+            m.addElement((NS_HINTS, "store"))
+            self.send(m)
+        elif kind == "delivery" and data.get("state") == "failed":
+            message = await self.h.messages.get(await self._user_record(user_id),
+                                                data["messageID"])
+            stanza_id = await self.store.read(state.stanza_of_message, user_id,
+                                              data["messageID"])
+            m = domish.Element((None, "message"))
+            m["from"] = self.mapping.contact_jid(message.info.recv_id).full()
+            m["to"], m["type"], m["id"] = to, "error", stanza_id or data["messageID"]
+            err = jerror.StanzaError("remote-server-not-found", text=data.get("error") or
+                                     "not delivered")
+            m.addChild(err.getElement())
+            self.send(m)
+        elif kind == "friend_request":
+            self._presence(data["from"], user_id, "subscribe", data.get("remark") or "")
+        elif kind == "friend_answer":
+            if data.get("agree"):
+                self._presence(data["userID"], user_id, "subscribed")
+                self._presence(data["userID"], user_id, "subscribe")
+            else:
+                self._presence(data["userID"], user_id, "unsubscribed")
+        elif kind == "friend_deleted":
+            self._presence(data["userID"], user_id, "unsubscribe")
+            self._presence(data["userID"], user_id, "unsubscribed")
+        elif kind == "group_invitation":
+            group_id = data["groupInfo"]["groupID"]
+            m = domish.Element((None, "message"))
+            m["from"], m["to"] = (await self._room_jid(group_id)).full(), to
+            invite = m.addElement((NS_MUC_USER, "x")).addElement("invite")
+            inviter = (data.get("inviter") or {}).get("userID")
+            if inviter:
+                invite["from"] = self.mapping.contact_jid(inviter).full()
+            invite.addElement("reason", content=data["groupInfo"].get("groupName", ""))
+            self.send(m)
+        elif kind == "group_joined":
+            user = await self._user_record(user_id)
+            for full, nick in self._joining.pop((user_id, data["groupID"]), []):
+                await self._enter(user, data["groupID"], full, nick, False)
+        elif kind == "group_message":
+            await self._group_message(user_id, data)
+        elif kind == "group_notify":
+            await self._group_notify(user_id, data)
+
+    async def _user_record(self, user_id: str):
+        user = self._users.get(user_id)
+        if user is None:
+            user, _ = await self.access.provision(user_id.split("@")[0], user_id)
+        return user
+
+    def _message(self, info: dict, to: str, kind_type: str, stanza_id: str,
+                 user_id: str) -> domish.Element:
+        m = domish.Element((None, "message"))
+        m["to"], m["type"], m["id"] = to, kind_type, stanza_id
+        content = info.get("content") or {}
+        if info["messageType"] == "text":
+            m.addElement("body", content=content.get("message", ""))
+        else:
+            url = self.config.file_url + self.h.links.path(content["fileID"], user_id)
+            m.addElement("body", content=url)
+            x = m.addElement((NS_OOB, "x"))
+            x.addElement("url", content=url)
+            x.addElement("desc", content="%s (%d bytes)" % (content.get("name") or "file",
+                                                            content.get("size", 0)))
+        sid = m.addElement((NS_SID, "stanza-id"))
+        sid["id"], sid["by"] = info["messageID"], self.mapping.component
+        return m
+
+    async def _group_message(self, user_id: str, data: dict) -> None:
+        info = data["messageInfo"]
+        group_id, sender = info["recvID"], info["senderID"]
+        stanza_id = info["messageID"]
+        if sender == user_id:
+            stanza_id = await self.store.read(state.stanza_of_message, user_id,
+                                              info["messageID"]) or stanza_id
+        room = await self._room_jid(group_id, self._nick(group_id, sender))
+        for full, (uid, _) in list(self.occupants.get(group_id, {}).items()):
+            if uid == user_id:
+                m = self._message(info, full, "groupchat", stanza_id, user_id)
+                m["from"] = room.full()
+                self.send(m)
+
+    async def _group_notify(self, user_id: str, data: dict) -> None:
+        group_id, oper = data["groupID"], data.get("operType")
+        mine = [full for full, (uid, _) in self.occupants.get(group_id, {}).items()
+                if uid == user_id]
+        affected = [u.get("userID") for u in data.get("users") or [] if isinstance(u, dict)]
+        for full in mine:
+            if oper == OperType.UPDATE:
+                m = domish.Element((None, "message"))
+                m["from"], m["to"], m["type"] = (await self._room_jid(group_id)).full(), \
+                    full, "groupchat"
+                m.addElement("subject", content=(data.get("groupInfo") or {}).get(
+                    "groupName", ""))
+                self.send(m)
+                continue
+            for member in affected if oper != OperType.DISSOLVE else [user_id]:
+                p = domish.Element((None, "presence"))
+                p["from"] = (await self._room_jid(group_id,
+                                                  self._nick(group_id, member))).full()
+                p["to"] = full
+                if oper == OperType.ADD:
+                    self._item(p, "member")
+                elif oper in (OperType.REMOVE, OperType.DISSOLVE):
+                    p["type"] = "unavailable"
+                    self._item(p, "none", ("110", "321") if member == user_id else (),
+                               destroy=oper == OperType.DISSOLVE)
+                else:
+                    continue
+                self.send(p)
+        if oper == OperType.DISSOLVE or (oper == OperType.REMOVE and user_id in affected):
+            for full in mine:
+                self.occupants.get(group_id, {}).pop(full, None)
+
+
+class _Pump(Periodic):
+    """The gateway's users' events, in seq order, to the XMPP server."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway.clock, 1.0)
+        self.gw = gateway
+
+    async def tick(self) -> None:
+        gw = self.gw
+        while self.running and gw.link.online:
+            rows = await gw.store.read(state.events_after,
+                                       await gw.store.read(state.cursor), BATCH)
+            if not rows:
+                return
+            async with gw.lock:
+                for seq, user_id, kind, data in rows:
+                    if not gw.mapping.serves(user_id):
+                        continue
+                    try:
+                        await gw.deliver(user_id, kind, data)
+                    except Offline:
+                        raise
+                    except Exception:
+                        # One event that cannot be shown (a group whose master does not
+                        # answer, say) does not hold up the others.
+                        log.failure("XMPP gateway: event {seq} ({kind}) of {user} not "
+                                    "shown", seq=seq, kind=kind, user=user_id)
+            try:
+                await gw.link.barrier()
+            except Exception as e:
+                log.info("XMPP gateway: the XMPP server did not confirm events up to {seq} "
+                         "({error}); they are sent again", seq=rows[-1][0], error=e)
+                return
+            await gw.store.run(state.advance, rows[-1][0],
+                               gw.store.now_ms() - FORGET_IDS_SECONDS * 1000)
+
+    def wake(self) -> None:
+        if self.running and self._current is None:
+            self._fire()
+
+
+class _Discard:
+    """A body not wanted: read and dropped."""
+
+    def makeConnection(self, transport) -> None:
+        transport.stopProducing()
+
+    def dataReceived(self, data) -> None:
+        pass
+
+    def connectionLost(self, reason) -> None:
+        pass

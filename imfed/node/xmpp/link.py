@@ -1,0 +1,113 @@
+"""The gateway's stream to the XMPP server: an external component (XEP-0114) that connects,
+authenticates with the shared secret, and connects again by itself whenever the stream ends
+(the XMPP server restarted, the network went away), waiting at most
+``reconnect_max_seconds`` between tries."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.application.internet import TCPClient
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import component, xmlstream
+from twisted.words.xish import domish
+
+from ...config import XmppConfig
+
+__all__ = ["ComponentLink", "Offline", "NS_PING"]
+
+log = Logger()
+
+NS_PING = "urn:xmpp:ping"
+
+
+class Offline(Exception):
+    """No stream to the XMPP server now."""
+
+
+class ComponentLink(MultiService):
+    def __init__(self, config: XmppConfig, clock, on_stanza: Callable[[domish.Element], None],
+                 on_online: Callable[[], None], on_offline: Callable[[], None]) -> None:
+        super().__init__()
+        self.config, self.clock = config, clock
+        self.on_stanza, self.on_online, self.on_offline = on_stanza, on_online, on_offline
+        self.xs: xmlstream.XmlStream | None = None
+        self.connections = 0
+        self.last_error = ""
+        self.factory = component.componentFactory(config.component, config.secret)
+        self.factory.maxDelay = config.reconnect_max_seconds
+        self.factory.initialDelay = min(0.5, config.reconnect_max_seconds)
+        self.factory.clock = clock
+        self.factory.noisy = False
+        self.factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, self._authenticated)
+        self.factory.addBootstrap(xmlstream.STREAM_END_EVENT, self._ended)
+        self.factory.addBootstrap(xmlstream.STREAM_ERROR_EVENT, self._stream_error)
+        self.factory.addBootstrap(xmlstream.INIT_FAILED_EVENT, self._init_failed)
+        TCPClient(config.connect.host, config.connect.port, self.factory,
+                  reactor=clock).setServiceParent(self)
+
+    @property
+    def online(self) -> bool:
+        return self.xs is not None
+
+    def _authenticated(self, xs) -> None:
+        xmlstream.upgradeWithIQResponseTracker(xs)
+        xs._callLater = self.clock.callLater
+        for name in ("message", "presence", "iq"):
+            xs.addObserver("/" + name, self._received)
+        self.xs = xs
+        self.connections += 1
+        self.last_error = ""
+        log.info("XMPP gateway: connected to {host}:{port} as {component}",
+                 host=self.config.connect.host, port=self.config.connect.port,
+                 component=self.config.component)
+        self.on_online()
+
+    def _received(self, element) -> None:
+        if element.handled:
+            return  # an answer to an iq of ours, taken by the response tracker
+        self.on_stanza(element)
+
+    def _ended(self, _) -> None:
+        if self.xs is not None:
+            log.info("XMPP gateway: the stream to {host}:{port} ended; connecting again",
+                     host=self.config.connect.host, port=self.config.connect.port)
+        self.xs = None
+        self.on_offline()
+
+    def _stream_error(self, failure) -> None:
+        self.last_error = str(failure.value)
+        log.warn("XMPP gateway: stream error from the XMPP server: {error}",
+                 error=self.last_error)
+
+    def _init_failed(self, failure) -> None:
+        self.last_error = str(failure.value)
+        log.warn("XMPP gateway: the XMPP server refused the component {component} ({error}); "
+                 "check [xmpp] component and secret against its config",
+                 component=self.config.component, error=self.last_error)
+
+    def send(self, element: domish.Element) -> None:
+        if self.xs is None:
+            raise Offline("no stream to the XMPP server")
+        if not element.getAttribute("from"):
+            element["from"] = self.config.component
+        self.xs.send(element)
+
+    def barrier(self, timeout: float = 10.0) -> Deferred:
+        """Fires when the XMPP server has taken every stanza sent before it: a ping to the
+        server, answered on the same stream after them."""
+        if self.xs is None:
+            return fail(Offline("no stream to the XMPP server"))
+        iq = xmlstream.IQ(self.xs, "get")
+        iq["from"] = self.config.component
+        iq.addElement((NS_PING, "ping"))
+        iq.timeout = timeout
+        return iq.send(self.config.domain)
+
+    def stopService(self):
+        self.factory.stopTrying()
+        if self.xs is not None and self.xs.transport is not None:
+            self.xs.transport.loseConnection()
+        return super().stopService()
