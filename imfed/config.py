@@ -291,7 +291,8 @@ class XmppConfig:
     domain: str
     """The XMPP server's host whose users are this node's users."""
     users: str
-    """"all", or a regular expression the phone numbers of the gateway's users match."""
+    """"all", "accounts" (only those of ``accounts``), or a regular expression the phone
+    numbers of the gateway's users match."""
     accounts: dict
     """{XMPP localpart: phone}: accounts whose localpart is not their phone number."""
     file_url: str
@@ -302,6 +303,8 @@ class XmppConfig:
     reconnect_max_seconds: float = 10.0
 
     def owns(self, phone: str) -> bool:
+        if self.users == "accounts":
+            return phone in self.accounts.values()
         return self.users == "all" or re.fullmatch(self.users, phone) is not None
 
 
@@ -309,9 +312,9 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?
                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
-def _users_pattern(r, default=attrs.NOTHING) -> str:
+def _users_pattern(r, default=attrs.NOTHING, words=("all",)) -> str:
     users = r.get("users", str, default)
-    if users != "all":
+    if users not in words:
         try:
             re.compile(users)
         except re.error as e:
@@ -356,7 +359,8 @@ def _xmpp(table: dict, node) -> XmppConfig:
                               "must be an http:// or https:// URL prefix")
     cfg = XmppConfig(
         component=component, secret=secret, connect=r.listen("connect", "127.0.0.1:5347"),
-        domain=domain, users=_users_pattern(r, "all"), accounts=dict(accounts),
+        domain=domain, users=_users_pattern(r, "all", ("all", "accounts")),
+        accounts=dict(accounts),
         file_url=_http_url(r, "file_url", default_url).rstrip("/"),
         fetch_from=tuple(fetch_from),
         reconnect_max_seconds=r.seconds("reconnect_max_seconds", 10.0))

@@ -190,3 +190,199 @@ async def test_texts_both_ways_in_order(world):
     carol.message(contact("%s@node-a" % ALICE), "hello Alice")
     m = await alice.wait(lambda e: body(e) == "hello Alice", what="Carol's text")
     assert _from(m, contact("%s@node-a" % CAROL))
+
+
+def oob_url(element) -> str:
+    for x in element.elements("jabber:x:oob", "x"):
+        for url in x.elements("jabber:x:oob", "url"):
+            return str(url)
+    return ""
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_both_ways(world):
+    w = world
+    alice = await w.xmpp(ALICE)
+    bob = await signed_up(w.b, "13600000002", "Bob")
+    await befriend(w, alice, bob, "13600000002@node-b")
+    # Alice uploads to Prosody (XEP-0363) and sends the link (XEP-0066): the gateway fetches
+    # it from the allowed upload service and Bob gets an image message he downloads.
+    picture = bytes(range(256)) * 400
+    url = await alice.upload("cat.png", picture, "image/png")
+    alice.message(contact("13600000002@node-b"), url, oob=url)
+    got = await bob.wait_event("message")
+    info = got["messageInfo"]
+    assert info["messageType"] == "image"
+    assert info["content"]["md5"] == hashlib.md5(picture).hexdigest()
+    assert info["content"]["name"] == "cat.png"
+    response = await treq.get(w.b.client_url + "files/" + info["content"]["fileID"],
+                              headers={"Authorization": "Bearer " + bob.token})
+    assert response.code == 200 and await treq.content(response) == picture
+    # A link to anywhere else is not fetched: it arrives as text.
+    alice.message(contact("13600000002@node-b"), oob="http://127.0.0.1:9/elsewhere.bin")
+    got = await bob.wait_event("message")
+    assert got["messageInfo"]["messageType"] == "text"
+    assert got["messageInfo"]["content"]["message"] == "http://127.0.0.1:9/elsewhere.bin"
+    # Bob sends a file: Alice gets a link (body and XEP-0066) that fetches it without a
+    # session; the link is hers alone (changed, it is refused).
+    report = "季度报告".encode() * 5000
+    up = await treq.post(w.b.client_url + "files", data=report, params={"name": "报告.pdf"},
+                         headers={"Authorization": "Bearer " + bob.token})
+    fid = (await up.json())["fileID"]
+    await bob.ok("POST", "messages", {"recvID": "13600000001@node-a", "messageType": "file",
+                                      "content": {"fileID": fid, "name": "报告.pdf"}})
+    m = await alice.wait(lambda e: bool(oob_url(e)), what="a file link")
+    link = oob_url(m)
+    assert body(m) == link and link.startswith(w.gateway.config.file_url)
+    response = await treq.get(link)
+    assert response.code == 200 and await treq.content(response) == report
+    forged = link.replace("13600000001%40node-a", "13600000003%40node-a")
+    response = await treq.get(forged)
+    assert response.code == 403 and (await response.json())["errcode"] == "bad_link"
+
+
+@pytest_twisted.ensureDeferred
+async def test_recall_both_ways(world):
+    w = world
+    alice = await w.xmpp(ALICE)
+    bob = await signed_up(w.b, "13600000002", "Bob")
+    await befriend(w, alice, bob, "13600000002@node-b")
+    sid = alice.message(contact("13600000002@node-b"), "oops, wrong chat")
+    got = await bob.wait_event("message")
+    # XEP-0424: Alice retracts her message by the id her client gave it.
+    alice.retract(contact("13600000002@node-b"), sid)
+    recall = await bob.wait_event("recall")
+    assert recall["messageID"] == got["messageInfo"]["messageID"]
+    # Bob recalls his: Alice's client is told which message (the stanza id it came with).
+    sent = await bob.ok("POST", "messages", {"recvID": "13600000001@node-a",
+                                             "messageType": "text",
+                                             "content": {"message": "never mind"}})
+    mid = sent["message"]["messageInfo"]["messageID"]
+    m = await alice.wait(lambda e: body(e) == "never mind", what="Bob's text")
+    assert m["id"] == mid
+    await bob.ok("POST", "messages/%s/recall" % mid)
+    r = await alice.wait(lambda e: any(e.elements("urn:xmpp:message-retract:1", "retract")),
+                         what="a retraction")
+    assert next(r.elements("urn:xmpp:message-retract:1", "retract"))["id"] == mid
+    # Retracting someone else's message is refused, with a stanza error.
+    alice.retract(contact("13600000002@node-b"), mid)
+    error = await alice.wait(lambda e: _type(e, "error"), what="an error")
+    assert error.error.firstChildElement().name == "forbidden"
+
+
+def muc_codes(element) -> set[str]:
+    return {s["code"] for x in element.elements("http://jabber.org/protocol/muc#user", "x")
+            for s in x.elements("http://jabber.org/protocol/muc#user", "status")}
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_mastered_on_another_server(world):
+    w = world
+    alice = await w.xmpp(ALICE)
+    bob = await signed_up(w.b, "13600000002", "Bob")
+    group = (await bob.ok("POST", "groups", {"groupName": "跨域 project"}))["groupInfo"]
+    gid = group["groupID"]
+    await bob.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["13600000001@node-a"]})
+    # Alice gets a mediated MUC invitation from the group's room and joins it.
+    invite = await alice.wait(lambda e: any(e.elements("http://jabber.org/protocol/muc#user",
+                                                       "x")), what="an invitation")
+    room = invite["from"]
+    assert room == gid.replace("@", "\\40") + "@" + COMPONENT
+    alice.join(room, "alice")
+    me = await alice.wait(lambda e: e.name == "presence" and "110" in muc_codes(e),
+                          what="her own presence in the room")
+    assert me["from"] == room + "/alice"
+    subject = await alice.wait(lambda e: e.subject is not None, what="the subject")
+    assert str(subject.subject) == "跨域 project"
+    # Bob talks; Alice reads it from the room, from Bob's nick.
+    await bob.ok("POST", "groups/%s/messages" % gid, {"messageType": "text",
+                                                     "content": {"message": "welcome"}})
+    m = await alice.wait(lambda e: _type(e, "groupchat") and body(e) == "welcome",
+                         what="Bob's group message")
+    assert m["from"] == room + "/13600000002@node-b"
+    # Alice talks: Bob gets it through the master; her client sees its echo with its own id.
+    sid = alice.message(room, "hello all", kind="groupchat")
+    got = await bob.wait_event("group_message",
+                               match=lambda d: d["messageInfo"]["senderID"] ==
+                               "13600000001@node-a")
+    assert got["messageInfo"]["content"]["message"] == "hello all"
+    echo = await alice.wait(lambda e: _type(e, "groupchat") and body(e) == "hello all",
+                            what="the echo")
+    assert echo["id"] == sid and echo["from"] == room + "/alice"
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_made_from_xmpp_with_remote_members(world):
+    w = world
+    alice = await w.xmpp(ALICE)
+    bob = await signed_up(w.b, "13600000002", "Bob")
+    room = "project@" + COMPONENT
+    alice.join(room, "alice")
+    me = await alice.wait(lambda e: e.name == "presence" and "110" in muc_codes(e),
+                          what="the new room")
+    assert "201" in muc_codes(me)  # a new room: a new group, Alice its owner
+    mine = (await w.a.role.handlers.groups.mine(
+        await w.gateway.access.act_as("13600000001@node-a")))
+    assert [g["groupInfo"]["groupName"] for g in mine] == ["project"]
+    gid = mine[0]["groupInfo"]["groupID"]
+    alice.invite(room, contact("13600000002@node-b"))
+    invitation = await bob.wait_event("group_invitation")
+    assert invitation["groupInfo"]["groupID"] == gid
+    await bob.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                 {"agree": True})
+    await bob.wait_event("group_joined")
+    joined = await alice.wait(lambda e: e.name == "presence" and
+                              e["from"] == room + "/13600000002@node-b", what="Bob joining")
+    assert joined.getAttribute("type") is None
+    await bob.ok("POST", "groups/%s/messages" % gid, {"messageType": "text",
+                                                     "content": {"message": "thanks!"}})
+    await alice.wait(lambda e: _type(e, "groupchat") and body(e) == "thanks!",
+                     what="Bob's message")
+    alice.message(room, "agenda at 10", kind="groupchat")
+    got = await bob.wait_event("group_message",
+                               match=lambda d: d["messageInfo"]["content"].get("message") ==
+                               "agenda at 10")
+    assert got["messageInfo"]["senderID"] == "13600000001@node-a"
+
+
+@pytest_twisted.ensureDeferred
+async def test_prosody_restart_loses_nothing(world):
+    w = world
+    alice = await w.xmpp(ALICE)
+    bob = await signed_up(w.b, "13600000002", "Bob")
+    await befriend(w, alice, bob, "13600000002@node-b")
+    await bob.ok("POST", "messages", {"recvID": "13600000001@node-a", "messageType": "text",
+                                      "content": {"message": "before"}})
+    await alice.wait(lambda e: body(e) == "before", what="the first text")
+    connections = w.gateway.link.connections
+    await w.prosody.stop()
+    await wait_until(lambda: not w.gateway.link.online, what="the gateway to notice")
+    # While Prosody is down Bob writes; the events wait in the node's store.
+    for i in range(10):
+        await bob.ok("POST", "messages", {"recvID": "13600000001@node-a",
+                                          "messageType": "text",
+                                          "content": {"message": "while down %d" % i}})
+
+    async def waiting():
+        return (await w.a.role.health())[1]["xmpp"]["backlog"] >= 10
+
+    await wait_until(waiting, what="the texts to wait at node A")
+    await w.prosody.start()
+    await wait_until(lambda: w.gateway.link.connections > connections, timeout=30,
+                     what="the gateway to connect again")
+    await alice.wait_online(timeout=30)
+    got = []
+    while len(got) < 10:
+        m = await alice.wait(lambda e: body(e).startswith("while down"), timeout=30,
+                             what="the texts sent while Prosody was down")
+        got.append(body(m))
+    assert got == ["while down %d" % i for i in range(10)]
+    # And Alice's side works again.
+    alice.message(contact("13600000002@node-b"), "back")
+    got = await bob.wait_event("message", match=lambda d:
+                               d["messageInfo"]["content"].get("message") == "back")
+
+    async def settled():
+        return (await w.gateway.backlog()) == 0
+
+    await wait_until(settled, what="the backlog to drain")

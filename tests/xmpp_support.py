@@ -41,6 +41,7 @@ http_ports = {{ {http} }}
 http_interfaces = {{ "127.0.0.1" }}
 https_ports = {{ }}
 http_external_url = "http://127.0.0.1:{http}/"
+http_default_host = "{upload}"
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
@@ -280,8 +281,10 @@ class XmppUser:
         slot = next(answer.elements("urn:xmpp:http:upload:0", "slot"))
         put = next(slot.elements("urn:xmpp:http:upload:0", "put"))
         get = next(slot.elements("urn:xmpp:http:upload:0", "get"))
-        response = await treq.put(put["url"], data=data,
-                                  headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type}
+        for header in put.elements("urn:xmpp:http:upload:0", "header"):
+            headers[header["name"]] = str(header)  # the slot's Authorization
+        response = await treq.put(put["url"], data=data, headers=headers)
         await treq.content(response)
         assert response.code in (200, 201), response.code
         return get["url"]

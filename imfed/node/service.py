@@ -20,6 +20,7 @@ from ..storage import Database, days_left
 from ..wire.errors import Style
 from . import files, friends, groups, messages
 from .acl import AccessControl
+from .bridge_lookup import BridgeUsers
 from .bridge_push import BridgePusher
 from .directory import Directory, Refresher
 from .events import EventHub
@@ -32,6 +33,7 @@ from .handlers.groups import GroupsHandler
 from .handlers.links import FileLinks, load_key
 from .handlers.messages import MessagesHandler
 from .handlers.sessions import Sessions
+from .handlers.sources import UserSources
 from .handlers.users import UsersHandler
 from .housekeeping import Housekeeping
 from .outbox import Outbox
@@ -97,7 +99,15 @@ class NodeRole:
             self.bridge_pusher = BridgePusher(self.store, config.bridge, n.server_id)
             self.hub.listeners.append(self.bridge_pusher.wake)
 
-        # The handlers: every operation, whoever asks.
+        # The handlers: every operation, whoever asks.  Users of a bridged system are asked
+        # of it the first time they are named (handlers/sources.py).
+        sources = UserSources(self.store, n.server_id)
+        bridge = None
+        if config.bridge is not None:
+            bridge = BridgeAccess(self.store, config.bridge.owns, n.server_id,
+                                  config.bridge.token)
+            if config.bridge.url is not None:
+                sources.add(BridgeUsers(config.bridge, bridge))
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
         files.remove_leftovers(self.file_dir)
@@ -105,28 +115,28 @@ class NodeRole:
                                     file_dir=self.file_dir, max_file_bytes=n.max_file_bytes)
         message_handler = MessagesHandler(self.store, self.directory, reach, file_handler,
                                           recall_window_seconds=n.recall_window_seconds,
-                                          recall_grace_seconds=n.recall_grace_seconds)
+                                          recall_grace_seconds=n.recall_grace_seconds,
+                                          sources=sources)
         self.handlers = Handlers(
             sessions=Sessions(self.store, n.server_id, session_seconds=n.session_seconds,
                               max_failures=n.login_max_failures,
                               window_seconds=n.login_window_seconds),
             users=UsersHandler(self.store, self.directory, reach, remote,
-                               search_timeout=n.search_timeout_seconds),
-            friends=FriendsHandler(self.store, reach, n.server_id),
+                               search_timeout=n.search_timeout_seconds, sources=sources),
+            friends=FriendsHandler(self.store, reach, n.server_id, sources),
             messages=message_handler,
             files=file_handler,
             groups=GroupsHandler(self.store, reach, remote, file_handler, message_handler,
                                  self.group_sync, n.server_id),
             events=EventsHandler(self.store),
-            bridge=BridgeAccess(self.store, config.bridge.owns, n.server_id,
-                                config.bridge.token)
-            if config.bridge is not None else None,
+            bridge=bridge,
             links=FileLinks(load_key(config.path("node", "links.key")), reactor))
 
         self.gateway = None
         if config.xmpp is not None:
             self.gateway = Gateway(config.xmpp, self.handlers, self.store, n.server_id, reactor)
             self.hub.listeners.append(self.gateway.wake)
+            sources.add(self.gateway.user_source)
 
         # The interfaces.
         self.api = FederationRoutes(directory=self.directory, refresher=self.refresher,

@@ -8,13 +8,16 @@ from ...wire.records import UserInfo
 from .. import friends
 from ..reach import Reach
 from ..unit import NodeStore
+from .sources import UserSources
 
 __all__ = ["FriendsHandler"]
 
 
 class FriendsHandler:
-    def __init__(self, store: NodeStore, reach: Reach, server_id: str) -> None:
+    def __init__(self, store: NodeStore, reach: Reach, server_id: str,
+                 sources: UserSources | None = None) -> None:
         self.store, self.reach, self.server_id = store, reach, server_id
+        self.sources = sources or UserSources(store, server_id)
 
     async def list(self, user) -> list[dict]:
         return await self.store.run(friends.friends, user.user_id)
@@ -26,6 +29,8 @@ class FriendsHandler:
         """Ask ``target`` (canonical ID) to be friends; the request's ID."""
         if server_of(target) != self.server_id:
             await self.reach.require(server_of(target))
+        else:
+            await self.sources.ensure(target)
         return await self.store.run(friends.request_friend, user, target, remark,
                                     self.server_id, self.store.now_ms())
 

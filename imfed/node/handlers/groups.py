@@ -81,6 +81,9 @@ class GroupsHandler:
         """How many invitations went out, or None when the master sends them."""
         for server in {server_of(u) for u in invitees} - {self.server_id}:
             await self.reach.require(server, queue=True)
+        for uid in invitees:
+            if server_of(uid) == self.server_id:
+                await self.messages.sources.ensure(uid)
         if server_of(group_id) == self.server_id:
             return await self.store.run(groups.invite, group_id, user.user_id, user.info(),
                                         invitees, self.server_id, self.now_ms())

@@ -13,6 +13,7 @@ from ..directory import Directory
 from ..reach import Reach
 from ..unit import NodeStore
 from .files import FilesHandler
+from .sources import UserSources
 
 __all__ = ["MessagesHandler", "MEDIA"]
 
@@ -22,8 +23,9 @@ MEDIA = ("image", "voice", "file")
 class MessagesHandler:
     def __init__(self, store: NodeStore, directory: Directory, reach: Reach,
                  files: FilesHandler, *, recall_window_seconds: float,
-                 recall_grace_seconds: float) -> None:
+                 recall_grace_seconds: float, sources: UserSources | None = None) -> None:
         self.store, self.directory, self.reach, self.files = store, directory, reach, files
+        self.sources = sources or UserSources(store, directory.server_id)
         self.server_id = directory.server_id
         self.window_ms = int(recall_window_seconds * 1000)
         self.limit_ms = int((recall_window_seconds + recall_grace_seconds) * 1000)
@@ -48,6 +50,8 @@ class MessagesHandler:
         info = await self.compose(user, recv_id, message_type, content, ChatType.ONE_TO_ONE)
         if info.recv_server != self.server_id:
             await self.reach.require(info.recv_server, queue=True)
+        else:
+            await self.sources.ensure(info.recv_id)
         return await self.store.run(messages.send_message, info, self.server_id,
                                     self.store.now_ms())
 
@@ -76,5 +80,6 @@ class MessagesHandler:
                 raise BadRequest("fileID must name the sender's server", "bad_fileID")
             content = dict(content, fileID="%s@%s" % (file_opaque, origin))
         info = attrs.evolve(info, content=content)
+        await self.sources.ensure(info.recv_id)
         await self.store.run(messages.receive_message, info, self.store.now_ms(),
                              self.limit_ms)

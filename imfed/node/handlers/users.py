@@ -13,26 +13,31 @@ from ..directory import Directory
 from ..reach import Reach
 from ..remote import FederationClient
 from ..unit import NodeStore
+from .sources import UserSources
 
 __all__ = ["UsersHandler"]
 
 
 class UsersHandler:
     def __init__(self, store: NodeStore, directory: Directory, reach: Reach,
-                 remote: FederationClient, *, search_timeout: float) -> None:
+                 remote: FederationClient, *, search_timeout: float,
+                 sources: UserSources | None = None) -> None:
         self.store, self.directory, self.reach, self.remote = store, directory, reach, remote
+        self.sources = sources or UserSources(store, directory.server_id)
         self.server_id = directory.server_id
         self.search_timeout = search_timeout
 
     async def local(self, uid: str) -> users.User:
         """A user of this server by its canonical ID (the caller has checked the server
-        part); 404 when there is none."""
+        part); 404 when there is none (a user of a bridged system is asked of it first)."""
+        await self.sources.ensure(uid)
         user = await self.store.run(users.get_user, uid)
         if user is None:
             raise NotFound("no user %s" % uid, "unknown_user")
         return user
 
     async def find_local(self, query: str) -> list[users.User]:
+        await self.sources.ensure("%s@%s" % (query, self.server_id), searching=True)
         return await self.store.run(users.search, query)
 
     async def is_friend(self, owner_id: str, friend_id: str) -> bool:

@@ -105,6 +105,7 @@ class Gateway(MultiService):
         # group ID -> {occupant's full JID: (userID, nick)}: who is in which room now.
         self.occupants: dict[str, dict[str, tuple[str, str]]] = {}
         self._joining: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self.user_source = XmppUsers(self)
 
     # -- the stream --
 
@@ -630,6 +631,24 @@ class Gateway(MultiService):
         if oper == OperType.DISSOLVE or (oper == OperType.REMOVE and user_id in affected):
             for full in mine:
                 self.occupants.get(group_id, {}).pop(full, None)
+
+
+class XmppUsers:
+    """The XMPP server's users as a source of users (handlers/sources.py): every phone number
+    of the namespace is taken as an account when named, for XMPP servers do not say which
+    accounts exist (a message to one that does not is bounced by the XMPP server)."""
+
+    name, authoritative = "the XMPP server", False
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    def owns(self, phone: str) -> bool:
+        return self.gw.config.owns(phone)
+
+    async def lookup(self, phone: str):
+        user_id = "%s@%s" % (phone, self.gw.server_id)
+        return await self.gw._user(user_id, self.gw.mapping.user_jid(user_id))
 
 
 class _Pump(Periodic):

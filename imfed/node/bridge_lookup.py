@@ -1,0 +1,53 @@
+"""Asking the bridged system about its users (docs/bridge.md): when another server (or a user
+here) names a user of the system's namespace that imfed has not met, imfed asks
+``GET [bridge] url + /users/<phone>``, signed as the pushes are (``X-Imfed-Signature:
+sha256=HMAC(push_token, path)``); 200 ``{"name": ..., "verifyType": 1|2}`` makes the user
+here, 404 says there is none (remembered for a minute), anything else or no answer within
+the timeout is a 503 to whoever asked."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import treq
+
+from ..config import BridgeConfig
+from ..wire.records import VerifyType
+from .bridge_push import SIGNATURE_HEADER, sign
+from .handlers.bridge import BridgeAccess
+
+__all__ = ["BridgeUsers"]
+
+
+class BridgeUsers:
+    name, authoritative = "the bridged system", True
+
+    def __init__(self, config: BridgeConfig, access: BridgeAccess, *,
+                 timeout: float = 5.0) -> None:
+        self.config, self.access, self.timeout = config, access, timeout
+        self.base = config.url.rstrip("/")
+
+    def owns(self, phone: str) -> bool:
+        return self.config.owns(phone)
+
+    async def lookup(self, phone: str):
+        path = "/users/" + quote(phone)
+        response = await treq.get(self.base + path, timeout=self.timeout, persistent=False,
+                                  headers={SIGNATURE_HEADER: sign(self.config.push_token,
+                                                                  path.encode("utf-8"))})
+        body = await treq.content(response)
+        if response.code == 404:
+            return None
+        if response.code != 200:
+            raise RuntimeError("HTTP %d" % response.code)
+        try:
+            data = json.loads(body)
+            name = data.get("name") or phone
+            verify = int(data.get("verifyType", VerifyType.ALLOW))
+        except (ValueError, AttributeError, TypeError):
+            raise RuntimeError("the answer is not a JSON object") from None
+        if not isinstance(name, str) or len(name) > 64 or verify not in (1, 2):
+            raise RuntimeError("the answer's name or verifyType is not valid")
+        user, _ = await self.access.provision(phone, name, verify_type=verify)
+        return user
