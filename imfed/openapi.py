@@ -294,6 +294,41 @@ MANAGEMENT = {
                           answer=dict(servers=arr(ref("ServerEntry")), serverTime=I)),
 }
 
+BRIDGE_TOKEN = "bridge"
+BRIDGE = {
+    ("POST", V1 + "bridge/users"): op(
+        "Provision one of the system's users (201 made, 200 there already)",
+        auth=BRIDGE_TOKEN,
+        body=obj(("phoneNumber", "name"), phoneNumber=S, name=S, verifyType={"enum": [1, 2]}),
+        answer=dict(userInfo=ref("UserInfo"), created=B)),
+}
+"""The bridge's own operation; every operation of the client API (client.json) is called the
+same way, with the bridge token and ?user_id=."""
+
+SIGNED_PUSH = {"name": "X-Imfed-Signature", "in": "header", "required": True,
+               "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+               "description": "HMAC-SHA256 with [bridge] push_token: over the body of a "
+               "transaction, over the path of a lookup"}
+BRIDGE_WEBHOOKS = {
+    "transactions": {"post": {
+        "summary": "POST <[bridge] url>/transactions: the events of the system's users, in "
+                   "seq order; sent again with the same txnId until a 2xx",
+        "operationId": "transactions", "parameters": [SIGNED_PUSH],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": obj(
+            ("txnId", "events"), txnId=S, events=arr(obj(
+                ("seq", "userID", "type", "data"), seq=I, userID=S,
+                type=SCHEMAS["Event"]["properties"]["type"], data=ANY)))}}},
+        "responses": {"200": {"description": "taken (or taken before: a repeat is "
+                                             "acknowledged and ignored)"}}}},
+    "userLookup": {"get": {
+        "summary": "GET <[bridge] url>/users/<phone>: does the system have this user?",
+        "operationId": "userLookup", "parameters": [SIGNED_PUSH],
+        "responses": {
+            "200": {"description": "the user", "content": {"application/json": {
+                "schema": obj(name=S, verifyType={"enum": [1, 2]})}}},
+            "404": {"description": "no such user (remembered for a minute)"}}}},
+}
+
 INTERFACES = {
     "client": ("imfed client API", CLIENT, {"code": {"enum": [0]}, "error": S},
                "A node's API for its own users: JSON over HTTP on client_listen, "
@@ -306,6 +341,13 @@ INTERFACES = {
                    "signed (Authorization: IMFED-SM2 ...) and every answer signed "
                    "(X-IMFed-Signature), docs/protocol.md §2-3, §5. Each path is also served "
                    "with the v1 prefix (docs/protocol.md §2)."),
+    "bridge": ("imfed bridge API", BRIDGE, {"code": {"enum": [0]}, "error": S},
+               "For an existing IM system whose users are this node's users "
+               "(docs/bridge.md). The system calls every operation of the client API "
+               "(client.json) with Authorization: Bearer <[bridge] token> and "
+               "?user_id=<the user it acts for>; its own operation is below. imfed calls the "
+               "system back (webhooks): transactions of its users' events, and lookups of "
+               "users it has not met."),
     "management": ("imfed management API", MANAGEMENT, {"code": {"enum": ["0"]}, "desc": S},
                    "The management server (§6.1, §6.3, docs/protocol.md §4): apply, review "
                    "status, certificates, the directory. Each path is also served with the v1 "
@@ -348,6 +390,8 @@ def _operation(method: str, path: str, o: dict, ok_fields: dict) -> dict:
             "schema": {"type": "string", "format": "binary"}}}}
     if o["auth"] == SESSION:
         out["security"] = [{"session": []}]
+    elif o["auth"] == BRIDGE_TOKEN:
+        out["security"] = [{"bridgeToken": []}]
     elif o["auth"] == SIGNED:
         out["security"] = [{"sm2Signature": []}]
     return out
@@ -358,14 +402,19 @@ def spec(name: str) -> dict:
     out_paths: dict = {}
     for (method, path), o in sorted(table.items()):
         out_paths.setdefault(path, {})[method.lower()] = _operation(method, path, o, ok_fields)
+    extra = {"webhooks": BRIDGE_WEBHOOKS} if name == "bridge" else {}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__, "description": description},
         "paths": out_paths,
+        **extra,
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
                 "session": {"type": "http", "scheme": "bearer"},
+                "bridgeToken": {"type": "http", "scheme": "bearer",
+                                "description": "[bridge] token; the user acted for is "
+                                "?user_id="},
                 "sm2Signature": {"type": "apiKey", "in": "header", "name": "Authorization",
                                  "description": "IMFED-SM2 signature over the request "
                                  "(docs/protocol.md §3), with mutual SM2 TLS"}}},

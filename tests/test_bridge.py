@@ -198,6 +198,8 @@ def test_bridge_config_mistakes_name_the_key(bridge, key):
 # -- pushes to the system, through the reference receiver (examples/bridge_receiver.py) --
 
 PUSH_KEY = "p" * 32
+SYSTEM_USERS = {"8613800000007": {"name": "Zhou", "verifyType": 2}}
+"""Users the bridged system has that imfed has not been told of."""
 
 
 @pytest_twisted.async_yield_fixture
@@ -236,8 +238,9 @@ class ReceiverControl:
 
         from examples.bridge_receiver import Receiver
 
-        self.listening = reactor.listenTCP(self.port, Site(Receiver(key or self.key, self.out)),
-                                           interface="127.0.0.1")
+        self.listening = reactor.listenTCP(
+            self.port, Site(Receiver(key or self.key, self.out, SYSTEM_USERS)),
+            interface="127.0.0.1")
 
     async def stop(self) -> None:
         if self.listening is not None:
@@ -309,3 +312,43 @@ async def test_a_push_the_system_refuses_is_sent_again(pushed):
     await receiver.stop()
     receiver.start()  # the right key
     await wait_until(lambda: receiver.texts() == ["kept"], timeout=30, what="the resend")
+
+
+@pytest_twisted.ensureDeferred
+async def test_users_imfed_has_not_met_are_asked_of_the_system(pushed):
+    """Another server names a user of the system's namespace that imfed has not been told of:
+    imfed asks the system (GET /users/<phone>, signed), makes the user, and the message is
+    delivered and pushed; a phone the system does not have is a 404, asked once a minute."""
+    from conftest import wait_until
+
+    a, b, receiver = pushed
+    bob = await signed_up(b, "13600000002", "Bob")
+    found = await bob.ok("GET", "users/info", params={"userID": "8613800000007@node-a"})
+    assert found["userInfo"]["name"] == "Zhou"
+    await bob.ok("POST", "messages", {"recvID": "8613800000007@node-a", "messageType": "text",
+                                      "content": {"message": "hello Zhou"}})
+    await wait_until(lambda: any(
+        e["userID"] == "8613800000007@node-a" and e["type"] == "message"
+        for e in receiver.events()), what="the push to Zhou")
+    status, answer = await bob.call("GET", "users/info",
+                                    params={"userID": "8613800000099@node-a"})
+    assert status == 404 and answer["errcode"] == "unknown_user"
+    # Not a user of the system's namespace: not asked, and not made.
+    status, _ = await bob.call("GET", "users/info", params={"userID": "13900000000@node-a"})
+    assert status == 404
+    assert len([u for u in node_users(a)]) == 2  # Li (provisioned) and Zhou (looked up)
+    # A system that does not answer is a temporary failure (503), not "no such user": at
+    # node A, and for Bob asking through node B.
+    await receiver.stop()
+    status, answer = await Bridge(a).call("GET", "users/info", user_id=LI,
+                                          params={"userID": "8613800000055@node-a"})
+    assert status == 503 and answer["errcode"] == "source_unavailable"
+    status, answer = await bob.call("GET", "users/info",
+                                    params={"userID": "8613800000056@node-a"})
+    assert status == 503 and answer["errcode"] == "peer_unavailable"
+
+
+def node_users(node) -> list:
+    from conftest import node_rows
+
+    return node_rows(node, "SELECT user_id FROM users")

@@ -54,6 +54,9 @@ class UsersHandler:
             answer = await self.remote.user(peer, uid)
         except PeerError as e:
             raise Unavailable(str(e), "peer_unreachable") from None
+        if answer.status >= 500:
+            raise Unavailable("%s could not say (HTTP %d)" % (server, answer.status),
+                              "peer_unavailable")
         if not answer.ok:
             raise NotFound("no user %s" % uid, "unknown_user")
         return answer.body.get("userInfo"), None
