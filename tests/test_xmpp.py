@@ -15,9 +15,9 @@ import treq
 from twisted.words.xish import domish
 
 from conftest import join_node, node_rows, signed_up, start_management, wait_until
+from imfed.config import ConfigError, parse
 from xmpp_support import COMPONENT, DOMAIN, SECRET, Prosody, XmppUser
 
-pytestmark = pytest.mark.xmpp
 
 ALICE = "13600000001"  # an XMPP user whose localpart is her phone number
 CAROL_LOCAL, CAROL = "carol", "13600000003"  # one with a name, mapped in [xmpp.accounts]
@@ -53,6 +53,51 @@ def gateway_top(prosody: Prosody, **overrides) -> dict:
             "users": r"136\d{8}", "reconnect_max_seconds": 1.0}
     xmpp.update(overrides)
     return {"xmpp": xmpp}
+
+
+NODE = {"server_id": "node-a", "listen": "127.0.0.1:1", "client_listen": "127.0.0.1:2",
+        "management_url": "https://m"}
+GOOD = {"component": "imfed.example.com", "domain": "example.com", "secret": "s" * 16}
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"component": "example.com"}, "xmpp.component"),
+    ({"domain": "not a domain"}, "xmpp.domain"),
+    ({"secret": "short"}, "xmpp.secret"),
+    ({"accounts": {"alice": "x1"}}, "xmpp.accounts.alice"),
+    ({"users": "("}, "xmpp.users"),
+    ({"connect": "example.com:5347"}, "xmpp.connect"),
+    ({"fetch_from": ["ftp://x/"]}, "xmpp.fetch_from[0]"),
+    ({"secrett": "s" * 16}, "xmpp.secrett"),
+])
+def test_xmpp_config_mistakes_name_the_key(change, key):
+    with pytest.raises(ConfigError) as info:
+        parse({"data_dir": "d", "node": NODE, "xmpp": dict(GOOD, **change)})
+    assert info.value.key == key
+
+
+def test_xmpp_config_and_the_id_mapping():
+    from twisted.words.protocols.jabber.jid import JID
+
+    from imfed.node.xmpp.jids import Mapping, escape, unescape
+
+    with pytest.raises(ConfigError) as info:
+        parse({"data_dir": "d", "management": {"listen": "127.0.0.1:1"}, "xmpp": GOOD})
+    assert info.value.key == "xmpp"
+    config = parse({"data_dir": "d", "node": NODE, "xmpp": dict(
+        GOOD, users="accounts", accounts={"Alice": "13600000001"})}).xmpp
+    assert config.file_url == "http://127.0.0.1:2" and config.connect.port == 5347
+    m = Mapping(config, "node-a")
+    assert m.local_user(JID("alice@example.com/phone")) == "13600000001@node-a"
+    assert m.local_user(JID("13600000002@example.com")) is None  # "accounts": listed only
+    assert m.local_user(JID("alice@elsewhere.com")) is None
+    assert m.user_jid("13600000001@node-a").full() == "alice@example.com"
+    assert m.contact_jid("13600000002@node-b").full() == \
+        "13600000002\\40node-b@imfed.example.com"
+    assert m.user_of(JID("13600000002\\40node-b@imfed.example.com")) == "13600000002@node-b"
+    assert m.user_of(JID("project@imfed.example.com")) is None
+    odd = "a b\"&'/:<>@\\z"
+    assert unescape(escape(odd)) == odd and "@" not in escape(odd) and " " not in escape(odd)
 
 
 @pytest_twisted.async_yield_fixture
@@ -101,6 +146,7 @@ async def befriend(w: World, xmpp: XmppUser, bob, bob_id: str) -> None:
                     _from(e, contact(bob_id)), what="subscribed")
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_component_connects_answers_disco_and_refuses_outsiders(world):
     w = world
@@ -122,6 +168,7 @@ async def test_component_connects_answers_disco_and_refuses_outsiders(world):
     assert node_rows(w.a, "SELECT user_id FROM users") == []
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_friends_both_ways_and_deletion(world):
     w = world
@@ -160,6 +207,7 @@ async def test_friends_both_ways_and_deletion(world):
                      _from(e, contact("13600000005@node-b")), what="Dave's deletion")
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_texts_both_ways_in_order(world):
     w = world
@@ -199,6 +247,7 @@ def oob_url(element) -> str:
     return ""
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_files_both_ways(world):
     w = world
@@ -241,6 +290,7 @@ async def test_files_both_ways(world):
     assert response.code == 403 and (await response.json())["errcode"] == "bad_link"
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_recall_both_ways(world):
     w = world
@@ -275,6 +325,7 @@ def muc_codes(element) -> set[str]:
             for s in x.elements("http://jabber.org/protocol/muc#user", "status")}
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_group_mastered_on_another_server(world):
     w = world
@@ -311,6 +362,7 @@ async def test_group_mastered_on_another_server(world):
     assert echo["id"] == sid and echo["from"] == room + "/alice"
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_group_made_from_xmpp_with_remote_members(world):
     w = world
@@ -345,6 +397,7 @@ async def test_group_made_from_xmpp_with_remote_members(world):
     assert got["messageInfo"]["senderID"] == "13600000001@node-a"
 
 
+@pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
 async def test_prosody_restart_loses_nothing(world):
     w = world

@@ -193,7 +193,8 @@ class NodeRole:
     def services(self, nonce_file: str) -> list:
         """The role's services, in start order (stopped in reverse): store, nonces,
         federation listener, directory refresh timer, outbound queue, group check timer,
-        certificate renewal timer, housekeeping timer, client API listener."""
+        certificate renewal timer, housekeeping timer, client API listener (and, when configured,
+        the bridge's pusher and the XMPP gateway after the outbound queue)."""
         n = self.config
         federation = tls_listener(self.clock, n.listen, self.server_tls, self.api.resource(),
                                   n.limits, Style.INTERCONNECT, lambda method, path: n.max_body,

@@ -672,7 +672,7 @@ class _Pump(Periodic):
                     try:
                         await gw.deliver(user_id, kind, data)
                     except Offline:
-                        raise
+                        return  # sent again from the cursor once connected
                     except Exception:
                         # One event that cannot be shown (a group whose master does not
                         # answer, say) does not hold up the others.
