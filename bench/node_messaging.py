@@ -3,11 +3,13 @@ management role and the load in this process:
 
 - sustained text throughput A -> B (messages/s, counted when Bob's event stream has them all)
 - latency at a fixed rate (send request start -> Bob's event stream), p50 / p99
+- latency of a single message on idle nodes (the same path; --idle messages, each sent 50 ms
+  after the one before arrived), p50 / p99
 - file relay: a large file uploaded to A, downloaded by Bob through B (MB/s), and B's peak RSS
 
     python bench/node_messaging.py [--messages 3000] [--concurrency 64] [--conversations 16]
                                    [--rate 200] [--seconds 10] [--file-mb 200]
-                                   [--no-access-log]
+                                   [--idle 200] [--no-access-log]
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ from imfed.service import make_service  # noqa: E402
 from imfed.storage import migrate, run_sync  # noqa: E402
 from imfed.testing import free_port  # noqa: E402
 
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    """(p50, p99, max) in ms."""
+    latencies = sorted(latencies)
+    return (statistics.median(latencies), latencies[max(int(len(latencies) * 0.99) - 1, 0)],
+            latencies[-1])
 
 
 async def main(reactor, args):
@@ -134,12 +143,23 @@ async def main(reactor, args):
         loop.stop()
         await defer.gatherResults(sends)
         await wait_for(list(sent_at))
-        latencies = sorted((stream.arrived[t] - sent_at[t]) * 1000 for t in sent_at)
-        p50 = statistics.median(latencies)
-        p99 = latencies[int(len(latencies) * 0.99) - 1]
         print("latency at %d messages/s for %d s over %d conversations: p50 %.1f ms, "
-              "p99 %.1f ms, max %.1f ms" % (args.rate, args.seconds, len(tokens), p50, p99,
-                                            latencies[-1]))
+              "p99 %.1f ms, max %.1f ms" % (args.rate, args.seconds, len(tokens), *percentiles(
+                  [(stream.arrived[t] - sent_at[t]) * 1000 for t in sent_at])))
+
+        # 2b. One message at a time on idle nodes.
+        if args.idle:
+            await task.deferLater(reactor, 1.0, lambda: None)
+            idle = []
+            for i in range(args.idle):
+                await task.deferLater(reactor, 0.05, lambda: None)
+                text = "i%05d" % i
+                start = time.perf_counter()
+                await send(text)
+                await wait_for([text])
+                idle.append((stream.arrived[text] - start) * 1000)
+            print("idle latency, %d single messages 50 ms apart: p50 %.1f ms, p99 %.1f ms, "
+                  "max %.1f ms" % (args.idle, *percentiles(idle)))
 
         # 3. File relay.
         if args.file_mb:
@@ -189,6 +209,7 @@ if __name__ == "__main__":
     p.add_argument("--rate", type=int, default=200)
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--file-mb", type=int, default=200)
+    p.add_argument("--idle", type=int, default=200)
     p.add_argument("--no-access-log", action="store_true",
                    help="run the nodes with access_log = false")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, p.parse_args())))

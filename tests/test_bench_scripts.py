@@ -16,8 +16,8 @@ from conftest import REPO
     ("sm2_speed.py", ["--seconds", "0.2", "--no-others"], b"sign"),
     ("directory_query.py", ["--servers", "200", "--runs", "1"], b"incremental"),
     ("node_messaging.py", ["--messages", "40", "--concurrency", "8", "--conversations", "4",
-                           "--rate", "20", "--seconds", "1", "--file-mb", "2"],
-     b"file relay: 2 MB"),
+                           "--rate", "20", "--seconds", "1", "--file-mb", "2", "--idle", "5"],
+     b"idle latency, 5 single messages"),
     ("group_fanout.py", ["--servers", "2", "--messages", "3"], b"N= 2 receiving servers"),
 ])
 def test_bench_script_runs(script, args, expected):
