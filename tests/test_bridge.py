@@ -352,3 +352,23 @@ def node_users(node) -> list:
     from conftest import node_rows
 
     return node_rows(node, "SELECT user_id FROM users")
+
+
+def test_the_push_cursor_survives_the_upgrade_to_event_cursors(tmp_path):
+    """Schema 008 moves the bridge's cursor (bridge_state, 007) into event_cursors: an
+    upgraded node goes on pushing after what the system already acknowledged."""
+    import sqlite3
+
+    from imfed.node import feeds
+    from imfed.storage import migrate
+    from test_outbox_heads import _store_at
+
+    path, conn = _store_at(tmp_path, 7)
+    conn.execute("INSERT INTO bridge_state VALUES (1, 41)")
+    conn.commit()
+    conn.close()
+    assert migrate(path, "node") >= 8
+    conn = sqlite3.connect(path)
+    assert feeds.cursor(conn.cursor(), "bridge") == 41
+    assert feeds.cursor(conn.cursor(), "xmpp") == 0
+    conn.close()

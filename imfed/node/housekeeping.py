@@ -1,6 +1,6 @@
 """What a node's store stops keeping (every ``housekeeping_seconds``): client events older than
 ``event_retention_days`` (a client away longer re-reads conversations and history, which are
-kept), and expired login sessions.  Old events go in small transactions, oldest first, so the
+kept), expired login sessions, and the XMPP gateway's week-old stanza IDs.  Old events go in small transactions, oldest first, so the
 one writer connection is never held for long."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from ..storage import Database, transaction
 from ..timers import Periodic
+from .xmpp.state import FORGET_IDS_SECONDS, forget_ids
 
 __all__ = ["Housekeeping", "prune_events", "prune_sessions"]
 
@@ -54,6 +55,8 @@ class Housekeeping(Periodic):
             if n < BATCH:
                 break
         sessions = await self.db.runInteraction(prune_sessions, now)
-        if events or sessions:
-            log.info("housekeeping: {events} old events and {sessions} expired sessions "
-                     "removed", events=events, sessions=sessions)
+        ids = await self.db.runInteraction(forget_ids, now - FORGET_IDS_SECONDS * 1000)
+        if events or sessions or ids:
+            log.info("housekeeping: {events} old events, {sessions} expired sessions and "
+                     "{ids} old XMPP stanza IDs removed", events=events, sessions=sessions,
+                     ids=ids)

@@ -21,6 +21,7 @@ again (a client may see a repeat, with the same stanza id)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from urllib.parse import unquote, urlsplit
@@ -35,11 +36,11 @@ from twisted.words.xish import domish
 
 from ...config import XmppConfig
 from ...metrics import XMPP_BACKLOG, XMPP_CONNECTED, XMPP_STANZAS
-from ...timers import Periodic
 from ...wire.errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, TooLarge,
                             TooMany, Unauthorized, Unavailable)
 from ...wire.messages import split_id
 from ...wire.records import OperType, UserType
+from ..feeds import EventFeed
 from ..handlers.bridge import BridgeAccess
 from ..unit import NodeStore
 from . import state
@@ -63,10 +64,8 @@ NS_SID = "urn:xmpp:sid:0"
 NS_DELAY = "urn:xmpp:delay"
 NS_HINTS = "urn:xmpp:hints"
 
-BATCH = 200
 QUEUE_LIMIT = 100
 """Stanzas of one user waiting to be handled; more are refused (resource-constraint)."""
-FORGET_IDS_SECONDS = 7 * 86400
 
 _CONDITIONS = [(BadRequest, "bad-request"), (Unauthorized, "not-authorized"),
                (Forbidden, "forbidden"), (NotFound, "item-not-found"),
@@ -96,8 +95,8 @@ class Gateway(MultiService):
         self.access = BridgeAccess(store, config.owns, server_id)
         self.link = ComponentLink(config, clock, self._received, self._online, self._offline)
         self.link.setServiceParent(self)
-        self.pump = _Pump(self)
-        self.pump.setServiceParent(self)
+        self.feed = _Feed(self)
+        self.feed.setServiceParent(self)
         self.lock = DeferredLock()
         self._queues: dict[str, list] = {}
         self._users: dict[str, object] = {}
@@ -110,7 +109,7 @@ class Gateway(MultiService):
     # -- the stream --
 
     def _online(self) -> None:
-        self.pump.wake()
+        self.feed.wake()
 
     def _offline(self) -> None:
         # Rooms are left when the stream ends (the XMPP server tells its clients so); they
@@ -119,7 +118,7 @@ class Gateway(MultiService):
         self._joining.clear()
 
     def wake(self, user_ids=()) -> None:
-        self.pump.wake()
+        self.feed.wake()
 
     def send(self, element: domish.Element) -> None:
         self.link.send(element)
@@ -131,7 +130,7 @@ class Gateway(MultiService):
                 "error": self.link.last_error}
 
     async def backlog(self) -> int:
-        n = await self.store.read(state.backlog)
+        n = await self.feed.backlog()
         XMPP_BACKLOG.labels(self.server_id).set(n)
         return n
 
@@ -651,45 +650,42 @@ class XmppUsers:
         return await self.gw._user(user_id, self.gw.mapping.user_jid(user_id))
 
 
-class _Pump(Periodic):
-    """The gateway's users' events, in seq order, to the XMPP server."""
+class _Feed(EventFeed):
+    """The gateway's users' events, in seq order, to the XMPP server: a batch is confirmed by
+    the server's answer to a ping sent after it on the same stream."""
+
+    name, batch = "xmpp", 200
 
     def __init__(self, gateway: Gateway) -> None:
-        super().__init__(gateway.clock, 1.0)
+        super().__init__(gateway.store, 1.0)
         self.gw = gateway
 
-    async def tick(self) -> None:
-        gw = self.gw
-        while self.running and gw.link.online:
-            rows = await gw.store.read(state.events_after,
-                                       await gw.store.read(state.cursor), BATCH)
-            if not rows:
-                return
-            async with gw.lock:
-                for seq, user_id, kind, data in rows:
-                    if not gw.mapping.serves(user_id):
-                        continue
-                    try:
-                        await gw.deliver(user_id, kind, data)
-                    except Offline:
-                        return  # sent again from the cursor once connected
-                    except Exception:
-                        # One event that cannot be shown (a group whose master does not
-                        # answer, say) does not hold up the others.
-                        log.failure("XMPP gateway: event {seq} ({kind}) of {user} not "
-                                    "shown", seq=seq, kind=kind, user=user_id)
-            try:
-                await gw.link.barrier()
-            except Exception as e:
-                log.info("XMPP gateway: the XMPP server did not confirm events up to {seq} "
-                         "({error}); they are sent again", seq=rows[-1][0], error=e)
-                return
-            await gw.store.run(state.advance, rows[-1][0],
-                               gw.store.now_ms() - FORGET_IDS_SECONDS * 1000)
+    def ready(self) -> bool:
+        return self.gw.link.online
 
-    def wake(self) -> None:
-        if self.running and self._current is None:
-            self._fire()
+    def owns(self, user_id: str) -> bool:
+        return self.gw.mapping.serves(user_id)
+
+    async def hand_over(self, cursor: int, last: int, rows: list) -> bool:
+        gw = self.gw
+        async with gw.lock:
+            for seq, user_id, kind, payload in rows:
+                try:
+                    await gw.deliver(user_id, kind, json.loads(payload))
+                except Offline:
+                    return False  # sent again from the cursor once connected
+                except Exception:
+                    # One event that cannot be shown (a group whose master does not answer,
+                    # say) does not hold up the others.
+                    log.failure("XMPP gateway: event {seq} ({kind}) of {user} not shown",
+                                seq=seq, kind=kind, user=user_id)
+        try:
+            await gw.link.barrier()
+        except Exception as e:
+            log.info("XMPP gateway: the XMPP server did not confirm events up to {seq} "
+                     "({error}); they are sent again", seq=last, error=e)
+            return False
+        return True
 
 
 class _Discard:

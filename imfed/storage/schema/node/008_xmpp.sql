@@ -1,10 +1,14 @@
--- The XMPP gateway (docs/bridge.md).
--- How far the gateway has handed its users' events to the XMPP server (acknowledged: the
+-- Where each feed of events to a system outside the node stands (imfed/node/feeds.py): the
+-- events up to seq have been handed over and acknowledged.  "bridge": the bridged system's
+-- pushes (its cursor was bridge_state's); "xmpp": the XMPP gateway (acknowledged when the XMPP
 -- server answered a ping sent after them on the same stream).
-CREATE TABLE xmpp_state (
-    id          INTEGER PRIMARY KEY CHECK (id = 1),
-    sent_through INTEGER NOT NULL
+CREATE TABLE event_cursors (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
 );
+INSERT INTO event_cursors SELECT 'bridge', pushed_through FROM bridge_state;
+DROP TABLE bridge_state;
+-- The XMPP gateway (docs/bridge.md).
 -- Rooms an XMPP user made by joining a new name: the name stays the group's room JID.
 CREATE TABLE xmpp_rooms (
     room     TEXT PRIMARY KEY,
