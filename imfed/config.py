@@ -322,15 +322,21 @@ def _users_pattern(r, default=attrs.NOTHING, words=("all",)) -> str:
     return users
 
 
+def _is_http_url(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _http_url(r, name: str, default=attrs.NOTHING) -> str:
     url = r.get(name, str, default)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not _is_http_url(url):
         raise ConfigError(r.key(name), "must be an http:// or https:// URL")
     return url
 
 
-def _xmpp(table: dict, node) -> XmppConfig:
+def _xmpp(table: dict, node: NodeConfig) -> XmppConfig:
     r = _Reader(table, "xmpp.")
     component, domain = r.get("component", str), r.get("domain", str)
     for key, value in (("component", component), ("domain", domain)):
@@ -348,13 +354,10 @@ def _xmpp(table: dict, node) -> XmppConfig:
         if not isinstance(phone, str) or not PHONE.match(phone):
             raise ConfigError(r.key("accounts") + "." + local, "must be a phone number "
                               "(3-20 digits)")
-    default_url = None
-    if node is not None:
-        default_url = "http://%s:%d" % (node.client_listen.host, node.client_listen.port)
+    default_url = "http://%s:%d" % (node.client_listen.host, node.client_listen.port)
     fetch_from = r.get("fetch_from", list, [])
     for i, prefix in enumerate(fetch_from):
-        parts = urlsplit(prefix) if isinstance(prefix, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        if not _is_http_url(prefix):
             raise ConfigError("%s[%d]" % (r.key("fetch_from"), i),
                               "must be an http:// or https:// URL prefix")
     cfg = XmppConfig(

@@ -100,7 +100,7 @@ class Gateway(MultiService):
         self.lock = DeferredLock()
         self._queues: dict[str, list] = {}
         self._users: dict[str, object] = {}
-        self._rooms: dict[str, str] = {}  # group ID -> room localpart (a name, or escaped ID)
+        self._rooms: dict[str, str | None] = {}  # group ID -> the room's name made from XMPP
         # group ID -> {occupant's full JID: (userID, nick)}: who is in which room now.
         self.occupants: dict[str, dict[str, tuple[str, str]]] = {}
         self._joining: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -188,7 +188,7 @@ class Gateway(MultiService):
         if user_id is None:
             raise Forbidden("%s is not one of this gateway's users" % frm.userhost(),
                             "outside_namespace")
-        user = await self._user(user_id, frm)
+        user = await self._user(user_id)
         if kind == "presence":
             if to.resource:
                 await self._room_presence(element, user, frm, to, kind_type)
@@ -200,10 +200,12 @@ class Gateway(MultiService):
             else:
                 await self._chat(element, user, to)
 
-    async def _user(self, user_id: str, jid: JID):
+    async def _user(self, user_id: str):
+        """One of the gateway's users, made here the first time (named by its localpart)."""
         user = self._users.get(user_id)
         if user is None:
-            user, _ = await self.access.provision(user_id.split("@")[0], jid.user)
+            user, _ = await self.access.provision(user_id.split("@")[0],
+                                                  self.mapping.user_jid(user_id).user)
             self._users[user_id] = user
         return user
 
@@ -373,15 +375,10 @@ class Gateway(MultiService):
             group_id = unescape(room)
         return group_id
 
-    async def _room(self, group_id: str) -> str:
-        room = self._rooms.get(group_id)
-        if room is None:
-            room = await self.store.read(state.room_of_group, group_id)
-            room = self._rooms[group_id] = room or self.mapping.room_jid(group_id).user
-        return room
-
     async def _room_jid(self, group_id: str, nick: str | None = None) -> JID:
-        return JID(tuple=(await self._room(group_id), self.mapping.component, nick))
+        if group_id not in self._rooms:
+            self._rooms[group_id] = await self.store.read(state.room_of_group, group_id)
+        return self.mapping.room_jid(group_id, self._rooms[group_id], nick)
 
     async def _member_of(self, user, group_id: str | None) -> bool:
         return group_id is not None and any(
@@ -520,7 +517,7 @@ class Gateway(MultiService):
             m.addElement((NS_HINTS, "store"))
             self.send(m)
         elif kind == "delivery" and data.get("state") == "failed":
-            message = await self.h.messages.get(await self._user_record(user_id),
+            message = await self.h.messages.get(await self._user(user_id),
                                                 data["messageID"])
             stanza_id = await self.store.read(state.stanza_of_message, user_id,
                                               data["messageID"])
@@ -553,19 +550,13 @@ class Gateway(MultiService):
             invite.addElement("reason", content=data["groupInfo"].get("groupName", ""))
             self.send(m)
         elif kind == "group_joined":
-            user = await self._user_record(user_id)
+            user = await self._user(user_id)
             for full, nick in self._joining.pop((user_id, data["groupID"]), []):
                 await self._enter(user, data["groupID"], full, nick, False)
         elif kind == "group_message":
             await self._group_message(user_id, data)
         elif kind == "group_notify":
             await self._group_notify(user_id, data)
-
-    async def _user_record(self, user_id: str):
-        user = self._users.get(user_id)
-        if user is None:
-            user, _ = await self.access.provision(user_id.split("@")[0], user_id)
-        return user
 
     def _message(self, info: dict, to: str, kind_type: str, stanza_id: str,
                  user_id: str) -> domish.Element:
@@ -647,7 +638,7 @@ class XmppUsers:
 
     async def lookup(self, phone: str):
         user_id = "%s@%s" % (phone, self.gw.server_id)
-        return await self.gw._user(user_id, self.gw.mapping.user_jid(user_id))
+        return await self.gw._user(user_id)
 
 
 class _Feed(EventFeed):

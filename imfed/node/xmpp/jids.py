@@ -88,11 +88,8 @@ class Mapping:
 
     def room_jid(self, group_id: str, alias: str | None = None, nick: str | None = None
                  ) -> JID:
+        """A group's room: its name made from XMPP (``alias``), else its escaped ID."""
         return JID(tuple=(alias or escape(group_id), self.component, nick))
-
-    def room_name(self, jid: JID) -> str | None:
-        """The room's localpart as named (an alias, or an escaped groupID)."""
-        return jid.user if jid.host == self.component and jid.user else None
 
 
 def parse_jid(text: str | None) -> JID | None:
