@@ -45,6 +45,15 @@ class World:
         self.clients.append(client)
         return client
 
+    async def alice_and_bob(self, friends: bool = True) -> tuple[XmppUser, object]:
+        """Alice on Prosody (a user of node A), Bob on node B's client API; friends, unless
+        ``friends`` is false."""
+        alice = await self.xmpp(ALICE)
+        bob = await signed_up(self.b, "13600000002", "Bob")
+        if friends:
+            await befriend(self, alice, bob, "13600000002@node-b")
+        return alice, bob
+
 
 def gateway_top(prosody: Prosody, **overrides) -> dict:
     xmpp = {"component": COMPONENT, "domain": DOMAIN, "secret": SECRET,
@@ -172,9 +181,7 @@ async def test_component_connects_answers_disco_and_refuses_outsiders(world):
 @pytest_twisted.ensureDeferred
 async def test_friends_both_ways_and_deletion(world):
     w = world
-    alice = await w.xmpp(ALICE)
-    bob = await signed_up(w.b, "13600000002", "Bob")
-    await befriend(w, alice, bob, "13600000002@node-b")
+    alice, bob = await w.alice_and_bob()
     # Bob's side asked back (a mutual subscription); Alice approves it.
     await alice.wait(lambda e: _type(e, "subscribe") and _from(e, contact("13600000002@node-b")),
                      what="subscribe back")
@@ -211,10 +218,8 @@ async def test_friends_both_ways_and_deletion(world):
 @pytest_twisted.ensureDeferred
 async def test_texts_both_ways_in_order(world):
     w = world
-    alice = await w.xmpp(ALICE)
+    alice, bob = await w.alice_and_bob()
     carol = await w.xmpp(CAROL_LOCAL)
-    bob = await signed_up(w.b, "13600000002", "Bob")
-    await befriend(w, alice, bob, "13600000002@node-b")
     for i in range(15):
         alice.message(contact("13600000002@node-b"), "a→b %d 你好" % i)
     got = []
@@ -251,9 +256,7 @@ def oob_url(element) -> str:
 @pytest_twisted.ensureDeferred
 async def test_files_both_ways(world):
     w = world
-    alice = await w.xmpp(ALICE)
-    bob = await signed_up(w.b, "13600000002", "Bob")
-    await befriend(w, alice, bob, "13600000002@node-b")
+    alice, bob = await w.alice_and_bob()
     # Alice uploads to Prosody (XEP-0363) and sends the link (XEP-0066): the gateway fetches
     # it from the allowed upload service and Bob gets an image message he downloads.
     picture = bytes(range(256)) * 400
@@ -294,9 +297,7 @@ async def test_files_both_ways(world):
 @pytest_twisted.ensureDeferred
 async def test_recall_both_ways(world):
     w = world
-    alice = await w.xmpp(ALICE)
-    bob = await signed_up(w.b, "13600000002", "Bob")
-    await befriend(w, alice, bob, "13600000002@node-b")
+    alice, bob = await w.alice_and_bob()
     sid = alice.message(contact("13600000002@node-b"), "oops, wrong chat")
     got = await bob.wait_event("message")
     # XEP-0424: Alice retracts her message by the id her client gave it.
@@ -329,8 +330,7 @@ def muc_codes(element) -> set[str]:
 @pytest_twisted.ensureDeferred
 async def test_group_mastered_on_another_server(world):
     w = world
-    alice = await w.xmpp(ALICE)
-    bob = await signed_up(w.b, "13600000002", "Bob")
+    alice, bob = await w.alice_and_bob(friends=False)
     group = (await bob.ok("POST", "groups", {"groupName": "跨域 project"}))["groupInfo"]
     gid = group["groupID"]
     await bob.ok("POST", "groups/%s/invite" % gid, {"userIDs": ["13600000001@node-a"]})
@@ -366,8 +366,7 @@ async def test_group_mastered_on_another_server(world):
 @pytest_twisted.ensureDeferred
 async def test_group_made_from_xmpp_with_remote_members(world):
     w = world
-    alice = await w.xmpp(ALICE)
-    bob = await signed_up(w.b, "13600000002", "Bob")
+    alice, bob = await w.alice_and_bob(friends=False)
     room = "project@" + COMPONENT
     alice.join(room, "alice")
     me = await alice.wait(lambda e: e.name == "presence" and "110" in muc_codes(e),
@@ -401,9 +400,7 @@ async def test_group_made_from_xmpp_with_remote_members(world):
 @pytest_twisted.ensureDeferred
 async def test_prosody_restart_loses_nothing(world):
     w = world
-    alice = await w.xmpp(ALICE)
-    bob = await signed_up(w.b, "13600000002", "Bob")
-    await befriend(w, alice, bob, "13600000002@node-b")
+    alice, bob = await w.alice_and_bob()
     await bob.ok("POST", "messages", {"recvID": "13600000001@node-a", "messageType": "text",
                                       "content": {"message": "before"}})
     await alice.wait(lambda e: body(e) == "before", what="the first text")
