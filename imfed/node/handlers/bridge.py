@@ -6,7 +6,6 @@ same handlers as for a user's own client do the rest."""
 from __future__ import annotations
 
 import hmac
-
 from typing import Callable
 
 from ...wire.errors import Forbidden, NotFound, Unauthorized
