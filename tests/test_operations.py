@@ -53,7 +53,9 @@ async def test_health_fails_when_a_store_is_gone(pair):
         health = json.loads(await treq.content(response))
         assert response.code == 200 and health["status"] == "ok"
         # Another writer holds node-b's store (a stuck process, say): not writable in time.
-        blocker = sqlite3.connect(b.role.db.path, timeout=0)
+        # (It waits for the node's own short transactions, housekeeping's at start say, to
+        # take the lock.)
+        blocker = sqlite3.connect(b.role.db.path, timeout=10)
         blocker.execute("BEGIN IMMEDIATE")
         try:
             response = await treq.get(url + "health")
