@@ -152,6 +152,19 @@ class _Reader:
             raise ConfigError(self.key(name), str(e)) from None
         return value.rstrip("/")
 
+    def database(self, name: str, default_path: str, data_dir: str) -> str:
+        """A store: a ``postgresql://`` URL, or a SQLite file (relative to data_dir)."""
+        value = self.get(name, str, default_path)
+        if value.startswith(("postgresql://", "postgres://")):
+            parts = urlsplit(value)
+            if not parts.path.strip("/") and "dbname=" not in parts.query:
+                raise ConfigError(self.key(name), "must name the database, "
+                                  "e.g. postgresql://imfed@db.example/imfed")
+            return value
+        if "://" in value or not value:
+            raise ConfigError(self.key(name), "must be a postgresql:// URL or a SQLite file path")
+        return os.path.join(data_dir, os.path.expanduser(value))
+
     def done(self) -> None:
         extra = sorted(set(self.table) - self.used)
         if extra:
@@ -176,6 +189,9 @@ class ManagementConfig:
     limits: Limits
     apply_per_source_per_hour: int
     max_pending_applications: int
+    database: str = ""
+    """The store: a SQLite file's path (default <data_dir>/management.sqlite3) or a
+    ``postgresql://`` URL."""
 
 
 @attrs.frozen
@@ -209,6 +225,10 @@ class NodeConfig:
     login_max_failures: int
     login_window_seconds: float
     recall_grace_seconds: float
+    database: str = ""
+    """The store: a SQLite file's path (default <data_dir>/node.sqlite3) or a
+    ``postgresql://`` URL shared by every process of the node (docs/scaling.md)."""
+    database_connections: int = 4
 
 
 LOG_FORMATS = ("text", "json")
@@ -389,7 +409,7 @@ class Config:
         return os.path.join(self.data_dir, *parts)
 
 
-def _management(table: dict) -> ManagementConfig:
+def _management(table: dict, data_dir: str) -> ManagementConfig:
     r = _Reader(table, "management.")
     listen = r.listen("listen")
     cfg = ManagementConfig(
@@ -407,6 +427,7 @@ def _management(table: dict) -> ManagementConfig:
         limits=_limits(r),
         apply_per_source_per_hour=r.positive("apply_per_source_per_hour", 20),
         max_pending_applications=r.positive("max_pending_applications", 1000),
+        database=r.database("database", "management.sqlite3", data_dir),
     )
     r.done()
     return cfg
@@ -448,6 +469,8 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         login_max_failures=r.positive("login_max_failures", 10),
         login_window_seconds=r.seconds("login_window_seconds", 900.0),
         recall_grace_seconds=r.seconds("recall_grace_seconds", 60.0),
+        database=r.database("database", "node.sqlite3", data_dir),
+        database_connections=r.positive("database_connections", 4),
     )
     r.done()
     return cfg
@@ -475,7 +498,7 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         raise ConfigError("xmpp", "the XMPP gateway serves a node: add [node]")
     return Config(
         data_dir=data_dir,
-        management=_management(management) if management is not None else None,
+        management=_management(management, data_dir) if management is not None else None,
         node=node_config,
         metrics_listen=metrics_listen,
         log=_log(_section(data, "log") or {}),

@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import json
 import resource
+import socket
 import time
 from typing import Callable
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import ensureDeferred, maybeDeferred
+from twisted.internet.defer import ensureDeferred, fail, maybeDeferred, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
+from zope.interface import implementer
 
 from .config import Limits, Listen
 from .crypto import tls
@@ -278,6 +281,31 @@ class _Guard(WrappingFactory):
             p.imfed_source = None
 
 
+@implementer(IStreamServerEndpoint)
+class SharedPortEndpoint:
+    """A TCP port that several processes listen on at once (SO_REUSEPORT: the kernel spreads
+    the connections among them): the processes of one node on PostgreSQL
+    (docs/scaling.md)."""
+
+    def __init__(self, reactor, port: int, interface: str, backlog: int = 128) -> None:
+        self.reactor, self.port, self.interface, self.backlog = reactor, port, interface, backlog
+
+    def listen(self, factory):
+        family = socket.AF_INET6 if ":" in self.interface else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.interface, self.port))
+            sock.listen(self.backlog)
+            sock.setblocking(False)
+            return succeed(self.reactor.adoptStreamPort(sock.fileno(), family, factory))
+        except OSError as e:
+            return fail(CannotListenError(self.interface, self.port, e))
+        finally:
+            sock.close()  # the reactor holds its own copy of the descriptor
+
+
 class Listener(StreamServerEndpointService):
     """A listening port that, when stopped, also closes the connections it accepted (a
     stopped role must not keep answering, or hanging, on connections from before).  A port
@@ -286,12 +314,14 @@ class Listener(StreamServerEndpointService):
 
     _raiseSynchronously = True
 
-    def __init__(self, reactor, listen: Listen, factory, limits: Limits) -> None:
+    def __init__(self, reactor, listen: Listen, factory, limits: Limits,
+                 shared: bool = False) -> None:
         endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
         self.listen = listen
         self.tracked = _Guard(factory, limits, reactor)
-        super().__init__(endpoint_type(reactor, listen.port, interface=listen.host),
-                         self.tracked)
+        endpoint = SharedPortEndpoint(reactor, listen.port, listen.host) if shared else \
+            endpoint_type(reactor, listen.port, interface=listen.host)
+        super().__init__(endpoint, self.tracked)
 
     def privilegedStartService(self) -> None:  # twistd binds here, before startService
         try:
@@ -318,12 +348,13 @@ class Listener(StreamServerEndpointService):
 
 
 def tls_listener(reactor, listen: Listen, server_tls: tls.ServerTLS, resource, limits: Limits,
-                 style: Style, body_limit: BodyLimit, access_log: bool = True) -> Listener:
+                 style: Style, body_limit: BodyLimit, access_log: bool = True,
+                 shared: bool = False) -> Listener:
     """A mutual-TLS HTTPS listener service for a Klein resource."""
     factory = TLSMemoryBIOFactory(server_tls, False,
                                   http_site(resource, limits, style, body_limit, access_log))
     factory.noisy = False
-    return Listener(reactor, listen, factory, limits)
+    return Listener(reactor, listen, factory, limits, shared)
 
 
 def raise_file_limit(wanted: int = 65536) -> int:

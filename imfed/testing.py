@@ -5,14 +5,35 @@ of the application layer without a reactor."""
 from __future__ import annotations
 
 import random
+import secrets
 import socket
 import sqlite3
+from urllib.parse import urlsplit, urlunsplit
 
 from twisted.internet.defer import fail, succeed
 
 from .storage import schema_files
 
-__all__ = ["free_port", "write_toml", "MemoryDatabase"]
+__all__ = ["free_port", "write_toml", "MemoryDatabase", "postgresql_database"]
+
+
+def postgresql_database(server_url: str, name: str | None = None, fresh: bool = True) -> str:
+    """A database on the PostgreSQL server that ``server_url`` reaches (any database of it):
+    ``name`` (new and empty if ``fresh``, else as it is if it exists), or a new one with a
+    random name; answers its URL.  What the suite gives each role it starts when
+    ``IMFED_TEST_DATABASE`` is set, and what the benchmarks use."""
+    import psycopg
+
+    name = name or "imfed_%s" % secrets.token_hex(6)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone()
+        if exists and fresh:
+            conn.execute("DROP DATABASE %s WITH (FORCE)" % name)
+        if not exists or fresh:
+            conn.execute("CREATE DATABASE %s" % name)
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path="/" + name))
 
 
 class MemoryDatabase:

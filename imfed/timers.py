@@ -27,7 +27,13 @@ class Periodic(Service):
     """Calls ``tick()`` at start and every ``seconds`` after, one run at a time; an error is
     logged and never stops the loop.  On stop the loop ends, a run in flight is cancelled (all
     such work is retried later: nothing waits on a peer that does not answer), and the
-    Deferred of ``stopped()`` is waited for."""
+    Deferred of ``stopped()`` is waited for.
+
+    With several processes on one store, ``lease`` (imfed/cluster.py) is set: each run first
+    asks it, and only the process holding the job's lease calls ``tick()``; the others call
+    ``follow()``."""
+
+    lease = None
 
     def __init__(self, clock, seconds: float) -> None:
         self.clock, self.seconds = clock, seconds
@@ -36,6 +42,17 @@ class Periodic(Service):
 
     def tick(self):
         raise NotImplementedError
+
+    def follow(self):
+        """A run in a process that does not hold the job's lease."""
+        return None
+
+    def _run(self):
+        if self.lease is None:
+            return self.tick()
+        d = self.lease()
+        d.addCallback(lambda held: self.tick() if held else self.follow())
+        return d
 
     def stopped(self):
         return None
@@ -49,7 +66,7 @@ class Periodic(Service):
     def _fire(self) -> None:
         if self._current is not None:
             return
-        d = maybeDeferred(self.tick)
+        d = maybeDeferred(self._run)
         if d.called:  # a tick that finished at once
             d.addErrback(self._failed)
             return

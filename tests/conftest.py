@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import subprocess
 from io import BytesIO
 
@@ -26,7 +25,44 @@ from zope.interface import implementer
 from imfed.config import parse
 from imfed.crypto import pki, sm2, tls
 from imfed.service import make_service
-from imfed.testing import free_port, write_toml
+from imfed.storage import run_sync
+from imfed.testing import free_port, postgresql_database, write_toml
+
+TEST_DATABASE = os.environ.get("IMFED_TEST_DATABASE") or None
+"""A PostgreSQL server (``postgresql://...``) to put every role the suite starts on, each in a
+database of its own; unset, the roles use SQLite files in their data dirs (.ci/run runs the
+suite both ways)."""
+
+
+def store_setting(data_dir: str) -> dict:
+    """The ``database`` setting a role started by the suite in ``data_dir`` gets: none
+    (SQLite), or a database of its own on IMFED_TEST_DATABASE's server, named after the data
+    dir: a role started again on the same data dir finds its store again."""
+    if not TEST_DATABASE:
+        return {}
+    import hashlib
+
+    name = "t_" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:20]
+    fresh = not os.path.exists(os.path.join(data_dir, "imfed.toml"))
+    return {"database": postgresql_database(TEST_DATABASE, name, fresh)}
+
+
+def store_location(tmp_path, name: str) -> str:
+    """A store for a test of the storage layer itself: a database of its own on
+    IMFED_TEST_DATABASE's server, or ``<tmp_path>/<name>.sqlite3``."""
+    setting = store_setting(str(tmp_path / name))
+    return setting.get("database") or str(tmp_path / (name + ".sqlite3"))
+
+
+def table_names(cur) -> list[str]:
+    """The tables of the store ``cur`` is on (schema_version and SQLite's own left out)."""
+    if getattr(cur, "dialect", "sqlite") == "postgresql":
+        cur.execute("SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'public' ORDER BY table_name")
+    else:
+        cur.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+    return [r[0] for r in cur.fetchall() if not r[0].startswith("sqlite_")]
+
 
 OPENSSL = "openssl"
 REFUSED = (ResponseNeverReceived, ResponseFailed, SSL.Error, ConnectionLost)
@@ -152,18 +188,26 @@ class RunningManagement:
     def ca(self) -> pki.CertificateAuthority:
         return self.role.ca
 
+    def where(self) -> list[str]:
+        """How the operator CLI finds this role: its data dir (SQLite), or its config file
+        (which names its database)."""
+        if self.role.db.dialect == "postgresql":
+            return ["--config", os.path.join(self.data_dir, "imfed.toml")]
+        return ["--data-dir", self.data_dir]
+
     def db_snapshot(self) -> list:
         """Every row of every table, for before/after comparisons.  Of the notification queue
         only what is owed counts: the notifier's retry bookkeeping runs on its own."""
-        conn = sqlite3.connect(self.role.db.path)
-        try:
-            tables = [r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-            columns = {"notify_queue": "target_id, changed_id, version"}
-            return [(t, sorted(conn.execute("SELECT %s FROM %s" % (columns.get(t, "*"), t))
-                               .fetchall())) for t in tables]
-        finally:
-            conn.close()
+        columns = {"notify_queue": "target_id, changed_id, version"}
+
+        def snapshot(cur):
+            out = []
+            for t in table_names(cur):
+                cur.execute("SELECT %s FROM %s" % (columns.get(t, "*"), t))
+                out.append((t, sorted(tuple(r) for r in cur.fetchall())))
+            return out
+
+        return run_sync(self.role.db.path, snapshot)
 
 
 def start_management(data_dir: str, port: int | None = None, **settings) -> RunningManagement:
@@ -173,8 +217,12 @@ def start_management(data_dir: str, port: int | None = None, **settings) -> Runn
     section = {"listen": "127.0.0.1:%d" % port, "server_id": "manager",
                "notify_poll_seconds": 0.1, "notify_retry_initial_seconds": 0.2,
                "notify_retry_max_seconds": 1.0}
+    section.update(store_setting(data_dir))
     section.update(settings)
-    config = parse({"data_dir": data_dir, "management": section})
+    data = {"data_dir": data_dir, "management": section}
+    os.makedirs(data_dir, exist_ok=True)
+    write_toml(data, os.path.join(data_dir, "imfed.toml"))
+    config = parse(data)
     service = make_service(config, reactor)
     service.startService()
     return RunningManagement(service, service.management, port, config.data_dir)
@@ -277,6 +325,7 @@ def node_config(data_dir: str, server_id: str, management, top: dict | None = No
                "client_listen": "127.0.0.1:%d" % free_port(),
                "management_url": management.url, "directory_refresh_seconds": 30.0,
                "outbox_retry_initial_seconds": 0.2, "outbox_retry_max_seconds": 1.0}
+    section.update(store_setting(data_dir))
     section.update(settings)
     os.makedirs(data_dir, exist_ok=True)
     data = {"data_dir": data_dir, "node": section}
@@ -375,30 +424,30 @@ class ApiClient:
 
 def node_rows(node: RunningNode, sql: str, *args) -> list:
     """The rows of a query on a node's store, read beside the running daemon."""
-    conn = sqlite3.connect(node.role.db.path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+    def read(cur):
+        cur.execute(sql, args)
+        return [tuple(r) for r in cur.fetchall()]
+
+    return run_sync(node.role.db.path, read)
 
 
 def node_write(node: RunningNode, sql: str, *args, many: list | None = None) -> int:
     """One committed change to a node's store beside the running daemon (``many``: the
     statement once per parameter tuple); the number of rows it changed."""
-    conn = sqlite3.connect(node.role.db.path)
-    try:
-        with conn:
-            cur = conn.executemany(sql, many) if many is not None else conn.execute(sql, args)
-            return cur.rowcount
-    finally:
-        conn.close()
+    def write(cur):
+        if many is not None:
+            cur.executemany(sql, many)
+        else:
+            cur.execute(sql, args)
+        return cur.rowcount
+
+    return run_sync(node.role.db.path, write)
 
 
 def add_user(node: RunningNode, phone: str, name: str, password: str = "secret", **kw):
     import time
 
     from imfed.node import users
-    from imfed.storage import run_sync
 
     return run_sync(node.role.db.path, users.add_user, node.server_id, phone, name,
                     users.hash_password(password), int(time.time() * 1000), **kw)
@@ -410,11 +459,45 @@ async def signed_up(node: RunningNode, phone: str, name: str) -> "ApiClient":
     return await ApiClient(node, phone).login()
 
 
+SQLITE = {"database": "node.sqlite3"}
+"""A node's setting for a test of what only SQLite stores have (files in the data dir, their
+pragmas, their online backup), whatever store the suite runs on."""
+
+
+def blocking_writer(location: str):
+    """A connection beside the daemon's that holds the store's write lock (a stuck process,
+    say) until closed; it first waits for the daemon's own short transactions."""
+    if location.startswith("postgresql://"):
+        from imfed.storage import postgresql
+
+        conn = postgresql.connect(location)
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(location, timeout=10)
+    conn.cursor().execute("BEGIN IMMEDIATE")
+    return conn
+
+
 @pytest_twisted.async_yield_fixture
 async def pair(management, tmp_path):
     """Two nodes, A and B, joined to ``management`` and knowing each other."""
-    a = await join_node(management, str(tmp_path / "a"), "node-a", max_file_bytes=8 << 20)
-    b = await join_node(management, str(tmp_path / "b"), "node-b", max_file_bytes=8 << 20)
+    async for nodes in _pair(management, tmp_path):
+        yield nodes
+
+
+@pytest_twisted.async_yield_fixture
+async def sqlite_pair(management, tmp_path):
+    """``pair`` with both nodes on SQLite, whatever the suite's store."""
+    async for nodes in _pair(management, tmp_path, **SQLITE):
+        yield nodes
+
+
+async def _pair(management, tmp_path, **settings):
+    a = await join_node(management, str(tmp_path / "a"), "node-a", max_file_bytes=8 << 20,
+                        **settings)
+    b = await join_node(management, str(tmp_path / "b"), "node-b", max_file_bytes=8 << 20,
+                        **settings)
     # A knows B once its directory has refreshed (B joined after A started).
     await a.role.refresher.refresh()
     await wait_until(lambda: a.role.directory.active("node-b") and

@@ -11,7 +11,7 @@ import sys
 import pytest
 import pytest_twisted
 
-from conftest import REPO, RunningNode, join_node, signed_up, start_management
+from conftest import REPO, SQLITE, RunningNode, join_node, signed_up, start_management
 from imfed.storage import StoreError
 
 
@@ -45,7 +45,7 @@ async def test_disk_full_during_an_upload_answers_507_and_leaves_nothing(tmp_pat
 @pytest_twisted.ensureDeferred
 async def test_partial_files_of_a_killed_daemon_are_removed_at_start(tmp_path):
     running = start_management(str(tmp_path / "m"))
-    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    a = await join_node(running, str(tmp_path / "a"), "node-a", **SQLITE)
     alice = await signed_up(a, "100", "Alice")
     kept = (await alice.ok("POST", "files?name=k.txt", b"kept"))["fileID"].split("@")[0]
     await a.stop()
@@ -72,7 +72,7 @@ async def test_partial_files_of_a_killed_daemon_are_removed_at_start(tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_a_damaged_store_stops_the_start_with_one_clear_line(tmp_path):
     running = start_management(str(tmp_path / "m"))
-    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    a = await join_node(running, str(tmp_path / "a"), "node-a", **SQLITE)
     await signed_up(a, "100", "Alice")
     await a.stop()
     await running.service.stopService()
@@ -90,3 +90,25 @@ async def test_a_damaged_store_stops_the_start_with_one_clear_line(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode != 0
     assert "is damaged" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_postgresql_store_that_cannot_be_reached_stops_the_start(tmp_path):
+    """A role whose PostgreSQL is not there: one line naming the store (no password), no
+    traceback, a non-zero exit."""
+    from imfed.testing import free_port, write_toml
+
+    nobody = free_port()
+    config = write_toml({"data_dir": str(tmp_path / "d"), "management": {
+        "listen": "127.0.0.1:%d" % free_port(),
+        "database": "postgresql://imfed:secret@127.0.0.1:%d/imfed" % nobody}},
+        str(tmp_path / "imfed.toml"))
+    from imfed.storage import migrate
+
+    with pytest.raises(StoreError, match="cannot open the node store"):
+        migrate("postgresql://imfed:secret@127.0.0.1:%d/imfed" % nobody, "node")
+    twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+    done = subprocess.run([twistd, "-n", "--pidfile=", "imfed", "--config", config],
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode != 0
+    assert "cannot open the management store" in done.stderr, done.stderr
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest_twisted
 
 from conftest import (ApiClient, RunningNode, add_user, join_node, node_rows, node_write,
@@ -407,5 +409,8 @@ async def test_non_master_fills_gaps_with_grpchat(trio):
 
 
 def _delete(node: RunningNode, group_id: str, *texts: str) -> None:
-    node_write(node, "DELETE FROM group_messages WHERE group_id = ? AND "
-               "json_extract(content, '$.message') = ?", many=[(group_id, t) for t in texts])
+    rows = node_rows(node, "SELECT message_id, content FROM group_messages WHERE group_id = ?",
+                     group_id)
+    gone = [(mid,) for mid, content in rows if json.loads(content).get("message") in texts]
+    assert len(gone) == len(texts)
+    node_write(node, "DELETE FROM group_messages WHERE message_id = ?", many=gone)

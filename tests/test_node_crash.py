@@ -62,7 +62,7 @@ async def test_sigkill_with_queued_messages(management, tmp_path):
     from imfed.node import users
     from imfed.storage import migrate, run_sync
 
-    db = a_config.path("node.sqlite3")
+    db = a_config.node.database
     migrate(db, "node")
     run_sync(db, users.add_user, "node-a", "100", "Alice", users.hash_password("secret"), 1)
     add_user(b, "200", "Bob")

@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import ILogObserver, Logger, globalLogPublisher
 
-from conftest import REPO, add_user, free_port, signed_up
+from conftest import REPO, add_user, blocking_writer, free_port, signed_up
 from imfed import __version__
 from imfed.config import Limits, Listen, LogConfig
 from imfed.listening import InOrder, Listener, http_site
@@ -55,8 +55,7 @@ async def test_health_fails_when_a_store_is_gone(pair):
         # Another writer holds node-b's store (a stuck process, say): not writable in time.
         # (It waits for the node's own short transactions, housekeeping's at start say, to
         # take the lock.)
-        blocker = sqlite3.connect(b.role.db.path, timeout=10)
-        blocker.execute("BEGIN IMMEDIATE")
+        blocker = blocking_writer(b.role.db.path)
         try:
             response = await treq.get(url + "health")
             health = json.loads(await treq.content(response))
@@ -74,8 +73,8 @@ async def test_health_fails_when_a_store_is_gone(pair):
 
 
 @pytest_twisted.ensureDeferred
-async def test_backup_while_running_and_restore(pair, tmp_path):
-    a, b = pair
+async def test_backup_while_running_and_restore(sqlite_pair, tmp_path):
+    a, b = sqlite_pair
     alice = await signed_up(a, "100", "Alice")
     add_user(b, "200", "Bob")
     for i in range(20):

@@ -8,8 +8,10 @@ import random
 import sqlite3
 
 from imfed.node.outbox import _heads
-from imfed.storage import migrate, schema_files
+from imfed.storage import migrate, run_sync, schema_files
 from imfed.wire import paths
+
+from conftest import store_location
 
 
 def _from_queue(cur, now_ms):
@@ -21,39 +23,41 @@ def _from_queue(cur, now_ms):
 
 
 def test_heads_follow_every_insert_delete_and_postponement(tmp_path):
-    path = str(tmp_path / "node.sqlite3")
+    path = store_location(tmp_path, "node")  # the triggers of the store under test
     migrate(path, "node")
-    conn = sqlite3.connect(path)
-    cur = conn.cursor()
-    rng = random.Random(4)
-    seen_due = 0
-    for step in range(3000):
-        r = rng.random()
-        if r < 0.5:
-            cur.execute("INSERT INTO outbox (destination, lane, kind, payload, created_at, "
-                        "next_attempt) VALUES (?, ?, 'chat', '{}', ?, ?)",
-                        ("d%d" % rng.randint(0, 3), "l%d" % rng.randint(0, 5), step,
-                         rng.randint(0, 100)))
-        elif r < 0.8:  # delivered, or given up: any item, the head most often in practice
-            cur.execute("SELECT seq FROM outbox ORDER BY seq LIMIT 1 OFFSET ?",
-                        (rng.randint(0, 3),))
-            row = cur.fetchone()
-            if row:
-                cur.execute("DELETE FROM outbox WHERE seq = ?", row)
-        elif r < 0.95:  # postponed
-            cur.execute("SELECT seq FROM outbox ORDER BY random() LIMIT 1")
-            row = cur.fetchone()
-            if row:
-                cur.execute("UPDATE outbox SET next_attempt = ? WHERE seq = ?",
-                            (rng.randint(0, 100), row[0]))
-        else:  # a whole destination dropped at once
-            cur.execute("DELETE FROM outbox WHERE destination = ?", ("d%d" % rng.randint(0, 3),))
-        now = rng.randint(0, 100)
-        due = _heads(cur, now)
-        assert due == _from_queue(cur, now), "step %d" % step
-        seen_due += bool(due)
-    assert seen_due > 1000  # the comparison was not between two empty answers
-    conn.close()
+
+    def run(cur):
+        rng = random.Random(4)
+        seen_due = 0
+        for step in range(3000):
+            r = rng.random()
+            if r < 0.5:
+                cur.execute("INSERT INTO outbox (destination, lane, kind, payload, created_at, "
+                            "next_attempt) VALUES (?, ?, 'chat', '{}', ?, ?)",
+                            ("d%d" % rng.randint(0, 3), "l%d" % rng.randint(0, 5), step,
+                             rng.randint(0, 100)))
+            elif r < 0.8:  # delivered, or given up: any item, the head most often in practice
+                cur.execute("SELECT seq FROM outbox ORDER BY seq LIMIT 1 OFFSET ?",
+                            (rng.randint(0, 3),))
+                row = cur.fetchone()
+                if row:
+                    cur.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
+            elif r < 0.95:  # postponed
+                cur.execute("SELECT seq FROM outbox ORDER BY random() LIMIT 1")
+                row = cur.fetchone()
+                if row:
+                    cur.execute("UPDATE outbox SET next_attempt = ? WHERE seq = ?",
+                                (rng.randint(0, 100), row[0]))
+            else:  # a whole destination dropped at once
+                cur.execute("DELETE FROM outbox WHERE destination = ?",
+                            ("d%d" % rng.randint(0, 3),))
+            now = rng.randint(0, 100)
+            due = [tuple(r) for r in _heads(cur, now)]
+            assert due == [tuple(r) for r in _from_queue(cur, now)], "step %d" % step
+            seen_due += bool(due)
+        return seen_due
+
+    assert run_sync(path, run) > 1000  # the comparison was not between two empty answers
 
 
 def _store_at(tmp_path, version: int):

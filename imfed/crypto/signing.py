@@ -229,6 +229,7 @@ class RequestVerifier:
     clock: object  # IReactorTime
     window_ms: int = WINDOW_MS
     nonces: NonceCache = attrs.field(factory=NonceCache)
+    """Or anything with its ``check_and_add`` answering a Deferred (cluster.StoredNonces)."""
     not_before_ms: int | None = None
     """After a start without the nonces of the previous run (a crash), requests signed before
     the start are refused: one of them could be a replay of a request the previous run took."""
@@ -262,7 +263,10 @@ class RequestVerifier:
             raise SignatureError("ts is outside the replay window")
         if self.not_before_ms is not None and req.ts < self.not_before_ms:
             raise SignatureError("ts is before this server started (retry with a new one)")
-        if not self.nonces.check_and_add(req.origin, req.nonce, now, req.ts):
+        fresh = self.nonces.check_and_add(req.origin, req.nonce, now, req.ts)
+        if not isinstance(fresh, bool):  # a store shared by several processes answers later
+            fresh = await fresh
+        if not fresh:
             raise SignatureError("nonce was already used")
         return req
 

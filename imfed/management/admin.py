@@ -15,7 +15,7 @@ import attrs
 
 from ..config import ConfigError, load
 from ..crypto import pki
-from ..storage import migrate, run_sync
+from ..storage import is_postgresql, migrate, run_sync
 from ..wire.errors import ApiError
 from . import review, store
 
@@ -29,10 +29,11 @@ NODE_RENEW_BEFORE_DAYS = 30
 class Site:
     data_dir: str
     cert_validity_days: int
+    database: str = ""
 
     @property
     def db(self) -> str:
-        return os.path.join(self.data_dir, "management.sqlite3")
+        return self.database or os.path.join(self.data_dir, "management.sqlite3")
 
     @property
     def ca_dir(self) -> str:
@@ -44,14 +45,15 @@ def _site(args) -> Site:
         config = load(args.config)
         if config.management is None:
             raise ConfigError("management", "%s has no [management] role" % args.config)
-        return Site(config.data_dir, config.management.cert_validity_days)
+        return Site(config.data_dir, config.management.cert_validity_days,
+                    config.management.database)
     return Site(os.path.abspath(args.data_dir or "imfed-data"), 365)
 
 
 def _open(args) -> Site:
     """The management data dir named by the command line, its store brought up to date."""
     site = _site(args)
-    if not os.path.exists(site.db):
+    if not is_postgresql(site.db) and not os.path.exists(site.db):
         raise ConfigError("--data-dir", "no management store at %s" % site.db)
     migrate(site.db, "management")
     return site

@@ -7,6 +7,7 @@ import os
 
 from twisted.logger import Logger
 
+from ..cluster import StoredNonces, cluster_for
 from ..config import Config, https_address
 from ..crypto import pki, signing, tls
 from ..crypto.sm2 import generate_private_key, load_private_key_pem
@@ -76,10 +77,13 @@ class ManagementRole:
         self.server_tls = tls.ServerTLS(self.identity, require_client_cert=False)
         with open(self.identity.key_file, "rb") as f:
             self.signing_key = load_private_key_pem(f.read())
-        self.db = Database(config.path("management.sqlite3"), "management", reactor)
+        self.db = Database(m.database, "management", reactor)
+        self.cluster = cluster_for(self.db, reactor)
         self.store = RegistryStore(self.db, reactor)
         self.verifier = signing.RequestVerifier(
             server_id=m.server_id, ca=self.ca.cert, lookup=self.active_certificate, clock=reactor)
+        if self.cluster.several:
+            self.verifier.nonces = StoredNonces(self.db, self.verifier.window_ms)
         self.client = PeerClient(server_id=m.server_id, key=self.signing_key,
                                  identity=self.identity, reactor=reactor,
                                  certificate_of=self.any_certificate)
@@ -120,11 +124,17 @@ class ManagementRole:
         """The role's services, in start order (stopped in reverse): store, nonces,
         listener, notification queue, own-certificate check."""
         m = self.config
+        shared = self.cluster.several  # several processes on one PostgreSQL and one port
         listener = tls_listener(self.clock, m.listen, self.server_tls, self.api.resource(),
                                 m.limits, Style.MANAGEMENT, lambda method, path: m.max_body,
-                                m.access_log)
-        return [self.db, signing.NonceKeeper(self.verifier, nonce_file), listener,
-                self.notifier, OwnCertificateCheck(self)]
+                                m.access_log, shared)
+        own = OwnCertificateCheck(self)
+        if not shared:
+            return [self.db, signing.NonceKeeper(self.verifier, nonce_file), listener,
+                    self.notifier, own]
+        self.notifier.lease = self.cluster.lease("notifier")
+        own.lease = self.cluster.lease("own-certificate")
+        return [self.db, self.cluster, listener, self.notifier, own]
 
     def renew_own_certificate(self) -> bool:
         """Reissue this server's own certificate (same key) when it is missing, for another

@@ -87,8 +87,9 @@ def get_server(cur, server_id: str) -> ServerRecord | None:
 def put_server(cur, record: ServerRecord, now_ms: int) -> ServerRecord:
     """Insert or replace a server under a new change mark."""
     rec = attrs.evolve(record, changed_at=next_mark(cur, now_ms))
-    cur.execute("INSERT OR REPLACE INTO servers (%s) VALUES (%s)"
-                % (",".join(_SERVER_COLUMNS), ",".join("?" * len(_SERVER_COLUMNS))),
+    cur.execute("INSERT INTO servers (%s) VALUES (%s) ON CONFLICT (server_id) DO UPDATE SET %s"
+                % (",".join(_SERVER_COLUMNS), ",".join("?" * len(_SERVER_COLUMNS)),
+                   ", ".join("%s = excluded.%s" % (c, c) for c in _SERVER_COLUMNS[1:])),
                 attrs.astuple(rec))
     return rec
 
@@ -208,7 +209,7 @@ def enqueue_notifications(cur, changed_id: str, now_ms: int) -> int:
     cur.execute("INSERT INTO notify_queue (target_id, changed_id, created_at, next_attempt) "
                 "SELECT server_id, ?, ?, ? FROM servers WHERE status = 0 "
                 "ON CONFLICT (target_id, changed_id) DO UPDATE SET "
-                "next_attempt = excluded.next_attempt, attempts = 0, version = version + 1",
+                "next_attempt = excluded.next_attempt, attempts = 0, version = notify_queue.version + 1",
                 (changed_id, now_ms, now_ms))
     return cur.rowcount
 

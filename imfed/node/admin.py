@@ -14,7 +14,7 @@ import time
 
 from ..config import ConfigError, load, parse
 from ..crypto import pki
-from ..storage import migrate, run_sync
+from ..storage import is_postgresql, migrate, run_sync
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
 from . import acl, groups, unit, users
@@ -59,8 +59,9 @@ def _user_id(config, value: str) -> str:
 
 
 def _db(config) -> str:
-    path = config.path("node.sqlite3")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = config.node.database
+    if not is_postgresql(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     migrate(path, "node")
     return path
 

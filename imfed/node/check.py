@@ -35,7 +35,7 @@ async def check(reactor, config, server_id: str, report) -> None:
         report("this node", False, "no usable key and certificate (joined?): %s" % e)
         return
     report("this node", True, "%s, certificate %x" % (n.server_id, identity.certificate.serial))
-    directory = Directory(db=_Store(config.path("node.sqlite3")), server_id=n.server_id,
+    directory = Directory(db=_Store(n.database), server_id=n.server_id,
                           address=n.address, management_id=n.management_id,
                           management_url=n.management_url, ca=identity.ca,
                           management_cert=management, clock=reactor)

@@ -11,6 +11,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
 from ..config import https_address
+from ..cluster import DIRECTORY, notify
 from ..crypto import pki
 from ..peer import PeerClient, PeerError
 from ..storage import Database, transaction
@@ -57,9 +58,16 @@ def _load(cur) -> tuple[list[tuple], int]:
 @transaction
 def _save(cur, peers: list[tuple], mark: int, now_ms: int) -> None:
     for server_id, name, address, status, cert_pem, fingerprint in peers:
-        cur.execute("INSERT OR REPLACE INTO directory VALUES (?, ?, ?, ?, ?, ?, ?)",
+        cur.execute("INSERT INTO directory VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server_id) "
+                    "DO UPDATE SET server_name = excluded.server_name, server_address = "
+                    "excluded.server_address, status = excluded.status, cert_pem = "
+                    "excluded.cert_pem, cert_fingerprint = excluded.cert_fingerprint, "
+                    "updated_at = excluded.updated_at",
                     (server_id, name, address, status, cert_pem, fingerprint, now_ms))
-    cur.execute("INSERT OR REPLACE INTO directory_state VALUES (1, ?)", (mark,))
+    cur.execute("INSERT INTO directory_state VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET "
+                "last_query_time = excluded.last_query_time", (mark,))
+    if peers:
+        notify(cur, DIRECTORY)  # the node's other processes read it again
 
 
 class Directory:
@@ -73,10 +81,23 @@ class Directory:
         self.management_id, self.management_url = management_id, management_url
         self.ca, self.management_cert, self.clock = ca, management_cert, clock
         self.peers: dict[str, Peer] = {}
-        rows, self.last_query_time = db.read_now(_load)
+        self._take(*db.read_now(_load))
+
+    def _take(self, rows: list[tuple], mark: int) -> None:
+        peers = {}
         for server_id, name, address, status, cert_pem in rows:
-            cert = pki.Certificate.from_pem(cert_pem) if cert_pem else None
-            self.peers[server_id] = Peer(server_id, name, address, ServerStatus(status), cert)
+            known = self.peers.get(server_id)
+            if known is not None and known.cert is not None and cert_pem and \
+                    known.cert.pem.decode("ascii") == cert_pem:
+                cert = known.cert
+            else:
+                cert = pki.Certificate.from_pem(cert_pem) if cert_pem else None
+            peers[server_id] = Peer(server_id, name, address, ServerStatus(status), cert)
+        self.peers, self.last_query_time = peers, mark
+
+    async def reload(self) -> None:
+        """Read the directory again from the store (another process of the node changed it)."""
+        self._take(*await self.db.runInteraction(_load))
 
     def get(self, server_id: str) -> Peer | None:
         return self.peers.get(server_id)

@@ -9,6 +9,8 @@ import json
 
 from twisted.internet.defer import Deferred
 
+from ..storage import write_lock
+
 __all__ = ["EventHub", "emit", "events_since", "last_seq", "compact_json", "Event"]
 
 
@@ -17,7 +19,10 @@ def compact_json(value) -> str:
 
 
 def emit(work, user_id: str, kind: str, payload: dict, now_ms: int) -> None:
-    """Show ``user_id`` an event of type ``kind``; its stream wakes after the commit."""
+    """Show ``user_id`` an event of type ``kind``; its stream wakes after the commit.  Under
+    the write lock, so that events commit in seq order (a stream reading past seq N never
+    misses one numbered below N that commits later)."""
+    write_lock(work)
     work.execute("INSERT INTO events (user_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
                  (user_id, kind, compact_json(payload), now_ms))
     work.users.add(user_id)
@@ -53,6 +58,10 @@ class EventHub:
         waiting = self._waiting.get(user_id, [])
         if d in waiting:
             waiting.remove(d)
+
+    def waiting(self) -> list[str]:
+        """The users whose streams wait now."""
+        return list(self._waiting)
 
     def poke(self, user_ids) -> None:
         """Wake the streams of ``user_ids``."""

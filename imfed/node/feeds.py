@@ -39,7 +39,7 @@ def backlog(cur, name: str) -> int:
 @transaction
 def advance(cur, name: str, seq: int) -> None:
     cur.execute("INSERT INTO event_cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "seq = MAX(seq, excluded.seq)", (name, seq))
+                "seq = excluded.seq WHERE excluded.seq > event_cursors.seq", (name, seq))
 
 
 class EventFeed(Periodic):

@@ -87,7 +87,8 @@ def add_file(cur, f: StoredFile) -> None:
 
 def grant(cur, file_id: str, holder: str) -> None:
     """``holder`` (a user, or a group mastered here: its members) may fetch the file."""
-    cur.execute("INSERT OR IGNORE INTO file_access VALUES (?, ?)", (file_id, holder))
+    cur.execute("INSERT INTO file_access VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (file_id, holder))
 
 
 def get_file(cur, file_id: str) -> StoredFile | None:
@@ -108,11 +109,11 @@ def expect_remote(cur, content: dict, owner_id: str, recipients: list[str],
         # file not theirs.
         raise BadRequest("fileID %s must name %s, the server that announces it"
                          % (content["fileID"], origin), "bad_fileID")
-    cur.execute("INSERT OR IGNORE INTO files (file_id, owner_id, name, size, md5, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+    cur.execute("INSERT INTO files (file_id, owner_id, name, size, md5, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (content["fileID"], owner_id, content.get("name", ""), content["size"],
                  content["md5"], now_ms))
-    cur.executemany("INSERT OR IGNORE INTO file_access VALUES (?, ?)",
+    cur.executemany("INSERT INTO file_access VALUES (?, ?) ON CONFLICT DO NOTHING",
                     [(content["fileID"], uid) for uid in recipients])
 
 

@@ -25,11 +25,13 @@ __all__ = ["post_message", "send_to_master", "receive_group_chat", "history", "h
 def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
            ord: float | None = None) -> int | None:
     """gseq of the new row (its position ``ord``, or last), or None for a repeat."""
-    cur.execute("INSERT OR IGNORE INTO group_messages (group_id, message_id, sender_id, "
-                "message_type, content, created_at, ord) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    cur.execute("INSERT INTO group_messages (group_id, message_id, sender_id, message_type, "
+                "content, created_at, ord) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+                "RETURNING gseq",
                 (group_id, info.message_id, info.sender_id, info.message_type,
                  compact_json(info.content), now_ms, ord))
-    return cur.lastrowid if cur.rowcount == 1 else None
+    row = cur.fetchone()
+    return row[0] if row else None
 
 
 def _message(row) -> dict:

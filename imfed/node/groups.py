@@ -276,7 +276,7 @@ def _answered(cur, group_id: str, invitee: str, agree: bool, info: dict, server_
         raise Conflict("%s was not invited to %s" % (invitee, group_id), "not_invited")
     if not agree:
         return
-    cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
+    cur.execute("INSERT INTO group_members VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (group_id, invitee, MEMBER, compact_json(info), now_ms))
     _announce(cur, g, ADD, dict(info, userID=invitee), [dict(info, userID=invitee)],
               server_id, now_ms)
@@ -370,7 +370,7 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
         if oper_type == ADD:
             if not _accepted(cur, group_id, uid):
                 continue  # a master cannot add our user without the user's agreement
-            cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
+            cur.execute("INSERT INTO group_members VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         (group_id, uid, MEMBER, compact_json(u), now_ms))
         elif oper_type == REMOVE:
             cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
@@ -425,7 +425,7 @@ def _join(cur, group_id: str, user_id: str, now_ms: int) -> None:
                     (group_id, row[0], now_ms))
     elif g.dissolved:
         return
-    cur.execute("INSERT OR IGNORE INTO group_members VALUES (?, ?, ?, ?, ?)",
+    cur.execute("INSERT INTO group_members VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (group_id, user_id, MEMBER, compact_json(user.info()), now_ms))
     if cur.rowcount != 1:
         return

@@ -58,9 +58,9 @@ def _get_message(cur, message_id: str) -> StoredMessage | None:
 
 
 def _store(cur, info: MessageInfo, state: str, now_ms: int) -> bool:
-    cur.execute("INSERT OR IGNORE INTO messages (message_id, chat_type, sender_id, recv_id, "
+    cur.execute("INSERT INTO messages (message_id, chat_type, sender_id, recv_id, "
                 "conversation, message_type, content, created_at, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (info.message_id, info.chat_type, info.sender_id, info.recv_id,
                  conversation_key(info.sender_id, info.recv_id), info.message_type,
                  compact_json(info.content), now_ms, state))

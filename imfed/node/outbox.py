@@ -21,9 +21,10 @@ import attrs
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
+from ..cluster import Alone
 from ..metrics import DELIVERIES, OUTBOX_DEPTH, OUTBOX_OLDEST, RETRIES
 from ..peer import PeerError
-from ..storage import transaction
+from ..storage import transaction, write_lock
 from ..timers import Periodic, backoff_ms
 from ..wire.paths import QUEUED
 from .events import compact_json
@@ -47,6 +48,7 @@ def enqueue(work, destination: str, lane: str, kind: str, payload: dict, now_ms:
     were owed; lanes go out in parallel.  The outbox wakes after the commit."""
     if kind not in QUEUED:
         raise ValueError("no queued call %r" % kind)
+    write_lock(work)  # items commit in seq order: a lane is read in that order
     work.execute("INSERT INTO outbox (destination, lane, kind, payload, message_id, "
                  "created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
                  (destination, lane, kind, compact_json(payload), message_id, now_ms, now_ms))
@@ -112,9 +114,10 @@ class Outbox(Periodic):
     def __init__(self, *, store, client: FederationClient, reach: Reach, clock,
                  poll_seconds: float = 1.0, initial_seconds: float = 1.0,
                  max_seconds: float = 300.0, give_up_seconds: float = 7 * 86400.0,
-                 lanes_per_destination: int = 16) -> None:
+                 lanes_per_destination: int = 16, cluster=None) -> None:
         super().__init__(clock, poll_seconds)
         self.store, self.client, self.reach = store, client, reach
+        self.cluster = cluster if cluster is not None else Alone()
         self.server_id = reach.directory.server_id
         self.initial_seconds = initial_seconds
         self.max_seconds, self.give_up_ms = max_seconds, int(give_up_seconds * 1000)
@@ -176,7 +179,8 @@ class Outbox(Periodic):
                     self.lanes_per_destination:
                 continue
             self._busy.add(key)
-            d = ensureDeferred(self._drain(*key))
+            drain = self._leased_drain if self.cluster.several else self._drain
+            d = ensureDeferred(drain(*key))
             d.addErrback(lambda f, dest=destination:
                          log.failure("delivery to {dest} failed", f, dest=dest))
             d.addBoth(lambda _, key=key: self._lane_done(key))
@@ -185,6 +189,16 @@ class Outbox(Periodic):
         self._busy.discard(key)
         # A lane that waited for a free slot on this destination may go now.
         self.wake()
+
+    async def _leased_drain(self, destination: str, lane: str) -> None:
+        """With several processes: the lane is drained by the one that took its lease."""
+        name = "lane:%s\n%s" % (destination, lane)
+        if not await self.cluster.claim(name):
+            return  # another process has it
+        try:
+            await self._drain(destination, lane)
+        finally:
+            self.cluster.release(name)
 
     async def _drain(self, destination: str, lane: str) -> None:
         batch: list[Item] = []

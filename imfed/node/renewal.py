@@ -36,6 +36,12 @@ class Renewal(Periodic):
         self.role, self.before_seconds = role, before_seconds
         self.poll_seconds = poll_seconds if poll_seconds is not None else min(seconds, 30.0)
 
+    def follow(self) -> None:
+        """Another process of the node renews: take up what it installed."""
+        if self.role.use_identity():
+            log.info("now using certificate {serial:x} (renewed by another process)",
+                     serial=self.role.identity.certificate.serial)
+
     async def tick(self) -> None:
         await self._management_certificate()
         if self.role.use_identity():

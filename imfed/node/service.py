@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+
+from ..cluster import DIRECTORY, EVENTS, OUTBOX, Leased, StoredNonces, cluster_for
 from ..config import Config, ConfigError
 from ..crypto import pki, signing, tls
 from ..crypto.sm2 import load_private_key_pem
@@ -45,6 +49,8 @@ from .routes.federation import FederationRoutes
 from .unit import NodeStore
 from .xmpp.gateway import Gateway
 
+log = Logger()
+
 __all__ = ["NodeRole"]
 
 
@@ -64,7 +70,9 @@ class NodeRole:
         self.server_tls = tls.ServerTLS(self.identity)
 
         # The store and what is known of the federation.
-        self.db = Database(config.path("node.sqlite3"), "node", reactor)
+        self.db = Database(config.node.database, "node", reactor,
+                           config.node.database_connections)
+        self.cluster = cluster_for(self.db, reactor)
         self.hub = EventHub()
         self.store = NodeStore(self.db, self.hub, reactor)
         self.acl = AccessControl(self.db, reactor)
@@ -80,6 +88,8 @@ class NodeRole:
         self.verifier = signing.RequestVerifier(server_id=n.server_id, ca=self.identity.ca,
                                                 lookup=self.directory.active_certificate,
                                                 clock=reactor)
+        if self.cluster.several:
+            self.verifier.nonces = StoredNonces(self.db, self.verifier.window_ms)
         reach = Reach(self.directory, self.acl)
         remote = FederationClient(self.client)
 
@@ -87,7 +97,7 @@ class NodeRole:
         self.outbox = Outbox(store=self.store, client=remote, reach=reach, clock=reactor,
                              initial_seconds=n.outbox_retry_initial_seconds,
                              max_seconds=n.outbox_retry_max_seconds,
-                             give_up_seconds=n.outbox_give_up_seconds)
+                             give_up_seconds=n.outbox_give_up_seconds, cluster=self.cluster)
         self.outbox.on_done("chat", messages.delivered)
         self.outbox.on_done("add_users", friends.request_failed)
         self.outbox.on_done("invite_grprep", groups.joined)
@@ -132,6 +142,7 @@ class NodeRole:
             bridge=bridge,
             links=FileLinks(load_key(config.path("node", "links.key")), reactor))
 
+        self._share_work()
         self.gateway = None
         if config.xmpp is not None:
             self.gateway = Gateway(config.xmpp, self.handlers, self.store, n.server_id, reactor)
@@ -148,6 +159,27 @@ class NodeRole:
                                     max_body=n.max_body)
         self.client_api = ClientRoutes(self.handlers, self.directory, max_body=n.max_body,
                                        max_file_bytes=n.max_file_bytes)
+
+    def _share_work(self) -> None:
+        """With several processes on one PostgreSQL (cluster.py): periodic work in one of them
+        at a time; what another process committed wakes this one's event streams, outbound
+        queue and directory."""
+        cluster = self.cluster
+        if not cluster.several:
+            return
+        for name, job in (("directory", self.refresher), ("group-sync", self.group_sync),
+                          ("bridge", self.bridge_pusher)):
+            if job is not None:
+                job.lease = cluster.lease(name)
+        cluster.on(EVENTS, lambda users: self.hub.poke(
+            users if users is not None else self.hub.waiting()))
+        cluster.on(OUTBOX, lambda _: self.outbox.wake())
+        cluster.on(DIRECTORY, lambda _: self._directory_changed())
+
+    def _directory_changed(self) -> None:
+        d = ensureDeferred(self.directory.reload())
+        d.addCallback(lambda _: self.outbox.wake())
+        d.addErrback(lambda f: log.failure("reading the directory again failed", f))
 
     def use_identity(self) -> bool:
         """Take up the key and certificate now in the files (renewed by the daemon or by
@@ -196,19 +228,29 @@ class NodeRole:
         certificate renewal timer, housekeeping timer, client API listener (and, when configured,
         the bridge's pusher and the XMPP gateway after the outbound queue)."""
         n = self.config
+        shared = self.cluster.several  # several processes on one port (docs/scaling.md)
         federation = tls_listener(self.clock, n.listen, self.server_tls, self.api.resource(),
                                   n.limits, Style.INTERCONNECT, lambda method, path: n.max_body,
-                                  n.access_log)
+                                  n.access_log, shared)
         site = http_site(self.client_api.resource(), n.limits, Style.INTERCONNECT,
                          self.client_api.body_limit, n.access_log)
-        client = Listener(self.clock, n.client_listen, site, n.limits)
+        client = Listener(self.clock, n.client_listen, site, n.limits, shared)
         renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
         self.housekeeping = Housekeeping(self.db, self.clock, n.housekeeping_seconds,
                                          n.event_retention_days * 86400.0)
-        pushers = [p for p in (self.bridge_pusher, self.gateway) if p is not None]
-        return [self.db, signing.NonceKeeper(self.verifier, nonce_file), federation,
-                self.refresher, self.outbox, *pushers, self.group_sync, renewal,
-                self.housekeeping, client]
+        gateway = self.gateway
+        if shared:
+            renewal.lease = self.cluster.lease("renewal")
+            self.housekeeping.lease = self.cluster.lease("housekeeping")
+            if gateway is not None:
+                gateway = Leased(gateway, self.cluster.lease("xmpp"), self.clock)
+            # Nonces are in the store, which every process shares.
+            first = [self.db, self.cluster]
+        else:
+            first = [self.db, signing.NonceKeeper(self.verifier, nonce_file)]
+        pushers = [p for p in (self.bridge_pusher, gateway) if p is not None]
+        return [*first, federation, self.refresher, self.outbox, *pushers, self.group_sync,
+                renewal, self.housekeeping, client]
 
 
 def _identity(n) -> tuple[tls.TLSIdentity, "object"]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..storage import Database, run_sync as _run_sync
+from ..cluster import EVENTS, OUTBOX, notify
+from ..storage import Database, dialect_of, run_sync as _run_sync
 
 __all__ = ["Work", "NodeStore", "run_sync"]
 
@@ -43,8 +44,8 @@ class Work:
         return self.cur.rowcount
 
     @property
-    def lastrowid(self):
-        return self.cur.lastrowid
+    def dialect(self) -> str:
+        return dialect_of(self.cur)
 
 
 class NodeStore:
@@ -76,7 +77,12 @@ class NodeStore:
 
 def _interaction(cur, fn, args, kwargs):
     work = Work(cur)
-    return fn(work, *args, **kwargs), work
+    result = fn(work, *args, **kwargs)
+    if work.users:  # other processes of the node wake these streams too (cluster.py)
+        notify(cur, EVENTS, work.users)
+    if work.queued:
+        notify(cur, OUTBOX)
+    return result, work
 
 
 def run_sync(path: str, fn, *args, **kwargs):

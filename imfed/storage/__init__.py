@@ -1,4 +1,6 @@
-"""SQLite through adbapi: one writer connection, WAL, foreign keys, versioned schema files."""
+"""The store of a role through adbapi: SQLite by default (one writer connection, WAL, foreign
+keys), or PostgreSQL when the role's ``database`` is a ``postgresql://`` URL
+(imfed/storage/postgresql.py); one history of versioned schema files for both."""
 
 from __future__ import annotations
 
@@ -11,9 +13,30 @@ from twisted.application.service import Service
 from twisted.enterprise import adbapi
 
 __all__ = ["Database", "StoreError", "check_integrity", "migrate", "schema_files", "transaction",
-           "run_sync", "like_pattern", "writable", "days_left"]
+           "run_sync", "like_pattern", "writable", "days_left", "is_postgresql", "dialect_of",
+           "write_lock"]
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_PG_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.postgresql\.sql$")
+
+
+def is_postgresql(location: str) -> bool:
+    """Whether a role's store ``location`` (a file path or a URL) is PostgreSQL."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def dialect_of(cur) -> str:
+    """"postgresql" or "sqlite": the store a cursor (or a unit of work) is on."""
+    return getattr(cur, "dialect", "sqlite")
+
+
+def write_lock(cur) -> None:
+    """Hold the store's write lock from here to the end of this transaction (SQLite's writer
+    already holds it once it has written; on PostgreSQL the write transactions of every process
+    take turns on one advisory lock).  For a write whose numbering must commit in order: an
+    event's seq, an outbound item's."""
+    if dialect_of(cur) == "postgresql":
+        cur.execute("BEGIN IMMEDIATE")  # translated to the advisory lock
 
 
 class StoreError(RuntimeError):
@@ -30,15 +53,24 @@ def _pragmas(conn) -> None:
     conn.execute("PRAGMA busy_timeout=5000")
 
 
-def schema_files(role: str) -> list[tuple[int, str]]:
-    """(version, SQL) of ``imfed/storage/schema/<role>/NNN_name.sql``, in order."""
+def schema_files(role: str, dialect: str = "sqlite") -> list[tuple[int, str]]:
+    """(version, SQL) of ``imfed/storage/schema/<role>/NNN_name.sql``, in order.  For
+    PostgreSQL a version's ``NNN_name.postgresql.sql`` is taken instead where there is one, and
+    the shared files' types are mapped (postgresql.schema_sql)."""
     folder = resources.files(__package__).joinpath("schema", role)
-    out = []
+    out, own = [], {}
     for entry in folder.iterdir():
         m = _FILE.match(entry.name)
         if m:
             out.append((int(m.group(1)), entry.read_text("utf-8")))
+        m = _PG_FILE.match(entry.name)
+        if m:
+            own[int(m.group(1))] = entry.read_text("utf-8")
     out.sort()
+    if dialect == "postgresql":
+        from .postgresql import schema_sql
+
+        out = [(v, own[v] if v in own else schema_sql(sql)) for v, sql in out]
     versions = [v for v, _ in out]
     if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError("schema files for %s are not numbered 001, 002, ...: %s"
@@ -62,9 +94,12 @@ def migrate(path: str, role: str) -> int:
     """Apply the role's schema files not yet applied; answer the version now in force.
 
     Runs synchronously at start, before the pool opens: a daemon never serves on a half-upgraded
-    store.  An existing store is first copied to ``<path>.before-vNNN`` (NNN the version it
-    goes to).
+    store.  An existing SQLite store is first copied to ``<path>.before-vNNN`` (NNN the version
+    it goes to); on PostgreSQL the whole upgrade is one transaction, under a lock that makes
+    processes starting together take turns.
     """
+    if is_postgresql(path):
+        return _migrate_postgresql(path, role)
     conn = sqlite3.connect(path)
     try:
         try:
@@ -92,6 +127,40 @@ def migrate(path: str, role: str) -> int:
         conn.close()
 
 
+def _migrate_postgresql(url: str, role: str) -> int:
+    from . import postgresql
+
+    try:
+        conn = postgresql.connect(url, autocommit=True)
+    except postgresql.Error as e:
+        raise StoreError("cannot open the %s store at %s: %s"
+                         % (role, _safe(url), str(e).strip())) from None
+    try:
+        with conn.transaction():
+            cur = conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(?)", (postgresql.lock_key("migrate"),))
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            cur.execute("SELECT MAX(version) FROM schema_version")
+            current = cur.fetchone()[0] or 0
+            files = schema_files(role, "postgresql")
+            if current > len(files):
+                raise StoreError("%s is at schema version %d, newer than this imfed knows (%d)"
+                                 % (_safe(url), current, len(files)))
+            for version, sql in files[current:]:
+                # Several statements, untranslated (no parameters): a plain psycopg cursor.
+                postgresql.psycopg.Cursor(conn).execute(sql)
+                cur.execute("INSERT INTO schema_version VALUES (?)", (version,))
+                current = version
+        return current
+    finally:
+        conn.close()
+
+
+def _safe(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
 def _keep_copy(conn, target: str) -> None:
     """A copy of the store as it is, before its schema changes (SQLite's online backup):
     an upgrade that goes wrong can be undone by putting it back."""
@@ -103,10 +172,18 @@ def _keep_copy(conn, target: str) -> None:
 
 
 class Database(Service):
-    """The store of one role: ``<data_dir>/<role>.sqlite3``."""
+    """The store of one role: ``<data_dir>/<role>.sqlite3``, or the PostgreSQL database at a
+    ``postgresql://`` URL (``path`` either way: where run_sync and the CLI find it)."""
 
-    def __init__(self, path: str, role: str, reactor) -> None:
+    def __init__(self, path: str, role: str, reactor, connections: int = 4) -> None:
         self.path, self.role = path, role
+        self.dialect = "postgresql" if is_postgresql(path) else "sqlite"
+        if self.dialect == "postgresql":
+            self.version = migrate(path, role)
+            self.pool = adbapi.ConnectionPool(
+                "imfed.storage.postgresql", path, cp_min=1, cp_max=connections,
+                cp_reconnect=True, cp_good_sql="SELECT 1", cp_reactor=reactor)
+            return
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.version = migrate(path, role)
@@ -135,7 +212,7 @@ class Database(Service):
 
 
 def _take_write_lock(cur) -> None:
-    cur.execute("BEGIN IMMEDIATE")
+    cur.execute("BEGIN IMMEDIATE")  # PostgreSQL: the write lock (postgresql.translate)
 
 
 async def writable(db, clock, timeout: float = 2.0) -> str:
@@ -165,7 +242,8 @@ def like_pattern(text: str) -> str:
 def transaction(fn):
     """Mark ``fn(cursor, ...)`` as a whole write transaction: it starts with BEGIN IMMEDIATE, so
     its reads and writes hold SQLite's write lock from the first statement (no other process,
-    an operator's CLI say, can write in between).  The runner commits or rolls back."""
+    an operator's CLI say, can write in between); on PostgreSQL, the write lock all processes
+    share (postgresql.translate).  The runner commits or rolls back."""
 
     def txn(cur, *args, **kwargs):
         cur.execute("BEGIN IMMEDIATE")
@@ -179,9 +257,14 @@ def transaction(fn):
 def run_sync(path: str, fn, *args, **kwargs):
     """Run ``fn(cursor, ...)`` on a store outside the reactor (the operator CLI), as adbapi's
     runInteraction would: commit on return, roll back on error."""
-    conn = sqlite3.connect(path)
-    try:
+    if is_postgresql(path):
+        from . import postgresql
+
+        conn = postgresql.connect(path)
+    else:
+        conn = sqlite3.connect(path)
         _pragmas(conn)
+    try:
         cur = conn.cursor()
         try:
             result = fn(cur, *args, **kwargs)

@@ -39,7 +39,8 @@ def name_room(cur, room: str, group_id: str) -> None:
 
 @transaction
 def remember_id(cur, user_id: str, stanza_id: str, message_id: str, now_ms: int) -> None:
-    cur.execute("INSERT OR REPLACE INTO xmpp_ids VALUES (?, ?, ?, ?)",
+    cur.execute("INSERT INTO xmpp_ids VALUES (?, ?, ?, ?) ON CONFLICT (user_id, stanza_id) DO "
+                "UPDATE SET message_id = excluded.message_id, created_at = excluded.created_at",
                 (user_id, stanza_id, message_id, now_ms))
 
 
