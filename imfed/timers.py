@@ -51,7 +51,7 @@ class Periodic(Service):
         if self.lease is None:
             return self.tick()
         d = self.lease()
-        d.addCallback(lambda held: self.tick() if held else self.follow())
+        d.addCallback(lambda held: maybeDeferred(self.tick if held else self.follow))
         return d
 
     def stopped(self):

@@ -261,8 +261,11 @@ async def test_user_commands_and_history_paging(pair):
     assert [(u["userID"], u["name"], u["verifyType"]) for u in listed] == [
         ("13500000009@node-a", "王五", 1)]
     # --config before the verb, or the node's data folder instead of a config file.
-    for where in (["--config", a.config_path, "user", "list"],
-                  ["user", "list", "--data-dir", a.config.data_dir]):
+    # (A data folder names no PostgreSQL database: that needs the config.)
+    places = [["--config", a.config_path, "user", "list"]]
+    if a.role.db.dialect == "sqlite":
+        places.append(["user", "list", "--data-dir", a.config.data_dir])
+    for where in places:
         out, err, code = await getProcessOutputAndValue(
             sys.executable, ["-m", "imfed.cli", *where], env=dict(os.environ, PYTHONPATH=REPO),
             path=REPO)
