@@ -3,7 +3,10 @@
 - ``imfed backup --to DIR``: a consistent copy while the daemon runs (each SQLite store through
   SQLite's online backup, then keys, certificates and files);
 - ``imfed restore --from DIR``: that copy put back into a data folder (daemon stopped);
-- ``imfed check SERVER_ID``: a peer tested as a federation tester would, step by step.
+- ``imfed check SERVER_ID``: a peer tested as a federation tester would, step by step;
+- ``imfed db migrate``: each role's store brought to this imfed's schema (SQLite or PostgreSQL);
+- ``imfed db copy --to postgresql://...``: a role's SQLite store into PostgreSQL (daemon
+  stopped), every row, saying how long it took (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -112,6 +115,54 @@ def restore(source: str, data_dir: str, force: bool = False) -> dict:
     return manifest
 
 
+def _roles(args) -> list[tuple[str, object]]:
+    """(role, its config section) of the config file named, the roles it runs."""
+    if not args.config:
+        raise ConfigError("--config", "imfed db needs the daemon's config file")
+    config = load(args.config)
+    return [(name, section) for name, section in (("management", config.management),
+                                                  ("node", config.node)) if section is not None]
+
+
+def cmd_db_migrate(args) -> None:
+    from .storage import _safe, migrate
+
+    for role, section in _roles(args):
+        print("%s store %s: schema version %d" % (role, _safe(section.database),
+                                                  migrate(section.database, role)))
+
+
+def cmd_db_copy(args) -> None:
+    import socket
+
+    from .storage import _safe, is_postgresql
+    from .storage.copy import copy_to_postgresql
+
+    if not is_postgresql(args.to):
+        raise ConfigError("--to", "must be a postgresql:// URL")
+    roles = [(r, s) for r, s in _roles(args) if args.role in (None, r)]
+    if not roles:
+        raise ConfigError("--role", "the config runs no %s role" % args.role)
+    if len(roles) > 1:
+        raise ConfigError("--role", "the config runs both roles: copy each into its own "
+                          "database, --role node or --role management")
+    role, section = roles[0]
+    if is_postgresql(section.database):
+        raise ConfigError("%s.database" % role, "is PostgreSQL already")
+    # The daemon must be stopped: what it wrote after the copy would not be in PostgreSQL.
+    with socket.socket(socket.AF_INET6 if ":" in section.listen.host else socket.AF_INET) as s:
+        try:
+            s.bind((section.listen.host, section.listen.port))
+        except OSError:
+            raise ApiError("%s:%d is in use: stop the daemon first (what it wrote after the "
+                           "copy would not be in PostgreSQL)" % (section.listen.host,
+                                                                section.listen.port)) from None
+    print("copying the %s store %s to %s" % (role, section.database, _safe(args.to)))
+    done = copy_to_postgresql(section.database, args.to, role, progress=print)
+    print("copied %d rows in %.1f s; now set database = \"%s\" in [%s] and start the daemon"
+          % (done["rows"], done["seconds"], _safe(args.to), role))
+
+
 def cmd_backup(args) -> None:
     manifest = backup(_data_dir(args), os.path.abspath(args.to))
     print("backed up %s to %s in %.1f s: %s, %d other files (%d bytes)" % (
@@ -163,6 +214,16 @@ def add_parsers(sub) -> None:
     r.add_argument("--from", dest="source", required=True, metavar="DIR")
     r.add_argument("--force", action="store_true", help="replace the stores already there")
     r.set_defaults(func=cmd_restore)
+    d = sub.add_parser("db", help="the stores: migrate them, copy SQLite into PostgreSQL")
+    ds = d.add_subparsers(dest="command", required=True)
+    m = ds.add_parser("migrate", help="bring each role's store to this imfed's schema")
+    m.set_defaults(func=cmd_db_migrate)
+    c = ds.add_parser("copy", help="copy a role's SQLite store into an empty PostgreSQL "
+                      "database (stop the daemon first)")
+    c.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/dbname")
+    c.add_argument("--role", choices=("node", "management"),
+                   help="which role's store, when the config runs both")
+    c.set_defaults(func=cmd_db_copy)
     c = sub.add_parser("check", help="test a peer: directory entry, TLS handshake and "
                        "certificate, a signed round trip (node role)")
     c.add_argument("server_id", metavar="SERVER_ID")

@@ -34,6 +34,18 @@ database of its own; unset, the roles use SQLite files in their data dirs (.ci/r
 suite both ways)."""
 
 
+@pytest.fixture(scope="session")
+def postgresql_server() -> str:
+    """A PostgreSQL server for the tests that need one whatever the suite's store (several
+    processes of a node, imfed db copy): IMFED_TEST_DATABASE's, else IMFED_TEST_POSTGRESQL's.
+    Without either such a test fails: .ci/run starts a throwaway server (tests/postgresql)."""
+    url = TEST_DATABASE or os.environ.get("IMFED_TEST_POSTGRESQL")
+    if not url:
+        pytest.fail("this test needs PostgreSQL: set IMFED_TEST_POSTGRESQL=postgresql://... "
+                    "(`eval $(tests/postgresql start)` starts a throwaway server)")
+    return url
+
+
 def store_setting(data_dir: str) -> dict:
     """The ``database`` setting a role started by the suite in ``data_dir`` gets: none
     (SQLite), or a database of its own on IMFED_TEST_DATABASE's server, named after the data

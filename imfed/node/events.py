@@ -58,6 +58,14 @@ class EventHub:
         waiting = self._waiting.get(user_id, [])
         if d in waiting:
             waiting.remove(d)
+        if not waiting:
+            self._waiting.pop(user_id, None)
+
+    def expire(self, user_id: str, d: Deferred) -> None:
+        """A wait that ran out of time: no longer woken by pokes, and fired now."""
+        self._forget(user_id, d)
+        if not d.called:
+            d.callback(None)
 
     def waiting(self) -> list[str]:
         """The users whose streams wait now."""
@@ -67,6 +75,7 @@ class EventHub:
         """Wake the streams of ``user_ids``."""
         for key in [u for u in user_ids if u in self._waiting]:
             for d in self._waiting.pop(key, []):
-                d.callback(None)
+                if not d.called:
+                    d.callback(None)
         for listener in self.listeners:
             listener(user_ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import attrs
 
@@ -64,11 +65,15 @@ def hash_copy(source, dest_path: str, limit: int) -> tuple[int, str, str]:
     return size, md5.hexdigest(), sm3.hexdigest()
 
 
-def remove_leftovers(folder: str) -> int:
-    """Remove partial files a killed daemon left in ``folder``; how many."""
+def remove_leftovers(folder: str, older_than: float | None = None) -> int:
+    """Remove partial files a killed daemon left in ``folder``; how many.  With several
+    processes on the folder, only those untouched for ``older_than`` seconds (another
+    process may be writing the newer ones)."""
     removed = 0
+    limit = None if older_than is None else time.time() - older_than
     for entry in os.scandir(folder):
-        if entry.name.endswith(PARTIAL) and entry.is_file(follow_symlinks=False):
+        if entry.name.endswith(PARTIAL) and entry.is_file(follow_symlinks=False) and \
+                (limit is None or entry.stat().st_mtime < limit):
             remove_quietly(entry.path)
             removed += 1
     return removed

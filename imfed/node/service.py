@@ -120,7 +120,7 @@ class NodeRole:
                 sources.add(BridgeUsers(config.bridge, bridge))
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
-        files.remove_leftovers(self.file_dir)
+        files.remove_leftovers(self.file_dir, 3600.0 if self.cluster.several else None)
         file_handler = FilesHandler(self.store, self.directory, reach, remote,
                                     file_dir=self.file_dir, max_file_bytes=n.max_file_bytes)
         message_handler = MessagesHandler(self.store, self.directory, reach, file_handler,

@@ -26,7 +26,7 @@ class EventsHandler:
                 waiter.addErrback(lambda _: None)  # nobody waits on it: a quiet cancel
                 waiter.cancel()
                 return rows
-            timer = self.clock.callLater(left, lambda w=waiter: w.called or w.callback(None))
+            timer = self.clock.callLater(left, self.hub.expire, user_id, waiter)
             await waiter
             if timer.active():
                 timer.cancel()

@@ -26,12 +26,22 @@ def load_key(path: str) -> bytes:
             return key
     except FileNotFoundError:
         pass
+    # Made once: processes of one node starting together all end up with the first one's.
     key = secrets.token_bytes(32)
-    fd = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial = "%s.%d.new" % (path, os.getpid())
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key)
-    os.replace(path + ".new", path)
-    return key
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(partial, path)  # fails if another process made it first
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(partial)
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class FileLinks:

@@ -1,0 +1,165 @@
+"""Two processes serving one node on one PostgreSQL (docs/scaling.md), one of them SIGKILLed
+and restarted twice while another node sends them 5,000 messages over many conversations:
+every message arrives once, each conversation in order, and every one reaches its recipient's
+event stream, whichever process serves the stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import pytest_twisted
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.task import deferLater
+from twisted.web.client import HTTPConnectionPool
+
+from imfed.devdefault import join_and_approve
+from imfed.storage import migrate, run_sync
+from imfed.node import users
+from imfed.testing import postgresql_database
+
+from conftest import ApiClient, RunningNode, add_user, join_node, node_config, wait_until
+from test_node_crash import Daemon
+
+pytestmark = pytest.mark.postgresql
+
+CONVERSATIONS = 20
+PER_CONVERSATION = 250  # 5,000 messages in all
+
+
+def _fresh_connections():
+    """A pool that makes a new connection per request: the kernel spreads them over the
+    processes sharing the port (SO_REUSEPORT), so each stream is served by both."""
+    return HTTPConnectionPool(reactor, persistent=False)
+
+
+async def _stream(node: RunningNode, login: str, got: list, stop: Deferred) -> None:
+    """``login``'s event stream on ``node`` (any process), its message texts into ``got``,
+    until ``stop`` has fired and a poll came back empty; a refused or cut request (a process
+    being killed) is simply made again."""
+    client = ApiClient(node, login)
+    pool = _fresh_connections()
+    while True:
+        try:
+            if client.token is None:
+                await client.login()
+            response = await treq.get(
+                node.client_url + "events", params={"since": str(client.last_event), "wait": "1"},
+                headers={"Authorization": "Bearer " + client.token}, pool=pool, timeout=10)
+            answer = json.loads(await treq.content(response))
+        except Exception:
+            await deferLater(reactor, 0.2, lambda: None)
+            continue
+        if response.code != 200:
+            await deferLater(reactor, 0.2, lambda: None)
+            continue
+        client.last_event = answer["last"]
+        for event in answer["events"]:
+            if event["type"] == "message":
+                info = event["data"]["messageInfo"]
+                got.append((info["senderID"], info["messageID"], info["content"]["message"]))
+        if stop.called and not answer["events"]:
+            return
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_processes_one_killed_twice_lose_nothing(management, tmp_path,
+                                                           postgresql_server):
+    folder = str(tmp_path / "a")
+    database = postgresql_database(postgresql_server, "cluster_node_a")
+    config = node_config(folder, "node-a", management, database=database,
+                         outbox_retry_initial_seconds=0.2, outbox_retry_max_seconds=1.0)
+    await join_and_approve(reactor, management.role, config.node, "test")
+    migrate(database, "node")
+    receivers = ["139%08d" % i for i in range(CONVERSATIONS)]
+    for phone in receivers:
+        run_sync(database, users.add_user, "node-a", phone, "R" + phone,
+                 users.hash_password("secret"), 1)
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    senders = []
+    for i in range(CONVERSATIONS):
+        add_user(b, "138%08d" % i, "S%d" % i)
+        senders.append(await ApiClient(b, "138%08d" % i).login())
+
+    config_path = os.path.join(folder, "imfed.toml")
+    logs = [str(tmp_path / ("a%d.log" % i)) for i in range(2)]
+    daemons = [Daemon(config_path, logs[0]).start(), Daemon(config_path, logs[1]).start()]
+    node_a = RunningNode(config)
+    stop = Deferred()
+    try:
+        await wait_until(lambda: _ready(node_a), timeout=60, what="A's two processes")
+        await wait_until(lambda: b.role.directory.active("node-a"), what="B to know A")
+        streams = [[] for _ in receivers]
+        readers = [ensureDeferred(_stream(node_a, phone, streams[i], stop))
+                   for i, phone in enumerate(receivers)]
+
+        async def converse(i: int) -> None:
+            for n in range(PER_CONVERSATION):
+                await senders[i].ok("POST", "messages", {
+                    "recvID": receivers[i] + "@node-a", "messageType": "text",
+                    "content": {"message": "c%02d-%03d" % (i, n)}})
+
+        sending = DeferredList([ensureDeferred(converse(i)) for i in range(CONVERSATIONS)],
+                               fireOnOneErrback=True, consumeErrors=True)
+        # While the messages flow, one process is killed and started again, twice.
+        for victim in (0, 1):
+            await _until_received(database, 1200 * (victim + 1))
+            await daemons[victim].kill()
+            await deferLater(reactor, 0.5, lambda: None)
+            daemons[victim] = Daemon(config_path, logs[victim]).start()
+        await sending
+        total = CONVERSATIONS * PER_CONVERSATION
+        await wait_until(lambda: _count(database) >= total, timeout=180,
+                         what="all %d messages stored on A" % total)
+        await wait_until(lambda: sum(map(len, streams)) >= total, timeout=60,
+                         what="every message in its recipient's stream")
+        await deferLater(reactor, 1.0, lambda: None)  # a duplicate would land by now
+        stop.callback(None)
+        await DeferredList(readers)
+
+        # Stored once each, each conversation in the order it was sent.
+        rows = run_sync(database, lambda cur: cur.execute(
+            "SELECT sender_id, content FROM messages ORDER BY seq").fetchall())
+        assert len(rows) == total
+        for i in range(CONVERSATIONS):
+            sent = ["c%02d-%03d" % (i, n) for n in range(PER_CONVERSATION)]
+            stored = [json.loads(c)["message"] for s, c in rows if s == "138%08d@node-b" % i]
+            assert stored == sent, "conversation %d stored out of order" % i
+            # The stream shows each message once, in order, whichever process served it.
+            shown = [text for _, _, text in streams[i]]
+            assert shown == sent, "conversation %d streamed wrong" % i
+        # The sender's queue is empty: every delivery was acknowledged.
+        assert await b.role.outbox.depth() == 0
+        # Both processes served, and each restart went through the whole node start.
+        for log in logs:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            assert "Traceback" not in text, text[-3000:]
+    finally:
+        if not stop.called:
+            stop.callback(None)
+        for daemon in daemons:
+            await daemon.kill(signal.SIGTERM)
+        await b.stop()
+
+
+def _count(database: str) -> int:
+    return run_sync(database, lambda cur: cur.execute(
+        "SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+async def _until_received(database: str, n: int) -> None:
+    await wait_until(lambda: _count(database) >= n, timeout=120, what="%d messages on A" % n)
+
+
+async def _ready(node: RunningNode) -> bool:
+    try:
+        response = await treq.get(node.client_url.replace("/api/v1/", "/"), timeout=2)
+        await treq.content(response)
+        return True
+    except Exception:
+        return False
