@@ -151,6 +151,7 @@ def cmd_db_copy(args) -> None:
         raise ConfigError("%s.database" % role, "is PostgreSQL already")
     # The daemon must be stopped: what it wrote after the copy would not be in PostgreSQL.
     with socket.socket(socket.AF_INET6 if ":" in section.listen.host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections: fine
         try:
             s.bind((section.listen.host, section.listen.port))
         except OSError:

@@ -12,6 +12,8 @@ __all__ = ["copy_to_postgresql", "DERIVED"]
 
 DERIVED = {"outbox_heads"}
 """Tables PostgreSQL's triggers fill from the rows copied (not copied themselves)."""
+SEEDED = {"acl_mode"}
+"""Tables the schema itself fills (replaced by the source's rows)."""
 
 _FIRST = ("users", "groups")  # what other tables' foreign keys name
 _BATCH = 2000
@@ -40,6 +42,9 @@ def copy_to_postgresql(source: str, target: str, role: str, progress=lambda line
         cur = dst.cursor()
         cur.execute("BEGIN IMMEDIATE")  # the write lock: no process writes meanwhile
         for table in tables:
+            if table in SEEDED:
+                cur.execute("DELETE FROM %s" % table)
+                continue
             cur.execute("SELECT EXISTS (SELECT 1 FROM %s)" % table)
             if cur.fetchone()[0]:
                 raise StoreError("the PostgreSQL database already holds rows (%s): copy into "
@@ -86,5 +91,8 @@ def _restart_identities(cur) -> None:
     for table, column in cur.fetchall():
         cur.execute("SELECT MAX(%s) FROM %s" % (column, table))
         top = cur.fetchone()[0]
-        cur.execute("SELECT setval(pg_get_serial_sequence(?, ?), ?, ?)",
-                    (table, column, top or 1, top is not None))
+        if top is None:
+            cur.execute("SELECT setval(pg_get_serial_sequence(?, ?), 1, false)", (table, column))
+        else:
+            cur.execute("SELECT setval(pg_get_serial_sequence(?, ?), CAST(? AS BIGINT))",
+                        (table, column, top))
