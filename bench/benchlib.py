@@ -37,10 +37,10 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
 class Node:
     """A node's config file in ``folder``; start() runs it as its own twistd process."""
 
-    def __init__(self, folder, server_id, management_url, **settings):
+    def __init__(self, folder, server_id, management_url, processes=1, **settings):
         from imfed.config import parse
 
-        self.server_id = server_id
+        self.server_id, self.processes = server_id, processes
         self.client_port = free_port()
         section = {"server_id": server_id, "listen": "127.0.0.1:%d" % free_port(),
                    "client_listen": "127.0.0.1:%d" % self.client_port,
@@ -55,18 +55,22 @@ class Node:
         self.url = "http://127.0.0.1:%d/api/v1/" % self.client_port
 
     def start(self):
+        """``processes`` identical processes (more than one needs a PostgreSQL database)."""
         self.log = open(self.path + ".log", "wb")
-        self.proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config",
-                                      self.path], cwd=REPO, stdout=self.log,
-                                     stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONPATH=REPO))
+        self.procs = [subprocess.Popen([TWISTD, "-n", "--pidfile=", "imfed", "--config",
+                                        self.path], cwd=REPO, stdout=self.log,
+                                       stderr=subprocess.STDOUT,
+                                       env=dict(os.environ, PYTHONPATH=REPO))
+                      for _ in range(self.processes)]
+        self.proc = self.procs[0]
 
     async def stop(self, reactor):
         # Not proc.wait(): this process's reactor may serve the management role the node is
         # still talking to while it shuts down.
-        self.proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
         for _ in range(600):
-            if self.proc.poll() is not None:
+            if all(proc.poll() is not None for proc in self.procs):
                 break
             await task.deferLater(reactor, 0.05, lambda: None)
         self.log.close()

@@ -10,6 +10,11 @@ management role and the load in this process:
     python bench/node_messaging.py [--messages 3000] [--concurrency 64] [--conversations 16]
                                    [--rate 200] [--seconds 10] [--file-mb 200]
                                    [--idle 200] [--no-access-log]
+                                   [--postgresql URL [--processes N]]
+
+--postgresql puts each node on a new database of that PostgreSQL server (instead of SQLite);
+--processes runs each node as N processes sharing its ports and database (docs/scaling.md).
+CPU per message is printed per process.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from imfed.devdefault import join_and_approve  # noqa: E402
 from imfed.node import users  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import migrate, run_sync  # noqa: E402
-from imfed.testing import free_port  # noqa: E402
+from imfed.testing import free_port, postgresql_database  # noqa: E402
 
 
 
@@ -54,15 +59,22 @@ async def main(reactor, args):
     management = make_service(mconfig, reactor)
     management.startService()
     limit = (args.file_mb + 1) << 20
-    a = Node(os.path.join(folder, "a"), "node-a", "https://127.0.0.1:%d" % port,
-             max_file_bytes=limit, access_log=not args.no_access_log)
-    b = Node(os.path.join(folder, "b"), "node-b", "https://127.0.0.1:%d" % port,
-             max_file_bytes=limit, access_log=not args.no_access_log)
+    if args.processes > 1 and not args.postgresql:
+        raise SystemExit("--processes needs --postgresql")
+    store = {}
+    nodes = []
+    for name in ("a", "b"):
+        if args.postgresql:
+            store = {"database": postgresql_database(args.postgresql)}
+        nodes.append(Node(os.path.join(folder, name), "node-" + name,
+                          "https://127.0.0.1:%d" % port, processes=args.processes,
+                          max_file_bytes=limit, access_log=not args.no_access_log, **store))
+    a, b = nodes
     senders = ["%d" % (100 + i) for i in range(args.conversations)]
     password = users.hash_password("bench")
     for node, phones in ((a, senders), (b, ["200"])):
         await join_and_approve(reactor, management.management, node.config.node, "bench")
-        db = node.config.path("node.sqlite3")
+        db = node.config.node.database
         migrate(db, "node")
         for phone in phones:
             run_sync(db, users.add_user, node.server_id, phone, phone, password, 1)
@@ -98,7 +110,7 @@ async def main(reactor, args):
         for conversations in (1, args.conversations):
             texts = ["t%d-%05d" % (conversations, i) for i in range(args.messages)]
             queue = list(enumerate(texts))
-            pids = (a.proc.pid, b.proc.pid, os.getpid())
+            pids = [p.pid for p in a.procs] + [p.pid for p in b.procs] + [os.getpid()]
             cpu_before = [cpu_seconds(pid) for pid in pids]
             start = time.perf_counter()
 
@@ -118,8 +130,13 @@ async def main(reactor, args):
                   "messages/s (accepted by A at %.0f/s)"
                   % (conversations, len(texts), elapsed, len(texts) / elapsed,
                      len(texts) / accepted))
-            print("  CPU per message: A %.2f ms, B %.2f ms, load and management %.2f ms "
-                  "(all threads); total %.2f ms" % (*cpu, sum(cpu)))
+            names = ["A%d" % (i + 1) for i in range(len(a.procs))] + \
+                ["B%d" % (i + 1) for i in range(len(b.procs))]
+            if len(a.procs) == 1:
+                names = ["A", "B"]
+            print("  CPU per message: %s, load and management %.2f ms (all threads); total "
+                  "%.2f ms" % (", ".join("%s %.2f ms" % nc for nc in zip(names, cpu)), cpu[-1],
+                               sum(cpu)))
 
         # 2. Latency at a fixed rate.
         count = int(args.rate * args.seconds)
@@ -212,4 +229,8 @@ if __name__ == "__main__":
     p.add_argument("--idle", type=int, default=200)
     p.add_argument("--no-access-log", action="store_true",
                    help="run the nodes with access_log = false")
+    p.add_argument("--postgresql", metavar="URL",
+                   help="a PostgreSQL server: each node on a new database of it")
+    p.add_argument("--processes", type=int, default=1,
+                   help="processes per node (with --postgresql)")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, p.parse_args())))

@@ -27,3 +27,17 @@ def test_bench_script_runs(script, args, expected):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out.decode(errors="replace")[-3000:]
     assert expected in done.stdout, out.decode(errors="replace")[-3000:]
+
+
+@pytest.mark.postgresql
+def test_node_messaging_runs_on_postgresql_with_two_processes(postgresql_server):
+    done = subprocess.run([sys.executable, os.path.join(REPO, "bench", "node_messaging.py"),
+                           "--messages", "40", "--concurrency", "8", "--conversations", "4",
+                           "--rate", "20", "--seconds", "1", "--file-mb", "2", "--idle", "5",
+                           "--postgresql", postgresql_server, "--processes", "2"],
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, timeout=600)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out.decode(errors="replace")[-3000:]
+    assert b"CPU per message: A1 " in done.stdout and b" B2 " in done.stdout, out[-3000:]
+    assert b"idle latency, 5 single messages" in done.stdout, out[-3000:]
