@@ -26,6 +26,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL server process on this machine (the backends
+    serving the nodes' connections among them), by pid."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/comm" % entry) as f:
+                    if f.read().strip() in ("postgres", "postmaster"):
+                        out[int(entry)] = cpu_seconds(int(entry))
+            except OSError:
+                pass
+    return out
+
+
 def rss_kb(pid: int, field: str = "VmRSS") -> int:
     with open("/proc/%d/status" % pid) as f:
         for line in f:

@@ -33,7 +33,8 @@ sys.path.insert(0, REPO)
 import treq  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
-from benchlib import Node, Stream, call, cpu_seconds, login, rss_kb  # noqa: E402
+from benchlib import (Node, Stream, call, cpu_seconds, login, postgres_cpu,  # noqa: E402
+                      rss_kb)
 
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
@@ -112,6 +113,7 @@ async def main(reactor, args):
             queue = list(enumerate(texts))
             pids = [p.pid for p in a.procs] + [p.pid for p in b.procs] + [os.getpid()]
             cpu_before = [cpu_seconds(pid) for pid in pids]
+            pg_before = postgres_cpu() if args.postgresql else {}
             start = time.perf_counter()
 
             async def worker():
@@ -126,6 +128,8 @@ async def main(reactor, args):
             elapsed = max(stream.arrived[t] for t in texts) - start
             cpu = [(cpu_seconds(pid) - before) * 1000 / len(texts)
                    for pid, before in zip(pids, cpu_before)]
+            pg = sum(now - pg_before.get(pid, 0.0) for pid, now in postgres_cpu().items()) \
+                * 1000 / len(texts) if args.postgresql else 0.0
             print("throughput, %d conversation(s): %d messages A->B in %.2f s = %.0f "
                   "messages/s (accepted by A at %.0f/s)"
                   % (conversations, len(texts), elapsed, len(texts) / elapsed,
@@ -134,9 +138,11 @@ async def main(reactor, args):
                 ["B%d" % (i + 1) for i in range(len(b.procs))]
             if len(a.procs) == 1:
                 names = ["A", "B"]
-            print("  CPU per message: %s, load and management %.2f ms (all threads); total "
+            print("  CPU per message: %s, load and management %.2f ms (all threads)%s; total "
                   "%.2f ms" % (", ".join("%s %.2f ms" % nc for nc in zip(names, cpu)), cpu[-1],
-                               sum(cpu)))
+                               ", PostgreSQL %.2f ms (the server on this machine, both "
+                               "nodes' databases)" % pg if args.postgresql else "",
+                               sum(cpu) + pg))
 
         # 2. Latency at a fixed rate.
         count = int(args.rate * args.seconds)

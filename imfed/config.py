@@ -409,6 +409,11 @@ class Config:
         return os.path.join(self.data_dir, *parts)
 
 
+def parse_listen(value: str, name: str) -> Listen:
+    """An ``IP:port`` given outside the config file (a command-line option called ``name``)."""
+    return _Reader({name: value}, "").listen(name)
+
+
 def _management(table: dict, data_dir: str) -> ManagementConfig:
     r = _Reader(table, "management.")
     listen = r.listen("listen")

@@ -167,8 +167,15 @@ def cmd_db_copy(args) -> None:
 def cmd_backup(args) -> None:
     manifest = backup(_data_dir(args), os.path.abspath(args.to))
     print("backed up %s to %s in %.1f s: %s, %d other files (%d bytes)" % (
-        manifest["from"], args.to, manifest["seconds"], ", ".join(manifest["stores"]),
-        manifest["files"], manifest["bytes"]))
+        manifest["from"], args.to, manifest["seconds"], ", ".join(manifest["stores"]) or
+        "no store", manifest["files"], manifest["bytes"]))
+    if args.config:
+        from .storage import _safe, is_postgresql
+
+        for role, section in _roles(args):
+            if is_postgresql(section.database):
+                print("the %s store is PostgreSQL (%s): back it up with pg_dump"
+                      % (role, _safe(section.database)))
 
 
 def cmd_restore(args) -> None:

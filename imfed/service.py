@@ -72,7 +72,10 @@ def make_service(config: Config, reactor) -> MultiService:
         operator = OperatorApi(lambda: fixed + (list(dev.nodes.values()) if dev else []))
         site = http_site(operator.resource(), Limits(), Style.INTERCONNECT,
                          lambda method, path: 0, access_log=False)
-        Listener(reactor, config.metrics_listen, site, Limits()).setServiceParent(top)
+        # Several processes on one PostgreSQL share the port unless each is given its own
+        # (twistd imfed --metrics-listen): a scrape then sees the process that answered.
+        shared = any(r.cluster.several for r in fixed)
+        Listener(reactor, config.metrics_listen, site, Limits(), shared).setServiceParent(top)
         log.info("health and metrics on http://{listen}/health and /metrics",
                  listen=config.metrics_listen)
     if config.log.custom:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
+import attrs
 from twisted.python import usage
 
-from .config import ConfigError, default_config, load
+from .config import ConfigError, default_config, load, parse_listen
 from .storage import StoreError
 
 __all__ = ["Options", "makeService"]
@@ -21,6 +22,9 @@ class Options(usage.Options):
         ["config", "c", None, "TOML config file (see etc/ for commented examples)"],
         ["port-offset", None, "0", "without --config: add this to every port of the "
          "development default (to run a second one beside the first)"],
+        ["metrics-listen", None, None, "IP:PORT for /health and /metrics instead of the "
+         "config's [metrics] listen: one per process when several serve a node "
+         "(docs/scaling.md)"],
     ]
 
 
@@ -37,6 +41,9 @@ def makeService(options, reactor=None):
             if not offset.isascii() or not offset.isdigit():
                 raise ConfigError("--port-offset", "must be a number")
             config = default_config(int(offset))
+        if options["metrics-listen"]:
+            config = attrs.evolve(config, metrics_listen=parse_listen(
+                options["metrics-listen"], "--metrics-listen"))
         return make_service(config, reactor)
     except (ConfigError, StoreError) as e:
         # twistd would print a traceback; a config mistake deserves one clear line.

@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
 from twisted.internet.task import deferLater
 from twisted.web.client import HTTPConnectionPool
 
@@ -164,3 +164,44 @@ async def _ready(node: RunningNode) -> bool:
         return True
     except Exception:
         return False
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_processes_share_nonces_leases_and_notifications(postgresql_server):
+    """The three things two processes of one node share, each seen from both sides: a nonce
+    one took is refused by the other; a lease one holds the other cannot take until the holder
+    is gone; a NOTIFY in one's transaction reaches the other's handler."""
+    from imfed.cluster import EVENTS, Cluster, StoredNonces, notify
+    from imfed.storage import Database
+
+    database = postgresql_database(postgresql_server)
+    one, two = (Database(database, "node", reactor) for _ in range(2))
+    first, second = Cluster(database, reactor), Cluster(database, reactor)
+    for service in (one, two, first, second):
+        service.startService()
+    try:
+        mine, theirs = StoredNonces(one, 300_000), StoredNonces(two, 300_000)
+        assert await mine.check_and_add("node-b", "ab" * 16, 1_000, 1_000) is True
+        assert await theirs.check_and_add("node-b", "ab" * 16, 1_001, 1_000) is False
+        assert await theirs.check_and_add("node-c", "ab" * 16, 1_001, 1_000) is True
+
+        assert await first.claim("lane:node-b\nx") is True
+        assert await second.claim("lane:node-b\nx") is False
+        assert await second.claim("lane:node-b\ny") is True
+        job_first, job_second = first.lease("directory"), second.lease("directory")
+        assert await job_first() is True and await job_first() is True  # held, still held
+        assert await job_second() is False
+        await maybeDeferred(first.stopService)  # its connection closes: its leases go too
+        assert await second.claim("lane:node-b\nx") is True
+        assert await job_second() is True
+
+        woken = []
+        second.on(EVENTS, woken.append)
+        await deferLater(reactor, 0.5, lambda: None)  # its LISTEN is in place
+        await one.runInteraction(lambda cur: notify(cur, EVENTS, ["a@node-a", "b@node-a"]))
+        await wait_until(lambda: woken, what="the notification")
+        assert woken == [["a@node-a", "b@node-a"]]
+    finally:
+        for service in (second, first, two, one):
+            if service.running:
+                await maybeDeferred(service.stopService)

@@ -66,6 +66,14 @@ def test_default_is_loopback_development_setup():
      "log.format"),
     ({"data_dir": "d", "management": {"listen": "127.0.0.1:1"}, "log": {"node": "loud"}},
      "log.node"),
+    ({"data_dir": "d", "management": {"listen": "127.0.0.1:1", "database": "mysql://h/db"}},
+     "management.database"),
+    ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                "management_url": "https://m",
+                                "database": "postgresql://db.example"}}, "node.database"),
+    ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                "management_url": "https://m", "database_connections": 0}},
+     "node.database_connections"),
 ])
 def test_mistakes_name_the_key(data, key):
     with pytest.raises(ConfigError) as info:
@@ -104,3 +112,14 @@ def test_two_nodes_from_the_example_have_their_own_keys(tmp_path):
     for name in ("key_file", "cert_file", "ca_file", "management_cert_file"):
         a, b = getattr(first.node, name), getattr(second.node, name)
         assert a != b and a.startswith(str(tmp_path / "one"))
+
+
+def test_the_store_is_sqlite_in_the_data_dir_unless_postgresql_is_named():
+    base = {"server_id": "n", "listen": "127.0.0.1:1", "management_url": "https://m"}
+    c = parse({"data_dir": "/srv/d", "node": base, "management": {"listen": "127.0.0.1:2"}})
+    assert c.node.database == "/srv/d/node.sqlite3"
+    assert c.management.database == "/srv/d/management.sqlite3"
+    url = "postgresql://imfed@db.example/imfed_node"
+    assert parse({"data_dir": "/srv/d", "node": dict(base, database=url)}).node.database == url
+    assert parse({"data_dir": "/srv/d", "node": dict(base, database="n.db")}).node.database == \
+        "/srv/d/n.db"
