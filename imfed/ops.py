@@ -125,17 +125,17 @@ def _roles(args) -> list[tuple[str, object]]:
 
 
 def cmd_db_migrate(args) -> None:
-    from .storage import _safe, migrate
+    from .storage import migrate, safe_location
 
     for role, section in _roles(args):
-        print("%s store %s: schema version %d" % (role, _safe(section.database),
+        print("%s store %s: schema version %d" % (role, safe_location(section.database),
                                                   migrate(section.database, role)))
 
 
 def cmd_db_copy(args) -> None:
     import socket
 
-    from .storage import _safe, is_postgresql
+    from .storage import is_postgresql, safe_location
     from .storage.copy import copy_to_postgresql
 
     if not is_postgresql(args.to):
@@ -158,10 +158,11 @@ def cmd_db_copy(args) -> None:
             raise ApiError("%s:%d is in use: stop the daemon first (what it wrote after the "
                            "copy would not be in PostgreSQL)" % (section.listen.host,
                                                                 section.listen.port)) from None
-    print("copying the %s store %s to %s" % (role, section.database, _safe(args.to)))
+    print("copying the %s store %s to %s" % (role, section.database,
+                                              safe_location(args.to)))
     done = copy_to_postgresql(section.database, args.to, role, progress=print)
     print("copied %d rows in %.1f s; now set database = \"%s\" in [%s] and start the daemon"
-          % (done["rows"], done["seconds"], _safe(args.to), role))
+          % (done["rows"], done["seconds"], safe_location(args.to), role))
 
 
 def cmd_backup(args) -> None:
@@ -170,12 +171,12 @@ def cmd_backup(args) -> None:
         manifest["from"], args.to, manifest["seconds"], ", ".join(manifest["stores"]) or
         "no store", manifest["files"], manifest["bytes"]))
     if args.config:
-        from .storage import _safe, is_postgresql
+        from .storage import is_postgresql, safe_location
 
         for role, section in _roles(args):
             if is_postgresql(section.database):
                 print("the %s store is PostgreSQL (%s): back it up with pg_dump"
-                      % (role, _safe(section.database)))
+                      % (role, safe_location(section.database)))
 
 
 def cmd_restore(args) -> None:

@@ -209,7 +209,8 @@ def enqueue_notifications(cur, changed_id: str, now_ms: int) -> int:
     cur.execute("INSERT INTO notify_queue (target_id, changed_id, created_at, next_attempt) "
                 "SELECT server_id, ?, ?, ? FROM servers WHERE status = 0 "
                 "ON CONFLICT (target_id, changed_id) DO UPDATE SET "
-                "next_attempt = excluded.next_attempt, attempts = 0, version = notify_queue.version + 1",
+                "next_attempt = excluded.next_attempt, attempts = 0, "
+                "version = notify_queue.version + 1",
                 (changed_id, now_ms, now_ms))
     return cur.rowcount
 

@@ -33,7 +33,8 @@ def set_mode(cur, direction: str, mode: str) -> None:
 
 @transaction
 def add(cur, direction: str, name: str, server_id: str) -> None:
-    cur.execute("INSERT INTO acl_list VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (direction, name, server_id))
+    cur.execute("INSERT INTO acl_list VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (direction, name, server_id))
 
 
 @transaction

@@ -50,7 +50,8 @@ def friend_requests(cur, user_id: str) -> list[dict]:
 def _befriend(cur, owner_id: str, friend_id: str, info: dict, now_ms: int) -> None:
     cur.execute("INSERT INTO friends (owner_id, friend_id, friend_info, created_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (owner_id, friend_id) DO UPDATE SET remark = '', "
-                "friend_info = excluded.friend_info, created_at = excluded.created_at", (owner_id, friend_id, compact_json(info), now_ms))
+                "friend_info = excluded.friend_info, created_at = excluded.created_at",
+                (owner_id, friend_id, compact_json(info), now_ms))
 
 
 def _pending(cur, from_id: str, to_id: str) -> str | None:

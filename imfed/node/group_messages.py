@@ -164,7 +164,8 @@ def views_to_check(cur, group_id: str | None = None) -> list[tuple[str, str, lis
     against the masters."""
     cur.execute("SELECT g.group_id, COALESCE(s.synced_through, '') FROM groups g "
                 "LEFT JOIN group_sync s ON s.group_id = g.group_id "
-                "WHERE g.master = 0 AND g.dissolved = 0 AND (CAST(? AS TEXT) IS NULL OR g.group_id = ?) "
+                "WHERE g.master = 0 AND g.dissolved = 0 "
+                "AND (CAST(? AS TEXT) IS NULL OR g.group_id = ?) "
                 "ORDER BY g.group_id", (group_id, group_id))
     out = []
     for group_id, through in cur.fetchall():

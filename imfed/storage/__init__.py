@@ -14,7 +14,7 @@ from twisted.enterprise import adbapi
 
 __all__ = ["Database", "StoreError", "check_integrity", "migrate", "schema_files", "transaction",
            "run_sync", "like_pattern", "writable", "days_left", "is_postgresql", "dialect_of",
-           "write_lock"]
+           "write_lock", "safe_location"]
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _PG_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.postgresql\.sql$")
@@ -134,7 +134,7 @@ def _migrate_postgresql(url: str, role: str) -> int:
         conn = postgresql.connect(url, autocommit=True)
     except postgresql.Error as e:
         raise StoreError("cannot open the %s store at %s: %s"
-                         % (role, _safe(url), str(e).strip())) from None
+                         % (role, safe_location(url), str(e).strip())) from None
     try:
         with conn.transaction():
             cur = conn.cursor()
@@ -145,7 +145,7 @@ def _migrate_postgresql(url: str, role: str) -> int:
             files = schema_files(role, "postgresql")
             if current > len(files):
                 raise StoreError("%s is at schema version %d, newer than this imfed knows (%d)"
-                                 % (_safe(url), current, len(files)))
+                                 % (safe_location(url), current, len(files)))
             for version, sql in files[current:]:
                 # Several statements, untranslated (no parameters): a plain psycopg cursor.
                 postgresql.psycopg.Cursor(conn).execute(sql)
@@ -156,7 +156,7 @@ def _migrate_postgresql(url: str, role: str) -> int:
         conn.close()
 
 
-def _safe(url: str) -> str:
+def safe_location(url: str) -> str:
     """A database URL without its password, for messages."""
     return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", url)
 

@@ -47,6 +47,7 @@ def lock_key(name: str) -> int:
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?|%|\bLIKE\b")
 _cache: dict[str, str] = {}
+_TAKE_WRITE_LOCK = "SELECT pg_advisory_xact_lock(%d)" % WRITE_LOCK
 
 
 def translate(sql: str) -> str:
@@ -54,7 +55,7 @@ def translate(sql: str) -> str:
     out = _cache.get(sql)
     if out is None:
         if sql.strip().upper() == "BEGIN IMMEDIATE":
-            out = "SELECT pg_advisory_xact_lock(%d)" % WRITE_LOCK
+            out = _TAKE_WRITE_LOCK
         else:
             out = _PLACEHOLDER.sub(_swap, sql)
         if len(_cache) < 4096:
@@ -74,10 +75,19 @@ def _swap(m) -> str:
 
 
 class _Cursor(psycopg.Cursor):
+    """A cursor is one transaction's (adbapi, run_sync): once it holds the write lock, asking
+    again (events.emit, outbox.enqueue after a @transaction's start) costs no round trip."""
+
     dialect = "postgresql"
+    _holds_write_lock = False
 
     def execute(self, query, params=None, **kw):
-        return super().execute(translate(query), params if params is not None else (), **kw)
+        sql = translate(query)
+        if sql is _TAKE_WRITE_LOCK:
+            if self._holds_write_lock:
+                return self
+            self._holds_write_lock = True
+        return super().execute(sql, params if params is not None else (), **kw)
 
     def executemany(self, query, params_seq, **kw):
         return super().executemany(translate(query), params_seq, **kw)
