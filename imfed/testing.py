@@ -41,11 +41,20 @@ class MemoryDatabase:
     each ``runInteraction`` runs at once, on the caller's thread, committed or rolled back as
     adbapi would, and answers a Deferred that has fired.  With ``task.Clock`` for time, the
     handlers, the outbox and the unit of work run in a test in microseconds, no reactor
-    turning."""
+    turning.  Given a ``postgresql://`` URL (the suite's PostgreSQL run), the same on one
+    synchronous connection to that database."""
 
     path = ":memory:"
+    dialect = "sqlite"
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, role: str, location: str | None = None) -> None:
+        if location is not None and location.startswith("postgresql://"):
+            from .storage import migrate, postgresql
+
+            migrate(location, role)
+            self.conn = postgresql.connect(location)
+            self.path, self.dialect = location, "postgresql"
+            return
         self.conn = sqlite3.connect(":memory:")
         self.conn.execute("PRAGMA foreign_keys=ON")
         for _, sql in schema_files(role):

@@ -1,5 +1,6 @@
 """The application layer alone (imfed/node/handlers, the unit of work, the outbox): the real
-handlers and store functions on an in-memory SQLite (imfed.testing.MemoryDatabase), time from
+handlers and store functions on an in-memory SQLite (imfed.testing.MemoryDatabase; in the
+suite's PostgreSQL run, a database of its own there), time from
 ``task.Clock``, the other server a stand-in that answers as it is told.  No reactor turns and
 no socket opens: each test runs in milliseconds.  The integration tests (test_node*.py,
 test_groups.py) do the same over real daemons."""
@@ -26,10 +27,12 @@ from imfed.node.reach import Reach
 from imfed.node.unit import NodeStore
 from imfed.node import groups, messages
 from imfed.peer import PeerError, PeerResponse
-from imfed.testing import MemoryDatabase
+from imfed.testing import MemoryDatabase, postgresql_database
 from imfed.wire.errors import Conflict, Forbidden, NotFound
 from imfed.wire.messages import MessageInfo
 from imfed.wire.records import ServerStatus
+
+from conftest import TEST_DATABASE
 
 START = 1_700_000_000.0
 
@@ -75,7 +78,8 @@ class Node:
     def __init__(self) -> None:
         self.clock = Clock()
         self.clock.advance(START)
-        self.db = MemoryDatabase("node")
+        self.db = MemoryDatabase("node", postgresql_database(TEST_DATABASE)
+                                 if TEST_DATABASE else None)
         self.hub = EventHub()
         self.poked: list[set] = []
         poke = self.hub.poke
@@ -113,7 +117,7 @@ class Node:
         return [(kind, json.loads(payload)) for _, kind, payload in rows]
 
     def rows(self, sql: str, *args) -> list[tuple]:
-        return self.db.conn.execute(sql, args).fetchall()
+        return [tuple(r) for r in self.db.conn.execute(sql, args).fetchall()]
 
 
 @pytest.fixture
@@ -282,7 +286,8 @@ def test_the_outbox_backs_off_keeps_order_and_gives_up(node):
     node.clock.advance(61)
     node.clock.advance(0.01)
     node.clock.advance(8)
-    states = dict(node.rows("SELECT json_extract(content, '$.message'), state FROM messages"))
+    states = {json.loads(content)["message"]: state
+              for content, state in node.rows("SELECT content, state FROM messages")}
     assert states == {"one": "failed", "two": "failed"}
     deliveries = [d for k, d in node.events(alice) if k == "delivery"]
     assert [d["state"] for d in deliveries] == ["failed", "failed"]
