@@ -34,6 +34,7 @@ class Periodic(Service):
     ``follow()``."""
 
     lease = None
+    leading = True  # whether the last run here did the work (held the lease)
 
     def __init__(self, clock, seconds: float) -> None:
         self.clock, self.seconds = clock, seconds
@@ -51,7 +52,11 @@ class Periodic(Service):
         if self.lease is None:
             return self.tick()
         d = self.lease()
-        d.addCallback(lambda held: maybeDeferred(self.tick if held else self.follow))
+
+        def run(held):
+            self.leading = held
+            return maybeDeferred(self.tick if held else self.follow)
+        d.addCallback(run)
         return d
 
     def stopped(self):

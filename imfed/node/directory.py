@@ -163,6 +163,11 @@ class Refresher(Periodic):
     def tick(self):
         return self.request_refresh()
 
+    def follow(self):
+        """Another process of the node refreshes: read what it stored (besides its NOTIFY,
+        which a lost connection may have missed)."""
+        return ensureDeferred(self.directory.reload())
+
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
 

@@ -216,7 +216,8 @@ class NodeRole:
         await self.outbox.report_metrics()
         CERTIFICATE_EXPIRY.labels(self.server_id).set(
             days_left(self.identity.certificate, self.clock) * 86400.0)
-        DIRECTORY_OK.labels(self.server_id).set(1 if self.refresher.last_ok else 0)
+        if self.refresher.leading:  # the process that queries the management server says
+            DIRECTORY_OK.labels(self.server_id).set(1 if self.refresher.last_ok else 0)
         if self.bridge_pusher is not None:
             await self.bridge_pusher.backlog()
         if self.gateway is not None:
