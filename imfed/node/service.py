@@ -224,10 +224,11 @@ class NodeRole:
             await self.gateway.health()
 
     def services(self, nonce_file: str) -> list:
-        """The role's services, in start order (stopped in reverse): store, nonces,
-        federation listener, directory refresh timer, outbound queue, group check timer,
-        certificate renewal timer, housekeeping timer, client API listener (and, when configured,
-        the bridge's pusher and the XMPP gateway after the outbound queue)."""
+        """The role's services, in start order (stopped in reverse): store, nonces (on
+        PostgreSQL: the cluster, whose leases the timers below ask and whose store keeps the
+        nonces), federation listener, directory refresh timer, outbound queue, group check
+        timer, certificate renewal timer, housekeeping timer, client API listener (and, when
+        configured, the bridge's pusher and the XMPP gateway after the outbound queue)."""
         n = self.config
         shared = self.cluster.several  # several processes on one port (docs/scaling.md)
         federation = tls_listener(self.clock, n.listen, self.server_tls, self.api.resource(),
