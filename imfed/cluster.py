@@ -21,7 +21,6 @@ its nonces in the database (crypto.signing's verifier, ``seen_nonces``).
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 from twisted.application.service import Service
@@ -30,6 +29,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from .storage.postgresql import lock_key
 from .timers import Periodic
 
 __all__ = ["Alone", "Cluster", "cluster_for", "lock_key", "notify", "Leased", "StoredNonces",
@@ -40,13 +40,6 @@ log = Logger()
 EVENTS, OUTBOX, DIRECTORY = "imfed_events", "imfed_outbox", "imfed_directory"
 _CHANNELS = (EVENTS, OUTBOX, DIRECTORY)
 _PAYLOAD_MAX = 7000  # NOTIFY's payload must stay under 8,000 bytes
-
-
-def lock_key(name: str) -> int:
-    """A lease's advisory lock key: 64 bits of the name's hash, so that two lanes sharing a key
-    (which would only make one wait) does not happen in practice."""
-    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(),
-                          "big", signed=True)
 
 
 def notify(cur, channel: str, items=()) -> None:

@@ -20,13 +20,13 @@ differs (triggers) has its own ``NNN_name.postgresql.sql`` beside it.
 
 from __future__ import annotations
 
+import hashlib
 import re
-import zlib
 
 import psycopg
 from psycopg.adapt import Dumper
 
-__all__ = ["connect", "translate", "schema_sql", "is_url", "WRITE_LOCK", "lock_key",
+__all__ = ["connect", "translate", "schema_sql", "WRITE_LOCK", "lock_key",
            "apilevel", "threadsafety", "paramstyle"]
 
 apilevel, threadsafety, paramstyle = "2.0", 2, "qmark"
@@ -36,13 +36,12 @@ WRITE_LOCK = 0x696D6665  # "imfe": the one lock every write transaction takes
 """The advisory lock key of write transactions (transaction-scoped)."""
 
 
-def is_url(location: str) -> bool:
-    return location.startswith(("postgresql://", "postgres://"))
-
-
 def lock_key(name: str) -> int:
-    """A stable advisory lock key for a named piece of work (the periodic jobs' leases)."""
-    return zlib.crc32(name.encode("utf-8")) + (1 << 32)  # above WRITE_LOCK's range
+    """The advisory lock key of a named lease (a migration, a lane of the outbox, a periodic
+    job: cluster.py): 64 bits of the name's hash, so that two names sharing a key (which would
+    only make one wait for the other) does not happen in practice."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(),
+                          "big", signed=True)
 
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?|%|\bLIKE\b")
