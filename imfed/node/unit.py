@@ -72,7 +72,7 @@ class NodeStore:
 
     def read(self, fn, *args):
         """``fn(cursor, *args)`` for a read that changes nothing (nothing to do after)."""
-        return self.db.read(fn, *args)
+        return self.db.runInteraction(fn, *args)
 
 
 def _interaction(cur, fn, args, kwargs):

@@ -183,13 +183,6 @@ class Database(Service):
             self.pool = adbapi.ConnectionPool(
                 "imfed.storage.postgresql", path, cp_min=1, cp_max=connections,
                 cp_reconnect=True, cp_good_sql="SELECT 1", cp_reactor=reactor)
-            # Reads on connections in autocommit: no BEGIN and COMMIT round trips around a
-            # SELECT.  (Each statement of a read sees what was committed when it ran, as it
-            # does inside a READ COMMITTED transaction anyway.)
-            self.readers = adbapi.ConnectionPool(
-                "imfed.storage.postgresql", path, autocommit=True, cp_min=1,
-                cp_max=max(1, connections // 2), cp_reconnect=True, cp_good_sql="SELECT 1",
-                cp_reactor=reactor)
             return
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -197,7 +190,6 @@ class Database(Service):
         self.pool = adbapi.ConnectionPool(
             "sqlite3", path, cp_min=1, cp_max=1, check_same_thread=False,
             cp_openfun=_pragmas, cp_reactor=reactor)
-        self.readers = self.pool
 
     def runQuery(self, sql: str, args=()):
         return self.pool.runQuery(sql, args)
@@ -208,11 +200,6 @@ class Database(Service):
     def runInteraction(self, fn, *args, **kwargs):
         return self.pool.runInteraction(fn, *args, **kwargs)
 
-    def read(self, fn, *args, **kwargs):
-        """``fn(cursor, ...)`` that changes nothing: on PostgreSQL, on a connection in
-        autocommit (no transaction around it); on SQLite, the one connection."""
-        return self.readers.runInteraction(fn, *args, **kwargs)
-
     def read_now(self, fn, *args):
         """``fn(cursor, ...)`` synchronously, before the reactor runs (what a role loads at
         construction)."""
@@ -220,9 +207,8 @@ class Database(Service):
 
     def stopService(self):
         super().stopService()
-        for pool in {id(self.pool): self.pool, id(self.readers): self.readers}.values():
-            if pool.running:  # the reactor's own shutdown may have closed it already
-                pool.close()
+        if self.pool.running:  # the reactor's own shutdown may have closed it already
+            self.pool.close()
 
 
 def _take_write_lock(cur) -> None:
