@@ -81,6 +81,9 @@ class Directory:
         self.management_id, self.management_url = management_id, management_url
         self.ca, self.management_cert, self.clock = ca, management_cert, clock
         self.peers: dict[str, Peer] = {}
+        # Reloads may end out of order (a pool reads in parallel): each change of the peers
+        # here takes a ticket, and a reload applies only if no later one was applied first.
+        self._tickets = self._applied = 0
         self._take(*db.read_now(_load))
 
     def _take(self, rows: list[tuple], mark: int) -> None:
@@ -95,9 +98,23 @@ class Directory:
             peers[server_id] = Peer(server_id, name, address, ServerStatus(status), cert)
         self.peers, self.last_query_time = peers, mark
 
+    def ticket(self) -> int:
+        self._tickets += 1
+        return self._tickets
+
+    def updated(self, peers: dict[str, Peer], mark: int) -> None:
+        """What a refresh here stored: newer than any reload still reading."""
+        self._applied = self.ticket()
+        self.peers.update(peers)
+        self.last_query_time = mark
+
     async def reload(self) -> None:
         """Read the directory again from the store (another process of the node changed it)."""
-        self._take(*await self.db.runInteraction(_load))
+        ticket = self.ticket()
+        rows, mark = await self.db.runInteraction(_load)
+        if ticket > self._applied:
+            self._applied = ticket
+            self._take(rows, mark)
 
     def get(self, server_id: str) -> Peer | None:
         return self.peers.get(server_id)
@@ -234,8 +251,7 @@ class Refresher(Periodic):
             rows.append(row)
             updated[peer.server_id] = peer
         await self.directory.db.runInteraction(_save, rows, mark, self.now_ms())
-        self.directory.peers.update(updated)
-        self.directory.last_query_time = mark
+        self.directory.updated(updated, mark)
         if updated:
             log.info("directory: {n} server(s) changed ({ids}), mark {mark}", n=len(updated),
                      ids=", ".join(sorted(updated)), mark=mark)
