@@ -104,15 +104,17 @@ def changed_since(cur, last: int, server_ids: list[str] | None = None
     """The directory view (§6.3.1): servers changed after mark ``last`` (all for 0) as wire
     dicts, and the mark to ask from next time.  Reads only the columns it sends (certificates
     are fetched one by one with getservercert)."""
-    sql = "SELECT %s FROM servers WHERE changed_at > ?" % ",".join(_WIRE_COLUMNS)
+    sql = "SELECT %s, changed_at FROM servers WHERE changed_at > ?" % ",".join(_WIRE_COLUMNS)
     args: list = [last]
     if server_ids:
         sql += " AND server_id IN (%s)" % ",".join("?" * len(server_ids))
         args += server_ids
     cur.execute(sql + " ORDER BY changed_at", args)
-    entries = [_entry(*row) for row in cur.fetchall()]
-    cur.execute("SELECT COALESCE(MAX(changed_at), 0) FROM servers")
-    return entries, max(cur.fetchone()[0], last)
+    rows = cur.fetchall()
+    entries = [_entry(*row[:-1]) for row in rows]
+    # The next mark is the newest change *read* (one statement: on PostgreSQL a second one
+    # could see a change committed in between, and the node would skip it for good).
+    return entries, max([row[-1] for row in rows] + [last])
 
 
 @attrs.frozen
