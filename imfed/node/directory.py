@@ -48,11 +48,13 @@ class Peer:
 
 
 def _load(cur) -> tuple[list[tuple], int]:
-    cur.execute("SELECT server_id, server_name, server_address, status, cert_pem FROM directory")
-    rows = cur.fetchall()
+    # The mark first: on PostgreSQL each statement reads its own snapshot, and rows newer
+    # than the mark only mean asking the management server again for what is already here;
+    # a mark newer than the rows would skip a change for good.
     cur.execute("SELECT last_query_time FROM directory_state WHERE id = 1")
     row = cur.fetchone()
-    return rows, row[0] if row else 0
+    cur.execute("SELECT server_id, server_name, server_address, status, cert_pem FROM directory")
+    return cur.fetchall(), row[0] if row else 0
 
 
 @transaction
