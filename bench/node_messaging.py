@@ -11,6 +11,10 @@ management role and the load in this process:
                                    [--rate 200] [--seconds 10] [--file-mb 200]
                                    [--idle 200] [--no-access-log]
                                    [--postgresql URL [--processes N]]
+                                   [--profile DIR]
+
+--profile records py-spy profiles of every node process during the many-conversation
+throughput run, as collapsed stacks (DIR/A.txt, DIR/B.txt; py-spy must be installed).
 
 --postgresql puts each node on a new database of that PostgreSQL server (instead of SQLite);
 --processes runs each node as N processes sharing its ports and database (docs/scaling.md).
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -50,6 +56,21 @@ def percentiles(latencies: list[float]) -> tuple[float, float, float]:
     latencies = sorted(latencies)
     return (statistics.median(latencies), latencies[max(int(len(latencies) * 0.99) - 1, 0)],
             latencies[-1])
+
+
+def profile(folder, a, b) -> list[subprocess.Popen]:
+    """py-spy on every process of both nodes, until sent SIGINT."""
+    os.makedirs(folder, exist_ok=True)
+    spies = []
+    for node, name in ((a, "A"), (b, "B")):
+        for i, proc in enumerate(node.procs):
+            out = os.path.join(folder, "%s%s.txt" % (name, i + 1 if i else ""))
+            spies.append(subprocess.Popen(
+                ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking",
+                 "--threads", "-o", out, "--pid", str(proc.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # attached before the load starts
+    return spies
 
 
 async def main(reactor, args):
@@ -114,6 +135,8 @@ async def main(reactor, args):
             pids = [p.pid for p in a.procs] + [p.pid for p in b.procs] + [os.getpid()]
             cpu_before = [cpu_seconds(pid) for pid in pids]
             pg_before = postgres_cpu() if args.postgresql else {}
+            spies = profile(args.profile, a, b) \
+                if args.profile and conversations == args.conversations else []
             start = time.perf_counter()
 
             async def worker():
@@ -126,6 +149,9 @@ async def main(reactor, args):
             accepted = time.perf_counter() - start
             await wait_for(texts)
             elapsed = max(stream.arrived[t] for t in texts) - start
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                spy.wait()
             cpu = [(cpu_seconds(pid) - before) * 1000 / len(texts)
                    for pid, before in zip(pids, cpu_before)]
             pg = sum(now - pg_before.get(pid, 0.0) for pid, now in postgres_cpu().items()) \
@@ -239,4 +265,7 @@ if __name__ == "__main__":
                    help="a PostgreSQL server: each node on a new database of it")
     p.add_argument("--processes", type=int, default=1,
                    help="processes per node (with --postgresql)")
+    p.add_argument("--profile", metavar="DIR",
+                   help="py-spy profiles of the node processes during the many-conversation "
+                        "throughput run")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, p.parse_args())))

@@ -69,3 +69,62 @@ async def test_services_stop_one_at_a_time_last_first():
     slow_stop.callback(None)
     await stopping
     assert log[3:] == ["stopped timer", "stopping store", "stopped store"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_units_arriving_during_a_commit_go_together_and_fail_alone(tmp_path):
+    """Group commit (imfed/node/unit.py): a lone unit goes at once; the units that arrive
+    while it commits go next as one transaction, each in its own savepoint."""
+    from imfed.node import events, users
+    from imfed.node.unit import NodeStore
+    from imfed.storage import transaction
+    from twisted.internet.defer import DeferredList
+
+    from conftest import store_location
+
+    db = Database(store_location(tmp_path, "group"), "node", reactor)
+    db.startService()
+    pokes = []
+
+    class Hub:
+        def poke(self, ids):
+            pokes.append(set(ids))
+
+    store = NodeStore(db, Hub(), reactor)
+    woke = []
+    store.on_queued.append(lambda: woke.append(True))
+
+    def add(work, phone):
+        user = users.add_user(work, "node-a", phone, "U" + phone, "x", 1)
+        events.emit(work, user.user_id, "hello", {"phone": phone}, 1)
+        return user.user_id
+
+    @transaction
+    def add_then_fail(work, phone):
+        users.add_user(work, "node-a", phone, "U" + phone, "x", 1)
+        events.emit(work, phone + "@node-a", "hello", {}, 1)
+        raise ValueError("refused after writing")
+
+    try:
+        units = [store.run(add, "100")]
+        units += [store.run(add_then_fail if i == 3 else add, str(101 + i)) for i in range(6)]
+        outcomes = await DeferredList(units, consumeErrors=True)
+        assert (store.commits, store.units) == (2, 7)
+        assert [ok for ok, _ in outcomes] == [True, True, True, True, False, True, True]
+        assert outcomes[4][1].check(ValueError)
+        assert outcomes[0][1] == "100@node-a" and outcomes[6][1] == "106@node-a"
+        rows = await db.runQuery("SELECT phone FROM users ORDER BY phone")
+        assert [r[0] for r in rows] == ["100", "101", "102", "103", "105", "106"]
+        rows = await db.runQuery("SELECT user_id FROM events ORDER BY seq")
+        assert [r[0] for r in rows] == ["%d@node-a" % p for p in (100, 101, 102, 103, 105, 106)]
+        assert pokes == [{"100@node-a"}, {"%d@node-a" % p for p in (101, 102, 103, 105, 106)}]
+        assert woke == []
+        # A lone unit that fails (its own transaction), then a batch of a good and a bad one.
+        failed = await DeferredList([store.run(add, "100"), store.run(add, "200"),
+                                     store.run(add_then_fail, "300")], consumeErrors=True)
+        assert [ok for ok, _ in failed] == [False, True, False]
+        assert store.commits == 4
+        rows = await db.runQuery("SELECT COUNT(*) FROM users")
+        assert rows[0][0] == 7
+    finally:
+        db.stopService()
