@@ -38,7 +38,8 @@ async def run(reactor, n: int, messages: int, password: str, in_process: bool) -
     folder = tempfile.mkdtemp(prefix="imfed-bench-group-")
     mport = free_port()
     management = make_service(parse({"data_dir": os.path.join(folder, "m"), "management": {
-        "listen": "127.0.0.1:%d" % mport, "notify_poll_seconds": 0.2}}), reactor)
+        "listen": "127.0.0.1:%d" % mport, "notify_poll_seconds": 0.2,
+        "apply_per_source_per_hour": 1000}}), reactor)  # every node applies from 127.0.0.1
     management.startService()
     nodes = [Node(os.path.join(folder, "n%03d" % i), "n%03d" % i,
                   "https://127.0.0.1:%d" % mport, outbox_retry_max_seconds=1.0)

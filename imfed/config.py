@@ -404,6 +404,8 @@ class Config:
     log: LogConfig = LogConfig()
     bridge: BridgeConfig | None = None
     xmpp: XmppConfig | None = None
+    # SM2 on the reactor thread (0) or on a pool of this many threads (imfed/crypto/signing.py).
+    crypto_threads: int = 0
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.data_dir, *parts)
@@ -485,6 +487,9 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     top = _Reader(data, "")
     data_dir = top.get("data_dir", str)
     data_dir = os.path.abspath(os.path.join(base_dir, os.path.expanduser(data_dir)))
+    crypto_threads = top.get("crypto_threads", int, 0)
+    if not 0 <= crypto_threads <= 64:
+        raise ConfigError("crypto_threads", "must be 0 (SM2 on the reactor thread) to 64")
     top.used.update({"management", "node", "metrics", "log", "bridge", "xmpp"})
     top.done()
     management = _section(data, "management")
@@ -510,6 +515,7 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         bridge=_bridge(_section(data, "bridge")) if _section(data, "bridge") is not None
         else None,
         xmpp=_xmpp(xmpp, node_config) if xmpp is not None else None,
+        crypto_threads=crypto_threads,
     )
 
 

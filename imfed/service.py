@@ -12,6 +12,7 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from .config import Config, Limits
+from .crypto import signing
 from .listening import InOrder, Listener, http_site, raise_file_limit
 from .logs import log_observer
 from .operations import OperatorApi
@@ -40,6 +41,9 @@ def make_service(config: Config, reactor) -> MultiService:
     top = InOrder()
     raise_file_limit()
     private_data_dir(config.data_dir)
+    crypto_pool = signing.crypto.use(config.crypto_threads)
+    if crypto_pool is not None:  # first in, last out: every role signs until it stops
+        crypto_pool.setServiceParent(top)
     if config.management is not None:
         from .management.service import ManagementRole
 

@@ -74,6 +74,10 @@ def test_default_is_loopback_development_setup():
     ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
                                 "management_url": "https://m", "database_connections": 0}},
      "node.database_connections"),
+    ({"data_dir": "d", "crypto_threads": -1, "management": {"listen": "127.0.0.1:1"}},
+     "crypto_threads"),
+    ({"data_dir": "d", "crypto_threads": "2", "management": {"listen": "127.0.0.1:1"}},
+     "crypto_threads"),
 ])
 def test_mistakes_name_the_key(data, key):
     with pytest.raises(ConfigError) as info:

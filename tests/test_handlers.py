@@ -265,6 +265,7 @@ def test_members_may_not_invite_when_the_group_says_so(node):
 
 def test_the_outbox_backs_off_keeps_order_and_gives_up(node):
     alice = node.user("100", "Alice")
+    node.outbox.seconds = 0.01  # a due retry goes within 10 ms (the test's clock steps)
     node.outbox.startService()
     node.remote.answer = PeerError("node-b unreachable: connection refused")
     first = done(node.messages.send(alice, "200@node-b", "text", text("one")))

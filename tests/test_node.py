@@ -97,6 +97,42 @@ async def test_two_servers_users_befriend_and_chat(pair):
 
 
 @pytest_twisted.ensureDeferred
+async def test_sm2_on_a_pool_of_threads_when_the_config_asks(management, tmp_path):
+    """crypto_threads = 2: the node's signatures and verifications run on a pool of two
+    threads (the default, 0, runs them on the reactor thread), and messages travel as ever."""
+    from imfed.crypto import signing
+
+    from conftest import join_node, wait_until
+
+    assert signing.crypto.pool is None
+    a = await join_node(management, str(tmp_path / "a"), "node-a")
+    b = await join_node(management, str(tmp_path / "b"), "node-b", top={"crypto_threads": 2})
+    try:
+        pool = signing.crypto.pool
+        assert pool is not None and pool.max == 2 and pool.started
+        await a.role.refresher.refresh()
+        await wait_until(lambda: a.role.directory.active("node-b") and
+                         b.role.directory.active("node-a"), what="directories")
+        add_user(a, "13500000001", "Alice Wang")
+        add_user(b, "13600000002", "Bob Li")
+        alice = await ApiClient(a, "13500000001").login()
+        bob = await ApiClient(b, "13600000002").login()
+        sent = await alice.ok("POST", "messages", {"recvID": "13600000002@node-b",
+                                                   "messageType": "text",
+                                                   "content": {"message": "on threads"}})
+        got = await bob.wait_event("message")
+        assert got["messageInfo"]["content"] == {"message": "on threads"}
+        mid = sent["message"]["messageInfo"]["messageID"]
+        delivered = await alice.wait_event("delivery", match=lambda d: d["messageID"] == mid)
+        assert delivered["state"] == "sent"
+        assert pool.threads  # the signing and verifying went through it
+    finally:
+        await b.stop()
+        await a.stop()
+    assert signing.crypto.pool is None and not pool.started
+
+
+@pytest_twisted.ensureDeferred
 async def test_files_travel_byte_identical_through_the_relay(pair):
     import hashlib
 

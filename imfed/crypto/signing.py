@@ -17,6 +17,7 @@ from typing import Awaitable, Callable
 
 import attrs
 from twisted.application.service import Service
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 
 from . import sm2
@@ -103,12 +104,55 @@ def _ts(text: str) -> int:
     return int(text)
 
 
+class _Crypto:
+    """Where SM2 work runs: on the reactor thread (``threads`` 0, the default), or on a pool
+    of that many threads.  tongsuopy releases the GIL in its C calls, so a pool lets a
+    process sign and verify on several cores at once; but every computation handed to it
+    costs the hand-off (queue, wake-up, the GIL passed back and forth), which on a machine
+    whose cores are all busy cost more than the SM2 itself (docs/performance.md, #15)."""
+
+    pool = None
+
+    def use(self, threads: int):
+        """A service running a pool of ``threads`` for SM2 work while it runs (None for 0:
+        on the reactor thread)."""
+        if threads == 0:
+            self.pool = None
+            return None
+        from twisted.python.threadpool import ThreadPool
+
+        return _PoolService(self, ThreadPool(0, threads, name="imfed-crypto"))
+
+    def call(self, reactor, fn, *args):
+        """``fn(*args)`` (an SM2 computation, pure) as a Deferred."""
+        if self.pool is None:
+            return maybeDeferred(fn, *args)
+        return deferToThreadPool(reactor, self.pool, fn, *args)
+
+
+class _PoolService(Service):
+    def __init__(self, crypto: _Crypto, pool) -> None:
+        self.crypto, self.pool = crypto, pool
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+        self.crypto.pool = self.pool
+
+    def stopService(self):
+        super().stopService()
+        if self.crypto.pool is self.pool:
+            self.crypto.pool = None
+        self.pool.stop()
+
+
+crypto = _Crypto()
+"""The process's SM2 runner (top-level ``crypto_threads`` in the config)."""
+
+
 def off_reactor(reactor, fn, *args):
-    """Run an SM2 computation (``fn(*args)``, pure) on the reactor's thread pool.  tongsuopy's
-    C calls release the GIL, so signatures and verifications use the other cores while the
-    reactor thread goes on with TLS, HTTP and JSON (about a third of a node's reactor time
-    under load was SM2)."""
-    return deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+    """An SM2 computation, where the config says (:class:`_Crypto`)."""
+    return crypto.call(reactor, fn, *args)
 
 
 def new_nonce() -> str:

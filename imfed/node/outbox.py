@@ -159,12 +159,12 @@ class Outbox(Periodic):
         return self.client.close()
 
     def wake(self) -> None:
-        """Look for due work soon (after an enqueue, a directory change, or on the timer).
-        Wake-ups within a few milliseconds share one scan of the queue."""
+        """Look for due work (after an enqueue, a directory change, or on the timer) once
+        this turn of the reactor is over: the wake-ups of one turn share one scan."""
         if self._wake_pending or not self.running:
             return
         self._wake_pending = True
-        self.clock.callLater(0.005, self._start_scan)
+        self.clock.callLater(0, self._start_scan)
 
     def _start_scan(self) -> None:
         d = ensureDeferred(self._scan())
@@ -201,9 +201,27 @@ class Outbox(Periodic):
             self.cluster.release(name)
 
     async def _drain(self, destination: str, lane: str) -> None:
+        """Send the lane's items in order.  The next item goes as soon as the one before is
+        answered; its removal commits meanwhile (group commit takes several lanes' at once),
+        and the lane waits for those commits before it reads the queue again or lets go:
+        nothing is ever read back, or sent, twice because its removal was still on the way."""
+        finishing: list = []
+        try:
+            await self._send_lane(destination, lane, finishing)
+        finally:
+            for d in finishing:
+                try:
+                    await d
+                except Exception as e:  # still queued: sent again later, deduped there
+                    log.error("could not record the end of an item to {dest}: {e}",
+                              dest=destination, e=e)
+
+    async def _send_lane(self, destination: str, lane: str, finishing: list) -> None:
         batch: list[Item] = []
         while self.running:
             if not batch:
+                while finishing:
+                    await finishing.pop(0)
                 batch = await self.store.read(_next, destination, lane)
                 if not batch:
                     return
@@ -220,8 +238,8 @@ class Outbox(Periodic):
                 if final == FAILED:
                     log.warn("{kind} to {dest} failed for good: {error}", kind=item.kind,
                              dest=destination, error=error)
-                await self.store.run(_finish, self._hooks.get(item.kind, ()), item, final,
-                                     error, now)
+                finishing.append(self.store.run(_finish, self._hooks.get(item.kind, ()), item,
+                                                final, error, now))
                 continue
             attempts = item.attempts + 1
             wait_ms = backoff_ms(attempts, self.initial_seconds, self.max_seconds)
