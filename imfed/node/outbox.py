@@ -125,6 +125,7 @@ class Outbox(Periodic):
         self._hooks: dict[str, list[Hook]] = {}
         self._busy: set[tuple[str, str]] = set()
         self._wake_pending = False
+        self._last_scan = float("-inf")
         self._reported: set[str] = set()
         store.on_queued.append(self.wake)
 
@@ -159,12 +160,14 @@ class Outbox(Periodic):
         return self.client.close()
 
     def wake(self) -> None:
-        """Look for due work (after an enqueue, a directory change, or on the timer) once
-        this turn of the reactor is over: the wake-ups of one turn share one scan."""
+        """Look for due work (after an enqueue, a directory change, or on the timer): at the
+        end of this turn of the reactor, or, under load, 5 ms after the last scan (all the
+        wake-ups until then share one scan of the queue)."""
         if self._wake_pending or not self.running:
             return
         self._wake_pending = True
-        self.clock.callLater(0, self._start_scan)
+        delay = self._last_scan + 0.005 - self.clock.seconds()
+        self.clock.callLater(max(delay, 0.0), self._start_scan)
 
     def _start_scan(self) -> None:
         d = ensureDeferred(self._scan())
@@ -172,6 +175,7 @@ class Outbox(Periodic):
 
     async def _scan(self) -> None:
         self._wake_pending = False
+        self._last_scan = self.clock.seconds()
         heads = await self.store.read(_heads, self.now_ms())
         for key in heads:
             destination = key[0]
