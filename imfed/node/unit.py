@@ -18,12 +18,15 @@ from __future__ import annotations
 from typing import Callable
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..cluster import EVENTS, OUTBOX, notify
 from ..storage import Database, dialect_of, run_sync as _run_sync
 
 __all__ = ["Work", "NodeStore", "run_sync"]
+
+log = Logger()
 
 
 class Work:
@@ -108,11 +111,14 @@ class NodeStore:
             if ok:
                 users |= work.users
                 queued = queued or work.queued
-        if users:
-            self.hub.poke(users)
-        if queued:
-            for wake in self.on_queued:
-                wake()
+        try:
+            if users:
+                self.hub.poke(users)
+            if queued:
+                for wake in self.on_queued:
+                    wake()
+        except Exception:  # the units are committed whatever a listener does: say so
+            log.failure("waking after a commit failed")
         for (ok, value, _), (*_, d) in zip(outcomes, batch):
             if ok:
                 d.callback(value)
