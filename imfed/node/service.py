@@ -108,6 +108,9 @@ class NodeRole:
         if config.bridge is not None and config.bridge.url is not None:
             self.bridge_pusher = BridgePusher(self.store, config.bridge, n.server_id)
             self.hub.listeners.append(self.bridge_pusher.wake)
+        self.renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
+        self.housekeeping = Housekeeping(self.db, reactor, n.housekeeping_seconds,
+                                         n.event_retention_days * 86400.0)
 
         # The handlers: every operation, whoever asks.  Users of a bridged system are asked
         # of it the first time they are named (handlers/sources.py).
@@ -142,12 +145,13 @@ class NodeRole:
             bridge=bridge,
             links=FileLinks(load_key(config.path("node", "links.key")), reactor))
 
-        self._share_work()
         self.gateway = None
         if config.xmpp is not None:
             self.gateway = Gateway(config.xmpp, self.handlers, self.store, n.server_id, reactor)
             self.hub.listeners.append(self.gateway.wake)
             sources.add(self.gateway.user_source)
+        self.gateway_service = self.gateway
+        self._share_work()
 
         # The interfaces.
         self.api = FederationRoutes(directory=self.directory, refresher=self.refresher,
@@ -168,9 +172,12 @@ class NodeRole:
         if not cluster.several:
             return
         for name, job in (("directory", self.refresher), ("group-sync", self.group_sync),
-                          ("bridge", self.bridge_pusher)):
+                          ("bridge", self.bridge_pusher), ("renewal", self.renewal),
+                          ("housekeeping", self.housekeeping)):
             if job is not None:
                 job.lease = cluster.lease(name)
+        if self.gateway is not None:  # one XMPP component connection for the node
+            self.gateway_service = Leased(self.gateway, cluster.lease("xmpp"), self.clock)
         cluster.on(EVENTS, lambda users: self.hub.poke(
             users if users is not None else self.hub.waiting()))
         cluster.on(OUTBOX, lambda _: self.outbox.wake())
@@ -237,22 +244,13 @@ class NodeRole:
         site = http_site(self.client_api.resource(), n.limits, Style.INTERCONNECT,
                          self.client_api.body_limit, n.access_log)
         client = Listener(self.clock, n.client_listen, site, n.limits, shared)
-        renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
-        self.housekeeping = Housekeeping(self.db, self.clock, n.housekeeping_seconds,
-                                         n.event_retention_days * 86400.0)
-        gateway = self.gateway
-        if shared:
-            renewal.lease = self.cluster.lease("renewal")
-            self.housekeeping.lease = self.cluster.lease("housekeeping")
-            if gateway is not None:
-                gateway = Leased(gateway, self.cluster.lease("xmpp"), self.clock)
-            # Nonces are in the store, which every process shares.
+        if shared:  # nonces are in the store, which every process shares
             first = [self.db, self.cluster]
         else:
             first = [self.db, signing.NonceKeeper(self.verifier, nonce_file)]
-        pushers = [p for p in (self.bridge_pusher, gateway) if p is not None]
+        pushers = [p for p in (self.bridge_pusher, self.gateway_service) if p is not None]
         return [*first, federation, self.refresher, self.outbox, *pushers, self.group_sync,
-                renewal, self.housekeeping, client]
+                self.renewal, self.housekeeping, client]
 
 
 def _identity(n) -> tuple[tls.TLSIdentity, "object"]:
