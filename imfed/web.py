@@ -229,8 +229,9 @@ def install_errors(app) -> None:
         status, body = _failure_body(getattr(self, "style", Style.INTERCONNECT), exc)
         _error_headers(request, exc)
         request.setResponseCode(status)
-        request.setHeader(b"content-type", JSON_TYPE)
-        return _dump(body)
+        body = _dump(body)
+        _json_headers(request, body)
+        return body
 
 
 SIGNED = "signed"
@@ -308,10 +309,17 @@ async def render_failure(self, request, exc: BaseException, signed: bool) -> byt
     body = _dump(result)
     _error_headers(request, exc)
     request.setResponseCode(status)
-    request.setHeader(b"content-type", JSON_TYPE)
+    _json_headers(request, body)
     if signed and self.signing_key is not None:
         await sign_answer(self, request, status, body=body)
     return body
+
+
+def _json_headers(request, body: bytes) -> None:
+    """A JSON answer's type and length (a length known up front: no chunked framing for the
+    peer to take apart)."""
+    request.setHeader(b"content-type", JSON_TYPE)
+    request.setHeader(b"content-length", b"%d" % len(body))
 
 
 async def _run(self, handler, auth, raw, request, args, kwargs) -> bytes:
@@ -343,7 +351,7 @@ async def _answer(self, handler, auth, raw, request, args, kwargs) -> bytes:
     if raw:
         return result
     body = _dump(result)
-    request.setHeader(b"content-type", JSON_TYPE)
+    _json_headers(request, body)
     if signed and self.signing_key is not None:
         await sign_answer(self, request, request.code, body=body)
     return body

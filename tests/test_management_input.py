@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from io import BytesIO
 
 import pytest_twisted
+import treq
 from twisted.internet import reactor
+from twisted.web.client import Agent, FileBodyProducer
 
 from imfed.crypto import pki, signing, sm2
 
@@ -116,6 +119,14 @@ async def test_bad_input_changes_nothing(management, tmp_path):
         assert (got, answer.get("errcode")) == (status, errcode), (path, body[:80])
         assert answer["code"] != "0" and answer["desc"]
         assert headers.getRawHeaders(b"content-type") == [b"application/json;charset=utf-8"]
+
+    # A JSON answer carries its length up front, no chunked framing (web._json_headers): the
+    # client sees a known length (Twisted's client takes the header out of the headers).
+    response = await Agent(reactor, contextFactory=policy).request(
+        b"POST", (management.url + M + "apply").encode(), None,
+        FileBodyProducer(BytesIO(b"{not json")))
+    content = await treq.content(response)
+    assert response.code == 400 and response.length == len(content) > 0
 
     # Signed calls from the member over its own mTLS: well signed, bad content.
     client = client_for(issued, management)
