@@ -14,7 +14,8 @@ management role and the load in this process:
                                    [--profile DIR]
 
 --profile records py-spy profiles of every node process during the many-conversation
-throughput run, as collapsed stacks (DIR/A.txt, DIR/B.txt; py-spy must be installed).
+throughput run, as collapsed stacks (DIR/A.txt, DIR/B.txt); py-spy comes with
+.venv/bin/pip install '.[bench]'.
 
 --postgresql puts each node on a new database of that PostgreSQL server (instead of SQLite);
 --processes runs each node as N processes sharing its ports and database (docs/scaling.md).
@@ -61,12 +62,14 @@ def percentiles(latencies: list[float]) -> tuple[float, float, float]:
 def profile(folder, a, b) -> list[subprocess.Popen]:
     """py-spy on every process of both nodes, until sent SIGINT."""
     os.makedirs(folder, exist_ok=True)
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")  # in the same venv
+    spy = beside if os.path.exists(beside) else "py-spy"
     spies = []
     for node, name in ((a, "A"), (b, "B")):
         for i, proc in enumerate(node.procs):
             out = os.path.join(folder, "%s%s.txt" % (name, i + 1 if i else ""))
             spies.append(subprocess.Popen(
-                ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking",
+                [spy, "record", "--format", "raw", "--rate", "250", "--nonblocking",
                  "--threads", "-o", out, "--pid", str(proc.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(1.0)  # attached before the load starts

@@ -117,7 +117,6 @@ class _Crypto:
         """A service running a pool of ``threads`` for SM2 work while it runs (None for 0:
         on the reactor thread)."""
         if threads == 0:
-            self.pool = None
             return None
         from twisted.python.threadpool import ThreadPool
 

@@ -75,7 +75,7 @@ class NodeStore:
         self.on_queued: list[Callable[[], None]] = []
         self._waiting: list[tuple] = []  # (fn, args, kwargs, Deferred) for the next commit
         self._committing = False
-        self.commits = self.units = 0  # counted for bench/ and the tests
+        self.commits = self.units = 0  # transactions and the units they carried, so far
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
