@@ -13,7 +13,7 @@ __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OL
            "DELIVERIES", "RETRIES", "SM2_OPERATIONS", "CERTIFICATE_EXPIRY", "STREAM_CLIENTS",
            "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
            "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG", "XMPP_STANZAS", "XMPP_BACKLOG",
-           "XMPP_CONNECTED"]
+           "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -37,6 +37,12 @@ DELIVERIES = Counter(
 RETRIES = Counter(
     "imfed_delivery_retries", "Queued calls attempted and put back for a retry",
     ["server", "destination"], registry=REGISTRY)
+STORE_COMMITS = Counter(
+    "imfed_store_commits", "Write transactions committed (or tried) by the node's unit of work",
+    ["server"], registry=REGISTRY)
+STORE_UNITS = Counter(
+    "imfed_store_units", "Units of work those transactions carried (group commit: several "
+    "per transaction under load)", ["server"], registry=REGISTRY)
 SM2_OPERATIONS = Counter(
     "imfed_sm2_operations", "SM2 signatures made and checked", ["operation"],
     registry=REGISTRY)

@@ -283,6 +283,12 @@ async def _health_and_metrics_move(url: str, alice, bob) -> None:
     assert _metric(after, "imfed_sm2_operations_total", operation="sign") > \
         _metric(before, "imfed_sm2_operations_total", operation="sign")
     assert _metric(after, "imfed_request_seconds_count", server="node-b", endpoint="chat") >= 5
+    # B stored the five messages in at most five commits, each carrying at least one unit.
+    commits = _metric(after, "imfed_store_commits_total", server="node-b") - \
+        _metric(before, "imfed_store_commits_total", server="node-b")
+    units = _metric(after, "imfed_store_units_total", server="node-b") - \
+        _metric(before, "imfed_store_units_total", server="node-b")
+    assert 1 <= commits <= units and units >= 5
     assert _metric(after, "imfed_certificate_expiry_seconds", server="node-a") > 300 * 86400
     assert _metric(after, "imfed_applications", server="manager", state="approved") >= 2
 

@@ -74,7 +74,7 @@ class NodeRole:
                            config.node.database_connections)
         self.cluster = cluster_for(self.db, reactor)
         self.hub = EventHub()
-        self.store = NodeStore(self.db, self.hub, reactor)
+        self.store = NodeStore(self.db, self.hub, reactor, n.server_id)
         self.acl = AccessControl(self.db, reactor)
         self.directory = Directory(db=self.db, server_id=n.server_id, address=n.address,
                                    management_id=n.management_id,

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..cluster import EVENTS, OUTBOX, notify
+from ..metrics import STORE_COMMITS, STORE_UNITS
 from ..storage import Database, dialect_of, run_sync as _run_sync
 
 __all__ = ["Work", "NodeStore", "run_sync"]
@@ -70,8 +71,10 @@ class NodeStore:
     (``hub``) and the listeners of queued work (the outbox).  Units that arrive during a
     commit are committed together next (group commit, above)."""
 
-    def __init__(self, db: Database, hub, clock) -> None:
+    def __init__(self, db: Database, hub, clock, server_id: str = "-") -> None:
         self.db, self.hub, self.clock = db, hub, clock
+        self._commits = STORE_COMMITS.labels(server_id)
+        self._units = STORE_UNITS.labels(server_id)
         self.on_queued: list[Callable[[], None]] = []
         self._waiting: list[tuple] = []  # (fn, args, kwargs, Deferred) for the next commit
         self._committing = False
@@ -94,6 +97,8 @@ class NodeStore:
         self._committing = True
         self.commits += 1
         self.units += len(batch)
+        self._commits.inc()
+        self._units.inc(len(batch))
         units = [(fn, args, kwargs) for fn, args, kwargs, _ in batch]
         d = self.db.runInteraction(_one if len(units) == 1 else _batch, units)
         d.addCallbacks(self._committed, self._lost, (batch,), None, (batch,))
