@@ -25,7 +25,7 @@ from imfed.node.handlers.messages import MessagesHandler
 from imfed.node.outbox import Outbox
 from imfed.node.reach import Reach
 from imfed.node.unit import NodeStore
-from imfed.node import groups, messages
+from imfed.node import events, groups, messages
 from imfed.peer import PeerError, PeerResponse
 from imfed.testing import MemoryDatabase, postgresql_database
 from imfed.wire.errors import Conflict, Forbidden, NotFound
@@ -83,7 +83,8 @@ class Node:
         self.hub = EventHub()
         self.poked: list[set] = []
         poke = self.hub.poke
-        self.hub.poke = lambda ids: (self.poked.append(set(ids)), poke(ids))
+        self.hub.poke = lambda ids, events=None: (self.poked.append(set(ids)),
+                                                  poke(ids, events))
         self.store = NodeStore(self.db, self.hub, self.clock)
         self.directory = Directory(db=self.db, server_id="node-a",
                                    address="https://127.0.0.1:1", management_id="manager",
@@ -139,6 +140,50 @@ def test_a_commit_wakes_the_users_it_showed_events_and_the_outbox(node):
     assert node.poked == [{alice.user_id, bob.user_id}] and woke == []
     done(node.messages.send(alice, "200@node-b", "text", text("over there")))
     assert node.poked[-1] == {alice.user_id} and woke == [True]
+
+
+def test_a_waiting_stream_is_handed_the_committed_events_unless_others_wrote_between(node):
+    from imfed.node.handlers.events import EventsHandler
+    from imfed.node.unit import Work
+
+    alice, bob = node.user("100", "Alice"), node.user("101", "Bob")
+    handler = EventsHandler(node.store)
+    reads = []
+    read = node.store.read
+    node.store.read = lambda fn, *args: (reads.append(fn.__name__), read(fn, *args))[1]
+
+    def wait_for_a_message(body):
+        """(what the waiting stream got, the reads it made) for a message Alice sends."""
+        since = done(handler.last(bob.user_id))
+        reads.clear()
+        waiting = ensureDeferred(handler.after(bob.user_id, since, 30))
+        done(node.messages.send(alice, bob.user_id, "text", text(body)))
+        got = waiting.result
+        assert got == [tuple(r) for r in node.db.read_now(events.events_since, bob.user_id,
+                                                          since)]
+        assert [json.loads(p)["messageInfo"]["content"] for _, k, p in got] == [text(body)]
+        return list(reads)
+
+    # The store's first commit knows nothing before it: the stream reads.  From then on the
+    # commits follow one another and the events come with the poke, no read made for them.
+    assert wait_for_a_message("first") == ["events_since", "events_since"]
+    assert wait_for_a_message("second") == ["events_since"]
+    assert wait_for_a_message("third") == ["events_since"]
+    # Someone else wrote an event in between (the operator CLI): the stream reads, and gets
+    # it too.
+    node.db.read_now(lambda cur: events.emit(Work(cur), bob.user_id, "outside", {}, 1))
+    since = done(handler.last(bob.user_id)) - 1
+    waiting = ensureDeferred(handler.after(bob.user_id, since, 30))
+    assert [k for _, k, _ in waiting.result] == ["outside"]
+    assert wait_for_a_message("after the gap") == ["events_since", "events_since"]
+    assert wait_for_a_message("handed again") == ["events_since"]
+    # A stream asking past what exists is not handed older events: it goes on waiting.
+    ahead = ensureDeferred(handler.after(bob.user_id, done(handler.last(bob.user_id)) + 100,
+                                         30))
+    done(node.messages.send(alice, bob.user_id, "text", text("ignored")))
+    assert not ahead.called
+    node.clock.advance(31)
+    assert ahead.result == []
 
 
 def test_a_failed_unit_of_work_changes_nothing_and_wakes_nobody(node):

@@ -87,7 +87,7 @@ async def test_units_arriving_during_a_commit_go_together_and_fail_alone(tmp_pat
     pokes = []
 
     class Hub:
-        def poke(self, ids):
+        def poke(self, ids, events=None):
             pokes.append(set(ids))
 
     store = NodeStore(db, Hub(), reactor)

@@ -23,9 +23,11 @@ def emit(work, user_id: str, kind: str, payload: dict, now_ms: int) -> None:
     the write lock, so that events commit in seq order (a stream reading past seq N never
     misses one numbered below N that commits later)."""
     write_lock(work)
-    work.execute("INSERT INTO events (user_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
-                 (user_id, kind, compact_json(payload), now_ms))
+    text = compact_json(payload)
+    work.execute("INSERT INTO events (user_id, type, payload, created_at) VALUES (?, ?, ?, ?) "
+                 "RETURNING seq", (user_id, kind, text, now_ms))
     work.users.add(user_id)
+    work.events.append((user_id, (work.fetchone()[0], kind, text)))
 
 
 Event = tuple
@@ -71,11 +73,15 @@ class EventHub:
         """The users whose streams wait now."""
         return list(self._waiting)
 
-    def poke(self, user_ids) -> None:
-        """Wake the streams of ``user_ids``."""
+    def poke(self, user_ids, events: dict[str, list[Event]] | None = None) -> None:
+        """Wake the streams of ``user_ids``.  ``events``, when given, are every event each of
+        them got since the last poke, in seq order (imfed/node/unit.py says when it can
+        know that), handed to the waiting streams as they are; without them a woken stream
+        reads the store."""
         for key in [u for u in user_ids if u in self._waiting]:
+            fresh = events.get(key) if events is not None else None
             for d in self._waiting.pop(key, []):
                 if not d.called:
-                    d.callback(None)
+                    d.callback(fresh)
         for listener in self.listeners:
             listener(user_ids)

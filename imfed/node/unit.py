@@ -33,11 +33,12 @@ log = Logger()
 class Work:
     """One transaction's cursor and what it owes after commit."""
 
-    __slots__ = ("cur", "users", "queued", "locked")
+    __slots__ = ("cur", "users", "events", "queued", "locked")
 
     def __init__(self, cur, locked: bool = False) -> None:
         self.cur = cur
         self.users: set[str] = set()
+        self.events: list[tuple] = []  # (user_id, (seq, type, payload)) as emitted
         self.queued = False
         self.locked = locked  # in a batch that already holds the write lock
 
@@ -79,6 +80,8 @@ class NodeStore:
         self._waiting: list[tuple] = []  # (fn, args, kwargs, Deferred) for the next commit
         self._committing = False
         self.commits = self.units = 0  # transactions and the units they carried, so far
+        self.handed = 0  # commits whose events went to the streams with the poke
+        self._last_seq: int | None = None  # the newest event seq this store committed
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -111,14 +114,16 @@ class NodeStore:
     def _committed(self, outcomes: list[tuple], batch: list[tuple]) -> None:
         self._next()
         users: set[str] = set()
+        emitted: list[tuple] = []
         queued = False
         for ok, value, work in outcomes:
             if ok:
                 users |= work.users
+                emitted += work.events
                 queued = queued or work.queued
         try:
             if users:
-                self.hub.poke(users)
+                self.hub.poke(users, self._handover(emitted))
             if queued:
                 for wake in self.on_queued:
                     wake()
@@ -129,6 +134,25 @@ class NodeStore:
                 d.callback(value)
             else:
                 d.errback(value)
+
+    def _handover(self, emitted: list[tuple]) -> dict[str, list] | None:
+        """The events of this commit by user, to hand to the waiting streams with the poke,
+        when they are all that was committed since this store's previous events: their seqs
+        follow its last one without a gap.  Anything else that wrote events in between (the
+        operator CLI, another process of the node, a sequence value PostgreSQL skipped)
+        leaves a gap, and then the streams read the store, as they do after a restart."""
+        seqs = [seq for _, (seq, _, _) in emitted]
+        if not seqs:
+            return None
+        follows = self._last_seq is not None and seqs[0] == self._last_seq + 1 and             seqs[-1] - seqs[0] + 1 == len(seqs) and seqs == sorted(seqs)
+        self._last_seq = max(max(seqs), self._last_seq or 0)
+        if not follows:
+            return None
+        self.handed += 1
+        by_user: dict[str, list] = {}
+        for user_id, event in emitted:
+            by_user.setdefault(user_id, []).append(event)
+        return by_user
 
     def _lost(self, failure: Failure, batch: list[tuple]) -> None:
         """The transaction itself failed (a lone unit's error, or the commit): nothing of it

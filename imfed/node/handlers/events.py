@@ -15,18 +15,24 @@ class EventsHandler:
     async def last(self, user_id: str) -> int:
         return await self.store.read(events.last_seq, user_id)
 
-    async def after(self, user_id: str, since: int, wait: float) -> list[events.Event]:
+    async def after(self, user_id: str, since: int, wait: float,
+                    limit: int = 500) -> list[events.Event]:
         """Events after ``since``, waiting up to ``wait`` seconds for the first one."""
         deadline = self.clock.seconds() + wait
         while True:
             waiter = self.hub.wait(user_id)
-            rows = await self.store.read(events.events_since, user_id, since)
+            rows = await self.store.read(events.events_since, user_id, since, limit)
             left = deadline - self.clock.seconds()
             if rows or left <= 0:
                 waiter.addErrback(lambda _: None)  # nobody waits on it: a quiet cancel
                 waiter.cancel()
                 return rows
             timer = self.clock.callLater(left, self.hub.expire, user_id, waiter)
-            await waiter
+            fresh = await waiter
             if timer.active():
                 timer.cancel()
+            fresh = [e for e in fresh or () if e[0] > since]
+            if fresh and len(fresh) <= limit:
+                # Handed with the poke of the first commit after our read (an earlier one
+                # would have woken us first): nothing lies between ``since`` and these.
+                return fresh
