@@ -188,11 +188,16 @@ def _log_unexpected(request, exc: BaseException, failure=None) -> None:
         log.failure("unhandled error in {path}", failure=failure, path=path)
 
 
-def _error_headers(request, exc: BaseException) -> None:
-    if not isinstance(exc, ApiError):
-        return
-    for name, value in getattr(exc, "headers", {}).items():
-        request.setHeader(name, value)
+def _error_answer(request, style: Style, exc: BaseException) -> tuple[int, bytes]:
+    """(status, JSON body) for ``exc``, with its status and headers set on ``request``."""
+    status, result = _failure_body(style, exc)
+    body = _dump(result)
+    if isinstance(exc, ApiError):
+        for name, value in getattr(exc, "headers", {}).items():
+            request.setHeader(name, value)
+    request.setResponseCode(status)
+    _json_headers(request, body)
+    return status, body
 
 
 class Endpoints:
@@ -226,12 +231,7 @@ def install_errors(app) -> None:
     def _errors(self, request, failure):
         exc = failure.value
         _log_unexpected(request, exc, failure)
-        status, body = _failure_body(getattr(self, "style", Style.INTERCONNECT), exc)
-        _error_headers(request, exc)
-        request.setResponseCode(status)
-        body = _dump(body)
-        _json_headers(request, body)
-        return body
+        return _error_answer(request, getattr(self, "style", Style.INTERCONNECT), exc)[1]
 
 
 SIGNED = "signed"
@@ -305,11 +305,7 @@ async def sign_answer(self, request, status: int, body_sm3: str | None = None,
 async def render_failure(self, request, exc: BaseException, signed: bool) -> bytes:
     """The one place an exception becomes the answer: status, JSON body, signature."""
     _log_unexpected(request, exc)
-    status, result = _failure_body(self.style, exc)
-    body = _dump(result)
-    _error_headers(request, exc)
-    request.setResponseCode(status)
-    _json_headers(request, body)
+    status, body = _error_answer(request, self.style, exc)
     if signed and self.signing_key is not None:
         await sign_answer(self, request, status, body=body)
     return body

@@ -80,7 +80,6 @@ class NodeStore:
         self._waiting: list[tuple] = []  # (fn, args, kwargs, Deferred) for the next commit
         self._committing = False
         self.commits = self.units = 0  # transactions and the units they carried, so far
-        self.handed = 0  # commits whose events went to the streams with the poke
         self._last_seq: int | None = None  # the newest event seq this store committed
 
     def now_ms(self) -> int:
@@ -144,11 +143,9 @@ class NodeStore:
         seqs = [seq for _, (seq, _, _) in emitted]
         if not seqs:
             return None
-        follows = self._last_seq is not None and seqs[0] == self._last_seq + 1 and             seqs[-1] - seqs[0] + 1 == len(seqs) and seqs == sorted(seqs)
-        self._last_seq = max(max(seqs), self._last_seq or 0)
-        if not follows:
+        last, self._last_seq = self._last_seq, max(seqs)
+        if last is None or seqs != list(range(last + 1, last + 1 + len(seqs))):
             return None
-        self.handed += 1
         by_user: dict[str, list] = {}
         for user_id, event in emitted:
             by_user.setdefault(user_id, []).append(event)
