@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from .config import Limits, Listen
 from .crypto import tls
+from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER
 from .wire.errors import Style, error_body
 
 __all__ = ["InOrder", "Listener", "http_site", "tls_listener", "JsonRequest",
@@ -95,6 +96,17 @@ class JsonRequest(Request):
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(*args, **kwargs)
         self.started = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting and self.requestHeaders.hasHeader(PIPELINE_HEADER):
+            # The caller may have sent more requests behind this one (imfed/pipelined.py):
+            # twisted.web handles them one at a time, in order; after an error answer the
+            # connection closes, so none behind it is handled.
+            self.responseHeaders.setRawHeaders(PIPELINE_HEADER, [PIPELINE_IN_ORDER])
+            if self.code >= 400 and self.channel is not None:
+                self.channel.persistent = False
+                self.responseHeaders.setRawHeaders(b"connection", [b"close"])
+        super().write(data)
 
     def handleContentChunk(self, data: bytes) -> None:
         self._received += len(data)

@@ -28,13 +28,20 @@ from .crypto import sm2, tls
 from .crypto.pki import Certificate
 from .crypto.signing import SignatureError, off_reactor, sign_request, verify_response
 from .crypto.sm3 import SM3
+from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER, Behind, Broken, Pipes, \
+    PipelinedConnection
 
-__all__ = ["PeerError", "PeerResponse", "PeerClient", "bootstrap_call"]
+__all__ = ["PeerError", "PeerBehind", "PeerResponse", "PeerClient", "Lane", "bootstrap_call"]
 
 
 class PeerError(Exception):
     """A call that did not produce a trustworthy answer: unreachable, refused at TLS, timed
     out, unsigned or wrongly signed, or not JSON."""
+
+
+class PeerBehind(PeerError):
+    """A call of a :class:`Lane` not sent, or not handled by the peer, because a call before
+    it in the lane failed: it goes again after that one, and was not itself an attempt."""
 
 
 @attrs.frozen
@@ -66,6 +73,7 @@ class PeerClient:
     policy: tls.PeerPolicy = attrs.field(init=False)
     pool: HTTPConnectionPool = attrs.field(init=False)
     agent: Agent = attrs.field(init=False)
+    pipes: Pipes = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.policy = tls.PeerPolicy(self.identity)
@@ -79,6 +87,9 @@ class PeerClient:
         self.agent = Agent.usingEndpointFactory(self.reactor,
                                                 _NoDelayEndpoints(self.reactor, self.policy),
                                                 pool=self.pool)
+        self.pipes = Pipes(self.reactor, self.timeout, self.max_response,
+                           per_host=self.pool.maxPersistentPerHost,
+                           idle_seconds=self.pool.cachedConnectionTimeout)
 
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -89,35 +100,55 @@ class PeerClient:
         self.identity, self.key = identity, key
         self.policy.use(identity)
         self.pool.closeCachedConnections()
+        self.pipes.close()
+
+    async def _sign(self, destination: str, address: str, method: str, target: str,
+                    data: bytes) -> tuple[str, int, str, str]:
+        """(host, port, Authorization, nonce) of a signed request to ``destination``, its
+        identity announced to the TLS policy."""
+        host, port = https_address(address)
+        self.policy.expect(host, port, destination)
+        auth, nonce = await off_reactor(self.reactor, sign_request, self.key, method, target,
+                                        self.server_id, destination, data, self.now_ms())
+        return host, port, auth, nonce
 
     async def _request(self, destination: str, address: str, method: str, path: str,
                  query: dict | None, data: bytes, signed: bool) -> tuple[bytes, Headers, str]:
         """(URL, headers, nonce) of a request to ``destination``: its identity announced to
         the TLS policy, and, when ``signed``, its Authorization header."""
-        host, port = https_address(address)
-        self.policy.expect(host, port, destination)
         target = path + ("?" + urlencode(query) if query else "")
         headers = Headers()
         nonce = ""
         if signed:
-            auth, nonce = await off_reactor(self.reactor, sign_request, self.key, method,
-                                            target, self.server_id, destination, data,
-                                            self.now_ms())
+            host, port, auth, nonce = await self._sign(destination, address, method, target,
+                                                       data)
             headers.addRawHeader(b"authorization", auth.encode("ascii"))
+        else:
+            host, port = https_address(address)
+            self.policy.expect(host, port, destination)
         return _url(host, port, target), headers, nonce
 
-    async def _check_answer(self, destination: str, status: int, headers: Headers, nonce: str,
-                            body: bytes = b"", body_sm3: str | None = None) -> None:
+    async def _check_answer(self, destination: str, status: int, signature: bytes | None,
+                            nonce: str, body: bytes = b"", body_sm3: str | None = None) -> None:
         """PeerError unless the answer is signed by ``destination`` over this exchange."""
         cert = await self.certificate_of(destination)
         if cert is None:
             raise PeerError("no certificate known for %s" % destination)
-        header = headers.getRawHeaders(b"x-imfed-signature", [b""])[0]
         try:
-            await off_reactor(self.reactor, verify_response, header.decode("latin-1"), status,
-                              nonce, destination, cert.public_key, body, body_sm3)
+            await off_reactor(self.reactor, verify_response, (signature or b"").decode("latin-1"),
+                              status, nonce, destination, cert.public_key, body, body_sm3)
         except SignatureError as e:
             raise PeerError("%s: %s" % (destination, e)) from None
+
+    async def _answer(self, destination: str, status: int, signature: bytes | None,
+                      nonce: str, content: bytes) -> PeerResponse:
+        """The JSON answer to a signed call, its signature checked."""
+        if not (status in LISTENER_REFUSALS and signature is None):
+            await self._check_answer(destination, status, signature, nonce, content)
+        # A refusal by the destination's listener (imfed/listening.py: too large, too slow)
+        # comes before its signature check and is not signed; mutual TLS has shown it is the
+        # destination's.
+        return PeerResponse(status, _json_object(content, destination))
 
     async def call(self, destination: str, address: str, method: str, path: str,
                    body: dict | None = None, query: dict | None = None,
@@ -132,13 +163,15 @@ class PeerClient:
         status, response_headers, content = await _exchange(
             self.agent, self.reactor, method, url, headers,
             data if body is not None else None, self.timeout, self.max_response, destination)
-        if signed and not (status in LISTENER_REFUSALS and
-                           not response_headers.hasHeader(b"x-imfed-signature")):
-            await self._check_answer(destination, status, response_headers, nonce, content)
-        # A refusal by the destination's listener (imfed/listening.py: too large, too slow)
-        # comes before its signature check and is not signed; mutual TLS has shown it is the
-        # destination's.
-        return PeerResponse(status, _json_object(content, destination))
+        if not signed:
+            return PeerResponse(status, _json_object(content, destination))
+        return await self._answer(destination, status, _signature(response_headers), nonce,
+                                  content)
+
+    def lane(self, destination: str, address: str) -> "Lane":
+        """A sequence of signed calls to ``destination`` whose order matters (an outbox lane):
+        see :class:`Lane`.  Close it when done."""
+        return Lane(self, destination, address)
 
     async def download(self, destination: str, address: str, path: str, query: dict,
                        dest_path: str, limit: int) -> tuple[int, str, str]:
@@ -156,8 +189,8 @@ class PeerClient:
         if response.code != 200:
             content = await read_capped(response, self.max_response, self.timeout,
                                         self.reactor, destination)
-            await self._check_answer(destination, response.code, response.headers, nonce,
-                                     content)
+            await self._check_answer(destination, response.code, _signature(response.headers),
+                                     nonce, content)
             body = _json_object(content, destination)
             raise PeerError("%s answered %d: %s" % (destination, response.code,
                                                     body.get("error") or body.get("desc")))
@@ -169,11 +202,109 @@ class PeerClient:
             raise  # our own disk (full, say): not the peer's fault
         except Exception as e:
             raise PeerError("download from %s failed: %s" % (destination, _describe(e))) from None
-        await self._check_answer(destination, 200, response.headers, nonce, body_sm3=sm3)
+        await self._check_answer(destination, 200, _signature(response.headers), nonce,
+                                 body_sm3=sm3)
         return size, md5, sm3
 
     def close(self) -> Deferred:
+        self.pipes.close()
         return self.pool.closeCachedConnections()
+
+
+class Lane:
+    """Signed calls to one destination whose order matters (an outbox lane), over one
+    connection of their own.  :meth:`call` may be called again before the calls before it are
+    answered; each is sent after the one before it: at once when the peer has acknowledged
+    pipelining on the connection (imfed/pipelined.py, docs/protocol.md §2), else when that
+    one's answer is in.  Once a call fails (no answer, or an error status), the calls behind
+    it fail with :class:`PeerBehind`, unsent or unhandled, so that nothing overtakes it.
+    Answers as :meth:`PeerClient.call`; :meth:`close` when done."""
+
+    def __init__(self, client: PeerClient, destination: str, address: str) -> None:
+        self.client, self.destination, self.address = client, destination, address
+        self._turn: Deferred | None = None  # fires when the call before lets the next go
+        self._conn: PipelinedConnection | None = None
+        self._key: tuple[str, int] | None = None
+        self._sent = 0  # calls sent and not yet answered
+        self._broken: str | None = None
+
+    async def call(self, method: str, path: str, body: dict | None = None,
+                   query: dict | None = None) -> PeerResponse:
+        previous, mine = self._turn, Deferred()
+        self._turn = mine
+        try:
+            if previous is not None:
+                await previous
+            if self._broken is not None:
+                raise PeerBehind("%s: behind a call that failed (%s)" % (self.destination,
+                                                                         self._broken))
+            status, headers, content, nonce = await self._send(method, path, body, query, mine)
+        except BaseException as e:
+            if self._broken is None:
+                self._broken = str(e) or type(e).__name__
+            raise
+        finally:
+            if not mine.called:
+                mine.callback(None)
+        signature = headers.get(b"x-imfed-signature", [None])[0]
+        return await self.client._answer(self.destination, status, signature, nonce, content)
+
+    async def _send(self, method, path, body, query, mine: Deferred):
+        client = self.client
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
+        target = path + ("?" + urlencode(query) if query else "")
+        host, port, auth, nonce = await client._sign(self.destination, self.address, method,
+                                                     target, data)
+        conn = await self._connection(host, port)
+        head = ["%s %s HTTP/1.1\r\nhost: %s\r\nauthorization: %s\r\n%s: %s\r\n" % (
+            method, target, _netloc(host, port), auth, PIPELINE_HEADER.decode(),
+            PIPELINE_IN_ORDER.decode())]
+        if body is not None:
+            head.append("content-type: application/json;charset=utf-8\r\ncontent-length: %d"
+                        "\r\n" % len(data))
+        head.append("\r\n")
+        if self._broken is not None:  # a call before this one failed while it was signed
+            raise PeerBehind("%s: behind a call that failed (%s)" % (self.destination,
+                                                                     self._broken))
+        d = conn.request("".join(head).encode("utf-8"), data)
+        self._sent += 1
+        if conn.in_order:
+            mine.callback(None)  # the next call may go now: the peer keeps them in order
+        try:
+            status, headers, content = await d
+        except Behind as e:
+            raise PeerBehind("%s: %s" % (self.destination, e)) from None
+        except Broken as e:
+            raise PeerError("%s unreachable: %s" % (self.destination, e)) from None
+        finally:
+            self._sent -= 1
+        if status >= 400:
+            self._broken = "HTTP %d" % status
+        return status, headers, content, nonce
+
+    async def _connection(self, host: str, port: int) -> PipelinedConnection:
+        conn = self._conn
+        if conn is not None and conn.usable and self._key == (host, port):
+            return conn
+        if conn is not None and self._sent:
+            # Calls before this one are out on a connection that is going away: this one
+            # must not overtake them on another.
+            raise PeerBehind("%s: the connection closed behind earlier calls" %
+                             self.destination)
+        self.close()
+        creator = self.client.policy.creatorForNetloc(host, port)
+        self._key = (host, port)
+        try:
+            self._conn = await self.client.pipes.acquire(host, port, creator)
+        except Exception as e:
+            raise PeerError("%s unreachable: %s" % (self.destination, _describe(e))) from None
+        return self._conn
+
+    def close(self) -> None:
+        """Done: the connection goes back to the client's pool (or is closed)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self.client.pipes.release(self._key, conn)
 
 
 class _QuietClientFactory(_HTTP11ClientFactory):
@@ -313,9 +444,16 @@ class _FileSink(Protocol):
         self.reactor.callFromThread(self._finished, md5.hexdigest(), sm3.hexdigest(), error)
 
 
+def _netloc(host: str, port: int) -> str:
+    return "%s:%d" % (host if ":" not in host else "[%s]" % host, port)
+
+
 def _url(host: str, port: int, target: str) -> bytes:
-    return ("https://%s:%d%s" % (host if ":" not in host else "[%s]" % host, port,
-                                 target)).encode("utf-8")
+    return ("https://%s%s" % (_netloc(host, port), target)).encode("utf-8")
+
+
+def _signature(headers: Headers) -> bytes | None:
+    return (headers.getRawHeaders(b"x-imfed-signature") or [None])[0]
 
 
 async def _exchange(agent, reactor, method: str, url: bytes, headers: Headers,

@@ -26,7 +26,7 @@ from imfed.node.outbox import Outbox
 from imfed.node.reach import Reach
 from imfed.node.unit import NodeStore
 from imfed.node import events, groups, messages
-from imfed.peer import PeerError, PeerResponse
+from imfed.peer import PeerBehind, PeerError, PeerResponse
 from imfed.testing import MemoryDatabase, postgresql_database
 from imfed.wire.errors import Conflict, Forbidden, NotFound
 from imfed.wire.messages import MessageInfo
@@ -47,6 +47,15 @@ def done(coro):
     return results[0]
 
 
+class _StandInLane:
+    def __init__(self, peer) -> None:
+        self.peer = peer
+        self.broken = False
+
+    def close(self) -> None:
+        pass
+
+
 class StandIn:
     """The other server, as the federation client sees it: each call recorded, answered with
     ``answer`` (a PeerResponse, or an exception to raise)."""
@@ -55,10 +64,18 @@ class StandIn:
         self.sent: list[tuple[str, str, dict]] = []
         self.answer = PeerResponse(200, {"code": 0})
 
-    async def send(self, peer, kind, payload):
-        self.sent.append((peer.server_id, kind, payload))
+    def lane(self, peer):
+        return _StandInLane(peer)
+
+    async def send(self, lane, kind, payload):
+        # As imfed.peer.Lane: once a call of the lane failed, those behind it are not sent.
+        if lane.broken:
+            raise PeerBehind("behind a call that failed")
+        self.sent.append((lane.peer.server_id, kind, payload))
         if isinstance(self.answer, Exception):
+            lane.broken = True
             raise self.answer
+        lane.broken = self.answer.status >= 400
         return self.answer
 
     async def find_users(self, peer, query):

@@ -15,6 +15,7 @@ receiver's messageID dedupe absorbs."""
 from __future__ import annotations
 
 import json
+from collections import deque
 from typing import Callable
 
 import attrs
@@ -23,7 +24,7 @@ from twisted.logger import Logger
 
 from ..cluster import Alone
 from ..metrics import DELIVERIES, OUTBOX_DEPTH, OUTBOX_OLDEST, RETRIES
-from ..peer import PeerError
+from ..peer import PeerBehind, PeerError
 from ..storage import transaction, write_lock
 from ..timers import Periodic, backoff_ms
 from ..wire.paths import QUEUED
@@ -36,6 +37,7 @@ __all__ = ["Outbox", "Item", "enqueue", "depths", "SENT", "FAILED"]
 log = Logger()
 
 SENT, FAILED = "sent", "failed"
+BEHIND = "behind"  # not sent: a call before it in its lane failed (imfed/peer.py Lane)
 
 # Answers that a retry may turn around: authentication (the peer's directory may not know us
 # yet), rate limits, unavailability, server errors.  Any other 4xx is final.
@@ -114,7 +116,7 @@ class Outbox(Periodic):
     def __init__(self, *, store, client: FederationClient, reach: Reach, clock,
                  poll_seconds: float = 1.0, initial_seconds: float = 1.0,
                  max_seconds: float = 300.0, give_up_seconds: float = 7 * 86400.0,
-                 lanes_per_destination: int = 16, cluster=None) -> None:
+                 lanes_per_destination: int = 16, window: int = 8, cluster=None) -> None:
         super().__init__(clock, poll_seconds)
         self.store, self.client, self.reach = store, client, reach
         self.cluster = cluster if cluster is not None else Alone()
@@ -122,6 +124,7 @@ class Outbox(Periodic):
         self.initial_seconds = initial_seconds
         self.max_seconds, self.give_up_ms = max_seconds, int(give_up_seconds * 1000)
         self.lanes_per_destination = lanes_per_destination
+        self.window = window
         self._hooks: dict[str, list[Hook]] = {}
         self._busy: set[tuple[str, str]] = set()
         self._wake_pending = False
@@ -205,10 +208,11 @@ class Outbox(Periodic):
             self.cluster.release(name)
 
     async def _drain(self, destination: str, lane: str) -> None:
-        """Send the lane's items in order.  The next item goes as soon as the one before is
-        answered; its removal commits meanwhile (group commit takes several lanes' at once),
-        and the lane waits for those commits before it reads the queue again or lets go:
-        nothing is ever read back, or sent, twice because its removal was still on the way."""
+        """Send the lane's items in order, up to ``window`` of them in flight when the peer
+        takes pipelined calls in order (else one at a time).  Removals commit meanwhile
+        (group commit takes several lanes' at once), and the lane waits for those commits
+        before it reads the queue again or lets go: nothing is ever read back, or sent, twice
+        because its removal was still on the way."""
         finishing: list = []
         try:
             await self._send_lane(destination, lane, finishing)
@@ -221,48 +225,82 @@ class Outbox(Periodic):
                               dest=destination, e=e)
 
     async def _send_lane(self, destination: str, lane: str, finishing: list) -> None:
-        batch: list[Item] = []
-        while self.running:
-            if not batch:
+        channel = None
+        try:
+            while self.running:
                 while finishing:
                     await finishing.pop(0)
                 batch = await self.store.read(_next, destination, lane)
-                if not batch:
+                if not batch or batch[0].next_attempt > self.now_ms():
                     return
-            item = batch.pop(0)
-            if item.next_attempt > self.now_ms():
-                return
-            final, error = await self._attempt(item)
-            now = self.now_ms()
-            if final is None and now - item.created_at > self.give_up_ms:
+                verdict, peer, why = await self.reach.verdict(destination)
+                if verdict is Verdict.REFUSED or verdict is Verdict.GONE:
+                    for item in batch:
+                        self._end(item, FAILED, why, finishing)
+                    continue
+                if verdict is not Verdict.OK:  # not known yet, or suspended: waited for
+                    await self._retry(batch[0], why)
+                    return
+                if channel is None:
+                    channel = self.client.lane(peer)
+                if not await self._send_batch(channel, batch, finishing):
+                    return
+        finally:
+            if channel is not None:
+                channel.close()
+
+    async def _send_batch(self, channel, batch: list[Item], finishing: list) -> bool:
+        """Send ``batch`` in order, up to ``window`` calls in flight (the lane sends each after
+        the one before; imfed/peer.py Lane).  The first item that is not delivered is
+        postponed and the batch stops there: what was already in flight behind it is recorded
+        if it ended, and otherwise left for the next pass, unpostponed.  True if the whole
+        batch ended."""
+        waiting = deque(batch)
+        flying: deque = deque()
+        stopped = False
+        while waiting or flying:
+            while not stopped and waiting and len(flying) < self.window:
+                item = waiting.popleft()
+                flying.append((item, ensureDeferred(self._attempt(channel, item))))
+            item, attempt = flying.popleft()
+            final, error = await attempt
+            if final is BEHIND:
+                stopped = True  # a failure before it in the lane holds it back: not an attempt
+                continue
+            if final is None and not stopped and \
+                    self.now_ms() - item.created_at > self.give_up_ms:
                 final, error = FAILED, "gave up after %d attempts: %s" % (item.attempts + 1,
                                                                            error)
             if final is not None:
-                DELIVERIES.labels(self.server_id, destination, final).inc()
-                if final == FAILED:
-                    log.warn("{kind} to {dest} failed for good: {error}", kind=item.kind,
-                             dest=destination, error=error)
-                finishing.append(self.store.run(_finish, self._hooks.get(item.kind, ()), item,
-                                                final, error, now))
-                continue
-            attempts = item.attempts + 1
-            wait_ms = backoff_ms(attempts, self.initial_seconds, self.max_seconds)
-            RETRIES.labels(self.server_id, destination).inc()
-            log.info("{kind} to {dest} not delivered ({error}); attempt {n}, next in {wait:.1f} s",
-                     kind=item.kind, dest=destination, error=error, n=attempts,
-                     wait=wait_ms / 1000)
-            await self.store.run(_postpone, item.seq, attempts, now + wait_ms, error)
-            return  # the rest of the batch waits behind its head
+                self._end(item, final, error, finishing)
+            elif not stopped:
+                stopped = True
+                await self._retry(item, error)
+        return not stopped
 
-    async def _attempt(self, item: Item) -> tuple[str | None, str]:
-        """(SENT | FAILED | None for retry, error text)."""
-        verdict, peer, why = await self.reach.verdict(item.destination)
-        if verdict is Verdict.REFUSED or verdict is Verdict.GONE:
-            return FAILED, why
-        if verdict is not Verdict.OK:
-            return None, why  # not known yet, or suspended: waited for
+    def _end(self, item: Item, final: str, error: str, finishing: list) -> None:
+        DELIVERIES.labels(self.server_id, item.destination, final).inc()
+        if final == FAILED:
+            log.warn("{kind} to {dest} failed for good: {error}", kind=item.kind,
+                     dest=item.destination, error=error)
+        finishing.append(self.store.run(_finish, self._hooks.get(item.kind, ()), item, final,
+                                        error, self.now_ms()))
+
+    async def _retry(self, item: Item, error: str) -> None:
+        attempts = item.attempts + 1
+        wait_ms = backoff_ms(attempts, self.initial_seconds, self.max_seconds)
+        RETRIES.labels(self.server_id, item.destination).inc()
+        log.info("{kind} to {dest} not delivered ({error}); attempt {n}, next in {wait:.1f} s",
+                 kind=item.kind, dest=item.destination, error=error, n=attempts,
+                 wait=wait_ms / 1000)
+        await self.store.run(_postpone, item.seq, attempts, self.now_ms() + wait_ms, error)
+
+    async def _attempt(self, channel, item: Item) -> tuple[str | None, str]:
+        """(SENT | FAILED | None for retry | BEHIND, error text)."""
         try:
-            answer = await self.client.send(peer, item.kind, item.payload)
+            answer = await self.client.send(channel, item.kind, item.payload)
+        except PeerBehind as e:
+            return BEHIND, str(e)
         except PeerError as e:
             return None, str(e)
         if answer.ok:

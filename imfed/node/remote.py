@@ -1,12 +1,12 @@
 """The node's typed client of other nodes' interconnection interface (§6.2.8-9, §6.4.1-2): a
 method per endpoint, over the daemon's one :class:`~imfed.peer.PeerClient` (mutual TLS, signed
-requests, verified answers).  The outbox sends its queued calls through :meth:`send`; live
-calls (a search, a profile, a group's info, a file) through the other methods.  Paths and
-query parameters come from imfed/wire/paths.py."""
+requests, verified answers).  The outbox sends its queued calls through :meth:`send`, each
+lane on a :meth:`lane`; live calls (a search, a profile, a group's info, a file) through the
+other methods.  Paths and query parameters come from imfed/wire/paths.py."""
 
 from __future__ import annotations
 
-from ..peer import PeerClient, PeerResponse
+from ..peer import Lane, PeerClient, PeerResponse
 from ..wire import paths
 from ..wire.paths import Endpoint
 from .directory import Peer
@@ -26,10 +26,16 @@ class FederationClient:
         return await self.peers.call(peer.server_id, peer.address, endpoint.method,
                                      endpoint.full_path, body, query)
 
-    async def send(self, peer: Peer, kind: str, payload: dict) -> PeerResponse:
-        """A queued call (outbox): ``kind`` names its endpoint, ``payload`` its body and
-        query parameters."""
-        return await self._call(peer, paths.queued(kind), payload)
+    def lane(self, peer: Peer) -> Lane:
+        """The outbox's calls of one lane to ``peer``, kept in order (:class:`Lane`)."""
+        return self.peers.lane(peer.server_id, peer.address)
+
+    async def send(self, lane: Lane, kind: str, payload: dict) -> PeerResponse:
+        """A queued call (outbox) on its lane: ``kind`` names its endpoint, ``payload`` its
+        body and query parameters."""
+        endpoint = paths.queued(kind)
+        body, query = endpoint.split(payload)
+        return await lane.call(endpoint.method, endpoint.full_path, body, query)
 
     async def find_users(self, peer: Peer, query: str) -> PeerResponse:
         return await self._call(peer, paths.FIND_USERS, {"queryStr": query})
