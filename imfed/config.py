@@ -47,6 +47,13 @@ class Limits:
     min_body_rate: int = 16384
 
 
+def _pipeline(r) -> int:
+    value = r.positive("outbox_pipeline", 8)
+    if value > 64:
+        raise ConfigError(r.key("outbox_pipeline"), "must be 1 (one call at a time) to 64")
+    return value
+
+
 def _limits(r: "_Reader") -> Limits:
     d = Limits()
     return Limits(
@@ -216,6 +223,7 @@ class NodeConfig:
     outbox_retry_initial_seconds: float
     outbox_retry_max_seconds: float
     outbox_give_up_seconds: float
+    outbox_pipeline: int
     recall_window_seconds: float
     search_timeout_seconds: float
     max_file_bytes: int
@@ -467,6 +475,7 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         outbox_retry_initial_seconds=r.seconds("outbox_retry_initial_seconds", 1.0),
         outbox_retry_max_seconds=r.seconds("outbox_retry_max_seconds", 300.0),
         outbox_give_up_seconds=r.seconds("outbox_give_up_seconds", 7 * 86400.0),
+        outbox_pipeline=_pipeline(r),
         recall_window_seconds=r.seconds("recall_window_seconds", 120.0),
         search_timeout_seconds=r.seconds("search_timeout_seconds", 5.0),
         max_file_bytes=r.positive("max_file_bytes", 100 << 20),

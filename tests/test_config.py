@@ -17,6 +17,7 @@ def test_examples_parse():
     assert m.management.listen.port == 8443
     n = load(os.path.join(ETC, "node.toml"))
     assert n.node.server_id == "acme-im" and n.management is None
+    assert n.node.outbox_pipeline == 8
 
 
 def test_default_is_loopback_development_setup():
@@ -74,6 +75,12 @@ def test_default_is_loopback_development_setup():
     ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
                                 "management_url": "https://m", "database_connections": 0}},
      "node.database_connections"),
+    ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                "management_url": "https://m", "outbox_pipeline": 0}},
+     "node.outbox_pipeline"),
+    ({"data_dir": "d", "node": {"server_id": "n", "listen": "127.0.0.1:1",
+                                "management_url": "https://m", "outbox_pipeline": 65}},
+     "node.outbox_pipeline"),
     ({"data_dir": "d", "crypto_threads": -1, "management": {"listen": "127.0.0.1:1"}},
      "crypto_threads"),
     ({"data_dir": "d", "crypto_threads": "2", "management": {"listen": "127.0.0.1:1"}},

@@ -97,7 +97,8 @@ class NodeRole:
         self.outbox = Outbox(store=self.store, client=remote, reach=reach, clock=reactor,
                              initial_seconds=n.outbox_retry_initial_seconds,
                              max_seconds=n.outbox_retry_max_seconds,
-                             give_up_seconds=n.outbox_give_up_seconds, cluster=self.cluster)
+                             give_up_seconds=n.outbox_give_up_seconds,
+                             window=n.outbox_pipeline, cluster=self.cluster)
         self.outbox.on_done("chat", messages.delivered)
         self.outbox.on_done("add_users", friends.request_failed)
         self.outbox.on_done("invite_grprep", groups.joined)
