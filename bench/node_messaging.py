@@ -93,7 +93,8 @@ async def main(reactor, args):
             store = {"database": postgresql_database(args.postgresql)}
         nodes.append(Node(os.path.join(folder, name), "node-" + name,
                           "https://127.0.0.1:%d" % port, processes=args.processes,
-                          max_file_bytes=limit, access_log=not args.no_access_log, **store))
+                          max_file_bytes=limit, access_log=not args.no_access_log,
+                          outbox_pipeline=args.pipeline, **store))
     a, b = nodes
     senders = ["%d" % (100 + i) for i in range(args.conversations)]
     password = users.hash_password("bench")
@@ -264,6 +265,8 @@ if __name__ == "__main__":
     p.add_argument("--idle", type=int, default=200)
     p.add_argument("--no-access-log", action="store_true",
                    help="run the nodes with access_log = false")
+    p.add_argument("--pipeline", type=int, default=8, metavar="N",
+                   help="the nodes' outbox_pipeline (1: each lane one call at a time)")
     p.add_argument("--postgresql", metavar="URL",
                    help="a PostgreSQL server: each node on a new database of it")
     p.add_argument("--processes", type=int, default=1,
