@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -119,6 +120,7 @@ async def run(reactor, n: int, messages: int, password: str, in_process: bool) -
             await defer.gatherResults([defer.ensureDeferred(node.stop(reactor))
                                        for node in nodes])
         await management.stopService()
+        shutil.rmtree(folder, ignore_errors=True)  # stores, logs: nothing is kept
 
 
 async def main(reactor, args):

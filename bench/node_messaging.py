@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import statistics
@@ -252,6 +253,7 @@ async def main(reactor, args):
         await a.stop(reactor)
         await b.stop(reactor)
         await management.stopService()
+        shutil.rmtree(folder, ignore_errors=True)  # stores, logs: nothing is kept
 
 
 if __name__ == "__main__":
