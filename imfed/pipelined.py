@@ -173,11 +173,7 @@ class PipelinedConnection(Protocol):
             self._head(head)
             return True
         if state == "length":
-            take = min(self._need, len(buf))
-            self._body.append(bytes(buf[:take]))
-            del buf[:take]
-            self._need -= take
-            if not self._need:
+            if self._take():
                 self._answered()
             return True
         if state == "chunk-size":
@@ -201,11 +197,7 @@ class PipelinedConnection(Protocol):
                 self._need, self._state = size, "chunk"
             return True
         if state == "chunk":
-            take = min(self._need, len(buf))
-            self._body.append(bytes(buf[:take]))
-            del buf[:take]
-            self._need -= take
-            if not self._need:
+            if self._take():
                 self._state = "chunk-end"
             return True
         if state == "chunk-end":
@@ -232,6 +224,14 @@ class PipelinedConnection(Protocol):
             del buf[:]
             return False
         raise _Bad("data after the last answer")
+
+    def _take(self) -> bool:
+        """Move what the buffer holds of the body part being read; True once it is whole."""
+        take = min(self._need, len(self._buf))
+        self._body.append(bytes(self._buf[:take]))
+        del self._buf[:take]
+        self._need -= take
+        return not self._need
 
     def _head(self, head: bytes) -> None:
         lines = head.split(b"\r\n")
