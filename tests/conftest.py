@@ -398,6 +398,7 @@ class ApiClient:
         self.node, self.login_name, self.password = node, login, password
         self.token = None
         self.last_event = 0
+        self.unread: list = []  # fetched by wait_event, not yet looked at
 
     async def call(self, method: str, path: str, body=None, params=None):
         headers = {}
@@ -428,13 +429,18 @@ class ApiClient:
         return answer["events"]
 
     async def wait_event(self, kind: str, timeout: float = 15.0, match=lambda e: True) -> dict:
+        """The next event of ``kind`` that ``match``es; events before it are passed over, those
+        after it that came in the same answer are kept for the next call."""
         waited = 0.0
-        while waited < timeout:
-            for event in await self.events(wait=1):
+        while True:
+            while self.unread:
+                event = self.unread.pop(0)
                 if event["type"] == kind and match(event["data"]):
                     return event["data"]
+            if waited >= timeout:
+                raise AssertionError("no %s event for %s" % (kind, self.login_name))
+            self.unread = await self.events(wait=1)
             waited += 1
-        raise AssertionError("no %s event for %s" % (kind, self.login_name))
 
 
 def node_rows(node: RunningNode, sql: str, *args) -> list:

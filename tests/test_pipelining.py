@@ -173,3 +173,74 @@ async def test_not_http_a_close_and_silence_each_fail_the_call():
             assert not conn.usable
         finally:
             await port.stopListening()
+
+
+# -- a peer that does not say it keeps pipelined requests in order --
+
+class _Recording(Protocol):
+    """A TLS peer that is not imfed: answers each request 30 ms after it whole, and records
+    how many requests had arrived unanswered at each arrival (``in_order`` adds the header)."""
+
+    def __init__(self, log: dict, in_order: bool) -> None:
+        self.log, self.in_order, self.buf, self.open = log, in_order, b"", 0
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            head, rest = self.buf.split(b"\r\n\r\n", 1)
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            if len(rest) < length:
+                return
+            self.log["bodies"].append(json.loads(rest[:length])["n"])
+            self.buf = rest[length:]
+            self.open += 1
+            self.log["unanswered"].append(self.open)
+            reactor.callLater(0.03, self._answer)
+
+    def _answer(self) -> None:
+        self.open -= 1
+        extra = b"x-imfed-pipeline: in-order\r\n" if self.in_order else b""
+        self.transport.write(b"HTTP/1.1 200 OK\r\n%scontent-length: 11\r\n\r\n{\"code\": 0}"
+                             % extra)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lane_pipelines_only_where_the_peer_says_it_keeps_order(management, tmp_path):
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from imfed.crypto import tls
+    from imfed.peer import PeerClient, PeerError
+
+    from conftest import issue_from
+
+    caller = issue_from(management.ca, str(tmp_path / "a"), "node-a")
+    other = issue_from(management.ca, str(tmp_path / "x"), "node-x")
+
+    async def certificate_of(server_id):
+        return other.cert if server_id == "node-x" else None
+
+    client = PeerClient(server_id="node-a", key=caller.key, identity=caller.identity(),
+                        reactor=reactor, certificate_of=certificate_of)
+    try:
+        for in_order, most in ((False, 1), (True, 4)):
+            log = {"bodies": [], "unanswered": []}
+            port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+                TLSMemoryBIOFactory(tls.ServerTLS(other.identity()), False,
+                                    Factory.forProtocol(lambda: _Recording(log, in_order))))
+            lane = client.lane("node-x", "https://127.0.0.1:%d" % port.getHost().port)
+            try:
+                calls = [ensureDeferred(lane.call("POST", "/sns/chat", {"n": n}))
+                         for n in range(5)]
+                results = [await _settle(d) for d in calls]
+            finally:
+                lane.close()
+                await port.stopListening()
+            # The answers are unsigned, so each call fails its check, after the peer had it;
+            # a failed check is no reason to hold back the calls behind it.
+            assert all(isinstance(r, PeerError) and "no X-IMFed-Signature" in str(r)
+                       for r in results)
+            assert log["bodies"] == [0, 1, 2, 3, 4]
+            # Not said: one at a time. Said (on the first answer): the other four at once.
+            assert max(log["unanswered"]) == most, log
+    finally:
+        await client.close()
