@@ -340,7 +340,11 @@ INTERFACES = {
                    "Node to node, and management to node: mutual SM2 TLS, every request "
                    "signed (Authorization: IMFED-SM2 ...) and every answer signed "
                    "(X-IMFed-Signature), docs/protocol.md §2-3, §5. Each path is also served "
-                   "with the v1 prefix (docs/protocol.md §2)."),
+                   "with the v1 prefix (docs/protocol.md §2). A caller that sends "
+                   "X-Imfed-Pipeline: in-order gets the same header back: requests it "
+                   "pipelines on the connection are handled one at a time in order, and after "
+                   "an error answer the connection closes with nothing behind it handled "
+                   "(docs/protocol.md §2)."),
     "bridge": ("imfed bridge API", BRIDGE, {"code": {"enum": [0]}, "error": S},
                "For an existing IM system whose users are this node's users "
                "(docs/bridge.md). The system calls every operation of the client API "
