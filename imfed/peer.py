@@ -207,7 +207,7 @@ class PeerClient:
         return size, md5, sm3
 
     def close(self) -> Deferred:
-        self.pipes.close()
+        self.pipes.close(shut=True)
         return self.pool.closeCachedConnections()
 
 

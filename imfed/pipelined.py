@@ -328,9 +328,11 @@ class Pipes:
         self.reactor, self.timeout, self.limit = reactor, timeout, limit
         self.per_host, self.idle_seconds = per_host, idle_seconds
         self._idle: dict[tuple[str, int], list[PipelinedConnection]] = {}
+        self._shut = False
 
     async def acquire(self, host: str, port: int, creator) -> PipelinedConnection:
         """An idle connection to (host, port), or a new one made with the TLS ``creator``."""
+        self._shut = False  # in use again (a service started again after a stop)
         idle = self._idle.get((host, port))
         while idle:
             conn = idle.pop()
@@ -349,7 +351,7 @@ class Pipes:
     def release(self, key: tuple[str, int], conn: PipelinedConnection) -> None:
         """Done with ``conn``: kept for the next use if it is healthy and quiet."""
         idle = self._idle.setdefault(key, [])
-        if not conn.usable or conn.waiting or len(idle) >= self.per_host:
+        if self._shut or not conn.usable or conn.waiting or len(idle) >= self.per_host:
             conn.close()
             return
         conn.idle_timer = self.reactor.callLater(self.idle_seconds, self._expire, key, conn)
@@ -362,8 +364,10 @@ class Pipes:
             idle.remove(conn)
         conn.close()
 
-    def close(self) -> None:
-        """Close every idle connection (a renewed certificate, or shutting down)."""
+    def close(self, shut: bool = False) -> None:
+        """Close every idle connection (a renewed certificate); ``shut``: and every one given
+        back from now on (shutting down)."""
+        self._shut = self._shut or shut
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
