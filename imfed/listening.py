@@ -38,6 +38,7 @@ from zope.interface import implementer
 from .config import Limits, Listen
 from .crypto import tls
 from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER
+from .timers import cancel
 from .wire.errors import Style, error_body
 
 __all__ = ["InOrder", "Listener", "http_site", "tls_listener", "JsonRequest",
@@ -138,9 +139,7 @@ class GuardedChannel(HTTPChannel):
             self._deadline = self.callLater(seconds, self._late)
 
     def _disarm(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        self._deadline = cancel(self._deadline)
 
     def _late(self) -> None:
         self._deadline = None

@@ -17,16 +17,16 @@ the same limits as the rest of :mod:`imfed.peer`: headers at most 64 KiB, a body
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.protocol import Factory, Protocol
-from twisted.logger import Logger
 
-__all__ = ["Answer", "Behind", "Broken", "PipelinedConnection", "Pipes", "PIPELINE_HEADER",
+from .timers import cancel
+
+__all__ = ["Behind", "Broken", "PipelinedConnection", "Pipes", "PIPELINE_HEADER",
            "PIPELINE_IN_ORDER"]
-
-log = Logger()
 
 PIPELINE_HEADER = b"x-imfed-pipeline"
 PIPELINE_IN_ORDER = b"in-order"
@@ -42,9 +42,6 @@ class Broken(Exception):
 class Behind(Broken):
     """Not answered because a call sent before it on the same connection failed: the peer
     closed the connection without handling it (or never received it)."""
-
-
-Answer = tuple  # (status: int, headers: dict[bytes, list[bytes]], body: bytes)
 
 
 class _Waiting:
@@ -107,9 +104,8 @@ class PipelinedConnection(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self.open = False
-        self._disarm()
-        if self.idle_timer is not None and self.idle_timer.active():
-            self.idle_timer.cancel()
+        self._timer = cancel(self._timer)
+        self.idle_timer = cancel(self.idle_timer)
         if self._state == "close-delimited" and self.waiting:
             self._answered()  # the close ends the body
         self._fail(Broken("connection closed before the answer (%s)" %
@@ -135,12 +131,6 @@ class PipelinedConnection(Protocol):
     def _arm(self) -> None:
         delay = max(self.waiting[0].deadline - self.reactor.seconds(), 0.0)
         self._timer = self.reactor.callLater(delay, self._late)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
 
     def _late(self) -> None:
         self._timer = None
@@ -290,7 +280,7 @@ class PipelinedConnection(Protocol):
     def _answered(self) -> None:
         waiting = self.waiting.popleft()
         self._state = "head" if not self.closing else "done"
-        self._disarm()
+        self._timer = cancel(self._timer)
         if self.waiting:
             self._arm()
         if self._headers.get(PIPELINE_HEADER, [b""])[0].lower() == PIPELINE_IN_ORDER:
@@ -307,16 +297,6 @@ class PipelinedConnection(Protocol):
 
 class _Bad(Exception):
     pass
-
-
-class _Factory(Factory):
-    noisy = False
-
-    def __init__(self, make) -> None:
-        self.make = make
-
-    def buildProtocol(self, addr):
-        return self.make()
 
 
 class Pipes:
@@ -336,15 +316,15 @@ class Pipes:
         idle = self._idle.get((host, port))
         while idle:
             conn = idle.pop()
-            if conn.idle_timer is not None and conn.idle_timer.active():
-                conn.idle_timer.cancel()
-            conn.idle_timer = None
+            conn.idle_timer = cancel(conn.idle_timer)
             if conn.usable:
                 return conn
         endpoint = wrapClientTLS(creator, HostnameEndpoint(self.reactor, host, port,
                                                            timeout=self.timeout))
-        d = endpoint.connect(_Factory(lambda: PipelinedConnection(self.reactor, self.timeout,
-                                                                  self.limit)))
+        factory = Factory.forProtocol(partial(PipelinedConnection, self.reactor, self.timeout,
+                                              self.limit))
+        factory.noisy = False  # no "Starting factory" line per connection
+        d = endpoint.connect(factory)
         d.addTimeout(self.timeout, self.reactor)
         return await d
 
@@ -371,7 +351,5 @@ class Pipes:
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
-                if conn.idle_timer is not None and conn.idle_timer.active():
-                    conn.idle_timer.cancel()
-                conn.idle_timer = None
+                conn.idle_timer = cancel(conn.idle_timer)
                 conn.close()

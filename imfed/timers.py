@@ -10,9 +10,16 @@ from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-__all__ = ["Periodic", "backoff_ms"]
+__all__ = ["Periodic", "backoff_ms", "cancel"]
 
 log = Logger()
+
+
+def cancel(call) -> None:
+    """Cancel a delayed call if it is still pending; None, for the attribute that held it
+    (``self._timer = cancel(self._timer)``)."""
+    if call is not None and call.active():
+        call.cancel()
 
 
 def backoff_ms(attempts: int, initial_seconds: float, max_seconds: float) -> int:
