@@ -116,7 +116,7 @@ class PeerClient:
                  query: dict | None, data: bytes, signed: bool) -> tuple[bytes, Headers, str]:
         """(URL, headers, nonce) of a request to ``destination``: its identity announced to
         the TLS policy, and, when ``signed``, its Authorization header."""
-        target = path + ("?" + urlencode(query) if query else "")
+        target = _target(path, query)
         headers = Headers()
         nonce = ""
         if signed:
@@ -157,7 +157,7 @@ class PeerClient:
         TLS, signed unless ``signed`` is False (getservercert and the like); answer its JSON
         reply, whatever its status, with the response signature verified for a signed call.
         PeerError otherwise."""
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
+        data = _json_bytes(body)
         url, headers, nonce = await self._request(destination, address, method, path, query,
                                                   data, signed)
         status, response_headers, content = await _exchange(
@@ -235,9 +235,7 @@ class Lane:
         try:
             if previous is not None:
                 await previous
-            if self._broken is not None:
-                raise PeerBehind("%s: behind a call that failed (%s)" % (self.destination,
-                                                                         self._broken))
+            self._not_behind()  # before signing: nothing to sign for
             status, headers, content, nonce = await self._send(method, path, body, query, mine)
         except BaseException as e:
             if self._broken is None:
@@ -251,8 +249,7 @@ class Lane:
 
     async def _send(self, method, path, body, query, mine: Deferred):
         client = self.client
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
-        target = path + ("?" + urlencode(query) if query else "")
+        data, target = _json_bytes(body), _target(path, query)
         host, port, auth, nonce = await client._sign(self.destination, self.address, method,
                                                      target, data)
         conn = await self._connection(host, port)
@@ -263,9 +260,7 @@ class Lane:
             head.append("content-type: application/json;charset=utf-8\r\ncontent-length: %d"
                         "\r\n" % len(data))
         head.append("\r\n")
-        if self._broken is not None:  # a call before this one failed while it was signed
-            raise PeerBehind("%s: behind a call that failed (%s)" % (self.destination,
-                                                                     self._broken))
+        self._not_behind()  # again: a call before this one may have failed while it was signed
         d = conn.request("".join(head).encode("utf-8"), data)
         self._sent += 1
         if conn.in_order:
@@ -281,6 +276,12 @@ class Lane:
         if status >= 400:
             self._broken = "HTTP %d" % status
         return status, headers, content, nonce
+
+    def _not_behind(self) -> None:
+        """PeerBehind once a call of this lane has failed."""
+        if self._broken is not None:
+            raise PeerBehind("%s: behind a call that failed (%s)" % (self.destination,
+                                                                     self._broken))
 
     async def _connection(self, host: str, port: int) -> PipelinedConnection:
         conn = self._conn
@@ -444,6 +445,16 @@ class _FileSink(Protocol):
         self.reactor.callFromThread(self._finished, md5.hexdigest(), sm3.hexdigest(), error)
 
 
+def _json_bytes(body: dict | None) -> bytes:
+    """A request's JSON body as sent (empty for none)."""
+    return json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
+
+
+def _target(path: str, query: dict | None) -> str:
+    """The request target as sent and signed: the path, and the query string if any."""
+    return path + ("?" + urlencode(query) if query else "")
+
+
 def _netloc(host: str, port: int) -> str:
     return "%s:%d" % (host if ":" not in host else "[%s]" % host, port)
 
@@ -548,7 +559,7 @@ async def bootstrap_call(reactor, policy: tls.BootstrapPolicy, address: str, pat
     agent = Agent(reactor, contextFactory=policy, pool=pool)
     status, _, content = await _exchange(
         agent, reactor, "POST", _url(host, port, path), Headers(),
-        json.dumps(body, ensure_ascii=False).encode("utf-8"), timeout, 8 << 20, address)
+        _json_bytes(body), timeout, 8 << 20, address)
     return PeerResponse(status, _json_object(content, address))
 
 
