@@ -79,7 +79,6 @@ class NodeStore:
         self.on_queued: list[Callable[[], None]] = []
         self._waiting: list[tuple] = []  # (fn, args, kwargs, Deferred) for the next commit
         self._committing = False
-        self.commits = self.units = 0  # transactions and the units they carried, so far
         self._last_seq: int | None = None  # the newest event seq this store committed
 
     def now_ms(self) -> int:
@@ -97,8 +96,6 @@ class NodeStore:
     def _commit(self) -> None:
         batch, self._waiting = self._waiting, []
         self._committing = True
-        self.commits += 1
-        self.units += len(batch)
         self._commits.inc()
         self._units.inc(len(batch))
         units = [(fn, args, kwargs) for fn, args, kwargs, _ in batch]
