@@ -16,7 +16,8 @@ from twisted.internet.protocol import Factory, Protocol
 from imfed.peer import PeerBehind
 from imfed.pipelined import Behind, Broken, PipelinedConnection
 
-from conftest import add_user, node_rows
+from conftest import add_user
+from test_node_delivery import _received
 
 
 def _chat(n: int, text: str, **override) -> dict:
@@ -25,12 +26,6 @@ def _chat(n: int, text: str, **override) -> dict:
             "content": {"message": text}}
     info.update(override)
     return {"messageInfo": info}
-
-
-def _received(node) -> list[str]:
-    rows = node_rows(node, "SELECT content FROM messages WHERE sender_id = ? ORDER BY seq",
-                     "100@node-a")
-    return [json.loads(r[0])["message"] for r in rows]
 
 
 async def _settle(d: Deferred):
@@ -63,13 +58,13 @@ async def test_a_lane_pipelines_in_order_and_nothing_passes_a_failure(pair):
         # B closed the connection after its error answer and handled nothing behind it.
         assert isinstance(four, PeerBehind) and isinstance(five, PeerBehind)
         assert not conn.usable
-        assert _received(b) == ["one", "two"]
+        assert _received(b, "100@node-a") == ["one", "two"]
         # The lane is spent: a later call is not sent either.
         with pytest.raises(PeerBehind):
             await lane.call("POST", "/sns/chat", _chat(6, "six"))
     finally:
         lane.close()
-    assert _received(b) == ["one", "two"]
+    assert _received(b, "100@node-a") == ["one", "two"]
 
     # A new lane sends them again (as the outbox does on its next pass), still in order.
     lane = a.role.client.lane("node-b", peer.address)
@@ -79,7 +74,7 @@ async def test_a_lane_pipelines_in_order_and_nothing_passes_a_failure(pair):
         assert [(await d).ok for d in again] == [True, True, True]
     finally:
         lane.close()
-    assert _received(b) == ["one", "two", "four", "five", "six"]
+    assert _received(b, "100@node-a") == ["one", "two", "four", "five", "six"]
 
 
 # -- the client's reading of answers, against canned bytes on a loopback socket --
