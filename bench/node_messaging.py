@@ -9,7 +9,7 @@ management role and the load in this process:
 
     python bench/node_messaging.py [--messages 3000] [--concurrency 64] [--conversations 16]
                                    [--rate 200] [--seconds 10] [--file-mb 200]
-                                   [--idle 200] [--no-access-log]
+                                   [--idle 200] [--no-access-log] [--pipeline 8]
                                    [--postgresql URL [--processes N]]
                                    [--profile DIR]
 
