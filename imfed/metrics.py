@@ -13,7 +13,7 @@ __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OL
            "DELIVERIES", "RETRIES", "SM2_OPERATIONS", "CERTIFICATE_EXPIRY", "STREAM_CLIENTS",
            "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
            "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG", "XMPP_STANZAS", "XMPP_BACKLOG",
-           "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS"]
+           "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS", "TLS_HANDSHAKES", "TLS_FAILURES"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -82,3 +82,11 @@ XMPP_BACKLOG = Gauge(
 XMPP_CONNECTED = Gauge(
     "imfed_xmpp_connected", "1 while the XMPP gateway's stream is up", ["server"],
     registry=REGISTRY)
+TLS_HANDSHAKES = Counter(
+    "imfed_tls_handshakes", "TLS handshakes completed with other servers, by protocol "
+    "(TLSv1.3, TLCPv1.1), suite and role (server: they dialled us; client: we dialled them)",
+    ["server", "protocol", "suite", "role"], registry=REGISTRY)
+TLS_FAILURES = Counter(
+    "imfed_tls_handshake_failures", "TLS handshakes that failed, by role and kind (cipher: no "
+    "SM4 suite in common or refused by the policy, version, certificate, eof, other)",
+    ["server", "role", "kind"], registry=REGISTRY)

@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 
 import attrs
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
@@ -84,9 +83,8 @@ class PeerClient:
         # Idle connections are closed here before a peer's listener would time them out
         # (idle_timeout_seconds, 120 by default): a request never races the peer's close.
         self.pool.cachedConnectionTimeout = 60
-        self.agent = Agent.usingEndpointFactory(self.reactor,
-                                                _NoDelayEndpoints(self.reactor, self.policy),
-                                                pool=self.pool)
+        self.agent = Agent.usingEndpointFactory(
+            self.reactor, _Endpoints(self.reactor, self.policy, self.timeout), pool=self.pool)
         self.pipes = Pipes(self.reactor, self.timeout, self.max_response,
                            per_host=self.pool.maxPersistentPerHost,
                            idle_seconds=self.pool.cachedConnectionTimeout)
@@ -313,36 +311,19 @@ class _QuietClientFactory(_HTTP11ClientFactory):
 
 
 @implementer(IAgentEndpointFactory)
-class _NoDelayEndpoints:
-    """TLS over TCP with Nagle's algorithm off: a request's headers and body go out as
-    separate TLS records, and Nagle would hold the body until the server acknowledged the
-    headers (which delayed ACKs postpone)."""
+class _Endpoints:
+    """The Agent's connections: TLS (with TLCP where a peer speaks nothing else) made by the
+    TLS layer, handshake first."""
 
-    def __init__(self, reactor, policy: tls.PeerPolicy) -> None:
-        self.reactor, self.policy = reactor, policy
+    def __init__(self, reactor, policy, timeout: float = 30.0) -> None:
+        self.reactor, self.policy, self.timeout = reactor, policy, timeout
 
     def endpointForURI(self, uri):
         creator = self.policy.creatorForNetloc(uri.host, uri.port)
         host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else uri.host
-        return wrapClientTLS(creator, _NoDelay(HostnameEndpoint(self.reactor, host, uri.port)))
+        return tls.client_endpoint(self.reactor, host, uri.port, creator, self.timeout)
 
 
-@implementer(IStreamClientEndpoint)
-class _NoDelay:
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    def connect(self, factory):
-        def nodelay(protocol):
-            setter = getattr(protocol.transport, "setTcpNoDelay", None)
-            if setter is not None:
-                setter(True)
-            return protocol
-
-        return self.inner.connect(factory).addCallback(nodelay)
-
-
-@implementer(IBodyProducer)
 class _BytesProducer:
     """A JSON body written at once, in the same reactor turn as the headers (FileBodyProducer
     would read it through a cooperator task, a few turns later and at a cost per request)."""
@@ -556,7 +537,7 @@ async def bootstrap_call(reactor, policy: tls.BootstrapPolicy, address: str, pat
     host, port = https_address(address)
     pool = HTTPConnectionPool(reactor, persistent=False)
     pool._factory = _QuietClientFactory
-    agent = Agent(reactor, contextFactory=policy, pool=pool)
+    agent = Agent.usingEndpointFactory(reactor, _Endpoints(reactor, policy, timeout), pool=pool)
     status, _, content = await _exchange(
         agent, reactor, "POST", _url(host, port, path), Headers(),
         _json_bytes(body), timeout, 8 << 20, address)

@@ -20,9 +20,9 @@ from collections import deque
 from functools import partial
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.protocol import Factory, Protocol
 
+from .crypto import tls
 from .timers import cancel
 
 __all__ = ["Behind", "Broken", "PipelinedConnection", "Pipes", "PIPELINE_HEADER",
@@ -319,8 +319,7 @@ class Pipes:
             conn.idle_timer = cancel(conn.idle_timer)
             if conn.usable:
                 return conn
-        endpoint = wrapClientTLS(creator, HostnameEndpoint(self.reactor, host, port,
-                                                           timeout=self.timeout))
+        endpoint = tls.client_endpoint(self.reactor, host, port, creator, self.timeout)
         factory = Factory.forProtocol(partial(PipelinedConnection, self.reactor, self.timeout,
                                               self.limit))
         factory.noisy = False  # no "Starting factory" line per connection

@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from zope.interface import implementer
 
 from imfed.config import parse
-from imfed.crypto import pki, sm2, tls
+from imfed.crypto import _tongsuo, pki, sm2, tls
 from imfed.service import make_service
 from imfed.storage import run_sync
 from imfed.testing import free_port, postgresql_database, write_toml
@@ -137,35 +137,63 @@ def other_ca(tmp_path) -> TestCA:
 
 @implementer(IOpenSSLClientConnectionCreator)
 class _BareCreator:
-    def __init__(self, ctx):
-        self.ctx = ctx
+    def __init__(self, ctx, verify):
+        self.ctx, self.verify = ctx, verify
 
     def clientConnectionForTLS(self, tlsProtocol):
-        conn = SSL.Connection(self.ctx, None)
+        if isinstance(self.ctx, SSL.Context):
+            conn = SSL.Connection(self.ctx, None)
+        else:
+            conn = _tongsuo.Connection(self.ctx, self.verify)
         conn.set_connect_state()
         return conn
+
+
+def _chain_only(conn, der, errno, depth, ok):
+    return bool(ok)
 
 
 @implementer(IPolicyForHTTPS)
 class PlainClientPolicy:
     """A client that trusts ``ca_file`` and presents ``cert_file``/``key_file`` if given: used
-    to play clients imfed itself would never be (no certificate, a foreign one)."""
+    to play clients imfed itself would never be (no certificate, a foreign one).
+
+    ``suites``: "sm4", TLS 1.3 offering ``TLS_SM4_GCM_SM3`` alone (on Tongsuo's libssl, set up
+    here, not by imfed's TLS layer); "tlcp", TLCP with the ECC suites (no encryption
+    certificate of its own); "aes", OpenSSL 4 through pyOpenSSL offering only its AES and
+    ChaCha20 suites (what a peer without GM TLS offers)."""
 
     def __init__(self, ca_file: str | None, cert_file: str | None = None,
-                 key_file: str | None = None):
-        ctx = SSL.Context(SSL.TLS_METHOD)
-        if ca_file is not None:
-            ctx.load_verify_locations(ca_file)
-            ctx.set_verify(SSL.VERIFY_PEER, lambda conn, x509, errno, depth, ok: bool(ok))
-        # With no CA file the server is not verified: a newcomer fetching cacert, which it
-        # then checks against a fingerprint it was given.
-        if cert_file:
-            ctx.use_certificate_file(cert_file)
-            ctx.use_privatekey_file(key_file)
+                 key_file: str | None = None, suites: str = "sm4"):
+        self.verify = _chain_only if ca_file is not None else None
+        if suites == "aes":
+            ctx = SSL.Context(SSL.TLS_METHOD)
+            if ca_file is not None:
+                ctx.load_verify_locations(ca_file)
+                ctx.set_verify(SSL.VERIFY_PEER, lambda conn, x509, errno, depth, ok: bool(ok))
+            # With no CA file the server is not verified: a newcomer fetching cacert, which it
+            # then checks against a fingerprint it was given.
+            if cert_file:
+                ctx.use_certificate_file(cert_file)
+                ctx.use_privatekey_file(key_file)
+        else:
+            ctx = _tongsuo.Context(ntls_only=suites == "tlcp")
+            if suites == "tlcp":
+                ctx.set_cipher_list("ECC-SM2-SM4-GCM-SM3:ECC-SM2-SM4-CBC-SM3")
+            else:
+                ctx.set_versions(_tongsuo.TLS1_3_VERSION, _tongsuo.TLS1_3_VERSION)
+                ctx.set_ciphersuites("TLS_SM4_GCM_SM3")
+                ctx.set_groups("SM2")
+                ctx.set_sigalgs("sm2sig_sm3")
+            if ca_file is not None:
+                ctx.trust(pki.load_pem_certificate(ca_file).der)
+            if cert_file:
+                ctx.use_certificate(pki.load_pem_certificate(cert_file).der,
+                                    open(key_file, "rb").read())
         self.ctx = ctx
 
     def creatorForNetloc(self, hostname, port):
-        return _BareCreator(self.ctx)
+        return _BareCreator(self.ctx, self.verify)
 
 
 async def http(policy, method: str, url: str, body: bytes | None = None,

@@ -33,6 +33,8 @@ __all__ = [
     "fingerprint",
     "write_file",
     "CertificateAuthority",
+    "SIGN",
+    "ENC",
 ]
 
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
@@ -40,6 +42,16 @@ SM2_CURVE = "1.2.156.10197.1.301"
 EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 
 _UTC = datetime.timezone.utc
+
+
+SIGN, ENC = "sign", "enc"
+"""The two kinds of server certificate: signing (TLS 1.3, TLCP's signature, request
+signatures) and encryption (TLCP's key exchange)."""
+
+_KEY_USAGE = {
+    SIGN: {"digital_signature", "non_repudiation"},
+    ENC: {"key_encipherment", "data_encipherment", "key_agreement"},
+}
 
 
 class PKIError(ValueError):
@@ -178,6 +190,21 @@ class Certificate:
             return []
         return [str(name.native) for name in value]
 
+    @functools.cached_property
+    def key_usage(self) -> frozenset[str]:
+        value = self._asn1.key_usage_value
+        return frozenset(value.native) if value is not None else frozenset()
+
+    @property
+    def kind(self) -> str | None:
+        """SIGN, ENC, or None for a certificate that is neither (a CA, an odd one)."""
+        for kind, usage in _KEY_USAGE.items():
+            if self.key_usage == usage:
+                return kind
+        if "digital_signature" in self.key_usage and not self.is_ca:
+            return SIGN  # issued before encryption certificates existed
+        return None
+
     @property
     def ext_key_usage(self) -> list[str]:
         value = self._asn1.extended_key_usage_value
@@ -219,14 +246,19 @@ def load_pem_certificate(path: str) -> Certificate:
 
 
 def verify_issued(cert: Certificate, ca: Certificate, when: datetime.datetime | None = None,
-                  server_id: str | None = None, expired_ok: bool = False) -> None:
-    """Fail closed unless ``cert`` is a valid, current leaf of ``ca`` (and names ``server_id``);
-    ``expired_ok`` lets a leaf past its validity through (a pinned copy about to be replaced).
+                  server_id: str | None = None, expired_ok: bool = False,
+                  kind: str | None = None) -> None:
+    """Fail closed unless ``cert`` is a valid, current leaf of ``ca`` (and names ``server_id``,
+    and is of ``kind``, SIGN or ENC); ``expired_ok`` lets a leaf past its validity through (a
+    pinned copy about to be replaced).
 
     Raises PKIError with the reason.
     """
     if cert.is_ca:
         raise PKIError("a CA certificate is not a server certificate")
+    if kind is not None and cert.kind != kind:
+        raise PKIError("certificate is not a%s certificate (key usage %s)" % (
+            {SIGN: " signing", ENC: "n encryption"}[kind], ", ".join(sorted(cert.key_usage))))
     if not cert.signed_by(ca):
         raise PKIError("certificate is not signed by the federation CA")
     if not cert.valid_at(when) and not expired_ok:
@@ -358,20 +390,24 @@ def make_csr(key: sm2.PrivateKey, server_id: str) -> CertificateRequest:
 
 def issue_certificate(ca_key: sm2.PrivateKey, ca: Certificate, request: CertificateRequest,
                       server_id: str, host: str, days: int = 365,
-                      now: datetime.datetime | None = None) -> Certificate:
+                      now: datetime.datetime | None = None, kind: str = SIGN) -> Certificate:
     """A server certificate for ``server_id`` at ``host`` (DNS name or IP address).
 
     The CN must match: a request for another id is refused here, whoever calls.
     """
     if request.common_name != server_id:
         raise PKIError("certificate request names %r, not %r" % (request.common_name, server_id))
-    return certify_key(ca_key, ca, request.spki_der, server_id, host, days, now)
+    return certify_key(ca_key, ca, request.spki_der, server_id, host, days, now, kind)
 
 
 def certify_key(ca_key: sm2.PrivateKey, ca: Certificate, spki_der: bytes, server_id: str,
-                host: str, days: int = 365, now: datetime.datetime | None = None) -> Certificate:
+                host: str, days: int = 365, now: datetime.datetime | None = None,
+                kind: str = SIGN) -> Certificate:
     """A server certificate for a key the CA already trusts (a CSR's, or a current
-    certificate's when only the host changes)."""
+    certificate's when only the host changes); ``kind`` SIGN or ENC sets its key usage.
+
+    No BasicConstraints in an end-entity certificate: an empty one (``30 00``, what cA FALSE
+    encodes to) is refused by GmSSL's verifier, and RFC 5280 lets a leaf leave it out."""
     now = now or _now()
     not_after = min(now + datetime.timedelta(days=days), ca.not_after)
     tbs = x509.TbsCertificate({
@@ -384,8 +420,7 @@ def certify_key(ca_key: sm2.PrivateKey, ca: Certificate, spki_der: bytes, server
         "subject": x509.Name.build({"common_name": server_id}),
         "subject_public_key_info": keys.PublicKeyInfo.load(spki_der),
         "extensions": [
-            _extension("basic_constraints", {"ca": False}, critical=True),
-            _extension("key_usage", {"digital_signature", "key_encipherment"}, critical=True),
+            _extension("key_usage", _KEY_USAGE[kind], critical=True),
             _extension("extended_key_usage", ["server_auth", "client_auth"]),
             _extension("subject_alt_name", [_general_name(host)]),
             _extension("key_identifier", _key_id(spki_der)),
@@ -442,9 +477,10 @@ class CertificateAuthority:
         return cls.create(folder, common_name, days)
 
     def issue(self, request: CertificateRequest, server_id: str, host: str,
-              days: int = 365) -> Certificate:
-        return issue_certificate(self.key, self.cert, request, server_id, host, days)
+              days: int = 365, kind: str = SIGN) -> Certificate:
+        return issue_certificate(self.key, self.cert, request, server_id, host, days,
+                                 kind=kind)
 
     def certify_key(self, spki_der: bytes, server_id: str, host: str,
-                    days: int = 365) -> Certificate:
-        return certify_key(self.key, self.cert, spki_der, server_id, host, days)
+                    days: int = 365, kind: str = SIGN) -> Certificate:
+        return certify_key(self.key, self.cert, spki_der, server_id, host, days, kind=kind)
