@@ -50,7 +50,7 @@ def cmd_issue(args) -> None:
     ca = pki.CertificateAuthority.load(args.ca_dir)
     request = pki.CertificateRequest.from_pem(_read(args.csr))
     server_id = args.server_id or request.common_name
-    _out(ca.issue(request, server_id, args.host, args.days).pem, args.out)
+    _out(ca.issue(request, server_id, args.host, args.days, kind=args.usage).pem, args.out)
 
 
 def cmd_show(args) -> None:
@@ -71,7 +71,10 @@ def cmd_show(args) -> None:
     print("  valid        %s .. %s" % (cert.not_before.isoformat(), cert.not_after.isoformat()))
     print("  CA           %s" % ("yes" if cert.is_ca else "no"))
     print("  altNames     %s" % (", ".join(cert.san) or "-"))
-    print("  key usage    %s" % (", ".join(cert.ext_key_usage) or "-"))
+    print("  key usage    %s" % (", ".join(sorted(cert.key_usage)) or "-"))
+    print("  ext. usage   %s" % (", ".join(cert.ext_key_usage) or "-"))
+    print("  kind         %s" % {pki.SIGN: "signing certificate", pki.ENC: "encryption "
+                                 "certificate (TLCP)"}.get(cert.kind, "-"))
     print("  fingerprint  %s (SM3 of DER)" % cert.fingerprint)
 
 
@@ -125,6 +128,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--host", required=True, help="DNS name or IP of the server's address")
     a.add_argument("--server-id", help="defaults to the CSR's CN; must match it")
     a.add_argument("--days", type=int, default=365)
+    a.add_argument("--usage", choices=(pki.SIGN, pki.ENC), default=pki.SIGN,
+                   help="sign: the signing certificate (TLS 1.3, TLCP signatures, requests); "
+                   "enc: TLCP's encryption certificate (keyEncipherment, dataEncipherment, "
+                   "keyAgreement), for a key of its own")
     a.add_argument("--out")
     a.set_defaults(func=cmd_issue)
 

@@ -237,6 +237,9 @@ class NodeConfig:
     """The store: a SQLite file's path (default <data_dir>/node.sqlite3) or a
     ``postgresql://`` URL shared by every process of the node (docs/scaling.md)."""
     database_connections: int = 4
+    # TLCP's encryption key and certificate (the node obtains them through apply or modify).
+    enc_key_file: str = ""
+    enc_cert_file: str = ""
 
 
 LOG_FORMATS = ("text", "json")
@@ -414,6 +417,9 @@ class Config:
     xmpp: XmppConfig | None = None
     # SM2 on the reactor thread (0) or on a pool of this many threads (imfed/crypto/signing.py).
     crypto_threads: int = 0
+    # [tls] policy: "gm-only" (SM4 suites alone: TLS 1.3 RFC 8998, TLCP) or "gm-preferred"
+    # (SM4 first, the AES/ChaCha20 suites of TLS 1.3 for a peer without them); docs/crypto.md.
+    tls_policy: str = "gm-only"
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.data_dir, *parts)
@@ -458,6 +464,8 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         address=r.address("address", "https://%s:%d" % (listen.host, listen.port)),
         key_file=r.get("key_file", str, os.path.join(folder, "server.key")),
         cert_file=r.get("cert_file", str, os.path.join(folder, "server.pem")),
+        enc_key_file=r.get("enc_key_file", str, os.path.join(folder, "server-enc.key")),
+        enc_cert_file=r.get("enc_cert_file", str, os.path.join(folder, "server-enc.pem")),
         ca_file=r.get("ca_file", str, os.path.join(folder, "ca.pem")),
         management_cert_file=r.get("management_cert_file", str,
                                    os.path.join(folder, "management.pem")),
@@ -499,7 +507,7 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     crypto_threads = top.get("crypto_threads", int, 0)
     if not 0 <= crypto_threads <= 64:
         raise ConfigError("crypto_threads", "must be 0 (SM2 on the reactor thread) to 64")
-    top.used.update({"management", "node", "metrics", "log", "bridge", "xmpp"})
+    top.used.update({"management", "node", "metrics", "log", "bridge", "xmpp", "tls"})
     top.done()
     management = _section(data, "management")
     node = _section(data, "node")
@@ -525,7 +533,18 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         else None,
         xmpp=_xmpp(xmpp, node_config) if xmpp is not None else None,
         crypto_threads=crypto_threads,
+        tls_policy=_tls_policy(_section(data, "tls") or {}),
     )
+
+
+def _tls_policy(table: dict) -> str:
+    r = _Reader(table, "tls.")
+    policy = r.get("policy", str, "gm-only")
+    if policy not in ("gm-only", "gm-preferred"):
+        raise ConfigError(r.key("policy"), 'must be "gm-only" (SM4 suites alone) or '
+                          '"gm-preferred" (SM4 first, AES for a peer without SM4)')
+    r.done()
+    return policy
 
 
 def load(path: str) -> Config:

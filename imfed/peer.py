@@ -69,13 +69,14 @@ class PeerClient:
     certificate_of: CertLookup
     timeout: float = 30.0
     max_response: int = 8 << 20
+    tls_policy: str = tls.GM_ONLY
     policy: tls.PeerPolicy = attrs.field(init=False)
     pool: HTTPConnectionPool = attrs.field(init=False)
     agent: Agent = attrs.field(init=False)
     pipes: Pipes = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.policy = tls.PeerPolicy(self.identity)
+        self.policy = tls.PeerPolicy(self.identity, self.tls_policy)
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
         self.pool._factory = _QuietClientFactory  # no "Starting factory" line per connection
         # One connection per lane the outbox may drive at once (outbox.lanes_per_destination).

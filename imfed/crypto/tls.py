@@ -52,6 +52,7 @@ __all__ = [
     "PeerPolicy",
     "BootstrapPolicy",
     "client_endpoint",
+    "transport_report",
     "negotiated",
     "peer_certificate",
     "peer_server_id",
@@ -285,6 +286,7 @@ class _Transport:
         self.role, self.policy = role, policy
         self.server_id = "-"
         self.non_gm: dict[str, tuple[float, str]] = {}
+        self.last: dict[str, Negotiated] = {}
         self._logged = (0.0, 0)
 
     def done(self, conn: _tongsuo.Connection, ca: Certificate, peer: str) -> None:
@@ -296,6 +298,10 @@ class _Transport:
             self.non_gm[peer] = (time.time(), str(agreed))
             while len(self.non_gm) > 64:
                 self.non_gm.pop(next(iter(self.non_gm)))
+        if self.role == "client":
+            self.last[peer] = agreed
+            while len(self.last) > 1024:
+                self.last.pop(next(iter(self.last)))
         TLS_HANDSHAKES.labels(self.server_id, agreed.protocol, agreed.suite, self.role).inc()
 
     def failed(self, conn: _tongsuo.Connection, error: Exception, peer: str) -> None:
@@ -322,6 +328,21 @@ class _Transport:
             out["warning"] = ("%d peer(s) reached without an SM4 suite in the last day"
                               % len(weak))
         return out
+
+
+def transport_report(*sides) -> dict:
+    """/health's view of a server's transport (its listener and its client): the policy, and
+    a warning naming the peers reached without an SM4 suite in the last day."""
+    out: dict = {}
+    weak: dict = {}
+    for side in sides:
+        report = side.transport.report()
+        out["policy"] = report["policy"]
+        weak.update(report.get("withoutSm4", {}))
+    if weak:
+        out["withoutSm4"] = weak
+        out["warning"] = "%d peer(s) reached without an SM4 suite in the last day" % len(weak)
+    return out
 
 
 def _reason(error: Exception) -> str:
@@ -474,6 +495,10 @@ class PeerPolicy(_ClientSide):
         self.transport.server_id = identity.server_id or "-"
         self.tls_ctx = identity._context(self.policy, tlcp=False)
         self.tlcp_ctx = identity._context(self.policy, tlcp=True)
+
+    def negotiated_with(self, host: str, port: int) -> Negotiated | None:
+        """What the last connection to (host, port) agreed."""
+        return self.transport.last.get("%s:%d" % (host, port))
 
     def expect(self, host: str, port: int, server_id) -> None:
         self._expected[(host.lower(), port)] = server_id

@@ -43,7 +43,8 @@ _FIELDS = {
     "ownerId": ("owner_id", False, 128),
 }
 CHANGEABLE = ("serverName", "serverAddress", "serverType", "area", "country", "contactName",
-              "contactEmail", "contactMobile", "csr")
+              "contactEmail", "contactMobile", "csr", "encCsr")
+_CSRS = ("csr", "encCsr")
 
 
 def _check_field(name: str, value: str) -> str:
@@ -60,35 +61,56 @@ def _check_field(name: str, value: str) -> str:
     return value
 
 
-def _csr(value, server_id: str) -> pki.CertificateRequest:
+def _csr(value, server_id: str, name: str = "csr") -> pki.CertificateRequest:
+    code = "bad_" + name
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest("csr must be a PEM PKCS#10 request", "bad_csr")
+        raise BadRequest("%s must be a PEM PKCS#10 request" % name, code)
     if len(value) > 16384:
-        raise BadRequest("csr is too long", "bad_csr")
+        raise BadRequest("%s is too long" % name, code)
     try:
         request = pki.CertificateRequest.from_pem(value)
     except pki.PKIError as e:
-        raise BadRequest("csr: %s" % e, "bad_csr") from None
+        raise BadRequest("%s: %s" % (name, e), code) from None
     if request.common_name != server_id:
-        raise BadRequest("csr names %r, not serverId %r" % (request.common_name, server_id),
-                         "csr_cn_mismatch")
+        raise BadRequest("%s names %r, not serverId %r" % (name, request.common_name,
+                                                            server_id), "csr_cn_mismatch")
     return request
 
 
-def parse_apply(body: dict) -> tuple[str, dict, pki.CertificateRequest]:
-    """(serverId, fields by wire name, CSR) of a valid application; BadRequest otherwise."""
+@attrs.frozen
+class Requests:
+    """The key(s) an application asks the CA to certify: the signing key (``csr``) and TLCP's
+    encryption key (``encCsr``), each optional in a modification."""
+
+    sign: pki.CertificateRequest | None = None
+    enc: pki.CertificateRequest | None = None
+
+
+def _requests(body: dict, server_id: str) -> Requests:
+    sign = _csr(body["csr"], server_id) if "csr" in body else None
+    enc = _csr(body["encCsr"], server_id, "encCsr") if "encCsr" in body else None
+    if sign is not None and enc is not None and sign.spki_der == enc.spki_der:
+        raise BadRequest("encCsr must be for a key of its own, not the signing key",
+                         "bad_encCsr")
+    return Requests(sign, enc)
+
+
+def parse_apply(body: dict) -> tuple[str, dict, Requests]:
+    """(serverId, fields by wire name, CSRs) of a valid application; BadRequest otherwise."""
     server_id = fields.server_id(body.get("serverId"))
     data = {}
     for name, (_, required, max_len) in _FIELDS.items():
         value = fields.text(body, name, required=required, max_len=max_len)
         data[name] = _check_field(name, value) if value else value
-    unknown = sorted(set(body) - set(_FIELDS) - {"serverId", "csr"})
+    unknown = sorted(set(body) - set(_FIELDS) - {"serverId", *_CSRS})
     if unknown:
         raise BadRequest("unknown field %s" % unknown[0], "unknown_field")
-    return server_id, data, _csr(body.get("csr"), server_id)
+    if body.get("csr") is None:
+        _csr(None, server_id)  # required: the same error as a malformed one
+    return server_id, data, _requests(body, server_id)
 
 
-def parse_changes(body: dict, server_id: str) -> tuple[dict, pki.CertificateRequest | None]:
+def parse_changes(body: dict, server_id: str) -> tuple[dict, Requests]:
     """The ``changes`` of a modification; serverId can never change (§6.1.2)."""
     changes = body.get("changes")
     if not isinstance(changes, dict) or not changes:
@@ -100,23 +122,26 @@ def parse_changes(body: dict, server_id: str) -> tuple[dict, pki.CertificateRequ
         raise BadRequest("%s cannot be changed" % unknown[0], "bad_changes")
     data = {}
     for name in changes:
-        if name == "csr":
+        if name in _CSRS:
             continue
         _, required, max_len = _FIELDS[name]
         value = fields.text(changes, name, required=required, max_len=max_len)
         data[name] = _check_field(name, value) if value else value
-    request = _csr(changes["csr"], server_id) if "csr" in changes else None
-    return data, request
+    return data, _requests(changes, server_id)
+
+
+def _pem(request: pki.CertificateRequest | None) -> str | None:
+    return request.pem.decode("ascii") if request is not None else None
 
 
 def new_application(kind: str, server_id: str, submitted_by: str, now_ms: int, data: dict,
-                    request: pki.CertificateRequest | None = None) -> tuple[Application, str]:
+                    requests: Requests = Requests()) -> tuple[Application, str]:
     """A pending application and the token its submitter may poll it with."""
     token = secrets.token_hex(16)
     app = Application(application_id=secrets.token_hex(12), kind=kind, server_id=server_id,
                       status="pending", submitted_at=now_ms, submitted_by=submitted_by,
                       token_hash=sm3_hex(token.encode()), data=data,
-                      csr_pem=request.pem.decode("ascii") if request else None)
+                      csr_pem=_pem(requests.sign), enc_csr_pem=_pem(requests.enc))
     return app, token
 
 
@@ -146,6 +171,9 @@ def submit(cur, app: Application) -> None:
     detail = {"application": app.application_id}
     if app.csr_pem:
         detail["csr_key_sm3"] = sm3_hex(pki.CertificateRequest.from_pem(app.csr_pem).spki_der)
+    if app.enc_csr_pem:
+        detail["enc_csr_key_sm3"] = sm3_hex(
+            pki.CertificateRequest.from_pem(app.enc_csr_pem).spki_der)
     store.audit(cur, app.submitted_at, app.submitted_by, "submit-" + app.kind, app.server_id,
                 app.data.get("reason", ""), **detail, data=app.data)
 
@@ -203,13 +231,22 @@ def _apply_fields(record: ServerRecord, data: dict) -> ServerRecord:
 
 
 def _issue(cur, ca: pki.CertificateAuthority, spki_der: bytes, server_id: str, address: str,
-           days: int, operator: str, now_ms: int, reason: str) -> pki.Certificate:
+           days: int, operator: str, now_ms: int, reason: str,
+           kind: str = pki.SIGN) -> pki.Certificate:
     host, _ = https_address(address)
-    cert = ca.certify_key(spki_der, server_id, host, days)
+    cert = ca.certify_key(spki_der, server_id, host, days, kind=kind)
     store.audit(cur, now_ms, operator, "issue-certificate", server_id, reason,
                 serial="%x" % cert.serial, fingerprint=cert.fingerprint, host=host,
-                not_after=cert.not_after.isoformat())
+                not_after=cert.not_after.isoformat(), usage=kind)
     return cert
+
+
+def _spki(pem: str | None) -> bytes | None:
+    return pki.CertificateRequest.from_pem(pem).spki_der if pem else None
+
+
+def _text(cert: pki.Certificate | None) -> str | None:
+    return cert.pem.decode("ascii") if cert is not None else None
 
 
 @transaction
@@ -220,7 +257,7 @@ def approve(cur, application_id: str, ca: pki.CertificateAuthority, operator: st
     serverId for good.  Every status-0 node is then owed a notification."""
     app = _pending(cur, application_id)
     server = store.get_server(cur, app.server_id)
-    cert = None
+    cert = enc = None
     if app.data.get("serverAddress"):
         _address_free(cur, app.data["serverAddress"], app.server_id, application_id)
     if app.kind == "apply":
@@ -230,32 +267,42 @@ def approve(cur, application_id: str, ca: pki.CertificateAuthority, operator: st
         request = pki.CertificateRequest.from_pem(app.csr_pem)
         cert = _issue(cur, ca, request.spki_der, app.server_id, app.data["serverAddress"], days,
                       operator, now_ms, note)
+        if app.enc_csr_pem:
+            enc = _issue(cur, ca, _spki(app.enc_csr_pem), app.server_id,
+                         app.data["serverAddress"], days, operator, now_ms, note, pki.ENC)
         blank = ServerRecord(app.server_id, "", "", "", "", "", "", "", "", "", 0, "", "")
         server = attrs.evolve(_apply_fields(blank, app.data), cert_pem=cert.pem.decode("ascii"),
-                              cert_fingerprint=cert.fingerprint)
+                              cert_fingerprint=cert.fingerprint, enc_cert_pem=_text(enc))
     elif app.kind == "modify":
         if server is None or server.status == ServerStatus.DEREGISTERED:
             raise Conflict("server %s is no longer registered" % app.server_id, "unknown_server")
         old_host = https_address(server.server_address)[0]
         server = _apply_fields(server, app.data)
-        spki = None
-        if app.csr_pem:
-            spki = pki.CertificateRequest.from_pem(app.csr_pem).spki_der
-        elif https_address(server.server_address)[0] != old_host:
-            # Same key, new host: the certificate must name the new address.
+        moved = https_address(server.server_address)[0] != old_host
+        # A new key for each CSR; the same key at a new host where only the address changed
+        # (the certificates must name it).
+        spki = _spki(app.csr_pem)
+        if spki is None and moved:
             spki = pki.Certificate.from_pem(server.cert_pem).spki_der
+        enc_spki = _spki(app.enc_csr_pem)
+        if enc_spki is None and moved and server.enc_cert_pem:
+            enc_spki = pki.Certificate.from_pem(server.enc_cert_pem).spki_der
         if spki is not None:
             cert = _issue(cur, ca, spki, app.server_id, server.server_address, days,
                           operator, now_ms, note)
             server = attrs.evolve(server, cert_pem=cert.pem.decode("ascii"),
                                   cert_fingerprint=cert.fingerprint)
+        if enc_spki is not None:
+            enc = _issue(cur, ca, enc_spki, app.server_id, server.server_address, days,
+                         operator, now_ms, note, pki.ENC)
+            server = attrs.evolve(server, enc_cert_pem=_text(enc))
     else:  # deregister
         if server is None or server.status == ServerStatus.DEREGISTERED:
             raise Conflict("server %s is no longer registered" % app.server_id, "unknown_server")
         server = attrs.evolve(server, status=2)
     store.put_server(cur, server, now_ms)
-    store.decide(cur, application_id, "approved", operator, now_ms, note,
-                 cert.pem.decode("ascii") if cert else None)
+    store.decide(cur, application_id, "approved", operator, now_ms, note, _text(cert),
+                 _text(enc))
     store.audit(cur, now_ms, operator, "approve-" + app.kind, app.server_id, note,
                 application=application_id)
     store.enqueue_notifications(cur, app.server_id, now_ms)

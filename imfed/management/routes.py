@@ -27,6 +27,7 @@ class ManagementApi(Endpoints):
                  server_id: str, signing_key, verifier, max_body: int,
                  apply_throttle: Throttle, max_pending: int) -> None:
         self.registrations, self.ca, self.own_cert = registrations, ca, own_cert
+        self.own_enc_cert: pki.Certificate | None = None  # TLCP's, set by the role
         self.server_id, self.signing_key, self.verifier = server_id, signing_key, verifier
         self.max_body = max_body
         self.apply_throttle, self.max_pending = apply_throttle, max_pending
@@ -46,7 +47,7 @@ class ManagementApi(Endpoints):
         if wait is not None:
             raise TooMany("too many applications from this address", wait, "throttled")
         body = read_json(request, self.max_body)
-        server_id, data, csr = review.parse_apply(body)
+        server_id, data, requests = review.parse_apply(body)
         if await self.registrations.pending_count() >= self.max_pending:
             raise TooMany("too many applications are waiting for review", 3600,
                           "review_queue_full")
@@ -54,11 +55,12 @@ class ManagementApi(Endpoints):
         if server_id == self.server_id:
             raise Conflict("serverId %s is the management server's own" % server_id,
                            "server_id_taken")
-        return await self._submit("apply", server_id, "applicant:" + server_id, data, csr)
+        return await self._submit("apply", server_id, "applicant:" + server_id, data, requests)
 
-    async def _submit(self, kind: str, server_id: str, by: str, data: dict, csr=None) -> dict:
+    async def _submit(self, kind: str, server_id: str, by: str, data: dict,
+                      requests: review.Requests = review.Requests()) -> dict:
         app, token = review.new_application(kind, server_id, by, self.registrations.now_ms(),
-                                            data, csr)
+                                            data, requests)
         await self.registrations.submit(app)
         return ok_body(self.style, applicationId=app.application_id, applyToken=token,
                        status="pending")
@@ -78,14 +80,16 @@ class ManagementApi(Endpoints):
                          serverId=app.server_id, status=app.status, reason=app.reason)
         if app.status == "approved" and app.cert_pem:
             answer.update(serverCert=app.cert_pem, caCert=self.ca.pem.decode("ascii"))
+        if app.status == "approved" and app.enc_cert_pem:
+            answer.update(encCert=app.enc_cert_pem, caCert=self.ca.pem.decode("ascii"))
         return answer
 
     @sns_route(app, paths.MODIFY)
     @endpoint(SIGNED)
     async def modify(self, request, origin):
         body = read_json(request, self.max_body)
-        data, csr = review.parse_changes(body, origin)
-        return await self._submit("modify", origin, "server:" + origin, data, csr)
+        data, requests = review.parse_changes(body, origin)
+        return await self._submit("modify", origin, "server:" + origin, data, requests)
 
     @sns_route(app, paths.DEREGISTER)
     @endpoint(SIGNED)
@@ -100,13 +104,19 @@ class ManagementApi(Endpoints):
         body = read_json(request, self.max_body)
         sid = fields.server_id(body.get("serverId"))
         if sid == self.server_id:
-            return ok_body(self.style, serverId=sid, serverCert=self.own_cert.pem.decode("ascii"))
+            answer = ok_body(self.style, serverId=sid, serverCert=self.own_cert.pem.decode("ascii"))
+            if self.own_enc_cert is not None:
+                answer["encCert"] = self.own_enc_cert.pem.decode("ascii")
+            return answer
         record = await self.registrations.server(sid)
         if record is None:
             raise NotFound("no server %s" % sid, "unknown_server")
         if record.status == ServerStatus.DEREGISTERED:
             raise NotFound("server %s is deregistered" % sid, "deregistered")
-        return ok_body(self.style, serverId=sid, serverCert=record.cert_pem)
+        answer = ok_body(self.style, serverId=sid, serverCert=record.cert_pem)
+        if record.enc_cert_pem:
+            answer["encCert"] = record.enc_cert_pem
+        return answer
 
     @sns_route(app, paths.SERVERS)
     @endpoint(SIGNED)

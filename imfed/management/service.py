@@ -32,35 +32,41 @@ __all__ = ["ManagementRole", "prepare_identity", "OwnCertificateCheck"]
 
 
 def prepare_identity(config: Config) -> tuple[pki.CertificateAuthority, tls.TLSIdentity]:
-    """The CA (created on first start) and the management server's own certificate from it
-    (CN = its serverId, subjectAltName = the host of its address), renewed when missing, for
-    another host, or within 30 days of expiry."""
+    """The CA (created on first start) and the management server's own certificates from it,
+    signing and TLCP's encryption one (CN = its serverId, subjectAltName = the host of its
+    address), each renewed when missing, for another host, or within 30 days of expiry."""
     m = config.management
     folder = config.path("management")
     ca = pki.CertificateAuthority.open(os.path.join(folder, "ca"), m.ca_common_name,
                                        m.ca_validity_days)
-    key_file = os.path.join(folder, "server.key")
-    cert_file = os.path.join(folder, "server.pem")
     host, _ = https_address(m.address)
-    if os.path.exists(key_file):
-        with open(key_file, "rb") as f:
-            key = load_private_key_pem(f.read())
-    else:
-        key = generate_private_key()
-        pki.write_file(key_file, key.to_pem(), private=True)
-    if not _current(cert_file, ca.cert, m.server_id, host, key):
-        cert = ca.issue(pki.make_csr(key, m.server_id), m.server_id, host, m.cert_validity_days)
-        pki.write_file(cert_file, cert.pem)
-    return ca, tls.TLSIdentity.load(key_file, cert_file, os.path.join(folder, "ca", "ca.pem"))
+    files = {}
+    for kind, name in ((pki.SIGN, "server"), (pki.ENC, "server-enc")):
+        key_file = os.path.join(folder, name + ".key")
+        cert_file = os.path.join(folder, name + ".pem")
+        if os.path.exists(key_file):
+            with open(key_file, "rb") as f:
+                key = load_private_key_pem(f.read())
+        else:
+            key = generate_private_key()
+            pki.write_file(key_file, key.to_pem(), private=True)
+        if not _current(cert_file, ca.cert, m.server_id, host, key, kind):
+            cert = ca.issue(pki.make_csr(key, m.server_id), m.server_id, host,
+                            m.cert_validity_days, kind=kind)
+            pki.write_file(cert_file, cert.pem)
+        files[kind] = (key_file, cert_file)
+    (key_file, cert_file), (enc_key, enc_cert) = files[pki.SIGN], files[pki.ENC]
+    return ca, tls.TLSIdentity.load(key_file, cert_file, os.path.join(folder, "ca", "ca.pem"),
+                                    enc_key, enc_cert)
 
 
-def _current(cert_file, ca, server_id, host, key) -> bool:
+def _current(cert_file, ca, server_id, host, key, kind) -> bool:
     if not os.path.exists(cert_file):
         return False
     try:
         cert = pki.load_pem_certificate(cert_file)
         soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
-        pki.verify_issued(cert, ca, server_id=server_id)
+        pki.verify_issued(cert, ca, server_id=server_id, kind=kind)
         return host in cert.san and cert.public_key == key.public_key() and cert.valid_at(soon)
     except (pki.PKIError, OSError):
         return False
@@ -74,7 +80,8 @@ class ManagementRole:
         self.config = m
         self.full_config, self.clock = config, reactor
         self.ca, self.identity = prepare_identity(config)
-        self.server_tls = tls.ServerTLS(self.identity, require_client_cert=False)
+        self.server_tls = tls.ServerTLS(self.identity, require_client_cert=False,
+                                        policy=config.tls_policy)
         with open(self.identity.key_file, "rb") as f:
             self.signing_key = load_private_key_pem(f.read())
         self.db = Database(m.database, "management", reactor)
@@ -86,7 +93,8 @@ class ManagementRole:
             self.verifier.nonces = StoredNonces(self.db, self.verifier.window_ms)
         self.client = PeerClient(server_id=m.server_id, key=self.signing_key,
                                  identity=self.identity, reactor=reactor,
-                                 certificate_of=self.any_certificate)
+                                 certificate_of=self.any_certificate,
+                                 tls_policy=config.tls_policy)
         self.notifier = Notifier(self.store, self.client, reactor,
                                  poll_seconds=m.notify_poll_seconds,
                                  initial_seconds=m.notify_retry_initial_seconds,
@@ -98,6 +106,7 @@ class ManagementRole:
                                  apply_throttle=Throttle(reactor, m.apply_per_source_per_hour,
                                                          3600.0),
                                  max_pending=m.max_pending_applications)
+        self.api.own_enc_cert = self.identity.enc_certificate
 
     @property
     def server_id(self) -> str:
@@ -108,6 +117,7 @@ class ManagementRole:
         ok, checks = await store_and_certificates(self.db, self.clock, {
             "certificateDaysLeft": self.identity.certificate, "caDaysLeft": self.ca.cert})
         checks["pendingApplications"] = await self.db.runInteraction(store.pending_count)
+        checks["transport"] = tls.transport_report(self.server_tls, self.client.policy)
         return ok, checks
 
     async def collect_metrics(self) -> None:
@@ -141,12 +151,14 @@ class ManagementRole:
         host or within 30 days of expiry, and present it from the next connection on; nodes
         fetch it with getservercert.  True when it changed."""
         _, identity = prepare_identity(self.full_config)
-        if identity.certificate.fingerprint == self.identity.certificate.fingerprint:
+        if (identity.certificate.fingerprint, _fingerprint(identity.enc_certificate)) == \
+                (self.identity.certificate.fingerprint, _fingerprint(self.identity.enc_certificate)):
             return False
         self.identity = identity
         self.server_tls.use(identity)
         self.client.use(identity, self.signing_key)
         self.api.own_cert = identity.certificate
+        self.api.own_enc_cert = identity.enc_certificate
         return True
 
     async def any_certificate(self, server_id: str) -> pki.Certificate | None:
@@ -159,6 +171,10 @@ class ManagementRole:
         if record is None or record.status != ServerStatus.ACTIVE:
             return None
         return pki.Certificate.from_pem(record.cert_pem)
+
+
+def _fingerprint(cert: pki.Certificate | None) -> str | None:
+    return cert.fingerprint if cert is not None else None
 
 
 class OwnCertificateCheck(Periodic):

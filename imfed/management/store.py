@@ -25,7 +25,7 @@ __all__ = [
 
 _SERVER_COLUMNS = ("server_id", "server_name", "server_address", "server_type", "area",
                    "country", "owner_id", "contact_name", "contact_email", "contact_mobile",
-                   "status", "cert_pem", "cert_fingerprint", "changed_at")
+                   "status", "cert_pem", "cert_fingerprint", "changed_at", "enc_cert_pem")
 
 
 @attrs.frozen
@@ -44,6 +44,7 @@ class ServerRecord:
     cert_pem: str
     cert_fingerprint: str
     changed_at: int = 0
+    enc_cert_pem: str | None = None  # TLCP's encryption certificate, where it has one
 
     def to_wire(self) -> dict:
         return _entry(*(getattr(self, c) for c in _WIRE_COLUMNS))
@@ -132,6 +133,8 @@ class Application:
     decided_by: str | None = None
     reason: str = ""
     cert_pem: str | None = None
+    enc_csr_pem: str | None = None
+    enc_cert_pem: str | None = None
 
 
 _APP_COLUMNS = tuple(a.name for a in attrs.fields(Application))
@@ -178,10 +181,11 @@ def pending_for(cur, server_id: str) -> Application | None:
 
 
 def decide(cur, application_id: str, status: str, by: str, at: int, reason: str = "",
-           cert_pem: str | None = None) -> None:
+           cert_pem: str | None = None, enc_cert_pem: str | None = None) -> None:
     cur.execute("UPDATE applications SET status = ?, decided_by = ?, decided_at = ?, "
-                "reason = ?, cert_pem = ? WHERE application_id = ? AND status = 'pending'",
-                (status, by, at, reason, cert_pem, application_id))
+                "reason = ?, cert_pem = ?, enc_cert_pem = ? WHERE application_id = ? AND "
+                "status = 'pending'",
+                (status, by, at, reason, cert_pem, enc_cert_pem, application_id))
     if cur.rowcount != 1:
         raise LookupError("application %s is not pending" % application_id)
 

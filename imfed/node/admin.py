@@ -101,7 +101,7 @@ def cmd_join(args) -> None:
     _react(lambda reactor: join(
         reactor, config.node, args.ca_fingerprint, fields,
         progress=lambda text: print("imfed node join: " + text, flush=True),
-        poll_seconds=args.poll, wait_seconds=args.wait))
+        poll_seconds=args.poll, wait_seconds=args.wait, tls_policy=config.tls_policy))
 
 
 def cmd_renew(args) -> None:
@@ -109,7 +109,7 @@ def cmd_renew(args) -> None:
     _react(lambda reactor: renew(
         reactor, config.node, progress=lambda text: print("imfed node renew: " + text,
                                                           flush=True),
-        poll_seconds=args.poll, wait_seconds=args.wait))
+        poll_seconds=args.poll, wait_seconds=args.wait, tls_policy=config.tls_policy))
 
 
 MIN_PASSWORD = 8

@@ -6,6 +6,7 @@ accepted, its answer signed)."""
 from __future__ import annotations
 
 from ..crypto import pki
+from ..config import https_address
 from ..peer import PeerClient, PeerError
 from ..storage import run_sync
 from ..wire import paths
@@ -50,7 +51,8 @@ async def check(reactor, config, server_id: str, report) -> None:
     report("directory entry", True, "%s at %s, certificate %s" % (
         server_id, peer.address, peer.cert.fingerprint[:16]))
     client = PeerClient(server_id=n.server_id, key=key, identity=identity, reactor=reactor,
-                        certificate_of=directory.certificate_of, timeout=10.0)
+                        certificate_of=directory.certificate_of, timeout=10.0,
+                        tls_policy=config.tls_policy)
     probe = paths.VERIFY_USERS
     query = {"userID": "imfed-check@%s" % server_id}
     try:
@@ -61,8 +63,13 @@ async def check(reactor, config, server_id: str, report) -> None:
         except PeerError as e:
             report("TLS handshake", False, str(e))
             return
-        report("TLS handshake", True, "mutual TLS with %s's certificate (HTTP %d unsigned)"
-               % (server_id, answer.status))
+        host, port = https_address(peer.address)
+        agreed = client.policy.negotiated_with(host, port)
+        report("TLS handshake", True, "mutual TLS with %s's certificate, %s%s (HTTP %d "
+               "unsigned)" % (server_id, agreed or "protocol unknown",
+                              "" if agreed is None or agreed.gm else
+                              " - NOT an SM4 suite: records are not encrypted with GM "
+                              "algorithms", answer.status))
         try:
             answer = await client.call(server_id, peer.address, probe.method,
                                        probe.full_path, query=query)

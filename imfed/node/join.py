@@ -58,16 +58,19 @@ async def _ok(reactor, policy, config: NodeConfig, path: str, body: dict) -> dic
 
 async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
                progress: Callable[[str], None] = lambda text: None,
-               poll_seconds: float = 5.0, wait_seconds: float | None = None) -> pki.Certificate:
+               poll_seconds: float = 5.0, wait_seconds: float | None = None,
+               tls_policy: str = tls.GM_ONLY) -> pki.Certificate:
     """Run the whole flow; answer the installed certificate.  JoinError when refused."""
     pin = ca_fingerprint.strip().lower().replace(":", "")
     key = _key(config.key_file)
+    enc_key = _key(config.enc_key_file) if config.enc_key_file else None
 
     # 1. The CA, pinned.
     if os.path.exists(config.ca_file):
         ca = pki.load_pem_certificate(config.ca_file)
     else:
-        body = await _ok(reactor, tls.BootstrapPolicy(), config, paths.CACERT.full_path, {})
+        body = await _ok(reactor, tls.BootstrapPolicy(policy=tls_policy), config,
+                         paths.CACERT.full_path, {})
         ca = pki.Certificate.from_pem(body.get("caCert", ""))
     if ca.fingerprint != pin:
         raise JoinError("the CA certificate's fingerprint is %s, not the %s you were given: "
@@ -77,7 +80,7 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
         progress("CA certificate pinned (SM3 %s)" % ca.fingerprint)
 
     # 2. The management server's certificate, over TLS now verified against the CA.
-    policy = tls.BootstrapPolicy(ca, config.ca_file, config.management_id)
+    policy = tls.BootstrapPolicy(ca, config.ca_file, config.management_id, tls_policy)
     body = await _ok(reactor, policy, config, paths.GETSERVERCERT.full_path,
                      {"serverId": config.management_id})
     management = pki.Certificate.from_pem(body.get("serverCert", ""))
@@ -92,8 +95,10 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
         progress("resuming application %s" % state["applicationId"])
     else:
         request = pki.make_csr(key, config.server_id)
-        body = await _ok(reactor, policy, config, paths.APPLY.full_path,
-                         dict(fields, csr=request.pem.decode("ascii")))
+        csrs = {"csr": request.pem.decode("ascii")}
+        if enc_key is not None:  # TLCP's encryption certificate, issued with the other
+            csrs["encCsr"] = pki.make_csr(enc_key, config.server_id).pem.decode("ascii")
+        body = await _ok(reactor, policy, config, paths.APPLY.full_path, dict(fields, **csrs))
         state = {"applicationId": body["applicationId"], "applyToken": body["applyToken"]}
         pki.write_file(state_file, json.dumps(state).encode(), private=True)
         progress("applied as %s: application %s, waiting for the operator's review"
@@ -121,32 +126,62 @@ async def join(reactor, config: NodeConfig, ca_fingerprint: str, fields: dict,
     if cert.public_key != key.public_key():
         raise JoinError("the issued certificate is not for this server's key")
     pki.write_file(config.cert_file, cert.pem)
+    if enc_key is not None and body.get("encCert"):
+        enc = _issued(body["encCert"], ca, config.server_id, pki.ENC, enc_key)
+        pki.write_file(config.enc_cert_file, enc.pem)
+        progress("encryption certificate %x installed in %s" % (enc.serial,
+                                                                config.enc_cert_file))
     os.unlink(state_file)
     progress("approved: certificate %x installed in %s, valid until %s"
              % (cert.serial, config.cert_file, cert.not_after.isoformat()))
     return cert
 
 
+def _issued(pem: str, ca: pki.Certificate, server_id: str, kind: str,
+            key: sm2.PrivateKey) -> pki.Certificate:
+    """An issued certificate, checked: ours (CA, serverId, kind) and for ``key``."""
+    try:
+        cert = pki.Certificate.from_pem(pem)
+        pki.verify_issued(cert, ca, server_id=server_id, kind=kind)
+    except pki.PKIError as e:
+        raise JoinError("the issued %s certificate is refused: %s" % (kind, e)) from None
+    if cert.public_key != key.public_key():
+        raise JoinError("the issued %s certificate is not for this server's key" % kind)
+    return cert
+
+
 async def renew(reactor, config: NodeConfig, progress: Callable[[str], None] = lambda t: None,
-                poll_seconds: float = 5.0, wait_seconds: float | None = None
-                ) -> pki.Certificate:
-    """Certificate renewal (§6.1.2, docs/protocol.md §4 ``modify``): a new key and CSR, sent
-    signed with the current identity; once approved the new key and certificate replace the
-    old ones (the old pair is kept as ``*.old``).  A running daemon takes them up at its next
-    renewal check (imfed/node/renewal.py)."""
+                poll_seconds: float = 5.0, wait_seconds: float | None = None,
+                sign: bool = True, tls_policy: str = tls.GM_ONLY) -> pki.Certificate:
+    """Certificate renewal (§6.1.2, docs/protocol.md §4 ``modify``): new keys and CSRs for the
+    signing certificate and TLCP's encryption one, sent signed with the current identity; once
+    approved the new keys and certificates replace the old ones (the old pairs are kept as
+    ``*.old``).  ``sign`` False asks for the encryption certificate alone (a node from before
+    TLCP obtaining its first).  A running daemon takes them up at its next renewal check
+    (imfed/node/renewal.py).  Answers the signing certificate in use afterwards."""
     lock = _renewal_lock(config)
     try:
-        return await _renew(reactor, config, progress, poll_seconds, wait_seconds)
+        return await _renew(reactor, config, progress, poll_seconds, wait_seconds, sign,
+                            tls_policy)
     finally:
         lock.close()
 
 
+def _kinds(config: NodeConfig, sign: bool) -> dict[str, tuple[str, str]]:
+    """{kind: (key file, certificate file)} of what a renewal replaces."""
+    kinds = {pki.SIGN: (config.key_file, config.cert_file)} if sign else {}
+    if config.enc_key_file:
+        kinds[pki.ENC] = (config.enc_key_file, config.enc_cert_file)
+    return kinds
+
+
 async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
-                 wait_seconds: float | None) -> pki.Certificate:
+                 wait_seconds: float | None, sign: bool, tls_policy: str) -> pki.Certificate:
     from ..crypto.tls import TLSIdentity
     from ..peer import PeerClient
 
-    identity = TLSIdentity.load(config.key_file, config.cert_file, config.ca_file)
+    identity = TLSIdentity.load(config.key_file, config.cert_file, config.ca_file,
+                                config.enc_key_file, config.enc_cert_file)
     with open(config.key_file, "rb") as f:
         current_key = sm2.load_private_key_pem(f.read())
     management = pki.load_pem_certificate(config.management_cert_file)
@@ -155,39 +190,46 @@ async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
         return management if server_id == config.management_id else None
 
     client = PeerClient(server_id=config.server_id, key=current_key, identity=identity,
-                        reactor=reactor, certificate_of=certificate_of)
-    pending_key = config.key_file + ".new"
+                        reactor=reactor, certificate_of=certificate_of, tls_policy=tls_policy)
     state_file = os.path.join(os.path.dirname(config.key_file), "renewal.json")
     try:
         if os.path.exists(state_file):
             with open(state_file) as f:
                 state = json.load(f)
-            new_key = _key(pending_key)
+            kinds = {k: v for k, v in _kinds(config, True).items()
+                     if k in state.get("kinds", [pki.SIGN])}
+            keys = {k: _key(files[0] + ".new") for k, files in kinds.items()}
             progress("resuming renewal %s" % state["applicationId"])
         else:
-            new_key = sm2.generate_private_key()
-            pki.write_file(pending_key, new_key.to_pem(), private=True)
-            request = pki.make_csr(new_key, config.server_id)
+            kinds = _kinds(config, sign)
+            keys, changes = {}, {}
+            for kind, (key_file, _) in kinds.items():
+                keys[kind] = sm2.generate_private_key()
+                pki.write_file(key_file + ".new", keys[kind].to_pem(), private=True)
+                changes["csr" if kind == pki.SIGN else "encCsr"] = \
+                    pki.make_csr(keys[kind], config.server_id).pem.decode("ascii")
             answer = await client.call(config.management_id, config.management_url, "POST",
-                                       paths.MODIFY.full_path,
-                                       {"changes": {"csr": request.pem.decode("ascii")}})
+                                       paths.MODIFY.full_path, {"changes": changes})
             if not answer.ok:
                 raise JoinError("renewal refused: %s" % answer.body.get("desc"))
             state = {"applicationId": answer.body["applicationId"],
-                     "applyToken": answer.body["applyToken"]}
+                     "applyToken": answer.body["applyToken"], "kinds": sorted(kinds)}
             pki.write_file(state_file, json.dumps(state).encode(), private=True)
             progress("renewal %s submitted, waiting for the operator's review"
                      % state["applicationId"])
         waited = 0.0
         while True:
             answer = await client.call(config.management_id, config.management_url, "POST",
-                                       paths.APPLY_STATUS.full_path, state, signed=False)
+                                       paths.APPLY_STATUS.full_path,
+                                       {"applicationId": state["applicationId"],
+                                        "applyToken": state["applyToken"]}, signed=False)
             status = answer.body.get("status")
             if status == "approved":
                 break
             if status == "rejected" or not answer.ok:
                 os.unlink(state_file)
-                os.unlink(pending_key)
+                for key_file, _ in kinds.values():
+                    os.unlink(key_file + ".new")
                 raise JoinError("renewal rejected: %s" % (answer.body.get("reason")
                                                           or answer.body.get("desc")))
             if wait_seconds is not None and waited >= wait_seconds:
@@ -196,12 +238,18 @@ async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
             progress("pending review (%.0f s)" % waited)
             await deferLater(reactor, poll_seconds, lambda: None)
             waited += poll_seconds
-        cert = pki.Certificate.from_pem(answer.body["serverCert"])
-        _install(config, identity, new_key, cert, pending_key, state_file)
+        issued = {kind: _issued(answer.body["serverCert" if kind == pki.SIGN else "encCert"],
+                                identity.ca, config.server_id, kind, keys[kind])
+                  for kind in kinds}
+        _install(kinds, issued, state_file)
     finally:
         await client.close()
-    progress("renewed: certificate %x installed, valid until %s; a running daemon takes it up "
-             "within its renew_check_seconds" % (cert.serial, cert.not_after.isoformat()))
+    cert = issued.get(pki.SIGN) or identity.certificate
+    for kind, got in issued.items():
+        progress("renewed: %s certificate %x installed, valid until %s; a running daemon "
+                 "takes it up within its renew_check_seconds"
+                 % ("signing" if kind == pki.SIGN else "encryption", got.serial,
+                    got.not_after.isoformat()))
     return cert
 
 
@@ -220,13 +268,12 @@ def _renewal_lock(config: NodeConfig):
     return f
 
 
-def _install(config: NodeConfig, identity, new_key, cert, pending_key: str,
-             state_file: str) -> None:
-    pki.verify_issued(cert, identity.ca, server_id=config.server_id)
-    if cert.public_key != new_key.public_key():
-        raise JoinError("the issued certificate is not for the new key")
-    for path in (config.key_file, config.cert_file):
-        os.replace(path, path + ".old")
-    os.replace(pending_key, config.key_file)
-    pki.write_file(config.cert_file, cert.pem)
+def _install(kinds: dict, issued: dict, state_file: str) -> None:
+    """Each new pair in place of the old one (kept as ``*.old``)."""
+    for kind, (key_file, cert_file) in kinds.items():
+        for path in (key_file, cert_file):
+            if os.path.exists(path):
+                os.replace(path, path + ".old")
+        os.replace(key_file + ".new", key_file)
+        pki.write_file(cert_file, issued[kind].pem)
     os.unlink(state_file)

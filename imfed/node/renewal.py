@@ -50,6 +50,8 @@ class Renewal(Periodic):
         cert = self.role.identity.certificate
         left = (cert.not_after - self._now()).total_seconds()
         if left > self.before_seconds:
+            if not self.role.identity.tlcp and self.role.config.enc_key_file:
+                await self._encryption_certificate()
             return
         lifetime = (cert.not_after - cert.not_before).total_seconds()
         if lifetime <= self.before_seconds:
@@ -62,7 +64,8 @@ class Renewal(Periodic):
                  when=cert.not_after.isoformat())
         try:
             await renew(self.clock, self.role.config, progress=lambda text: log.info(
-                "renewal: {text}", text=text), poll_seconds=self.poll_seconds)
+                "renewal: {text}", text=text), poll_seconds=self.poll_seconds,
+                tls_policy=self.role.tls_policy)
         except (JoinError, PeerError) as e:
             log.error("certificate renewal failed: {error}", error=str(e))
             return
@@ -70,6 +73,22 @@ class Renewal(Periodic):
         log.info("now using certificate {serial:x}, valid until {when}",
                  serial=self.role.identity.certificate.serial,
                  when=self.role.identity.certificate.not_after.isoformat())
+
+    async def _encryption_certificate(self) -> None:
+        """A node from before TLCP (no encryption certificate) asks for one through modify,
+        keeping its signing key; until it is approved the node speaks TLS 1.3 alone."""
+        log.info("this node has no encryption certificate (TLCP): asking the management "
+                 "server for one")
+        try:
+            await renew(self.clock, self.role.config, progress=lambda text: log.info(
+                "encryption certificate: {text}", text=text), poll_seconds=self.poll_seconds,
+                sign=False, tls_policy=self.role.tls_policy)
+        except (JoinError, PeerError) as e:
+            log.error("obtaining an encryption certificate failed: {error}", error=str(e))
+            return
+        if self.role.use_identity():
+            log.info("now speaking TLCP too: encryption certificate {serial:x}",
+                     serial=self.role.identity.enc_certificate.serial)
 
     async def _management_certificate(self) -> None:
         """The pinned copy of the management server's certificate, refreshed within 20 days

@@ -57,6 +57,7 @@ __all__ = ["NodeRole"]
 class NodeRole:
     def __init__(self, config: Config, reactor) -> None:
         n = self.config = config.node
+        self.tls_policy = config.tls_policy
         self.clock = reactor
         try:
             self.identity, self.signing_key = _identity(n)
@@ -67,7 +68,7 @@ class NodeRole:
         except (OSError, ValueError, pki.PKIError) as e:
             raise ConfigError("node.cert_file", "the node has no valid key, certificate, CA or "
                               "management certificate (run `imfed node join`): %s" % e) from None
-        self.server_tls = tls.ServerTLS(self.identity)
+        self.server_tls = tls.ServerTLS(self.identity, policy=config.tls_policy)
 
         # The store and what is known of the federation.
         self.db = Database(config.node.database, "node", reactor,
@@ -82,7 +83,8 @@ class NodeRole:
                                    management_cert=management_cert, clock=reactor)
         self.client = PeerClient(server_id=n.server_id, key=self.signing_key,
                                  identity=self.identity, reactor=reactor,
-                                 certificate_of=self.directory.certificate_of)
+                                 certificate_of=self.directory.certificate_of,
+                                 tls_policy=config.tls_policy)
         self.refresher = Refresher(self.directory, self.client, n.directory_refresh_seconds,
                                    reactor)
         self.verifier = signing.RequestVerifier(server_id=n.server_id, ca=self.identity.ca,
@@ -195,7 +197,7 @@ class NodeRole:
         certificate, requests and answers are signed with the new key.  False when the files
         hold the identity already in use."""
         identity, key = _identity(self.config)
-        if identity.certificate.fingerprint == self.identity.certificate.fingerprint:
+        if _fingerprints(identity) == _fingerprints(self.identity):
             return False
         self.identity, self.signing_key = identity, key
         self.server_tls.use(identity)
@@ -213,6 +215,7 @@ class NodeRole:
             self.db, self.clock, {"certificateDaysLeft": self.identity.certificate})
         checks["management"] = self.refresher.state()
         checks["outboxDepth"] = await self.outbox.depth()
+        checks["transport"] = tls.transport_report(self.server_tls, self.client.policy)
         if self.bridge_pusher is not None:
             checks["bridge"] = {"backlog": await self.bridge_pusher.backlog(),
                                 "error": self.bridge_pusher.last_error}
@@ -257,10 +260,17 @@ class NodeRole:
 def _identity(n) -> tuple[tls.TLSIdentity, "object"]:
     """The node's TLS identity and signing key from its files, checked: issued by the CA to
     this serverId, and the key is the certificate's."""
-    identity = tls.TLSIdentity.load(n.key_file, n.cert_file, n.ca_file)
+    identity = tls.TLSIdentity.load(n.key_file, n.cert_file, n.ca_file, n.enc_key_file,
+                                    n.enc_cert_file)
     pki.verify_issued(identity.certificate, identity.ca, server_id=n.server_id)
+    identity.check_pair()
     with open(n.key_file, "rb") as f:
         key = load_private_key_pem(f.read())
     if key.public_key() != identity.certificate.public_key:
         raise pki.PKIError("%s is not the key of %s" % (n.key_file, n.cert_file))
     return identity, key
+
+
+def _fingerprints(identity: tls.TLSIdentity) -> tuple:
+    enc = identity.enc_certificate
+    return identity.certificate.fingerprint, enc.fingerprint if enc is not None else None
