@@ -211,16 +211,20 @@ def _peer_host(transport) -> str:
 
 
 def access_line(timestamp, request) -> str:
-    """``<address> <who> "<method> <path> <protocol>" <status> <bytes> <ms>ms``: the caller's
-    serverId or user ID and the time from the request's first line to its answer."""
+    """``<address> <who> "<method> <path> <protocol>" <status> <bytes> <ms>ms [<tls>]``: the
+    caller's serverId or user ID, the time from the request's first line to its answer and, on
+    a TLS listener, the protocol and suite its connection agreed (``TLSv1.3/TLS_SM4_GCM_SM3``,
+    ``TLCPv1.1/ECC_SM4_CBC_SM3``)."""
     text = (b"%s %s %s" % (request.method, request.uri, request.clientproto)).decode("latin-1")
     if not text.isprintable() or '"' in text or "\\" in text:  # rare: escaped, one by one
         text = "".join(c if c.isprintable() and c not in '"\\' else "\\x%02x" % ord(c)
                        for c in text)
     ms = (time.monotonic() - getattr(request, "started", time.monotonic())) * 1000
-    return '%s %s "%s" %d %s %.1fms' % (
+    line = '%s %s "%s" %d %s %.1fms' % (
         _peer_host(request.transport) if request.transport else "-",
         getattr(request, "who", "-"), text, request.code, request.sentLength or "-", ms)
+    agreed = tls.negotiated(request.channel.transport) if request.channel else None
+    return line if agreed is None else "%s %s/%s" % (line, agreed.protocol, agreed.suite)
 
 
 class _QuietSite(Site):

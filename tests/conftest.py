@@ -253,9 +253,10 @@ class RunningManagement:
         return run_sync(self.role.db.path, snapshot)
 
 
-def start_management(data_dir: str, port: int | None = None, **settings) -> RunningManagement:
+def start_management(data_dir: str, port: int | None = None, top: dict | None = None,
+                     **settings) -> RunningManagement:
     """Start the management role in this reactor on a loopback port (fast notification
-    retries unless told otherwise)."""
+    retries unless told otherwise); ``top`` for other tables of its config."""
     port = port or free_port()
     section = {"listen": "127.0.0.1:%d" % port, "server_id": "manager",
                "notify_poll_seconds": 0.1, "notify_retry_initial_seconds": 0.2,
@@ -263,6 +264,7 @@ def start_management(data_dir: str, port: int | None = None, **settings) -> Runn
     section.update(store_setting(data_dir))
     section.update(settings)
     data = {"data_dir": data_dir, "management": section}
+    data.update(top or {})
     os.makedirs(data_dir, exist_ok=True)
     write_toml(data, os.path.join(data_dir, "imfed.toml"))
     config = parse(data)

@@ -150,3 +150,57 @@ def test_pki_command_line(tmp_path):
     bad = _imfed("pki", "issue", "--ca-dir", d + "/ca", "--csr", d + "/node.csr", "--host",
                  "127.0.0.1", "--server-id", "node-d")
     assert bad.returncode == 1 and "names" in bad.stderr
+
+
+def _extensions(cert: pki.Certificate) -> dict:
+    from asn1crypto import x509
+
+    tbs = x509.Certificate.load(cert.der)["tbs_certificate"]
+    return {e["extn_id"].native: e for e in tbs["extensions"]}
+
+
+def test_signing_and_encryption_certificates_for_gm_verifiers(ca, tmp_path):
+    """Both kinds pass `openssl verify` under the default distinguishing ID, carry the usages
+    TLCP wants, and have no BasicConstraints at all (GmSSL refuses the empty one, 30 00, that
+    cA FALSE encodes to).  Tongsuo's verifier is exercised by the handshakes of
+    tests/test_gm_transport.py, which verify these certificates with it."""
+    authority = ca.authority
+    enc_key = sm2.generate_private_key()
+    issued = ca.issue("node-a", host="127.0.0.1")
+    enc = authority.issue(pki.make_csr(enc_key, "node-a"), "node-a", "127.0.0.1", kind=pki.ENC)
+    (tmp_path / "enc.pem").write_bytes(enc.pem)
+    for cert, path, kind, usage in (
+            (issued.cert, issued.cert_file, pki.SIGN, {"digital_signature", "non_repudiation"}),
+            (enc, str(tmp_path / "enc.pem"), pki.ENC,
+             {"key_encipherment", "data_encipherment", "key_agreement"})):
+        result = _verify_with_openssl(ca.ca_file, path)
+        assert result.returncode == 0, result.stderr
+        assert cert.kind == kind and cert.key_usage == usage
+        extensions = _extensions(cert)
+        assert "basic_constraints" not in extensions
+        assert extensions["key_usage"]["critical"].native is True
+        assert sorted(cert.ext_key_usage) == ["client_auth", "server_auth"]
+        pki.verify_issued(cert, authority.cert, server_id="node-a", kind=kind)
+        text = openssl("x509", "-in", path, "-noout", "-text").stdout.decode()
+        assert "Basic Constraints" not in text
+    with pytest.raises(pki.PKIError, match="not an encryption certificate"):
+        pki.verify_issued(issued.cert, authority.cert, kind=pki.ENC)
+    with pytest.raises(pki.PKIError, match="not a signing certificate"):
+        pki.verify_issued(enc, authority.cert, kind=pki.SIGN)
+    # The CA keeps its BasicConstraints (cA TRUE, critical).
+    assert _extensions(authority.cert)["basic_constraints"]["critical"].native is True
+
+
+def test_pki_command_line_issues_and_shows_an_encryption_certificate(tmp_path):
+    d = str(tmp_path)
+    assert _imfed("pki", "init-ca", "--dir", d + "/ca").returncode == 0
+    assert _imfed("pki", "keygen", "--out", d + "/enc.key").returncode == 0
+    assert _imfed("pki", "csr", "--server-id", "node-c", "--key", d + "/enc.key", "--out",
+                  d + "/enc.csr").returncode == 0
+    r = _imfed("pki", "issue", "--ca-dir", d + "/ca", "--csr", d + "/enc.csr", "--host",
+               "127.0.0.1", "--usage", "enc", "--out", d + "/enc.pem")
+    assert r.returncode == 0, r.stderr
+    assert _verify_with_openssl(d + "/ca/ca.pem", d + "/enc.pem").returncode == 0
+    shown = _imfed("pki", "show", d + "/enc.pem").stdout
+    assert "encryption certificate (TLCP)" in shown
+    assert "data_encipherment, key_agreement, key_encipherment" in shown

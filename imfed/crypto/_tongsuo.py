@@ -369,13 +369,15 @@ class Connection:
     # -- pyOpenSSL's Connection, the part Twisted uses ------------------------------------
 
     def set_connect_state(self) -> None:
-        self._server = False
-        self._start(self._contexts[0])
+        if self._server is None:
+            self._server = False
+            self._start(self._contexts[0])
 
     def set_accept_state(self) -> None:
-        self._server = True
-        if self._contexts[1] is None:
-            self._start(self._contexts[0])
+        if self._server is None:
+            self._server = True
+            if self._contexts[1] is None:
+                self._start(self._contexts[0])
 
     def _sniff(self, data: bytes) -> bytes:
         """A server's first bytes: hold them until the record header says TLCP or TLS."""
