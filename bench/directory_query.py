@@ -40,7 +40,10 @@ def fill(cur, count: int, cert: pki.Certificate, now_ms: int) -> None:
         rows.append((sid, "IM server %d" % i, "https://im%d.example.com:443" % i, "vendor/x",
                      "北京", "CN", "owner-%d" % i, "联系人", "ops%d@example.com" % i,
                      "1350000%04d" % i, 0, cert.pem.decode(), cert.fingerprint, now_ms + i))
-    cur.executemany("INSERT INTO servers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    cur.executemany("INSERT INTO servers (server_id, server_name, server_address, server_type, "
+                    "area, country, owner_id, contact_name, contact_email, contact_mobile, "
+                    "status, cert_pem, cert_fingerprint, changed_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
 @transaction

@@ -88,7 +88,10 @@ async def test_daemon_serves_mutual_sm2_tls(daemon, tmp_path, other_ca):
     node = issue_from(authority, str(tmp_path / "node"), "node-a")
     db = sqlite3.connect(os.path.join(data_dir, "management.sqlite3"))
     with db:
-        db.execute("INSERT INTO servers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        db.execute("INSERT INTO servers (server_id, server_name, server_address, server_type,"
+                   " area, country, owner_id, contact_name, contact_email, contact_mobile, "
+                   "status, cert_pem, cert_fingerprint, changed_at) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                    ("node-a", "Node A", "https://127.0.0.1:1", "", "", "CN", "o", "Ops",
                     "ops@example.com", "13500001111", 0, node.cert.pem.decode(),
                     node.cert.fingerprint, 1))

@@ -591,8 +591,9 @@ class _GMEndpoint:
     async def _try(self, factory, creator):
         waiter = _Waiter()
         tcp = HostnameEndpoint(self.reactor, self.host, self.port, timeout=self.timeout)
-        wrapped = TLSMemoryBIOFactory(creator, True, Factory.forProtocol(lambda: waiter))
-        wrapped.noisy = False
+        inner = Factory.forProtocol(lambda: waiter)
+        inner.noisy = False  # no "Starting factory" line per connection
+        wrapped = TLSMemoryBIOFactory(creator, True, inner)
         d = tcp.connect(wrapped)
         d.addTimeout(self.timeout, self.reactor)
         tls_protocol = await d
