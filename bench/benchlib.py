@@ -91,6 +91,22 @@ class Node:
         self.log.close()
 
 
+    def negotiated(self) -> str:
+        """The protocols and suites of the federation calls this node answered, as its access
+        log's last field has them (counted), once the node has stopped."""
+        import collections
+
+        seen = collections.Counter()
+        with open(self.path + ".log", "rb") as f:
+            for line in f:
+                text = line.decode("utf-8", "replace").rstrip()
+                if '"POST /sns/' in text or '"GET /sns/' in text:
+                    seen[text.rsplit(" ", 1)[-1]] += 1
+        if not seen:
+            return "not in the log (access_log off?)"
+        return ", ".join("%s (%d calls)" % kv for kv in seen.most_common())
+
+
 async def call(method, url, token=None, body=None, **kw):
     """(status, JSON answer) of a client API call."""
     headers = {"Authorization": "Bearer " + token} if token else {}

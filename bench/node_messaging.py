@@ -252,6 +252,7 @@ async def main(reactor, args):
     finally:
         await a.stop(reactor)
         await b.stop(reactor)
+        print("TLS between the nodes (B's access log): %s" % b.negotiated())
         await management.stopService()
         shutil.rmtree(folder, ignore_errors=True)  # stores, logs: nothing is kept
 

@@ -559,7 +559,12 @@ class _Waiter(Protocol):
 
 
 class HandshakeRefused(Exception):
-    """The TLS handshake failed (the reason says how)."""
+    """The TLS handshake failed (the reason says how); ``final`` when no other protocol is
+    worth a try (our own checks refused the peer, or it did not answer in time)."""
+
+    def __init__(self, message: str, final: bool) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 @implementer(IStreamClientEndpoint)
@@ -581,7 +586,7 @@ class _GMEndpoint:
                 protocol = await self._try(factory, attempt)
             except HandshakeRefused as e:
                 last = e
-                if e.args and e.args[1]:  # our own check refused the peer: no other way
+                if e.final:  # our own check refused the peer, or it never answered
                     break
                 continue
             self.creator.worked(kind)
@@ -603,21 +608,28 @@ class _GMEndpoint:
             # would hold the body until the server acknowledged the headers.
             setter(True)
         finished = waiter.finished
-        call = self.reactor.callLater(self.timeout, tls_protocol.transport.abortConnection)
+        late = []
+
+        def too_late() -> None:
+            late.append(True)
+            tls_protocol.transport.abortConnection()
+
+        call = self.reactor.callLater(self.timeout, too_late)
         try:
             await finished
         except Exception as e:
-            conn = tls_protocol.getHandle()
-            refusal = getattr(conn, "refusal", None)
+            refusal = getattr(tls_protocol.getHandle(), "refusal", None)
+            reason = refusal or ("no answer in %.0f s" % self.timeout if late
+                                 else _failure_text(e))
             raise HandshakeRefused("TLS handshake with %s:%d failed: %s" % (
-                self.host, self.port, refusal or _failure_text(e)), bool(refusal)) from None
+                self.host, self.port, reason), bool(refusal or late)) from None
         finally:
             if call.active():
                 call.cancel()
         protocol = factory.buildProtocol(tls_protocol.transport.getPeer())
         if protocol is None:
             tls_protocol.transport.abortConnection()
-            raise HandshakeRefused("no protocol for %s:%d" % (self.host, self.port), True)
+            raise HandshakeRefused("no protocol for %s:%d" % (self.host, self.port), final=True)
         tls_protocol.wrappedProtocol = protocol
         protocol.makeConnection(tls_protocol)
         return protocol
