@@ -266,7 +266,7 @@ FEDERATION = {
                                             users=arr(ref("UserInfo")))),
 }
 
-APPLY_FIELDS = dict(serverId=S, serverName=S, serverAddress=S, csr=S, contactName=S,
+APPLY_FIELDS = dict(serverId=S, serverName=S, serverAddress=S, csr=S, encCsr=S, contactName=S,
                     contactEmail=S, contactMobile=S, serverType=S, area=S, country=S,
                     ownerId=S)
 APPLIED = dict(applicationId=S, applyToken=S, status=S)
@@ -282,13 +282,17 @@ MANAGEMENT = {
                                body=obj(("applicationId", "applyToken"), applicationId=S,
                                         applyToken=S),
                                answer=dict(applicationId=S, kind=S, serverId=S, status=S,
-                                           reason=S, serverCert=S, caCert=S)),
+                                           reason=S, serverCert=S, encCert=S, caCert=S)),
     _f(paths.MODIFY): op("Change this server's entry or renew its certificate", auth=SIGNED,
-                         body=obj(("changes",), changes={"type": "object"}), answer=APPLIED),
+                         body=obj(("changes",), changes=obj(**{
+                             k: v for k, v in APPLY_FIELDS.items() if k != "serverId"})),
+                         answer=APPLIED),
     _f(paths.DEREGISTER): op("Leave the federation", auth=SIGNED,
                              body=obj(("reason",), reason=S), answer=APPLIED),
-    _f(paths.GETSERVERCERT): op("A server's certificate", body=obj(("serverId",), serverId=S),
-                                answer=dict(serverId=S, serverCert=S)),
+    _f(paths.GETSERVERCERT): op("A server's certificates (encCert: TLCP's encryption "
+                                "certificate, where it has one)",
+                                body=obj(("serverId",), serverId=S),
+                                answer=dict(serverId=S, serverCert=S, encCert=S)),
     _f(paths.SERVERS): op("Directory changes since lastQueryTime (§6.3.2)", auth=SIGNED,
                           body=obj(lastQueryTime=I, serverIds=arr(S)),
                           answer=dict(servers=arr(ref("ServerEntry")), serverTime=I)),

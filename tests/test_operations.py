@@ -113,6 +113,8 @@ async def test_check_a_peer(pair):
     assert code == 0, out
     for step in ("this node", "directory entry", "TLS handshake", "signed round trip"):
         assert [line for line in out.splitlines() if line.startswith(step) and " ok " in line]
+    handshake = [line for line in out.splitlines() if line.startswith("TLS handshake")][0]
+    assert "TLSv1.3 TLS_SM4_GCM_SM3" in handshake and "NOT" not in handshake, handshake
     code, out = await cli("check", "node-q", "--config", a.config_path)
     assert code == 1 and "directory entry" in out and "FAILED" in out, out
     assert "TLS handshake" not in out  # stops at the first step that fails

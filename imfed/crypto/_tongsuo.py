@@ -42,6 +42,7 @@ SSL_CTX *SSL_CTX_new(const SSL_METHOD *);
 void SSL_CTX_free(SSL_CTX *);
 long SSL_CTX_ctrl(SSL_CTX *, int, long, void *);
 unsigned long SSL_CTX_set_options(SSL_CTX *, unsigned long);
+int SSL_CTX_set_num_tickets(SSL_CTX *, size_t);
 int SSL_CTX_set_ciphersuites(SSL_CTX *, const char *);
 int SSL_CTX_set_cipher_list(SSL_CTX *, const char *);
 void SSL_CTX_enable_ntls(SSL_CTX *);
@@ -110,6 +111,8 @@ void CRYPTO_free(void *, const char *, int);
 
 # Constants of Tongsuo 8.3 (OpenSSL 1.1.1 numbering).
 SSL_CTRL_MODE = 33
+SSL_CTRL_SET_SESS_CACHE_MODE = 44
+SSL_SESS_CACHE_OFF = 0
 SSL_CTRL_SET_TLSEXT_HOSTNAME = 55
 SSL_CTRL_SET_GROUPS_LIST = 92
 SSL_CTRL_SET_SIGALGS_LIST = 98
@@ -248,6 +251,9 @@ class Context:
                          | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS,
                          _ffi.NULL)
         lib.SSL_CTX_set_verify(self._ctx, SSL_VERIFY_NONE, _ffi.NULL)
+        # No resumption of any kind: every connection is a full handshake with certificates.
+        lib.SSL_CTX_ctrl(self._ctx, SSL_CTRL_SET_SESS_CACHE_MODE, SSL_SESS_CACHE_OFF, _ffi.NULL)
+        lib.SSL_CTX_set_num_tickets(self._ctx, 0)
         if ntls_only:
             # Tongsuo runs its TLCP state machine only where NTLS is enabled, and then only for
             # a connection it knows to be TLCP: with NTLS_method, every one.
