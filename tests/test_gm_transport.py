@@ -10,6 +10,8 @@ import contextlib
 import json
 import time
 
+import attrs
+
 import pytest
 import pytest_twisted
 import treq
@@ -94,6 +96,17 @@ async def _message_and_file(a, b, phone_a: str, phone_b: str) -> None:
     response = await treq.get(b.client_url + "files/" + uploaded["fileID"],
                               headers={"Authorization": "Bearer " + bob.token})
     assert response.code == 200 and await treq.content(response) == b"\x00\x01" * 40000
+    # A group mastered on A with Bob in it: invitation, membership notices, a message each way.
+    from test_groups import make_group
+
+    gid = await make_group(alice, "国密群", [bob])
+    for client, text in ((alice, "from A"), (bob, "from B")):
+        await client.ok("POST", "groups/%s/messages" % gid,
+                        {"messageType": "text", "content": {"message": text}})
+    await bob.wait_event("group_message", match=lambda m: m["messageInfo"]["content"].get(
+        "message") == "from A")
+    await alice.wait_event("group_message", match=lambda m: m["messageInfo"]["content"].get(
+        "message") == "from B")
 
 
 def _fresh_connections(node) -> None:
@@ -109,10 +122,10 @@ async def test_messages_and_files_travel_over_tls13_with_sm4(pair):
                     suite="TLS_SM4_GCM_SM3", role="server")
     with log_lines() as lines:
         await _message_and_file(a, b, "100", "200")
-    calls = federation_lines(lines)
-    chat = [line for line in calls if "/sns/chat" in line]
-    download = [line for line in calls if "/sns/download/file" in line]
-    assert chat and download, calls
+    calls = between_nodes(lines)
+    for path in ("/sns/chat", "/sns/download/file", "/sns/invite/grpreq", "/sns/invite/grprep",
+                 "/sns/notify/grpchat"):
+        assert [line for line in calls if path in line], (path, calls)
     assert all(line.endswith(SM4_13) for line in calls), calls
     assert metric("imfed_tls_handshakes_total", server="node-b", protocol="TLSv1.3",
                   suite="TLS_SM4_GCM_SM3", role="server") > before
@@ -136,8 +149,9 @@ async def test_messages_and_files_travel_over_tlcp_between_two_nodes(pair):
     with log_lines() as lines:
         await _message_and_file(a, b, "101", "201")
     calls = between_nodes(lines)
-    assert [line for line in calls if "/sns/chat" in line], calls
-    assert [line for line in calls if "/sns/download/file" in line], calls
+    for path in ("/sns/chat", "/sns/download/file", "/sns/invite/grpreq", "/sns/invite/grprep",
+                 "/sns/notify/grpchat"):
+        assert [line for line in calls if path in line], (path, calls)
     assert all(line.endswith("TLCPv1.1/ECDHE_SM4_GCM_SM3") for line in calls), calls
     agreed = a.role.client.policy.negotiated_with(*_address(b))
     assert (agreed.protocol, agreed.suite) == ("TLCPv1.1", "ECDHE_SM4_GCM_SM3")
@@ -479,8 +493,7 @@ async def test_an_installation_from_before_tlcp_obtains_encryption_certificates(
         for path in (config.node.enc_key_file, config.node.enc_cert_file):
             os.unlink(path)
         record = await management.role.store.get("node-a")
-        await management.role.store.put(
-            __import__("attrs").evolve(record, enc_cert_pem=None))
+        await management.role.store.put(attrs.evolve(record, enc_cert_pem=None))
         node = RunningNode(config).start()
         assert not node.role.identity.tlcp
 

@@ -318,27 +318,20 @@ class _Transport:
                      role="with" if self.role == "client" else "from", peer=peer,
                      reason=reason)
 
-    def report(self) -> dict:
-        """For /health: the policy, and the peers reached without SM4 in the last day."""
+    def without_sm4(self) -> dict[str, str]:
+        """The peers reached without an SM4 suite in the last day, with what they agreed."""
         day_ago = time.time() - 86400
-        weak = {p: what for p, (when, what) in self.non_gm.items() if when > day_ago}
-        out: dict = {"policy": self.policy}
-        if weak:
-            out["withoutSm4"] = weak
-            out["warning"] = ("%d peer(s) reached without an SM4 suite in the last day"
-                              % len(weak))
-        return out
+        return {p: what for p, (when, what) in self.non_gm.items() if when > day_ago}
 
 
 def transport_report(*sides) -> dict:
-    """/health's view of a server's transport (its listener and its client): the policy, and
-    a warning naming the peers reached without an SM4 suite in the last day."""
-    out: dict = {}
+    """/health's view of a server's transport (its listener and its client, each with a
+    ``transport``): the policy, and a warning naming the peers reached without an SM4 suite in
+    the last day."""
+    out: dict = {"policy": sides[0].transport.policy}
     weak: dict = {}
     for side in sides:
-        report = side.transport.report()
-        out["policy"] = report["policy"]
-        weak.update(report.get("withoutSm4", {}))
+        weak.update(side.transport.without_sm4())
     if weak:
         out["withoutSm4"] = weak
         out["warning"] = "%d peer(s) reached without an SM4 suite in the last day" % len(weak)
