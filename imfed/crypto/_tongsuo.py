@@ -138,16 +138,24 @@ _ffi = cffi.FFI()
 _ffi.cdef(_CDEF)
 _lib = None
 _lock = threading.Lock()
+# Records are read into one buffer, then copied out: TLS runs on the reactor thread alone.
+_BUFFER_SIZE = 1 << 16
+_buffer = _ffi.new("char[]", _BUFFER_SIZE)
 
 
 def _load():
     global _lib
-    with _lock:
-        if _lib is None:
-            from tongsuopy.backends import _tongsuo  # the wheel's own extension module
+    if _lib is None:
+        with _lock:
+            if _lib is None:
+                from tongsuopy.backends import _tongsuo  # the wheel's own extension module
 
-            _lib = _ffi.dlopen(_tongsuo.__file__)
+                _lib = _ffi.dlopen(_tongsuo.__file__)
     return _lib
+
+
+def _read_buffer(size: int):
+    return _buffer if size <= _BUFFER_SIZE else _ffi.new("char[]", size)
 
 
 class TLSLibraryError(Exception):
@@ -469,7 +477,7 @@ class Connection:
     def bio_read(self, size: int) -> bytes:
         if self._ssl is None:
             raise _pyssl.WantReadError()
-        buf = _ffi.new("char[]", size)
+        buf = _read_buffer(size)
         n = _load().BIO_read(self._out, buf, size)
         if n <= 0:
             raise _pyssl.WantReadError()
@@ -478,7 +486,7 @@ class Connection:
     def recv(self, size: int) -> bytes:
         if self._ssl is None:
             self._not_started()
-        buf = _ffi.new("char[]", size)
+        buf = _read_buffer(size)
         n = _load().SSL_read(self._ssl, buf, size)
         if n <= 0:
             self._raise(n)
