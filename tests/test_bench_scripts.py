@@ -17,7 +17,8 @@ from conftest import REPO
     ("directory_query.py", ["--servers", "200", "--runs", "1"], b"incremental"),
     ("node_messaging.py", ["--messages", "40", "--concurrency", "8", "--conversations", "4",
                            "--rate", "20", "--seconds", "1", "--file-mb", "2", "--idle", "5"],
-     b"idle latency, 5 single messages"),
+     b"TLS between the nodes (B's access log): TLSv1.3/TLS_SM4_GCM_SM3"),
+    ("tls_records.py", ["--seconds", "0.05"], b"TLCP ECDHE_SM4_GCM_SM3 (Tongsuo)"),
     ("group_fanout.py", ["--servers", "2", "--messages", "3"], b"N= 2 receiving servers"),
 ])
 def test_bench_script_runs(script, args, expected):
