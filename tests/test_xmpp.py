@@ -245,6 +245,26 @@ async def test_texts_both_ways_in_order(world):
     assert _from(m, contact("%s@node-a" % CAROL))
 
 
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
+async def test_a_text_with_characters_xml_forbids_does_not_wedge_the_gateway(world):
+    """Issue #29, 1: control characters, U+FFFE and the like in a federation user's text
+    reach the XMPP user as U+FFFD; the component stream stays up and the next text follows."""
+    w = world
+    alice, bob = await w.alice_and_bob()
+    streams = w.a.role.gateway.link.connections
+    for text in ("bad \x0b\x1b\ufffe\x01 end", "next"):
+        await bob.ok("POST", "messages", {"recvID": "13600000001@node-a", "messageType": "text",
+                                          "content": {"message": text}})
+    got = []
+    while len(got) < 2:
+        m = await alice.wait(lambda e: e.name == "message" and _type(e, "chat") and
+                             _from(e, contact("13600000002@node-b")), what="Bob's texts")
+        got.append(body(m))
+    assert got == ["bad \ufffd\ufffd\ufffd\ufffd end", "next"]
+    assert w.a.role.gateway.link.connections == streams and w.a.role.gateway.link.online
+
+
 def oob_url(element) -> str:
     for x in element.elements("jabber:x:oob", "x"):
         for url in x.elements("jabber:x:oob", "url"):

@@ -5,6 +5,7 @@ authenticates with the shared secret, and connects again by itself whenever the 
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from twisted.application.internet import TCPClient
@@ -16,11 +17,19 @@ from twisted.words.xish import domish
 
 from ...config import XmppConfig
 
-__all__ = ["ComponentLink", "Offline", "NS_PING"]
+__all__ = ["ComponentLink", "Offline", "NS_PING", "xml_safe"]
 
 log = Logger()
 
 NS_PING = "urn:xmpp:ping"
+
+
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 does not allow replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 class Offline(Exception):
@@ -89,11 +98,16 @@ class ComponentLink(MultiService):
                  component=self.config.component, error=self.last_error)
 
     def send(self, element: domish.Element) -> None:
+        """Write ``element`` into the stream, every character XML 1.0 forbids (NUL and the
+        other C0 controls but tab and newlines, lone surrogates, U+FFFE, U+FFFF) replaced by
+        U+FFFD: one such character in a text from anywhere in the federation would otherwise
+        make the XMPP server close the stream (not-well-formed), and the same event would
+        close it again at every reconnection."""
         if self.xs is None:
             raise Offline("no stream to the XMPP server")
         if not element.getAttribute("from"):
             element["from"] = self.config.component
-        self.xs.send(element)
+        self.xs.send(xml_safe(element.toXml()))
 
     def barrier(self, timeout: float = 10.0) -> Deferred:
         """Fires when the XMPP server has taken every stanza sent before it: a ping to the
