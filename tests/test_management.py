@@ -501,3 +501,45 @@ def test_a_change_owed_again_during_delivery_is_not_lost(tmp_path):
     assert newer == version + 1 and attempts == 0
     run_sync(path, transaction(store.notification_done), target, changed, newer)
     assert run_sync(path, store.due_notifications, 10**12) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_member_does_not_delay_anyone_elses_notifications(tmp_path):
+    """Issue #29, 2: a registered member whose address takes TCP connections and never
+    answers holds only what is owed to it; a suspension reaches the other nodes at once."""
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.protocol import Factory, Protocol
+
+    silent_port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        Factory.forProtocol(Protocol))  # accepts, reads, never answers
+    management = start_management(str(tmp_path / "m"))
+    port = free_port()
+    listener = None
+    try:
+        silent = Applicant("node-s", str(tmp_path / "s"), management,
+                           address="https://127.0.0.1:%d" % silent_port.getHost().port)
+        await silent.join()
+        watcher = Applicant("watcher", str(tmp_path / "w"), management,
+                            address="https://127.0.0.1:%d" % port)
+        issued = await watcher.join()
+        stand_in = StandIn(issued, management.role.identity.certificate)
+        listener = start_stand_in(stand_in, issued, port)
+        x = Applicant("node-x", str(tmp_path / "x"), management)
+        await x.join()
+        await wait_for(lambda: "node-x" in stand_in.received, what="node-x's approval")
+        # Now a delivery to the silent member is on its way (and will be until its timeout).
+        assert any(row[0] == "node-s" for row in _queue(management))
+        for step in (("suspend", "node-x", "--reason", "abuse"),
+                     ("resume", "node-x", "--reason", "resolved")):
+            before = stand_in.received.count("node-x")
+            started = reactor.seconds()
+            code, _, err = await admin(management, *step)
+            assert code == 0, err
+            await wait_for(lambda: stand_in.received.count("node-x") > before, timeout=5,
+                           what="%s reaching the watcher" % step[0])
+            assert reactor.seconds() - started < 5
+    finally:
+        if listener is not None:
+            await listener.stopService()
+        await management.service.stopService()
+        await silent_port.stopListening()

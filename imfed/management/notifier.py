@@ -1,6 +1,7 @@
 """Change notifications (§6.3.3, docs/protocol.md §4): a durable queue in the store, drained by a
-timer, each delivery a signed ``receivenotify`` to one node, all due ones in parallel, retried
-with exponential backoff until a 2xx or until the node is no longer status 0.
+timer, each delivery a signed ``receivenotify`` to one node, all due ones in parallel (up to
+``parallel`` at once, each on its own: one node that never answers delays only what is owed to
+it), retried with exponential backoff until a 2xx or until the node is no longer status 0.
 
 The queue is filled in the same transaction as the change it announces (review.py), by the
 daemon or by the operator CLI in another process: the timer finds both, also after a restart.
@@ -8,7 +9,7 @@ daemon or by the operator CLI in another process: the timer finds both, also aft
 
 from __future__ import annotations
 
-from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
+from twisted.internet.defer import CancelledError, DeferredSemaphore, ensureDeferred
 from twisted.logger import Logger
 
 from ..metrics import NOTIFICATIONS
@@ -34,28 +35,42 @@ class Notifier(Periodic):
         self.registry, self.client = registry, client
         self.initial_seconds, self.max_seconds = initial_seconds, max_seconds
         self._limit = DeferredSemaphore(parallel)
-        self._in_flight: set[tuple[str, str]] = set()
+        self._in_flight: set[tuple[str, str]] = set()  # (target, changed) on their way
+        self._sending: set = set()
 
     def tick(self):
         return ensureDeferred(self.drain())
 
     def stopped(self):
+        for d in list(self._sending):
+            d.cancel()  # retried after the next start: the queue is durable
         return self.client.close()
 
     async def drain(self) -> int:
-        """Send everything due now; answer how many deliveries were tried."""
+        """Start sending everything due now that is not already on its way; answer how many
+        deliveries were started.  It does not wait for them: a node that accepts a connection
+        and never answers holds its own delivery (until the call's timeout), never the
+        notifications of the next change to everyone else."""
         await self.registry.run(transaction(store.drop_inactive_notifications))
         rows = await self.registry.run(store.due_notifications, self.registry.now_ms())
         rows = [r for r in rows if (r[0], r[1]) not in self._in_flight]
-        if rows:
-            await gatherResults([self._limit.run(lambda r=r: ensureDeferred(self._deliver(*r)))
-                                 for r in rows])
+        for row in rows:
+            self._in_flight.add((row[0], row[1]))
+            d = self._limit.run(lambda r=row: ensureDeferred(self._deliver(*r)))
+            self._sending.add(d)
+            d.addErrback(self._lost, row)
+            d.addBoth(lambda _, d=d: self._sending.discard(d))
         return len(rows)
+
+    def _lost(self, failure, row) -> None:
+        self._in_flight.discard((row[0], row[1]))
+        if not failure.check(CancelledError):
+            log.failure("notifying {target} of {changed}", failure, target=row[0],
+                        changed=row[1])
 
     async def _deliver(self, target: str, changed: str, version: int, attempts: int,
                        address: str) -> None:
         key = (target, changed)
-        self._in_flight.add(key)
         try:
             try:
                 answer = await self.client.call(target, address, "POST", NOTIFY_PATH,
