@@ -536,3 +536,72 @@ async def test_dns_addressing_form(pair):
     status, answer = await alice.call("POST", "messages", {
         "recvID": "200@127.0.0.1:1", "messageType": "text", "content": {"message": "?"}})
     assert status == 404 and answer["errcode"] == "unknown_server"
+
+
+@pytest_twisted.ensureDeferred
+async def test_recalled_means_gone(pair):
+    """Issue #29, 4: after a recall neither side's client API shows the content (message,
+    history, conversation list), the recipient can no longer download the file the recalled
+    message sent, its server drops its copy, and the sender's server no longer serves it to
+    the recipient's server."""
+    import treq
+
+    from imfed.peer import PeerError
+
+    from conftest import node_rows
+
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
+    payload = os.urandom(50000)
+    response = await treq.post(a.client_url + "files", data=payload, params={"name": "x.bin"},
+                               headers={"Authorization": "Bearer " + alice.token})
+    import json
+
+    file_id = json.loads((await treq.content(response)).decode())["fileID"]
+    text = await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                               "content": {"message": "secret 机密"}})
+    sent_file = await alice.ok("POST", "messages", {"recvID": "200@node-b",
+                                                    "messageType": "file",
+                                                    "content": {"fileID": file_id}})
+    mids = [m["message"]["messageInfo"]["messageID"] for m in (text, sent_file)]
+    for _ in mids:
+        await bob.wait_event("message")
+
+    async def download():
+        response = await treq.get(b.client_url + "files/" + file_id,
+                                  headers={"Authorization": "Bearer " + bob.token})
+        return response.code, await treq.content(response)
+
+    assert await download() == (200, payload)  # B now holds a copy
+    copy = node_rows(b, "SELECT path FROM files WHERE file_id = ?", file_id)[0][0]
+    assert copy and os.path.exists(copy)
+    for mid in mids:
+        await alice.ok("POST", "messages/%s/recall" % mid)
+        await bob.wait_event("recall", match=lambda r, mid=mid: r["messageID"] == mid)
+
+    for client, peer in ((alice, "200@node-b"), (bob, "100@node-a")):
+        for mid in mids:
+            message = (await client.ok("GET", "messages/" + mid))["message"]
+            assert message["recalled"] and "content" not in message["messageInfo"], message
+        history = await client.ok("GET", "conversations/%s/messages" % peer)
+        assert [m["recalled"] for m in history["messages"]] == [True, True]
+        assert not any("content" in m["messageInfo"] for m in history["messages"])
+        last = (await client.ok("GET", "conversations"))["conversations"][0]["last"]
+        assert "content" not in last["messageInfo"]
+    for node in (a, b):
+        stored = node_rows(node, "SELECT content FROM messages")
+        assert stored and all("secret" not in row[0] and file_id not in row[0]
+                              for row in stored)
+    status, _ = await download()
+    assert status == 404
+    assert not os.path.exists(copy)
+    peer = b.role.directory.active("node-a")
+    with pytest.raises(PeerError):
+        await b.role.client.download("node-a", peer.address, "/sns/download/file",
+                                     {"fileID": file_id}, str(b.role.file_dir) + "/again",
+                                     1 << 20)
+    # The sender still has her upload.
+    response = await treq.get(a.client_url + "files/" + file_id,
+                              headers={"Authorization": "Bearer " + alice.token})
+    assert response.code == 200 and await treq.content(response) == payload

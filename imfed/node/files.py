@@ -10,7 +10,7 @@ import time
 import attrs
 
 from ..crypto.sm3 import SM3
-from ..storage import transaction
+from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest
 
 __all__ = ["StoredFile", "hash_copy", "add_file", "get_file", "set_cached", "user_entitled",
@@ -94,6 +94,27 @@ def grant(cur, file_id: str, holder: str) -> None:
     """``holder`` (a user, or a group mastered here: its members) may fetch the file."""
     cur.execute("INSERT INTO file_access VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (file_id, holder))
+
+
+def withdraw(cur, file_id: str, holder: str) -> None:
+    """A recalled message took ``file_id`` back from ``holder``: unless another message that
+    still stands sent it the same file, the holder may no longer fetch it; a copy of another
+    server's file that no one here may fetch any more is removed (it is fetched again should a
+    later message send it)."""
+    cur.execute("SELECT 1 FROM messages WHERE recv_id = ? AND recalled = 0 AND content LIKE ? "
+                "ESCAPE '\\'", (holder, like_pattern('"fileID":"%s"' % file_id)))
+    if cur.fetchone() is not None:
+        return
+    cur.execute("DELETE FROM file_access WHERE file_id = ? AND user_id = ?", (file_id, holder))
+    stored = get_file(cur, file_id)
+    if stored is None or not stored.path:
+        return
+    cur.execute("SELECT 1 FROM users WHERE user_id = ?", (stored.owner_id,))
+    ours = cur.fetchone() is not None  # the upload itself, not a copy: its owner keeps it
+    cur.execute("SELECT 1 FROM file_access WHERE file_id = ?", (file_id,))
+    if not ours and cur.fetchone() is None:
+        cur.execute("UPDATE files SET path = NULL, sm3 = '' WHERE file_id = ?", (file_id,))
+        remove_quietly(stored.path)
 
 
 def get_file(cur, file_id: str) -> StoredFile | None:

@@ -118,7 +118,12 @@ def _apply_recall(cur, message_id: str, sender_id: str, now_ms: int) -> bool:
         raise Forbidden("only its sender may recall a message", "not_sender")
     if message.recalled:
         return False
-    cur.execute("UPDATE messages SET recalled = 1 WHERE message_id = ?", (message_id,))
+    # Recalled means gone: the content is erased here (message, history, conversation list
+    # show an empty one) and the recipient loses the file it named.
+    cur.execute("UPDATE messages SET recalled = 1, content = '{}' WHERE message_id = ?",
+                (message_id,))
+    if "fileID" in message.info.content:
+        files.withdraw(cur, message.info.content["fileID"], message.info.recv_id)
     payload = {"messageID": message_id, "senderID": sender_id}
     for who in {message.info.sender_id, message.info.recv_id}:
         if _local(cur, who):
