@@ -42,6 +42,11 @@ class Limits:
 
     max_connections: int = 4096
     max_connections_per_source: int = 512
+    # Connections that have not yet sent the first byte of a request (TLS not done yet, or
+    # silent): bounded apart, so that silent connections from a few addresses cannot take the
+    # room a peer needs; each is closed header_timeout_seconds after it was accepted.
+    max_pending_connections: int = 1024
+    max_pending_connections_per_source: int = 32
     header_timeout_seconds: float = 20.0
     idle_timeout_seconds: float = 120.0
     min_body_rate: int = 16384
@@ -60,6 +65,10 @@ def _limits(r: "_Reader") -> Limits:
         max_connections=r.positive("max_connections", d.max_connections),
         max_connections_per_source=r.positive("max_connections_per_source",
                                               d.max_connections_per_source),
+        max_pending_connections=r.positive("max_pending_connections",
+                                           d.max_pending_connections),
+        max_pending_connections_per_source=r.positive(
+            "max_pending_connections_per_source", d.max_pending_connections_per_source),
         header_timeout_seconds=r.seconds("header_timeout_seconds", d.header_timeout_seconds),
         idle_timeout_seconds=r.seconds("idle_timeout_seconds", d.idle_timeout_seconds),
         min_body_rate=r.positive("min_body_rate", d.min_body_rate))

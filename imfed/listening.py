@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from .config import Limits, Listen
 from .crypto import tls
+from .metrics import CONNECTIONS_REFUSED
 from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER
 from .timers import cancel
 from .wire.errors import Style, error_body
@@ -125,6 +126,7 @@ class GuardedChannel(HTTPChannel):
 
     body_limit = 1 << 62
     _refused = False
+    _silent = False
     _deadline = None
     _waiting_for = ""
     _in_request = False
@@ -144,13 +146,30 @@ class GuardedChannel(HTTPChannel):
     def _late(self) -> None:
         self._deadline = None
         what = self._waiting_for
+        if self._silent:  # nothing said at all: nothing to answer
+            CONNECTIONS_REFUSED.labels(getattr(self.transport, "imfed_listener", "-"),
+                                       "silent").inc()
+            self.transport.abortConnection()
+            return
         log.info("closing a connection from {peer}: {what} too slow", what=what,
                  peer=_peer_host(self.transport))
         self.refuse(408, "too_slow", "the request's %s did not arrive in time" % what)
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # The first request must begin within header_timeout_seconds of the accept (TLS
+        # handshake included): a connection that says nothing is not held for the idle time.
+        self._silent = True
+        self._arm(self.site.limits.header_timeout_seconds, "first request")
+
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
             return
+        if self._silent:
+            self._silent = False
+            established = getattr(self.transport, "imfed_established", None)
+            if established is not None:
+                established()
         if not self._in_request and not self._handlingRequest:
             # The first byte of a request: its headers have header_timeout_seconds.
             self._in_request = True
@@ -249,34 +268,65 @@ def http_site(resource, limits: Limits, style: Style, body_limit: BodyLimit,
 
 class _Guard(WrappingFactory):
     """Counts accepted connections, per listener and per client address, and refuses one
-    over either cap at accept; turns off Nagle's algorithm on those it keeps (an answer's
-    headers and body go out as separate TLS records, and Nagle would hold the second back
-    until the peer acknowledged the first)."""
+    over a cap at accept: all connections (``max_connections``, ``..._per_source``) and, apart,
+    those that have not yet begun a request (``max_pending_connections``, ``..._per_source``:
+    a TLS handshake not done, or a client that says nothing), so that silent connections from a
+    few addresses cannot fill the room a peer needs.  Turns off Nagle's algorithm on those it
+    keeps (an answer's headers and body go out as separate TLS records, and Nagle would hold
+    the second back until the peer acknowledged the first)."""
 
     _warned = 0.0
 
-    def __init__(self, wrapped, limits: Limits, reactor) -> None:
+    def __init__(self, wrapped, limits: Limits, reactor, name: str = "-") -> None:
         super().__init__(wrapped)
         self.noisy = False
-        self.limits, self.reactor = limits, reactor
+        self.limits, self.reactor, self.name = limits, reactor, name
         self.per_source: dict[str, int] = {}
+        self.pending_per_source: dict[str, int] = {}
+        self.pending = 0
+
+    def _over(self, host: str) -> str | None:
+        limits = self.limits
+        if len(self.protocols) >= limits.max_connections:
+            return "total"
+        if self.per_source.get(host, 0) >= limits.max_connections_per_source:
+            return "per_source"
+        if self.pending >= limits.max_pending_connections:
+            return "pending"
+        if self.pending_per_source.get(host, 0) >= limits.max_pending_connections_per_source:
+            return "pending_per_source"
+        return None
 
     def buildProtocol(self, addr):
         host = getattr(addr, "host", "?")
-        if len(self.protocols) >= self.limits.max_connections or \
-                self.per_source.get(host, 0) >= self.limits.max_connections_per_source:
+        over = self._over(host)
+        if over is not None:
+            CONNECTIONS_REFUSED.labels(self.name, over).inc()
             now = self.reactor.seconds()
             if now - self._warned > 10:
                 self._warned = now
-                log.warn("refusing connections from {host}: {n} open from it, {total} in all "
-                         "(limits {per} and {cap})", host=host, n=self.per_source.get(host, 0),
-                         total=len(self.protocols), per=self.limits.max_connections_per_source,
-                         cap=self.limits.max_connections)
+                log.warn("refusing connections from {host}: {n} open from it ({p} not yet in a "
+                         "request), {total} in all ({pending} not yet in a request); limit "
+                         "reached: {over}", host=host, n=self.per_source.get(host, 0),
+                         p=self.pending_per_source.get(host, 0), total=len(self.protocols),
+                         pending=self.pending, over=over)
             return None
         protocol = super().buildProtocol(addr)
         protocol.imfed_source = host
-        self.per_source[host] = self.per_source.get(host, 0) + 1
+        protocol.imfed_established = lambda: self._established(protocol)
+        protocol.imfed_listener = self.name
+        _add(self.per_source, host, 1)
+        _add(self.pending_per_source, host, 1)
+        self.pending += 1
+        protocol.imfed_pending = True
         return protocol
+
+    def _established(self, p) -> None:
+        """``p`` began its first request: it no longer counts as pending."""
+        if getattr(p, "imfed_pending", False):
+            p.imfed_pending = False
+            self.pending -= 1
+            _add(self.pending_per_source, p.imfed_source, -1)
 
     def registerProtocol(self, p) -> None:
         super().registerProtocol(p)
@@ -286,14 +336,19 @@ class _Guard(WrappingFactory):
 
     def unregisterProtocol(self, p) -> None:
         super().unregisterProtocol(p)
+        self._established(p)
         host = getattr(p, "imfed_source", None)
         if host is not None:
-            left = self.per_source.get(host, 1) - 1
-            if left:
-                self.per_source[host] = left
-            else:
-                self.per_source.pop(host, None)
+            _add(self.per_source, host, -1)
             p.imfed_source = None
+
+
+def _add(counts: dict[str, int], key: str, n: int) -> None:
+    left = counts.get(key, 0) + n
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 @implementer(IStreamServerEndpoint)
@@ -302,7 +357,7 @@ class SharedPortEndpoint:
     the connections among them): the processes of one node on PostgreSQL
     (docs/scaling.md)."""
 
-    def __init__(self, reactor, port: int, interface: str, backlog: int = 128) -> None:
+    def __init__(self, reactor, port: int, interface: str, backlog: int = 1024) -> None:
         self.reactor, self.port, self.interface, self.backlog = reactor, port, interface, backlog
 
     def listen(self, factory):
@@ -321,6 +376,9 @@ class SharedPortEndpoint:
             sock.close()  # the reactor holds its own copy of the descriptor
 
 
+BACKLOG = 1024
+
+
 class Listener(StreamServerEndpointService):
     """A listening port that, when stopped, also closes the connections it accepted (a
     stopped role must not keep answering, or hanging, on connections from before).  A port
@@ -333,9 +391,12 @@ class Listener(StreamServerEndpointService):
                  shared: bool = False) -> None:
         endpoint_type = TCP6ServerEndpoint if ":" in listen.host else TCP4ServerEndpoint
         self.listen = listen
-        self.tracked = _Guard(factory, limits, reactor)
-        endpoint = SharedPortEndpoint(reactor, listen.port, listen.host) if shared else \
-            endpoint_type(reactor, listen.port, interface=listen.host)
+        self.tracked = _Guard(factory, limits, reactor, str(listen))
+        # A deep accept queue: a burst of connections waits to be accepted (and judged by the
+        # caps above) rather than hang half-open in the kernel (50, Twisted's default, is
+        # overrun by one peer's pool opening at once; the kernel caps it at somaxconn).
+        endpoint = SharedPortEndpoint(reactor, listen.port, listen.host, BACKLOG) if shared \
+            else endpoint_type(reactor, listen.port, backlog=BACKLOG, interface=listen.host)
         super().__init__(endpoint, self.tracked)
 
     def privilegedStartService(self) -> None:  # twistd binds here, before startService

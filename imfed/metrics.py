@@ -13,7 +13,8 @@ __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OL
            "DELIVERIES", "RETRIES", "SM2_OPERATIONS", "CERTIFICATE_EXPIRY", "STREAM_CLIENTS",
            "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
            "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG", "XMPP_STANZAS", "XMPP_BACKLOG",
-           "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS", "TLS_HANDSHAKES", "TLS_FAILURES"]
+           "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS", "TLS_HANDSHAKES", "TLS_FAILURES",
+           "CONNECTIONS_REFUSED"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -90,3 +91,8 @@ TLS_FAILURES = Counter(
     "imfed_tls_handshake_failures", "TLS handshakes that failed, by role and kind (cipher: no "
     "SM4 suite in common or refused by the policy, version, certificate, eof, other)",
     ["server", "role", "kind"], registry=REGISTRY)
+CONNECTIONS_REFUSED = Counter(
+    "imfed_connections_refused", "Connections closed at accept or before their first request, "
+    "by listener and reason (total, per_source, pending, pending_per_source: a cap was reached; "
+    "silent: no request began within header_timeout_seconds)", ["listener", "reason"],
+    registry=REGISTRY)

@@ -266,3 +266,43 @@ async def test_connections_per_source_are_capped_and_slow_requests_cut(tmp_path)
             s.close()
         await a.stop()
         await running.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_connections_from_a_few_addresses_leave_room_for_a_peer(tmp_path):
+    """Issue #29, 5: nine addresses opening silent connections (no TLS ever) fill neither the
+    federation port nor its total; a peer's handshake and request are served meanwhile, and
+    the silent ones are closed header_timeout_seconds after they were accepted (not after the
+    idle time)."""
+    from conftest import http, issue_from
+    from imfed.listening import raise_file_limit
+
+    raise_file_limit()  # as the daemon does: this process holds both ends of each connection
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a", max_connections=200,
+                        max_connections_per_source=100, max_pending_connections=150,
+                        max_pending_connections_per_source=10, header_timeout_seconds=2.0,
+                        idle_timeout_seconds=120.0)
+    listen = a.config.node.listen
+    silent = []
+    try:
+        for i in range(9):
+            silent += [_connect_from("127.0.0.%d" % (i + 2), listen.port) for _ in range(30)]
+        # Each address keeps 10; the rest are closed at accept.
+        await wait_until(lambda: sum(_closed(s) for s in silent) >= 9 * 20,
+                         what="over the per-address pending cap closed")
+        started = reactor.seconds()
+        peer = issue_from(running.ca, str(tmp_path / "q"), "node-q")
+        status, _, _ = await http(PlainClientPolicy(peer.ca_file, peer.cert_file,
+                                                    peer.key_file), "GET",
+                                  "https://127.0.0.1:%d/sns/verify/users?userID=x%%40node-a"
+                                  % listen.port)
+        assert status == 401  # served: unsigned, refused by the route after a good handshake
+        await wait_until(lambda: all(_closed(s) for s in silent), timeout=5,
+                         what="silent connections closed")
+        assert reactor.seconds() - started < 5
+    finally:
+        for s in silent:
+            s.close()
+        await a.stop()
+        await running.service.stopService()
