@@ -119,6 +119,26 @@ class JsonRequest(Request):
         super().handleContentChunk(data)
 
 
+class _Held:
+    """Stands in for a request's transfer decoder while the request waits to be admitted."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.parts, self.ended = inner, [], False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def noMoreData(self) -> None:
+        self.ended = True
+
+    def release(self) -> None:
+        parts, self.parts = self.parts, []
+        for data in parts:
+            self.inner.dataReceived(data)
+        if self.ended:
+            self.inner.noMoreData()
+
+
 class GuardedChannel(HTTPChannel):
     """HTTP/1.1 with deadlines and a body limit checked before the body is read.  The site
     gives the limits (``site.limits``), the body limit per path (``site.body_limit``) and the
@@ -189,6 +209,35 @@ class GuardedChannel(HTTPChannel):
         else:
             self._disarm()
         super().allHeadersReceived()
+        gate = self.site.gate
+        admitted = gate(self._command, self._path, self.requests[-1]) \
+            if gate is not None and expected else None
+        if admitted is not None:
+            self._hold(admitted)
+
+    def _hold(self, admitted) -> None:
+        """Read none of the body until ``admitted`` (a Deferred) says whether the request may
+        send it: the network is paused, what already came is kept in memory (one read at
+        most), then handed on, or the request refused with 401 unread."""
+        held = _Held(self._transferDecoder)
+        self._transferDecoder = held
+        self._networkProducer.pauseProducing()
+
+        def decided(ok) -> None:
+            if self._refused or self.transport is None:
+                return
+            if not ok:
+                self.refuse(401, "no_session", "log in first: Authorization: Bearer <token>")
+                return
+            self._transferDecoder = held.inner
+            self._networkProducer.resumeProducing()
+            held.release()
+
+        def failed(failure) -> None:
+            log.failure("admitting a request", failure)
+            decided(False)
+
+        admitted.addCallbacks(decided, failed)
 
     def allContentReceived(self) -> None:
         if self._refused:
@@ -252,16 +301,19 @@ class _QuietSite(Site):
 
 
 def http_site(resource, limits: Limits, style: Style, body_limit: BodyLimit,
-              access_log: bool = True) -> Site:
+              access_log: bool = True, gate=None) -> Site:
     """A Site for a Klein resource whose connections keep ``limits``; ``access_log`` False
     leaves requests out of the daemon's log (one line per request costs a busy node about a
-    tenth of its reactor time)."""
+    tenth of its reactor time).  ``gate(method, path, request)``, when given, is asked about each
+    request with a body once its headers are in: None to read the body, or a Deferred that says
+    whether the caller may send it (before then nothing of it is read)."""
     site = (Site if access_log else _QuietSite)(resource, requestFactory=JsonRequest,
                                                 timeout=limits.idle_timeout_seconds,
                                                 logFormatter=access_line)
     site.protocol = GuardedChannel
     site.noisy = False  # no "Starting factory" lines
     site.limits, site.style, site.body_limit = limits, style, body_limit
+    site.gate = gate
     site.displayTracebacks = False
     return site
 

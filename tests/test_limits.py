@@ -306,3 +306,60 @@ async def test_silent_connections_from_a_few_addresses_leave_room_for_a_peer(tmp
             s.close()
         await a.stop()
         await running.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upload_without_a_session_is_refused_before_its_body(tmp_path):
+    """Issue #29, 6: POST /api/v1/files with a 95 MB Content-Length and no session (none, or
+    a made-up token) is answered 401 after its headers alone: nothing of the body is read or
+    spooled. With a session the same upload goes through."""
+    import os
+
+    from conftest import signed_up
+
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    port = a.config.node.client_listen.port
+    try:
+        alice = await signed_up(a, "100", "Alice")
+        spooled_before = _spooled()
+        for auth in (b"", b"authorization: Bearer 0123456789abcdef\r\n"):
+            s = _connect_from("127.0.0.2", port)
+            await deferLater(reactor, 0.05, lambda: None)
+            s.send(b"POST /api/v1/files?name=x HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n"
+                   b"%s\r\n" % (95 << 20, auth))
+            s.send(b"y" * 4096)  # a first piece, as a client streams it
+            received = b""
+            for _ in range(40):
+                await deferLater(reactor, 0.05, lambda: None)
+                received += _read_all(s)
+                if received:
+                    break
+            s.close()
+            assert received.startswith(b"HTTP/1.1 401"), received
+            assert json.loads(received.partition(b"\r\n\r\n")[2])["errcode"] == "no_session"
+        assert _spooled() == spooled_before
+        data = os.urandom(300000)
+        import treq
+
+        response = await treq.post(a.client_url + "files", data=data, params={"name": "ok"},
+                                   headers={"Authorization": "Bearer " + alice.token})
+        assert response.code == 200
+        assert json.loads(await treq.content(response))["size"] == len(data)
+    finally:
+        await a.stop()
+        await running.service.stopService()
+
+
+def _spooled() -> int:
+    """Temporary files this process holds open (twisted.web spools large bodies into them)."""
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue
+        count += target.startswith(("/tmp/", "/var/tmp/")) and "(deleted)" in target
+    return count

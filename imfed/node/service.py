@@ -246,7 +246,7 @@ class NodeRole:
                                   n.limits, Style.INTERCONNECT, lambda method, path: n.max_body,
                                   n.access_log, shared)
         site = http_site(self.client_api.resource(), n.limits, Style.INTERCONNECT,
-                         self.client_api.body_limit, n.access_log)
+                         self.client_api.body_limit, n.access_log, self.client_api.gate)
         client = Listener(self.clock, n.client_listen, site, n.limits, shared)
         if shared:  # nonces are in the store, which every process shares
             first = [self.db, self.cluster]

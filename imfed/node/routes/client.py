@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import attrs
 from klein import Klein
+from twisted.internet.defer import Deferred, succeed
 
 from ...metrics import STREAM_CLIENTS
 from ... import openapi
@@ -75,6 +76,25 @@ class ClientRoutes(Endpoints):
         if method == b"POST" and path.split(b"?", 1)[0].rstrip(b"/") == b"/api/v1/files":
             return max(self.max_file_bytes, self.max_body)
         return self.max_body
+
+    def gate(self, method: bytes, path: bytes, request):
+        """The listener asks before it reads a body: a file upload (up to ``max_file_bytes``)
+        is read only from a caller with a session (or the bridge), so that nobody can make
+        the node spool files to disk without one."""
+        if method != b"POST" or path.split(b"?", 1)[0].rstrip(b"/") != b"/api/v1/files":
+            return None
+        token = bearer(request)
+        if self.h.bridge is not None and self.h.bridge.presented(token):
+            return succeed(True)
+
+        async def check() -> bool:
+            try:
+                await self.h.sessions.user(token)
+            except Unauthorized:
+                return False
+            return True
+
+        return Deferred.fromCoroutine(check())
 
     async def session_user(self, request):
         """The user of a request: its session's, or, with the bridge token, the one named by
