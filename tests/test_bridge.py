@@ -372,3 +372,93 @@ def test_the_push_cursor_survives_the_upgrade_to_event_cursors(tmp_path):
     assert feeds.cursor(conn.cursor(), "bridge") == 41
     assert feeds.cursor(conn.cursor(), "xmpp") == 0
     conn.close()
+
+
+# -- issue #29, 7: what imfed takes from a bridged system it does not control --
+
+class _System:
+    """A bridged system's HTTP side as a test controls it: records each transaction pushed
+    (txnId, seqs), refuses the first ``refuse`` of them, and answers lookups as told."""
+
+    def __init__(self, refuse: int = 0) -> None:
+        from twisted.web.resource import Resource
+
+        self.pushes: list[tuple[str, list[int]]] = []
+        self.refuse = refuse
+        self.lookups: dict[str, tuple[int, dict, bytes]] = {}
+        system = self
+
+        class Root(Resource):
+            isLeaf = True
+
+            def render_POST(self, request):
+                body = json.loads(request.content.read())
+                system.pushes.append((body["txnId"], [e["seq"] for e in body["events"]]))
+                if system.refuse > 0:
+                    system.refuse -= 1
+                    request.setResponseCode(500)
+                    return b"{}"
+                return b"{}"
+
+            def render_GET(self, request):
+                code, headers, body = system.lookups.get(request.path.decode(), (404, {}, b""))
+                request.setResponseCode(code)
+                for k, v in headers.items():
+                    request.setHeader(k, v)
+                return body
+
+        self.root = Root()
+
+    def listen(self):
+        from twisted.internet import reactor
+        from twisted.web.server import Site
+
+        return reactor.listenTCP(0, Site(self.root), interface="127.0.0.1")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_push_is_sent_again_as_it_was_and_answers_are_capped(tmp_path):
+    """A transaction refused once is sent again with the same txnId and the same events,
+    though newer events came meanwhile (they go in the next one); a lookup answer over the
+    cap, or a redirect, is a failure (503), not read whole or followed."""
+    from conftest import wait_until
+
+    system = _System(refuse=1)
+    port = system.listen()
+    elsewhere = _System()
+    elsewhere.lookups["/users/8613800000008"] = (200, {}, b'{"name": "Redirected"}')
+    other_port = elsewhere.listen()
+    top = {"bridge": {"token": TOKEN, "users": r"86\d{11}", "push_token": PUSH_KEY,
+                      "url": "http://127.0.0.1:%d" % port.getHost().port}}
+    management = start_management(str(tmp_path / "m"))
+    a = await join_node(management, str(tmp_path / "a"), "node-a", top=top)
+    try:
+        a.role.bridge_pusher.max_seconds = a.role.bridge_pusher.initial_seconds = 0.5
+        await Bridge(a).ok("POST", "bridge/users", {"phoneNumber": "8613800000001",
+                                                    "name": "Li"})
+        alice = await signed_up(a, "100", "Alice")
+        await alice.ok("POST", "messages", {"recvID": LI, "messageType": "text",
+                                            "content": {"message": "one"}})
+        await wait_until(lambda: len(system.pushes) >= 1, what="the first push")
+        await alice.ok("POST", "messages", {"recvID": LI, "messageType": "text",
+                                            "content": {"message": "two"}})
+        await wait_until(lambda: len(system.pushes) >= 3, what="the resend and the next")
+        first, again, after = system.pushes[:3]
+        assert again == first  # same txnId, same events
+        assert set(after[1]).isdisjoint(first[1]) and after[0] != first[0]
+
+        big = json.dumps({"name": "Big", "pad": "x" * (1 << 20)}).encode()
+        system.lookups["/users/8613800000007"] = (200, {}, big)
+        system.lookups["/users/8613800000008"] = (302, {"Location": "http://127.0.0.1:%d/users/"
+                                                        "8613800000008"
+                                                        % other_port.getHost().port}, b"")
+        for phone in ("8613800000007", "8613800000008"):
+            status, answer = await Bridge(a).call("GET", "users/info", user_id=LI,
+                                                  params={"userID": phone + "@node-a"})
+            assert status == 503 and answer["errcode"] == "source_unavailable", answer
+        assert node_users(a) and "8613800000008@node-a" not in [u[0] for u in node_users(a)]
+    finally:
+        await a.stop()
+        await management.service.stopService()
+        await port.stopListening()
+        await other_port.stopListening()

@@ -11,10 +11,12 @@ import json
 from urllib.parse import quote
 
 import treq
+from twisted.internet import reactor
 
 from ..config import BridgeConfig
 from ..wire.records import VerifyType
-from .bridge_push import SIGNATURE_HEADER, sign
+from ..peer import PeerError, read_capped
+from .bridge_push import ANSWER_LIMIT, SIGNATURE_HEADER, sign
 from .handlers.bridge import BridgeAccess
 
 __all__ = ["BridgeUsers"]
@@ -33,10 +35,16 @@ class BridgeUsers:
 
     async def lookup(self, phone: str):
         path = "/users/" + quote(phone)
+        # No redirect is followed: the signature is for this system alone, and so is the
+        # answer that names a user here.
         response = await treq.get(self.base + path, timeout=self.timeout, persistent=False,
+                                  allow_redirects=False,
                                   headers={SIGNATURE_HEADER: sign(self.config.push_token,
                                                                   path.encode("utf-8"))})
-        body = await treq.content(response)
+        try:
+            body = await read_capped(response, ANSWER_LIMIT, self.timeout, reactor, self.base)
+        except PeerError as e:
+            raise RuntimeError(str(e)) from None
         if response.code == 404:
             return None
         if response.code != 200:

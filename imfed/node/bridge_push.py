@@ -2,8 +2,10 @@
 events of its users, in seq order, as transactions ``{"txnId", "events": [...]}`` POSTed to
 ``[bridge] url`` + ``/transactions``, signed with HMAC-SHA256 over the body
 (``X-Imfed-Signature: sha256=<hex>``, key ``push_token``).  One transaction at a time; a
-transaction is sent again, with the same txnId, until the system answers 2xx (backoff as the
-outbox's), and only then does the feed's cursor (feeds.py, "bridge") move past it."""
+transaction is sent again, with the same txnId and the same events (a restart included), until
+the system answers 2xx (backoff as the outbox's), and only then does the feed's cursor
+(feeds.py, "bridge") move past it.  Redirects are not followed; at most ``ANSWER_LIMIT`` bytes
+of an answer are read."""
 
 from __future__ import annotations
 
@@ -16,15 +18,20 @@ from twisted.logger import Logger
 
 from ..config import BridgeConfig
 from ..metrics import BRIDGE_BACKLOG, BRIDGE_TRANSACTIONS
+from ..peer import read_capped
 from ..timers import backoff_ms
 from .feeds import EventFeed, Row
 from .unit import NodeStore
 
-__all__ = ["BridgePusher", "sign", "SIGNATURE_HEADER"]
+__all__ = ["BridgePusher", "sign", "SIGNATURE_HEADER", "ANSWER_LIMIT"]
 
 log = Logger()
 
 SIGNATURE_HEADER = "X-Imfed-Signature"
+
+ANSWER_LIMIT = 64 << 10
+"""The most of a bridged system's answer (to a push, to a lookup) that imfed reads: what it
+needs is a status and, for a lookup, a name; a larger answer is a failure."""
 
 
 def sign(key: str, body: bytes) -> str:
@@ -63,9 +70,10 @@ class BridgePusher(EventFeed):
             # connection to the process that was there before.
             d = treq.post(self.url, data=body, headers={
                 "Content-Type": "application/json", SIGNATURE_HEADER: sign(
-                    self.config.push_token, body)}, timeout=self.timeout, persistent=False)
+                    self.config.push_token, body)}, timeout=self.timeout, persistent=False,
+                allow_redirects=False)
             response = await d
-            await treq.content(response)
+            await read_capped(response, ANSWER_LIMIT, self.timeout, self.clock, self.url)
             ok = 200 <= response.code < 300
             error = "" if ok else "HTTP %d" % response.code
         except Exception as e:

@@ -24,11 +24,23 @@ def cursor(cur, name: str) -> int:
     return row[0] if row else 0
 
 
-def after(cur, seq: int, limit: int) -> list[Row]:
-    """Every user's events after ``seq``, oldest first."""
-    cur.execute("SELECT seq, user_id, type, payload FROM events WHERE seq > ? ORDER BY seq "
-                "LIMIT ?", (seq, limit))
+def after(cur, seq: int, limit: int, upto: int | None = None) -> list[Row]:
+    """Every user's events after ``seq`` (and up to ``upto``), oldest first."""
+    cur.execute("SELECT seq, user_id, type, payload FROM events WHERE seq > ? AND seq <= ? "
+                "ORDER BY seq LIMIT ?", (seq, upto if upto is not None else 2 ** 62, limit))
     return cur.fetchall()
+
+
+def _sending(name: str) -> str:
+    return name + ":sending"
+
+
+@transaction
+def set_sending(cur, name: str, last: int) -> None:
+    """The batch now handed over ends at ``last``: until it is taken, it is the one handed
+    over again, the same events under the same bounds (a restart included)."""
+    cur.execute("INSERT INTO event_cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "seq = excluded.seq", (_sending(name), last))
 
 
 def backlog(cur, name: str) -> int:
@@ -66,13 +78,23 @@ class EventFeed(Periodic):
     async def tick(self) -> None:
         while self.running and self.ready():
             position = await self.store.read(cursor, self.name)
-            rows = await self.store.read(after, position, self.batch)
-            if not rows:
-                return
-            last = rows[-1][0]
+            sending = await self.store.read(cursor, _sending(self.name))
+            if sending > position:
+                # A batch was handed over and not taken (a failure, a timeout, a restart):
+                # the same one again, though newer events have come since.
+                rows = await self.store.read(after, position, sending - position, sending)
+                last = sending
+            else:
+                rows = await self.store.read(after, position, self.batch)
+                if not rows:
+                    return
+                last = rows[-1][0]
             mine = [row for row in rows if self.owns(row[1])]
-            if mine and not await self.hand_over(position, last, mine):
-                return
+            if mine:
+                if sending <= position:
+                    await self.store.run(set_sending, self.name, last)
+                if not await self.hand_over(position, last, mine):
+                    return
             await self.store.run(advance, self.name, last)
 
     async def backlog(self) -> int:
