@@ -14,7 +14,7 @@ __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OL
            "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
            "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG", "XMPP_STANZAS", "XMPP_BACKLOG",
            "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS", "TLS_HANDSHAKES", "TLS_FAILURES",
-           "CONNECTIONS_REFUSED"]
+           "CONNECTIONS_REFUSED", "STREAM_STALLS"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -95,4 +95,8 @@ CONNECTIONS_REFUSED = Counter(
     "imfed_connections_refused", "Connections closed at accept or before their first request, "
     "by listener and reason (total, per_source, pending, pending_per_source: a cap was reached; "
     "silent: no request began within header_timeout_seconds)", ["listener", "reason"],
+    registry=REGISTRY)
+STREAM_STALLS = Counter(
+    "imfed_event_stream_stalls", "Client event streams closed because the client read "
+    "nothing for a minute while events waited (they stay in the store)", ["server"],
     registry=REGISTRY)

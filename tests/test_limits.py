@@ -363,3 +363,66 @@ def _spooled() -> int:
             continue
         count += target.startswith(("/tmp/", "/var/tmp/")) and "(deleted)" in target
     return count
+
+
+@pytest_twisted.ensureDeferred
+async def test_event_streams_that_never_read_hold_a_bounded_buffer(tmp_path):
+    """Issue #29, 7: streams whose clients read nothing do not grow the node: once a
+    connection's send buffer is full nothing more is written to it (the events wait in the
+    store), and a stream stalled that long is closed."""
+    from conftest import signed_up
+
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    port = a.config.node.client_listen.port
+    streams = []
+    try:
+        alice = await signed_up(a, "100", "Alice")
+        bob = await signed_up(a, "200", "Bob")
+        a.role.client_api.stream_stall_seconds = 5.0
+        for i in range(5):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.bind(("127.0.0.%d" % (i + 2), 0))
+            s.connect(("127.0.0.1", port))
+            s.setblocking(False)
+            s.send(b"GET /api/v1/events/stream HTTP/1.1\r\nhost: x\r\nauthorization: Bearer "
+                   b"%s\r\n\r\n" % bob.token.encode())
+            streams.append(s)
+        await deferLater(reactor, 0.3, lambda: None)
+        for wrapper in _client_listener(a).tracked.protocols:
+            # A slow network: the kernel takes little, so what waits is the node's.
+            wrapper.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        text = "x" * 4000
+        most = 0
+        for i in range(400):  # 1.6 MB of events for Bob, offered to each stream
+            await alice.ok("POST", "messages", {"recvID": "200@node-a", "messageType": "text",
+                                                "content": {"message": text}})
+            if i % 50 == 49:
+                queued = _queued_by_source(a)
+                queued.pop("127.0.0.1", None)
+                most = max([most, *queued.values()])
+        assert 0 < most < 1 << 20, most
+        await wait_until(lambda: len([h for h in _queued_by_source(a) if h != "127.0.0.1"])
+                         == 0, timeout=30, what="stalled streams closed")
+    finally:
+        for s in streams:
+            s.close()
+        await a.stop()
+        await running.service.stopService()
+
+
+def _client_listener(node):
+    return [s for s in node.service if getattr(s, "listen", None) ==
+            node.config.node.client_listen][0]
+
+
+def _queued_by_source(node) -> dict[str, int]:
+    """Bytes written and not yet sent, per client address, on the node's client listener."""
+    out = {}
+    for wrapper in _client_listener(node).tracked.protocols:
+        t = wrapper.transport
+        queued = len(t.dataBuffer) - t.offset + t._tempDataLen
+        host = t.getPeer().host
+        out[host] = out.get(host, 0) + queued
+    return out

@@ -15,8 +15,10 @@ from urllib.parse import quote
 import attrs
 from klein import Klein
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
-from ...metrics import STREAM_CLIENTS
+from ...metrics import STREAM_CLIENTS, STREAM_STALLS
 from ... import openapi
 from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
                     read_json, send_file)
@@ -67,6 +69,7 @@ class ClientRoutes(Endpoints):
         self.h, self.directory = handlers, directory
         self.server_id = directory.server_id
         self.max_body, self.max_file_bytes = max_body, max_file_bytes
+        self.stream_stall_seconds = STREAM_STALL_SECONDS
         self.groups = GroupRoutes(handlers.groups, self.session_user, directory,
                                   max_body=max_body)
 
@@ -325,19 +328,69 @@ class ClientRoutes(Endpoints):
         clients = STREAM_CLIENTS.labels(self.server_id)
         clients.inc()
         request.notifyFinish().addBoth(lambda _: (gone.append(True), clients.dec()))
+        # Flow control: while the client does not read, nothing more is written (the events
+        # wait in the store); one that reads nothing for STREAM_STALL_SECONDS is closed, and
+        # reconnects with Last-Event-ID when it comes back.  (The connection pauses a producer
+        # once its send buffer is full: what waits per stream is that buffer and one batch.)
+        flow = _Flow()
+        request.registerProducer(flow, True)
         request.write(b": imfed event stream\n\n")
-        while not gone:
-            rows = await self.h.events.after(user.user_id, since, 15)
-            if gone:
-                break
-            if not rows:
-                request.write(b": keep-alive\n\n")
-                continue
-            for seq, kind, payload in rows:
-                request.write(b"id: %d\nevent: %s\ndata: %s\n\n"
-                              % (seq, kind.encode(), payload.encode("utf-8")))
-            since = rows[-1][0]
+        try:
+            while not gone:
+                rows = await self.h.events.after(user.user_id, since, 15, limit=100)
+                if gone:
+                    break
+                if flow.paused and not await flow.resumed(self.h.events.clock,
+                                                          self.stream_stall_seconds):
+                    STREAM_STALLS.labels(self.server_id).inc()
+                    request.channel.transport.abortConnection() if request.channel else None
+                    break
+                if not rows:
+                    request.write(b": keep-alive\n\n")
+                    continue
+                for seq, kind, payload in rows:
+                    request.write(b"id: %d\nevent: %s\ndata: %s\n\n"
+                                  % (seq, kind.encode(), payload.encode("utf-8")))
+                since = rows[-1][0]
+        finally:
+            if not gone:
+                request.unregisterProducer()
         return b""
+
+
+STREAM_STALL_SECONDS = 60.0
+"""An event stream whose client has read nothing for this long, with events waiting, is
+closed (what it would have been sent stays in the store)."""
+
+
+@implementer(IPushProducer)
+class _Flow:
+    """An event stream's producer: told by the connection to pause when the client stops
+    reading, and to resume when it reads again."""
+
+    paused = False
+    _resume = None
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        d, self._resume = self._resume, None
+        if d is not None and not d.called:
+            d.callback(True)
+
+    stopProducing = resumeProducing
+
+    async def resumed(self, clock, seconds: float) -> bool:
+        """True once the client reads again, False after ``seconds`` without."""
+        self._resume = d = Deferred()
+        timer = clock.callLater(seconds, lambda: d.called or d.callback(False))
+        try:
+            return await d
+        finally:
+            if timer.active():
+                timer.cancel()
 
 
 _STATIC_TYPES = {"index.html": b"text/html;charset=utf-8",
