@@ -421,6 +421,8 @@ class Config:
     dev_nodes: tuple = ()
     # [metrics] listen: the operator listener (/health, /metrics), off unless set.
     metrics_listen: Listen | None = None
+    # [metrics] hosts: DNS names /health and /metrics answer to besides IPs and localhost.
+    metrics_hosts: tuple = ()
     log: LogConfig = LogConfig()
     bridge: BridgeConfig | None = None
     xmpp: XmppConfig | None = None
@@ -523,10 +525,13 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     if management is None and node is None:
         raise ConfigError("management", "the config names no role: add [management] or [node]")
     metrics = _section(data, "metrics")
-    metrics_listen = None
+    metrics_listen, metrics_hosts = None, ()
     if metrics is not None:
         r = _Reader(metrics, "metrics.")
         metrics_listen = r.listen("listen")
+        metrics_hosts = tuple(r.get("hosts", list, []))
+        if not all(isinstance(h, str) and h for h in metrics_hosts):
+            raise ConfigError(r.key("hosts"), "must be a list of host names")
         r.done()
     node_config = _node(node, data_dir) if node is not None else None
     xmpp = _section(data, "xmpp")
@@ -537,6 +542,7 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         management=_management(management, data_dir) if management is not None else None,
         node=node_config,
         metrics_listen=metrics_listen,
+        metrics_hosts=metrics_hosts,
         log=_log(_section(data, "log") or {}),
         bridge=_bridge(_section(data, "bridge")) if _section(data, "bridge") is not None
         else None,

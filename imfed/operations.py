@@ -9,15 +9,17 @@ describe the stores are read just before each scrape."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from klein import Klein
+from twisted.web.resource import Resource
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import REGISTRY
 from .storage import days_left, writable
 
-__all__ = ["OperatorApi", "store_and_certificates"]
+__all__ = ["OperatorApi", "store_and_certificates", "host_allowed"]
 
 
 async def store_and_certificates(db, clock, certificates: dict) -> tuple[bool, dict]:
@@ -31,16 +33,57 @@ async def store_and_certificates(db, clock, certificates: dict) -> tuple[bool, d
     return ok, checks
 
 
+def _host_of(value: bytes) -> str:
+    """The host of a Host header, without its port (``[::1]:9100`` gives ``::1``)."""
+    text = value.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    return text.rpartition(":")[0] if text.count(":") == 1 else text
+
+
+def host_allowed(value: bytes | None, names: tuple[str, ...]) -> bool:
+    """An IP literal, ``localhost`` or one of ``names`` (``[metrics] hosts``): a page in a
+    browser whose domain an attacker points at 127.0.0.1 (DNS rebinding) names its domain,
+    and is refused."""
+    if not value:
+        return False
+    host = _host_of(value)
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host == "localhost" or host in names
+
+
+class _HostChecked(Resource):
+    """Every request's Host header is checked before the routes see it."""
+
+    isLeaf = True
+
+    def __init__(self, inner, hosts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.inner, self.hosts = inner, hosts
+
+    def render(self, request):
+        if host_allowed(request.getHeader(b"host"), self.hosts):
+            return self.inner.render(request)
+        request.setResponseCode(403)
+        request.setHeader(b"content-type", b"application/json;charset=utf-8")
+        return (b'{"code":1,"error":"the Host header must be an IP address, localhost or one '
+                b'of [metrics] hosts","errcode":"bad_host"}')
+
+
 class OperatorApi:
     app = Klein()
 
-    def __init__(self, roles) -> None:
+    def __init__(self, roles, hosts: tuple[str, ...] = ()) -> None:
         """``roles()``: the roles now running, objects with ``server_id``, ``async health()
-        -> (ok, checks)`` and ``async collect_metrics()``."""
-        self.roles = roles
+        -> (ok, checks)`` and ``async collect_metrics()``; ``hosts``: DNS names the listener
+        may be reached by besides IP addresses and localhost."""
+        self.roles, self.hosts = roles, tuple(h.lower() for h in hosts)
 
     def resource(self):
-        return self.app.resource()
+        return _HostChecked(self.app.resource(), self.hosts)
 
     @app.route("/health", methods=["GET"])
     async def health(self, request):

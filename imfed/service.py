@@ -73,7 +73,8 @@ def make_service(config: Config, reactor) -> MultiService:
                  if r is not None]
         dev = getattr(top, "dev", None)
         # The development default's nodes come up after their join: asked for at each call.
-        operator = OperatorApi(lambda: fixed + (list(dev.nodes.values()) if dev else []))
+        operator = OperatorApi(lambda: fixed + (list(dev.nodes.values()) if dev else []),
+                               config.metrics_hosts)
         site = http_site(operator.resource(), Limits(), Style.INTERCONNECT,
                          lambda method, path: 0, access_log=False)
         # Several processes on one PostgreSQL share the port unless each is given its own

@@ -68,6 +68,18 @@ async def test_health_fails_when_a_store_is_gone(pair):
         assert health["servers"]["node-b"]["database"].startswith("not writable")
         response = await treq.get(url + "nothing")
         assert response.code == 404
+        # Issue #29, 10: a page whose domain points at 127.0.0.1 (DNS rebinding) reads
+        # nothing; IP literals and localhost are answered.
+        for host, code in ((b"evil.example:%d" % port, 403), (b"localhost:%d" % port, 200),
+                           (b"[::1]:%d" % port, 200), (b"127.0.0.1", 200), (b"", 403)):
+            for path in ("health", "metrics"):
+                response = await treq.get(url + path, headers={b"Host": [host]} if host else
+                                          {b"Host": [b""]})
+                assert response.code in ((code,) if code == 403 else (200, 503)), (host, path)
+                if code == 403:
+                    assert json.loads(await treq.content(response))["errcode"] == "bad_host"
+                else:
+                    await treq.content(response)
     finally:
         await listener.stopService()
 
