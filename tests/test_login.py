@@ -35,6 +35,9 @@ async def test_wrong_passwords_are_throttled_per_account_then_429_with_retry_aft
         body = await response.json()
         assert response.code == 429 and body["errcode"] == "throttled"
         assert 1 <= int(response.headers.getRawHeaders(b"retry-after")[0]) <= 60
+        # Issue #29, 12: another spelling of the same account is the same account.
+        status, answer, _ = await _attempt(a, "100@node-a", "secret")
+        assert (status, answer.get("errcode")) == (429, "throttled")
         # Another account from the same address is not locked by Alice's failures alone.
         await signed_up(a, "200", "Bob")
 

@@ -33,13 +33,16 @@ class Sessions:
         """(token, user).  Throttled per account and per source address (429 with
         Retry-After); the hash is checked on a thread, and against a dummy when the account
         does not exist, so that neither the reactor nor the answer's timing tells anything."""
-        keys = ("account:" + login.strip().lower(), "source:" + source)
+        user = await self.store.run(users.find_user, login)
+        # The account is counted as itself, whichever of its spellings is typed (its phone
+        # number, its user ID, ...); a login that names no account, as typed.
+        account = user.user_id if user is not None else login.strip().lower()
+        keys = ("account:" + account, "source:" + source)
         for key, throttle in zip(keys, (self.login_throttle, self.source_throttle)):
             wait = throttle.retry_after(key)
             if wait is not None:
                 self.failures.inc()
                 raise TooMany("too many failed logins; try again later", wait, "throttled")
-        user = await self.store.run(users.find_user, login)
         stored = user.password_hash if user is not None else None
         if not await deferToThread(users.check_password, password, stored):
             self.login_throttle.hit(keys[0])
