@@ -11,7 +11,7 @@ import os
 import re
 import time
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender
 from werkzeug.exceptions import HTTPException
@@ -311,6 +311,14 @@ async def render_failure(self, request, exc: BaseException, signed: bool) -> byt
     return body
 
 
+CLIENT_CLOSED = 499
+"""The status counted (never sent) for a request whose client went away before its answer."""
+
+
+def _gone(request) -> bool:
+    return bool(getattr(request, "_disconnected", False)) or request.channel is None
+
+
 def _json_headers(request, body: bytes) -> None:
     """A JSON answer's type and length (a length known up front: no chunked framing for the
     peer to take apart)."""
@@ -342,7 +350,17 @@ async def _answer(self, handler, auth, raw, request, args, kwargs) -> bytes:
         result = handler(self, request, *args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
+    except CancelledError:
+        if _gone(request):
+            # The client went away (a long poll it gave up on, say): nobody to answer, and
+            # nothing went wrong here.  Counted as 499, as web servers count it.
+            request.code = CLIENT_CLOSED
+            return b""
+        raise
     except Exception as exc:
+        if _gone(request):
+            request.code = CLIENT_CLOSED
+            return b""
         return await render_failure(self, request, exc, signed)
     if raw:
         return result

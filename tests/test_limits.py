@@ -426,3 +426,49 @@ def _queued_by_source(node) -> dict[str, int]:
         host = t.getPeer().host
         out[host] = out.get(host, 0) + queued
     return out
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_hanging_up_on_a_long_poll_is_quiet(tmp_path):
+    """Issue #29, 13: a client that goes away during ``GET /events?wait=`` is not an error:
+    no traceback, no critical line, not counted as a 5xx (it is counted as 499, closed by
+    the client)."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from conftest import signed_up
+    from imfed.metrics import REGISTRY
+
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    port = a.config.node.client_listen.port
+    lines = []
+
+    def observe(event):
+        lines.append((event.get("log_level"), formatEvent(event) or "",
+                      event.get("log_failure")))
+
+    def count(status):
+        return REGISTRY.get_sample_value("imfed_requests_total", {
+            "server": "node-a", "interface": "client", "endpoint": "events",
+            "status": status, "peer": "-"}) or 0
+
+    try:
+        bob = await signed_up(a, "200", "Bob")
+        before = count("499")
+        globalLogPublisher.addObserver(observe)
+        for _ in range(3):
+            s = _connect_from("127.0.0.2", port)
+            await deferLater(reactor, 0.05, lambda: None)
+            s.send(b"GET /api/v1/events?since=999999&wait=30 HTTP/1.1\r\nhost: x\r\n"
+                   b"authorization: Bearer %s\r\n\r\n" % bob.token.encode())
+            await deferLater(reactor, 0.3, lambda: None)
+            s.close()
+        await wait_until(lambda: count("499") >= before + 3, what="three hang-ups counted")
+        globalLogPublisher.removeObserver(observe)
+        assert count("500") == 0
+        assert not [line for line in lines if line[2] is not None or
+                    "unhandled" in line[1] or "Traceback" in line[1]], lines
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        await a.stop()
+        await running.service.stopService()
