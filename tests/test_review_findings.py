@@ -237,3 +237,24 @@ async def test_a_signed_request_replayed_after_the_receiver_restarts_is_refused(
         status, _, content = await http(policy, "POST", url, body, headers)
         assert status == 200, content
     await b.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_spelling_of_a_registered_address_is_taken(tmp_path):
+    """Issue #29, 11: the same machine and port under another spelling is the same address."""
+    running = start_management(str(tmp_path / "m"), apply_per_source_per_hour=100)
+    try:
+        await Applicant("node-a", str(tmp_path / "a"), running,
+                        address="https://127.0.0.1:9443").apply()
+        for i, host in enumerate(("127.1", "2130706433", "0x7f.0.0.1", "[::ffff:127.0.0.1]",
+                                  "017700000001", "127.000.000.001", "localhost",
+                                  "LOCALHOST.")):
+            other = Applicant("node-x%d" % i, str(tmp_path / ("x%d" % i)), running,
+                              address="https://%s:9443" % host)
+            status, answer = await other.post(M + "apply", other.body())
+            assert (status, answer["errcode"]) == (409, "address_taken"), (host, answer)
+        # Another port of the same machine is another address.
+        await Applicant("node-b", str(tmp_path / "b"), running,
+                        address="https://127.1:9444").apply()
+    finally:
+        await running.service.stopService()

@@ -8,8 +8,10 @@ every approved change owes each status-0 node a receivenotify.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
+import socket
 
 import attrs
 
@@ -195,8 +197,31 @@ def _no_lookalike(cur, server_id: str, application_id: str | None = None) -> Non
 
 
 def _address_key(address: str) -> tuple[str, int]:
+    """(host, port) as the machine it names: every spelling of one IPv4 address (``127.1``,
+    ``2130706433``, ``0x7f.0.0.1``, ``017700000001``, ``127.000.000.001``, ``::ffff:127.0.0.1``)
+    is its dotted quad, ``localhost`` is 127.0.0.1, names are compared without case or a final
+    dot."""
     host, port = https_address(address)
-    return host.lower().rstrip("."), port
+    return canonical_host(host), port
+
+
+def canonical_host(host: str) -> str:
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return str(mapped or ip)
+    if re.fullmatch(r"[0-9a-fx.]+", host) and not re.search(r"[g-wyz]", host):
+        try:
+            return socket.inet_ntoa(socket.inet_aton(host))  # the C library's lenient forms
+        except OSError:
+            pass
+    return host
 
 
 def _address_free(cur, address: str, server_id: str, application_id: str | None = None) -> None:
