@@ -256,6 +256,11 @@ class GuardedChannel(HTTPChannel):
         self._disarm()
         super().connectionLost(reason)
 
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """A request twisted.web cannot parse (a bad request line, a header with NUL or
+        without a colon, a malformed chunk): the profile's JSON 400, not a bare one."""
+        self.refuse(400, "malformed_request", "the request is not valid HTTP/1.1")
+
     # -- refusing before any work --
 
     def refuse(self, status: int, errcode: str, message: str) -> None:

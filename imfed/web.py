@@ -9,6 +9,7 @@ import inspect
 import json
 import os
 import re
+import sqlite3
 import time
 
 from twisted.internet.defer import CancelledError, ensureDeferred
@@ -79,9 +80,29 @@ def parse_json(body: bytes):
         raise BadRequest("request body nests deeper than %d levels" % MAX_DEPTH,
                          "malformed_json")
     try:
-        return json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("request body is not valid UTF-8 JSON", "malformed_json") from None
+    if b"\\u" in body and not _storable(value):
+        # Only an escape can put these in a string (raw ones are not UTF-8, or not JSON).
+        raise BadRequest("request body holds a character no text may (U+0000, or half of a "
+                         "UTF-16 surrogate pair)", "bad_text")
+    return value
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value) -> bool:
+    """No string in ``value`` (keys included) holds NUL, which PostgreSQL cannot store, or a
+    lone surrogate, which is not Unicode text at all (it cannot be written as UTF-8)."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is None
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -173,7 +194,12 @@ def _failure_body(style: Style, exc: BaseException) -> tuple[int, dict]:
 
 
 def _disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    """No room to write: the filesystem's, SQLite's (SQLITE_FULL) or PostgreSQL's (53100)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.OperationalError):
+        return "disk is full" in str(exc)
+    return getattr(exc, "sqlstate", None) == "53100"
 
 
 def _log_unexpected(request, exc: BaseException, failure=None) -> None:

@@ -177,3 +177,93 @@ async def test_client_api_refuses_bad_input(pair):
     assert response.code == 413
     assert json.loads(await treq.content(response))["errcode"] == "too_large"
     assert snapshot(a) == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_text_no_store_can_hold_is_refused_everywhere(pair):
+    """Issue #29, 9: a lone UTF-16 surrogate or NUL anywhere in a JSON body (a message, a
+    login, a group name, a remark, a bridge name, a federation call) is a 400, never a 500,
+    and nothing is stored; a request with NUL in a header gets the JSON 400 too."""
+    import socket
+
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    from conftest import PlainClientPolicy, http, signed_up
+    from imfed.crypto import signing
+
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    before = snapshot(a), snapshot(b)
+    for bad in ("\ud800", "x\udfffy", "a\x00b"):
+        for method, path, body in (
+                ("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                      "content": {"message": bad}}),
+                ("POST", "login", {"login": "100" + bad, "password": "secret"}),
+                ("POST", "groups", {"groupName": "g" + bad}),
+                ("POST", "friends/requests", {"userID": "200@node-b", "remark": bad}),
+                ("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                      "content": {"message" + bad: "x"}})):
+            status, answer = await alice.call(method, path, body)
+            assert (status, answer["errcode"]) == (400, "bad_text"), (path, bad, answer)
+        # A federation call, signed, from node-a's own identity.
+        body = json.dumps({"messageInfo": message(content={"message": bad})}).encode()
+        target = "/sns/chat"
+        header, _ = signing.sign_request(a.role.signing_key, "POST", target, "node-a",
+                                         "node-b", body, int(reactor.seconds() * 1000))
+        n = a.config.node
+        status, _, content = await http(PlainClientPolicy(n.ca_file, n.cert_file, n.key_file),
+                                        "POST", "https://127.0.0.1:%d%s"
+                                        % (b.config.node.listen.port, target), body,
+                                        {"Authorization": header,
+                                         "Content-Type": "application/json"})
+        assert (status, json.loads(content)["errcode"]) == (400, "bad_text"), content
+    assert (snapshot(a), snapshot(b)) == before
+
+    s = socket.create_connection(("127.0.0.1", a.config.node.client_listen.port))
+    s.setblocking(False)
+    s.send(b"GET /api/v1/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer a\x00b\r\n\r\n")
+    received = b""
+    for _ in range(40):
+        await deferLater(reactor, 0.05, lambda: None)
+        try:
+            received += s.recv(65536)
+        except BlockingIOError:
+            continue
+        if b"\r\n\r\n" in received:
+            break
+    s.close()
+    assert received.startswith(b"HTTP/1.1 400"), received
+    assert json.loads(received.partition(b"\r\n\r\n")[2])["errcode"] == "malformed_request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_send_when_the_store_is_full_is_507(sqlite_pair):
+    """Issue #29, 9: no room left in the store (SQLite's SQLITE_FULL, here by its page
+    limit) answers 507 disk_full, as a full disk does for uploads, and loses nothing."""
+    from conftest import signed_up
+
+    a, b = sqlite_pair
+    alice = await signed_up(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+
+    def fill(cur):
+        cur.execute("PRAGMA page_count")
+        pages = cur.fetchone()[0]
+        cur.execute("PRAGMA max_page_count = %d" % pages)
+
+    await a.role.db.runInteraction(fill)
+    try:
+        statuses = []
+        for i in range(50):  # until the free space left in its pages is gone
+            status, answer = await alice.call("POST", "messages", {
+                "recvID": "200@node-b", "messageType": "text",
+                "content": {"message": "%d " % i + "x" * 3000}})
+            statuses.append(status)
+            if status != 200:
+                break
+        assert (status, answer["errcode"]) == (507, "disk_full"), (statuses, answer)
+    finally:
+        await a.role.db.runInteraction(
+            lambda cur: cur.execute("PRAGMA max_page_count = 1073741823"))
