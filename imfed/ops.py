@@ -44,6 +44,7 @@ def backup(data_dir: str, dest: str) -> dict:
     if os.path.exists(dest) and os.listdir(dest):
         raise ApiError("%s is not empty: back up into a new folder" % dest)
     os.makedirs(dest, mode=0o700, exist_ok=True)
+    os.chmod(dest, 0o700)  # keys and stores: the operator's alone, whatever made the folder
     started = time.time()
     stores, others = [], []
     for folder, dirs, names in os.walk(data_dir):
@@ -93,6 +94,14 @@ def restore(source: str, data_dir: str, force: bool = False) -> dict:
     if existing and not force:
         raise ApiError("%s already has %s: stop the daemon and give --force to replace it"
                        % (data_dir, ", ".join(existing)))
+    for folder, dirs, names in os.walk(source):
+        for name in dirs + names:
+            # A backup holds files and folders only: a link would restore whatever it points
+            # at (another user's key, /etc/shadow) into the data folder.
+            if os.path.islink(os.path.join(folder, name)):
+                raise ApiError("%s holds a symbolic link (%s): not an imfed backup, nothing "
+                               "restored" % (source, os.path.relpath(os.path.join(folder, name),
+                                                                     source)))
     for folder, _, names in os.walk(source):
         for name in names:
             rel = os.path.relpath(os.path.join(folder, name), source)

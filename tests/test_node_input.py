@@ -267,3 +267,35 @@ async def test_a_send_when_the_store_is_full_is_507(sqlite_pair):
     finally:
         await a.role.db.runInteraction(
             lambda cur: cur.execute("PRAGMA max_page_count = 1073741823"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_names_with_controls_or_bidirectional_overrides_are_refused(pair):
+    """Issue #29, 14: names people read (a file's, a group's, a remark, a name from another
+    server's message) may not hold control characters or bidirectional controls:
+    ``a\\u202egpj.exe`` would read as ``aexe.jpg``."""
+    from conftest import signed_up
+
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    response = await treq.post(a.client_url + "files", data=b"x" * 10,
+                               params={"name": "a\u202egpj.exe"},
+                               headers={"Authorization": "Bearer " + alice.token})
+    assert response.code == 400 and (await response.json())["errcode"] == "bad_name"
+    for method, path, body, errcode in (
+            ("POST", "groups", {"groupName": "team\x1b[2J"}, "bad_groupName"),
+            ("POST", "groups", {"groupName": "\u2067team"}, "bad_groupName"),
+            ("POST", "friends/requests", {"userID": "200@node-b", "remark": "hi\x07"},
+             "bad_remark")):
+        status, answer = await alice.call(method, path, body)
+        assert (status, answer["errcode"]) == (400, errcode), (path, answer)
+    # A line break in a remark is text, and taken.
+    await alice.ok("POST", "friends/requests", {"userID": "200@node-b",
+                                                "remark": "hello\nit is Alice"})
+    peer = a.role.directory.active("node-b")
+    answer = await a.role.client.call("node-b", peer.address, "POST", "/sns/chat", {
+        "messageInfo": message(messageType="file", content={
+            "fileID": "abcdefghijkl@node-a", "size": 10, "md5": "0" * 32,
+            "name": "report\u202efdp.exe"})})
+    assert (answer.status, answer.body["errcode"]) == (400, "bad_name"), answer.body

@@ -117,6 +117,21 @@ async def test_backup_while_running_and_restore(sqlite_pair, tmp_path):
     code, out = await cli("restore", "--from", str(tmp_path), "--data-dir", str(target))
     assert code == 1 and "not an imfed backup" in out
 
+    # Issue #29, 14: a folder made beforehand (0755) is made the operator's alone; a backup
+    # holding a symbolic link is refused whole, nothing restored through the link.
+    made = tmp_path / "made"
+    made.mkdir(mode=0o755)
+    code, out = await cli("backup", "--to", str(made), "--config", a.config_path)
+    assert code == 0 and oct(os.stat(made).st_mode & 0o777) == "0o700", out
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("not for the data folder")
+    os.symlink(str(secret), str(made / "node" / "stolen.pem"))
+    fresh = tmp_path / "fresh"
+    code, out = await cli("restore", "--from", str(made), "--data-dir", str(fresh))
+    assert code == 1 and "symbolic link" in out, out
+    assert not os.path.exists(fresh / "node" / "stolen.pem")
+    assert not os.path.exists(fresh / "node.sqlite3")
+
 
 @pytest_twisted.ensureDeferred
 async def test_check_a_peer(pair):

@@ -14,6 +14,8 @@ import treq
 from twisted.internet import reactor
 
 from ..config import BridgeConfig
+from ..wire.errors import BadRequest
+from ..wire.fields import plain
 from ..wire.records import VerifyType
 from ..peer import PeerError, read_capped
 from .bridge_push import ANSWER_LIMIT, SIGNATURE_HEADER, sign
@@ -57,5 +59,9 @@ class BridgeUsers:
             raise RuntimeError("the answer is not a JSON object") from None
         if not isinstance(name, str) or len(name) > 64 or verify not in (1, 2):
             raise RuntimeError("the answer's name or verifyType is not valid")
+        try:
+            plain(name, "name")
+        except BadRequest as e:
+            raise RuntimeError("the answer's name: %s" % e.message) from None
         user, _ = await self.access.provision(phone, name, verify_type=verify)
         return user

@@ -44,6 +44,33 @@ def text(body: dict, field: str, required: bool = True, max_len: int = 256) -> s
     return value
 
 
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
+"""Marks, embeddings, overrides and isolates that reorder what follows them: in a name,
+``a\u202egpj.exe`` reads as ``aexe.jpg``."""
+
+
+def plain(value: str, field: str, newlines: bool = False) -> str:
+    """``value`` unless it holds a control character (tab and, with ``newlines``, line breaks
+    aside) or a bidirectional control; BadRequest naming ``field`` otherwise.  For what people
+    read as names: user, group and file names, remarks."""
+    for c in value:
+        if c in _BIDI_CONTROLS:
+            raise BadRequest("%s holds a bidirectional control character (U+%04X)"
+                             % (field, ord(c)), "bad_" + field)
+        if unicodedata.category(c) == "Cc" and c != "\t" and not (newlines and c in "\r\n"):
+            raise BadRequest("%s holds a control character (U+%04X)" % (field, ord(c)),
+                             "bad_" + field)
+    return value
+
+
+def name(body: dict, field: str, required: bool = True, max_len: int = 64,
+         newlines: bool = False) -> str:
+    """A text field people read as a name (or a remark, with ``newlines``): ``text``'s rules
+    and ``plain``'s."""
+    return plain(text(body, field, required, max_len), field, newlines)
+
+
 def flag(body: dict, field: str) -> bool:
     """A JSON true or false, nothing else."""
     value = body.get(field)

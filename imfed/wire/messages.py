@@ -9,7 +9,7 @@ import secrets
 import attrs
 
 from .errors import BadRequest
-from .fields import SERVER_ID, ascii_digits
+from .fields import SERVER_ID, ascii_digits, plain
 
 __all__ = ["MessageInfo", "parse_message_info", "split_id", "user_id", "object_id",
            "server_part", "host_port", "server_of",
@@ -103,8 +103,9 @@ def _content(message_type: str, content) -> dict:
         raise BadRequest("content.md5 must be 32 hex characters", "bad_md5")
     out["md5"] = md5.lower()
     name = content.get("name", "")
-    if not isinstance(name, str) or len(name) > 255 or "/" in name or "\x00" in name:
+    if not isinstance(name, str) or len(name) > 255 or "/" in name:
         raise BadRequest("content.name must be a file name", "bad_name")
+    plain(name, "name")  # no control character, no bidirectional override
     if name:
         out["name"] = name
     if message_type == "voice":

@@ -145,7 +145,7 @@ class ClientRoutes(Endpoints):
             raise Unauthorized("the bridge token is required", "bad_bridge_token")
         body = read_json(request, self.max_body)
         phone = fields.text(body, "phoneNumber", max_len=64)
-        name = fields.text(body, "name", max_len=64)
+        name = fields.name(body, "name", max_len=64)
         verify_type = fields.optional_int(body, "verifyType", default=2, minimum=1, maximum=2)
         user, made = await self.h.bridge.provision(phone, name, verify_type)
         request.setResponseCode(201 if made else 200)
@@ -221,7 +221,7 @@ class ClientRoutes(Endpoints):
     async def request_friend(self, request, user):
         body = read_json(request, self.max_body)
         target = self._user_id(body.get("userID"), "userID")
-        remark = fields.text(body, "remark", required=False, max_len=256)
+        remark = fields.name(body, "remark", required=False, max_len=256, newlines=True)
         return ok_body(self.style, requestID=await self.h.friends.request(user, target, remark))
 
     @app.route(V1 + "friends/requests/<request_id>/answer", methods=["POST"])
@@ -282,7 +282,7 @@ class ClientRoutes(Endpoints):
     @endpoint(SESSION)
     async def upload(self, request, user):
         """The request body is the file; ``?name=`` its name."""
-        name = query_arg(request, "name", "") or ""
+        name = fields.plain(query_arg(request, "name", "") or "", "name")
         stored = await self.h.files.upload(user, name, request.content)
         return ok_body(self.style, fileID=stored.file_id, size=stored.size, md5=stored.md5,
                        name=stored.name)

@@ -45,7 +45,7 @@ class GroupRoutes(Endpoints):
     @endpoint(SESSION)
     async def create_group(self, request, user):
         body = read_json(request, self.max_body)
-        name = fields.text(body, "groupName", max_len=64)
+        name = fields.name(body, "groupName", max_len=64)
         icon = fields.text(body, "groupIcon", required=False, max_len=512)
         g = await self.groups.create(user, name, icon)
         return ok_body(self.style, groupInfo=g.info(1), gset=g.gset())
@@ -162,7 +162,7 @@ class GroupRoutes(Endpoints):
         gset = body.get("gset") or {}
         if not isinstance(info, dict) or not isinstance(gset, dict):
             raise BadRequest("groupInfo and gset must be objects", "bad_groupInfo")
-        name = fields.text(info, "groupName", required=False, max_len=64) or None
+        name = fields.name(info, "groupName", required=False, max_len=64) or None
         icon = info.get("groupIcon")
         if icon is not None and (not isinstance(icon, str) or len(icon) > 512):
             raise BadRequest("groupIcon must be a string", "bad_groupIcon")

@@ -143,7 +143,7 @@ class FederationRoutes(Endpoints):
         body = read_json(request, self.max_body)
         target = await self._local_user(body.get("userID"), "userID")
         owner = self._origin_user(origin, body.get("ownerID"), "ownerID")
-        remark = fields.text(body, "remark", required=False, max_len=256)
+        remark = fields.name(body, "remark", required=False, max_len=256, newlines=True)
         await self.friends.receive_request(owner, target.user_id, remark,
                                            _user_info(body.get("userInfo")))
         return ok_body(self.style)
