@@ -25,12 +25,14 @@ from zope.interface import implementer
 from .config import https_address
 from .crypto import sm2, tls
 from .crypto.pki import Certificate
-from .crypto.signing import SignatureError, off_reactor, sign_request, verify_response
+from .crypto.signing import (SignatureError, off_reactor, parse_response_signature,
+                             sign_request, verify_response)
 from .crypto.sm3 import SM3
 from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER, Behind, Broken, Pipes, \
     PipelinedConnection
 
-__all__ = ["PeerError", "PeerBehind", "PeerResponse", "PeerClient", "Lane", "bootstrap_call"]
+__all__ = ["PeerError", "PeerBehind", "PeerResponse", "PeerClient", "Lane", "bootstrap_call",
+           "ClockWatch"]
 
 
 class PeerError(Exception):
@@ -60,6 +62,37 @@ LISTENER_REFUSALS = (408, 413)
 CertLookup = Callable[[str], Awaitable["Certificate | None"]]
 
 
+class ClockWatch:
+    """How far our clock is from our peers', read off the ``ts`` of their signed answers:
+    a node whose clock is off by minutes has every signed call refused (docs/protocol.md §3,
+    ±300 s), and should say so in /health rather than report itself well."""
+
+    WARN_MS, FAIL_MS, RECENT_MS = 30_000, 240_000, 3_600_000
+
+    def __init__(self) -> None:
+        self._offsets: dict[str, tuple[int, int]] = {}  # peer: (when, their ts - ours)
+
+    def saw(self, peer: str, their_ts: int, now_ms: int) -> None:
+        self._offsets[peer] = (now_ms, their_ts - now_ms)
+        while len(self._offsets) > 256:
+            self._offsets.pop(next(iter(self._offsets)))
+
+    def report(self, now_ms: int) -> tuple[bool, dict | None]:
+        """(ok, what /health says): the median offset of the peers answered in the last hour;
+        a warning from 30 s, failing from 240 s (most of the signature window)."""
+        recent = sorted(off for when, off in self._offsets.values()
+                        if now_ms - when <= self.RECENT_MS)
+        if not recent:
+            return True, None
+        median = recent[len(recent) // 2]
+        out = {"offsetSeconds": round(-median / 1000, 1), "peers": len(recent)}
+        if abs(median) >= self.WARN_MS:
+            out["warning"] = ("this server's clock is %.0f s %s its peers' (by their signed "
+                              "answers); signed calls fail past 300 s" % (
+                                  abs(median) / 1000, "behind" if median > 0 else "ahead of"))
+        return abs(median) < self.FAIL_MS, out
+
+
 @attrs.define
 class PeerClient:
     server_id: str
@@ -71,6 +104,7 @@ class PeerClient:
     max_response: int = 8 << 20
     tls_policy: str = tls.GM_ONLY
     policy: tls.PeerPolicy = attrs.field(init=False)
+    clock_watch: "ClockWatch" = attrs.field(init=False, factory=lambda: ClockWatch())
     pool: HTTPConnectionPool = attrs.field(init=False)
     agent: Agent = attrs.field(init=False)
     pipes: Pipes = attrs.field(init=False)
@@ -133,11 +167,13 @@ class PeerClient:
         cert = await self.certificate_of(destination)
         if cert is None:
             raise PeerError("no certificate known for %s" % destination)
+        header = (signature or b"").decode("latin-1")
         try:
-            await off_reactor(self.reactor, verify_response, (signature or b"").decode("latin-1"),
-                              status, nonce, destination, cert.public_key, body, body_sm3)
+            await off_reactor(self.reactor, verify_response, header, status, nonce,
+                              destination, cert.public_key, body, body_sm3)
         except SignatureError as e:
             raise PeerError("%s: %s" % (destination, e)) from None
+        self.clock_watch.saw(destination, parse_response_signature(header)[1], self.now_ms())
 
     async def _answer(self, destination: str, status: int, signature: bytes | None,
                       nonce: str, content: bytes) -> PeerResponse:

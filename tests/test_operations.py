@@ -10,6 +10,7 @@ import os
 import sqlite3
 import sys
 
+import pytest
 import pytest_twisted
 import treq
 from twisted.application.service import Application
@@ -204,3 +205,41 @@ def test_migrations_keep_a_copy_of_the_store(tmp_path):
     conn.close()
     assert migrate(path, "node") == latest  # nothing to do: no new copy
     assert sorted(os.listdir(tmp_path)) == sorted(["node.sqlite3", os.path.basename(copy)])
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_says_when_the_clock_is_off(pair):
+    """Issue #29, 15: a node whose clock is ten minutes ahead has its signed calls refused;
+    the answers' signed timestamps tell it so, and /health fails saying by how much."""
+    a, b = pair
+    ok, checks = await a.role.health()
+    assert ok
+    real = a.role.client.reactor
+
+    class Skewed:  # the system clock, set wrong
+        def seconds(self):
+            return real.seconds() + 600
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    a.role.client.reactor = Skewed()
+    try:
+        peer = a.role.directory.active("node-b")
+        answer = await a.role.client.call("node-b", peer.address, "GET", "/sns/verify/users",
+                                          query={"userID": "x@node-b"})
+        assert answer.status == 401  # refused: ts outside the window
+        from imfed.peer import PeerError
+
+        with pytest.raises(PeerError, match="replay window"):
+            await a.role.refresher.refresh()  # the management server refuses it as well
+        ok, checks = await a.role.health()
+        assert not ok and 590 <= checks["clock"]["offsetSeconds"] <= 610, checks
+        assert "ahead of" in checks["clock"]["warning"]
+    finally:
+        a.role.client.reactor = real
+    await a.role.client.call("node-b", peer.address, "GET", "/sns/verify/users",
+                             query={"userID": "x@node-b"})
+    await a.role.refresher.refresh()
+    ok, checks = await a.role.health()
+    assert ok and abs(checks["clock"]["offsetSeconds"]) < 5, checks

@@ -118,7 +118,10 @@ class ManagementRole:
             "certificateDaysLeft": self.identity.certificate, "caDaysLeft": self.ca.cert})
         checks["pendingApplications"] = await self.db.runInteraction(store.pending_count)
         checks["transport"] = tls.transport_report(self.server_tls, self.client.policy)
-        return ok, checks
+        clock_ok, clock = self.client.clock_watch.report(self.client.now_ms())
+        if clock is not None:
+            checks["clock"] = clock
+        return ok and clock_ok, checks
 
     async def collect_metrics(self) -> None:
         by_state, by_node = await self.db.runInteraction(store.queue_figures)

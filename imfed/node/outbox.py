@@ -74,11 +74,13 @@ Hook = Callable[..., None]
 """``hook(work, item, state, error, now_ms)``: an item of its kind ended (SENT or FAILED)."""
 
 
-def _heads(cur, now_ms: int) -> list[tuple[str, str]]:
+def _heads(cur, now_ms: int, latest_ms: int) -> list[tuple[str, str]]:
     """(destination, lane) of every lane whose first item is due (``outbox_heads``, kept by
-    triggers: one row per lane, however long the queue)."""
-    cur.execute("SELECT destination, lane FROM outbox_heads WHERE next_attempt <= ? "
-                "ORDER BY seq", (now_ms,))
+    triggers: one row per lane, however long the queue).  A first item due after
+    ``latest_ms`` (further off than any backoff puts it) was scheduled on a clock that has
+    since been set back: it is due now."""
+    cur.execute("SELECT destination, lane FROM outbox_heads WHERE next_attempt <= ? OR "
+                "next_attempt > ? ORDER BY seq", (now_ms, latest_ms))
     return cur.fetchall()
 
 
@@ -179,7 +181,7 @@ class Outbox(Periodic):
     async def _scan(self) -> None:
         self._wake_pending = False
         self._last_scan = self.clock.seconds()
-        heads = await self.store.read(_heads, self.now_ms())
+        heads = await self.store.read(_heads, self.now_ms(), self._latest_ms())
         for key in heads:
             destination = key[0]
             if key in self._busy or sum(1 for d, _ in self._busy if d == destination) >= \
@@ -224,6 +226,11 @@ class Outbox(Periodic):
                     log.error("could not record the end of an item to {dest}: {e}",
                               dest=destination, e=e)
 
+    def _latest_ms(self) -> int:
+        """The furthest a retry is ever put off (a minute's margin above the longest
+        backoff): an item due later was scheduled before the clock was set back."""
+        return self.now_ms() + int((self.max_seconds + 60) * 1000)
+
     async def _send_lane(self, destination: str, lane: str, finishing: list) -> None:
         channel = None
         try:
@@ -231,7 +238,7 @@ class Outbox(Periodic):
                 while finishing:
                     await finishing.pop(0)
                 batch = await self.store.read(_next, destination, lane)
-                if not batch or batch[0].next_attempt > self.now_ms():
+                if not batch or self.now_ms() < batch[0].next_attempt <= self._latest_ms():
                     return
                 verdict, peer, why = await self.reach.verdict(destination)
                 if verdict is Verdict.REFUSED or verdict is Verdict.GONE:

@@ -216,6 +216,10 @@ class NodeRole:
         checks["management"] = self.refresher.state()
         checks["outboxDepth"] = await self.outbox.depth()
         checks["transport"] = tls.transport_report(self.server_tls, self.client.policy)
+        clock_ok, clock = self.client.clock_watch.report(self.client.now_ms())
+        if clock is not None:
+            checks["clock"] = clock
+        ok = ok and clock_ok
         if self.bridge_pusher is not None:
             checks["bridge"] = {"backlog": await self.bridge_pusher.backlog(),
                                 "error": self.bridge_pusher.last_error}
