@@ -59,6 +59,14 @@ def _pipeline(r) -> int:
     return value
 
 
+def _non_negative(r: "_Reader", name: str, default: float) -> float:
+    r.used.add(name)
+    value = r.table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(r.key(name), "must be 0 (no bound) or a number of seconds")
+    return float(value)
+
+
 def _limits(r: "_Reader") -> Limits:
     d = Limits()
     return Limits(
@@ -249,6 +257,10 @@ class NodeConfig:
     # TLCP's encryption key and certificate (the node obtains them through apply or modify).
     enc_key_file: str = ""
     enc_cert_file: str = ""
+    # How long the node goes on trusting the statuses in its directory without the management
+    # server confirming them (a directory query answered); past it, other servers' calls are
+    # refused (503) and calls to them wait.  0: no bound.
+    peer_status_max_age_seconds: float = 21600.0
 
 
 LOG_FORMATS = ("text", "json")
@@ -506,6 +518,7 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         recall_grace_seconds=r.seconds("recall_grace_seconds", 60.0),
         database=r.database("database", "node.sqlite3", data_dir),
         database_connections=r.positive("database_connections", 4),
+        peer_status_max_age_seconds=_non_negative(r, "peer_status_max_age_seconds", 21600.0),
     )
     r.done()
     return cfg

@@ -307,3 +307,55 @@ async def test_user_commands_and_history_paging(pair):
     await _expire(a)  # the daemon asks the store about a session it knows within a second
     status, _ = await wang.call("GET", "me")
     assert status == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_statuses_not_confirmed_for_too_long_stop_the_federation(tmp_path):
+    """Issue #29, 2: a node whose management server has not confirmed the directory for
+    longer than peer_status_max_age_seconds refuses other servers' calls (503) and holds its
+    own, fails /health, and takes up again once the management server answers."""
+    from twisted.internet.task import deferLater
+
+    from conftest import join_node, start_management, signed_up
+
+    data = str(tmp_path / "m")
+    management = start_management(data)
+    port = management.port
+    settings = dict(peer_status_max_age_seconds=2, directory_refresh_seconds=0.3)
+    a = await join_node(management, str(tmp_path / "a"), "node-a", **settings)
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    try:
+        await a.role.refresher.refresh()
+        await b.role.refresher.refresh()
+        await wait_until(lambda: a.role.directory.active("node-b") and
+                         b.role.directory.active("node-a"), what="directories")
+        alice = await signed_up(a, "100", "Alice")
+        add_user(b, "200", "Bob")
+        await management.service.stopService()
+        await wait_until(lambda: a.role.reach.unconfirmed() is not None, timeout=10,
+                         what="statuses unconfirmed")
+        ok, checks = await a.role.health()
+        assert not ok and "statusesUnconfirmed" in checks["management"]
+        peer = b.role.directory.active("node-a")
+        answer = await b.role.client.call("node-a", peer.address, "GET", "/sns/verify/users",
+                                          query={"userID": "100@node-a"})
+        assert (answer.status, answer.body["errcode"]) == (503, "status_unconfirmed")
+        sent = await alice.ok("POST", "messages", {"recvID": "200@node-b",
+                                                   "messageType": "text",
+                                                   "content": {"message": "held"}})
+        assert sent["message"]["state"] == "queued"
+        await deferLater(reactor, 1.0, lambda: None)
+        assert _received(b, "100@node-a") == []  # held while unconfirmed
+
+        management = start_management(data, port=port)
+        await wait_until(lambda: _received(b, "100@node-a") == ["held"], timeout=15,
+                         what="delivery once confirmed")
+        answer = await b.role.client.call("node-a", peer.address, "GET", "/sns/verify/users",
+                                          query={"userID": "100@node-a"})
+        assert answer.status == 200
+        ok, _ = await a.role.health()
+        assert ok
+    finally:
+        await a.stop()
+        await b.stop()
+        await management.service.stopService()

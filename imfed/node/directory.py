@@ -51,10 +51,10 @@ def _load(cur) -> tuple[list[tuple], int]:
     # The mark first: on PostgreSQL each statement reads its own snapshot, and rows newer
     # than the mark only mean asking the management server again for what is already here;
     # a mark newer than the rows would skip a change for good.
-    cur.execute("SELECT last_query_time FROM directory_state WHERE id = 1")
+    cur.execute("SELECT last_query_time, confirmed_at FROM directory_state WHERE id = 1")
     row = cur.fetchone()
     cur.execute("SELECT server_id, server_name, server_address, status, cert_pem FROM directory")
-    return cur.fetchall(), row[0] if row else 0
+    return cur.fetchall(), row[0] if row else 0, row[1] if row else 0
 
 
 @transaction
@@ -66,8 +66,10 @@ def _save(cur, peers: list[tuple], mark: int, now_ms: int) -> None:
                     "excluded.cert_pem, cert_fingerprint = excluded.cert_fingerprint, "
                     "updated_at = excluded.updated_at",
                     (server_id, name, address, status, cert_pem, fingerprint, now_ms))
-    cur.execute("INSERT INTO directory_state VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET "
-                "last_query_time = excluded.last_query_time", (mark,))
+    cur.execute("INSERT INTO directory_state (id, last_query_time, confirmed_at) VALUES "
+                "(1, ?, ?) ON CONFLICT (id) DO UPDATE SET last_query_time = "
+                "excluded.last_query_time, confirmed_at = excluded.confirmed_at",
+                (mark, now_ms))
     if peers:
         notify(cur, DIRECTORY)  # the node's other processes read it again
 
@@ -88,7 +90,7 @@ class Directory:
         self._tickets = self._applied = 0
         self._take(*db.read_now(_load))
 
-    def _take(self, rows: list[tuple], mark: int) -> None:
+    def _take(self, rows: list[tuple], mark: int, confirmed_ms: int = 0) -> None:
         peers = {}
         for server_id, name, address, status, cert_pem in rows:
             known = self.peers.get(server_id)
@@ -99,24 +101,30 @@ class Directory:
                 cert = pki.Certificate.from_pem(cert_pem) if cert_pem else None
             peers[server_id] = Peer(server_id, name, address, ServerStatus(status), cert)
         self.peers, self.last_query_time = peers, mark
+        self.confirmed_ms = max(getattr(self, "confirmed_ms", 0), confirmed_ms)
 
     def ticket(self) -> int:
         self._tickets += 1
         return self._tickets
 
-    def updated(self, peers: dict[str, Peer], mark: int) -> None:
+    def updated(self, peers: dict[str, Peer], mark: int, now_ms: int) -> None:
         """What a refresh here stored: newer than any reload still reading."""
         self._applied = self.ticket()
         self.peers.update(peers)
         self.last_query_time = mark
+        self.confirmed_ms = max(self.confirmed_ms, now_ms)
+
+    def unconfirmed_for(self, now_ms: int) -> float:
+        """Seconds since the management server last confirmed every server's status."""
+        return max(0.0, (now_ms - self.confirmed_ms) / 1000)
 
     async def reload(self) -> None:
         """Read the directory again from the store (another process of the node changed it)."""
         ticket = self.ticket()
-        rows, mark = await self.db.runInteraction(_load)
+        rows, mark, confirmed = await self.db.runInteraction(_load)
         if ticket > self._applied:
             self._applied = ticket
-            self._take(rows, mark)
+            self._take(rows, mark, confirmed)
 
     def get(self, server_id: str) -> Peer | None:
         return self.peers.get(server_id)
@@ -252,8 +260,9 @@ class Refresher(Periodic):
                 continue
             rows.append(row)
             updated[peer.server_id] = peer
-        await self.directory.db.runInteraction(_save, rows, mark, self.now_ms())
-        self.directory.updated(updated, mark)
+        now = self.now_ms()
+        await self.directory.db.runInteraction(_save, rows, mark, now)
+        self.directory.updated(updated, mark, now)
         if updated:
             log.info("directory: {n} server(s) changed ({ids}), mark {mark}", n=len(updated),
                      ids=", ".join(sorted(updated)), mark=mark)

@@ -24,13 +24,35 @@ class Verdict(Enum):
 
 
 class Reach:
-    def __init__(self, directory: Directory, acl: AccessControl) -> None:
+    def __init__(self, directory: Directory, acl: AccessControl, max_age_seconds: float = 0.0,
+                 clock=None) -> None:
         self.directory, self.acl = directory, acl
+        self.max_age_seconds, self.clock = max_age_seconds, clock
+
+    def unconfirmed(self) -> str | None:
+        """Why no server's status can be trusted now (the management server has not
+        confirmed the directory for longer than ``max_age_seconds``), or None."""
+        if not self.max_age_seconds or self.clock is None:
+            return None
+        age = self.directory.unconfirmed_for(int(self.clock.seconds() * 1000))
+        if age <= self.max_age_seconds:
+            return None
+        return ("the management server has not confirmed the servers' statuses for %.0f s "
+                "(more than peer_status_max_age_seconds, %.0f)" % (age, self.max_age_seconds))
+
+    def confirmed(self) -> None:
+        """503 status_unconfirmed when :meth:`unconfirmed` says so."""
+        why = self.unconfirmed()
+        if why is not None:
+            raise Unavailable(why, "status_unconfirmed")
 
     async def verdict(self, server_id: str) -> tuple[Verdict, Peer | None, str]:
         """(verdict, the directory's entry, why not) for an outbound call to ``server_id``."""
         if not await self.acl.allows("out", server_id):
             return Verdict.REFUSED, None, "refused by this server's access control"
+        why = self.unconfirmed()
+        if why is not None:
+            return Verdict.SUSPENDED, self.directory.get(server_id), why  # waited for
         peer = self.directory.get(server_id)
         if peer is None:
             return Verdict.UNKNOWN, None, "server %s is not in the directory" % server_id
@@ -52,6 +74,8 @@ class Reach:
         if not await self.acl.allows("out", server_id):
             raise Forbidden("%s is refused by this server's access control" % server_id,
                             "refused_by_policy")
+        if not queue:
+            self.confirmed()
         return peer
 
     async def require_now(self, server_id: str) -> Peer:

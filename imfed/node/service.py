@@ -87,12 +87,13 @@ class NodeRole:
                                  tls_policy=config.tls_policy)
         self.refresher = Refresher(self.directory, self.client, n.directory_refresh_seconds,
                                    reactor)
+        reach = Reach(self.directory, self.acl, n.peer_status_max_age_seconds, reactor)
         self.verifier = signing.RequestVerifier(server_id=n.server_id, ca=self.identity.ca,
-                                                lookup=self.directory.active_certificate,
+                                                lookup=self._caller_certificate,
                                                 clock=reactor)
         if self.cluster.several:
             self.verifier.nonces = StoredNonces(self.db, self.verifier.window_ms)
-        reach = Reach(self.directory, self.acl)
+        self.reach = reach
         remote = FederationClient(self.client)
 
         # Work that goes on by itself: deliveries owed, groups checked against masters.
@@ -205,6 +206,14 @@ class NodeRole:
         self.api.signing_key = key
         return True
 
+    async def _caller_certificate(self, server_id: str):
+        """Who may call us: the management server always (its notifications are what bring
+        the directory up to date); another server while its status 0 is confirmed, else 503
+        status_unconfirmed (docs/security.md)."""
+        if server_id != self.config.management_id:
+            self.reach.confirmed()
+        return await self.directory.active_certificate(server_id)
+
     @property
     def server_id(self) -> str:
         return self.config.server_id
@@ -214,6 +223,10 @@ class NodeRole:
         ok, checks = await store_and_certificates(
             self.db, self.clock, {"certificateDaysLeft": self.identity.certificate})
         checks["management"] = self.refresher.state()
+        unconfirmed = self.reach.unconfirmed()
+        if unconfirmed is not None:  # other servers' calls refused, calls to them waiting
+            checks["management"]["statusesUnconfirmed"] = unconfirmed
+            ok = False
         checks["outboxDepth"] = await self.outbox.depth()
         checks["transport"] = tls.transport_report(self.server_tls, self.client.policy)
         clock_ok, clock = self.client.clock_watch.report(self.client.now_ms())
