@@ -261,6 +261,10 @@ class NodeConfig:
     # server confirming them (a directory query answered); past it, other servers' calls are
     # refused (503) and calls to them wait.  0: no bound.
     peer_status_max_age_seconds: float = 21600.0
+    # One-to-one messages a user takes in a day from one user who is not a friend, and from
+    # all such users together (docs/security.md).
+    stranger_messages_per_sender: int = 200
+    stranger_messages_per_user: int = 1000
 
 
 LOG_FORMATS = ("text", "json")
@@ -519,6 +523,8 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         database=r.database("database", "node.sqlite3", data_dir),
         database_connections=r.positive("database_connections", 4),
         peer_status_max_age_seconds=_non_negative(r, "peer_status_max_age_seconds", 21600.0),
+        stranger_messages_per_sender=r.positive("stranger_messages_per_sender", 200),
+        stranger_messages_per_user=r.positive("stranger_messages_per_user", 1000),
     )
     r.done()
     return cfg

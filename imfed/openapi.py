@@ -92,8 +92,13 @@ CLIENT = {
                                     answer=dict(ended=I)),
     ("GET", V1 + "me"): op("This user, the settings a client needs, and the seq of the "
                            "user's newest event", auth=SESSION,
-                           answer=dict(userInfo=ref("UserInfo"), verifyType=I, lastEventSeq=I,
+                           answer=dict(userInfo=ref("UserInfo"), verifyType=I,
+                                       acceptStrangers=B, lastEventSeq=I,
                                        settings=obj(recallWindowSeconds=I, maxFileBytes=I))),
+    ("PUT", V1 + "me/strangers"): op(
+        "Whether this user takes one-to-one messages from users who are not friends",
+        auth=SESSION, body=obj(("acceptStrangers",), acceptStrangers=B),
+        answer=dict(acceptStrangers=B)),
     ("GET", "/"): op("The web client (docs/webclient.md)", raw="text/html"),
     ("POST", V1 + "bridge/users"): op(
         "The bridged system provisions one of its users (bridge token; docs/bridge.md)",

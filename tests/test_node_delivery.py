@@ -359,3 +359,68 @@ async def test_statuses_not_confirmed_for_too_long_stop_the_federation(tmp_path)
         await a.stop()
         await b.stop()
         await management.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_strangers_messages_are_bounded_and_can_be_refused(management, tmp_path):
+    """Issue #29, 8: one-to-one messages from users who are not friends are taken up to a
+    daily limit per sender and per recipient (then 429: the sending server holds them and
+    tries again later), a friend or someone the user wrote to is not bounded, and a user may
+    refuse strangers altogether (403, final)."""
+    from twisted.internet.task import deferLater
+
+    from conftest import join_node
+
+    b = await join_node(management, str(tmp_path / "b"), "node-b",
+                        stranger_messages_per_sender=3, stranger_messages_per_user=5)
+    a = await join_node(management, str(tmp_path / "a"), "node-a")
+    try:
+        await a.role.refresher.refresh()
+        await wait_until(lambda: a.role.directory.active("node-b") and
+                         b.role.directory.active("node-a"), what="directories")
+        strangers = [await signed_up(a, "10%d" % i, "Stranger %d" % i) for i in range(3)]
+        bob = await signed_up(b, "200", "Bob")
+        for i in range(4):
+            await strangers[0].ok("POST", "messages", {
+                "recvID": "200@node-b", "messageType": "text",
+                "content": {"message": "s0-%d" % i}})
+        await wait_until(lambda: len(_received(b, "100@node-a")) >= 3, what="three taken")
+        await deferLater(reactor, 1.0, lambda: None)
+        assert _received(b, "100@node-a") == ["s0-0", "s0-1", "s0-2"]  # the 4th held
+        rows = node_rows(a, "SELECT last_error FROM outbox")
+        assert rows and ("stranger_limit" in rows[0][0] or "429" in rows[0][0]), rows
+        # Per recipient: five in all from strangers.
+        for i in range(3):
+            await strangers[1].ok("POST", "messages", {
+                "recvID": "200@node-b", "messageType": "text",
+                "content": {"message": "s1-%d" % i}})
+        await wait_until(lambda: len(_received(b, "101@node-a")) >= 2, what="two more")
+        await deferLater(reactor, 1.0, lambda: None)
+        assert len(_received(b, "101@node-a")) == 2
+        # Bob writes to stranger 2 first: a conversation, not bounded.
+        await bob.ok("POST", "messages", {"recvID": "102@node-a", "messageType": "text",
+                                          "content": {"message": "hello"}})
+        for i in range(4):
+            await strangers[2].ok("POST", "messages", {
+                "recvID": "200@node-b", "messageType": "text",
+                "content": {"message": "s2-%d" % i}})
+        await wait_until(lambda: len(_received(b, "102@node-a")) == 4, what="a conversation")
+        # Bob refuses strangers: a new one's message fails for good, with the reason.
+        answer = await bob.ok("PUT", "me/strangers", {"acceptStrangers": False})
+        assert answer["acceptStrangers"] is False
+        assert (await bob.ok("GET", "me"))["acceptStrangers"] is False
+        newcomer = await signed_up(a, "109", "Newcomer")
+        sent = await newcomer.ok("POST", "messages", {"recvID": "200@node-b",
+                                                      "messageType": "text",
+                                                      "content": {"message": "hi?"}})
+        mid = sent["message"]["messageInfo"]["messageID"]
+        failed = await newcomer.wait_event("delivery", match=lambda d: d["messageID"] == mid)
+        assert failed["state"] == "failed" and "friends only" in failed["error"], failed
+        # Locally too.
+        local = await signed_up(b, "201", "Local")
+        status, answer = await local.call("POST", "messages", {
+            "recvID": "200@node-b", "messageType": "text", "content": {"message": "x"}})
+        assert (status, answer["errcode"]) == (403, "strangers_refused")
+    finally:
+        await a.stop()
+        await b.stop()

@@ -11,7 +11,7 @@ import json
 import attrs
 
 from ..storage import transaction
-from ..wire.errors import Conflict, Forbidden, NotFound
+from ..wire.errors import Conflict, Forbidden, NotFound, TooMany
 from ..wire.messages import MessageInfo, server_of
 from ..wire.records import ChatType
 from . import files, users
@@ -67,13 +67,60 @@ def _store(cur, info: MessageInfo, state: str, now_ms: int) -> bool:
     return cur.rowcount == 1
 
 
+@attrs.frozen
+class StrangerLimits:
+    """How many one-to-one messages a user takes in a day from one user who is not a friend
+    (and whom the user has not written to), and from all such users together."""
+
+    per_sender: int = 200
+    per_recipient: int = 1000
+
+
+DAY_MS = 86_400_000
+
+
+def _stranger_check(cur, info: MessageInfo, now_ms: int, limits: StrangerLimits) -> None:
+    """403 when the recipient takes nothing from strangers, 429 (Retry-After: the sender may
+    try again later, and its server does) past either limit; nothing for an acquaintance."""
+    recv, sender = info.recv_id, info.sender_id
+    if sender == recv:
+        return
+    cur.execute("SELECT 1 FROM friends WHERE owner_id = ? AND friend_id = ? UNION ALL "
+                "SELECT 1 FROM messages WHERE sender_id = ? AND recv_id = ? LIMIT 1",
+                (recv, sender, recv, sender))
+    if cur.fetchone() is not None:
+        return  # a friend, or someone the recipient wrote to first: not a stranger
+    user = users.get_user(cur, recv)
+    if user is not None and not user.accept_strangers:
+        raise Forbidden("%s takes messages from friends only" % recv, "strangers_refused")
+    since = now_ms - DAY_MS
+    cur.execute("SELECT COUNT(*), MIN(created_at) FROM messages WHERE recv_id = ? AND "
+                "sender_id = ? AND created_at > ?", (recv, sender, since))
+    count, oldest = cur.fetchone()
+    if count >= limits.per_sender:
+        raise TooMany("%s has had %d messages from %s today without being friends"
+                      % (recv, count, sender), (oldest + DAY_MS - now_ms) / 1000,
+                      "stranger_limit")
+    cur.execute("SELECT COUNT(*), MIN(m.created_at) FROM messages m WHERE m.recv_id = ? AND "
+                "m.created_at > ? AND m.sender_id != ? AND NOT EXISTS (SELECT 1 FROM friends "
+                "f WHERE f.owner_id = ? AND f.friend_id = m.sender_id)",
+                (recv, since, recv, recv))
+    count, oldest = cur.fetchone()
+    if count >= limits.per_recipient:
+        raise TooMany("%s has had %d messages from users who are not friends today"
+                      % (recv, count), (oldest + DAY_MS - now_ms) / 1000, "stranger_limit")
+
+
 @transaction
-def send_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> StoredMessage:
+def send_message(cur, info: MessageInfo, server_id: str, now_ms: int,
+                 limits: StrangerLimits = StrangerLimits()) -> StoredMessage:
     """A local user's one-to-one message: stored, then delivered locally at once or queued
     for the recipient's server."""
     local = info.recv_server == server_id
     if local and users.get_user(cur, info.recv_id) is None:
         raise NotFound("no user %s" % info.recv_id, "unknown_user")
+    if local:
+        _stranger_check(cur, info, now_ms, limits)
     _store(cur, info, "received" if local else "queued", now_ms)
     if "fileID" in info.content:
         files.grant(cur, info.content["fileID"], info.recv_id)
@@ -89,7 +136,8 @@ def send_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> StoredM
 
 
 @transaction
-def receive_message(cur, info: MessageInfo, now_ms: int, recall_limit_ms: int) -> bool:
+def receive_message(cur, info: MessageInfo, now_ms: int, recall_limit_ms: int,
+                    limits: StrangerLimits = StrangerLimits()) -> bool:
     """A message from another server for a local user; False for a repeat (docs/protocol.md §5).
     A recall (``repeal``) is taken within ``recall_limit_ms`` of the message's arrival (the
     recall window plus a grace for the recall's own journey), refused after (409)."""
@@ -101,6 +149,9 @@ def receive_message(cur, info: MessageInfo, now_ms: int, recall_limit_ms: int) -
                 now_ms - message.created_at > recall_limit_ms:
             raise Conflict("the recall window has passed", "recall_window_passed")
         return _apply_recall(cur, info.message_id, info.sender_id, now_ms)
+    if _get_message(cur, info.message_id) is not None:
+        return False  # a repeat: taken before, limits or not
+    _stranger_check(cur, info, now_ms, limits)
     if not _store(cur, info, "received", now_ms):
         return False
     if "fileID" in info.content:

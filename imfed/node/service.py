@@ -47,6 +47,7 @@ from .renewal import Renewal
 from .routes.client import ClientRoutes, Handlers
 from .routes.federation import FederationRoutes
 from .unit import NodeStore
+from .messages import StrangerLimits
 from .xmpp.gateway import Gateway
 
 log = Logger()
@@ -133,7 +134,9 @@ class NodeRole:
         message_handler = MessagesHandler(self.store, self.directory, reach, file_handler,
                                           recall_window_seconds=n.recall_window_seconds,
                                           recall_grace_seconds=n.recall_grace_seconds,
-                                          sources=sources)
+                                          sources=sources, strangers=StrangerLimits(
+                                              n.stranger_messages_per_sender,
+                                              n.stranger_messages_per_user))
         self.handlers = Handlers(
             sessions=Sessions(self.store, n.server_id, session_seconds=n.session_seconds,
                               max_failures=n.login_max_failures,

@@ -76,6 +76,7 @@ class User:
     verify_type: int
     searchable: int
     update_time: int
+    accept_strangers: int = 1
 
     def info(self, remark: str = "") -> dict:
         """The standard's userInfo (§6.4.1.1), plus updateTime (docs/protocol.md §5)."""
@@ -84,7 +85,8 @@ class User:
                 "updateTime": self.update_time}
 
 
-_COLUMNS = "user_id, phone, name, portrait, password_hash, verify_type, searchable, update_time"
+_COLUMNS = ("user_id, phone, name, portrait, password_hash, verify_type, searchable, "
+            "update_time, accept_strangers")
 
 
 @transaction
@@ -101,7 +103,7 @@ def add_user(cur, server_id: str, phone: str, name: str, password_hash: str, now
     cur.execute("SELECT 1 FROM users WHERE user_id = ? OR phone = ?", (user.user_id, phone))
     if cur.fetchone():
         raise Conflict("user %s exists" % user.user_id, "user_exists")
-    cur.execute("INSERT INTO users (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" % _COLUMNS,
+    cur.execute("INSERT INTO users (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % _COLUMNS,
                 attrs.astuple(user))
     return user
 
@@ -182,3 +184,10 @@ def session_user(cur, token: str, now_ms: int) -> User | None:
                 (sm3_hex(token.encode("utf-8", "replace")), now_ms))
     row = cur.fetchone()
     return User(*row) if row else None
+
+
+@transaction
+def set_accept_strangers(cur, user_id: str, accept: bool, now_ms: int) -> None:
+    """Whether ``user_id`` takes one-to-one messages from users who are not friends."""
+    cur.execute("UPDATE users SET accept_strangers = ?, update_time = ? WHERE user_id = ?",
+                (int(accept), now_ms, user_id))

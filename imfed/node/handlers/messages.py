@@ -8,7 +8,7 @@ import attrs
 from ...wire.errors import BadRequest
 from ...wire.messages import MessageInfo, new_object_id, parse_message_info, split_id
 from ...wire.records import ChatType
-from .. import messages
+from .. import messages, users
 from ..directory import Directory
 from ..reach import Reach
 from ..unit import NodeStore
@@ -23,8 +23,10 @@ MEDIA = ("image", "voice", "file")
 class MessagesHandler:
     def __init__(self, store: NodeStore, directory: Directory, reach: Reach,
                  files: FilesHandler, *, recall_window_seconds: float,
-                 recall_grace_seconds: float, sources: UserSources | None = None) -> None:
+                 recall_grace_seconds: float, sources: UserSources | None = None,
+                 strangers: messages.StrangerLimits = messages.StrangerLimits()) -> None:
         self.store, self.directory, self.reach, self.files = store, directory, reach, files
+        self.strangers = strangers
         self.sources = sources or UserSources(store, directory.server_id)
         self.server_id = directory.server_id
         self.window_ms = int(recall_window_seconds * 1000)
@@ -53,7 +55,7 @@ class MessagesHandler:
         else:
             await self.sources.ensure(info.recv_id)
         return await self.store.run(messages.send_message, info, self.server_id,
-                                    self.store.now_ms())
+                                    self.store.now_ms(), self.strangers)
 
     async def recall(self, user, message_id: str) -> None:
         await self.store.run(messages.recall, message_id, user, self.server_id,
@@ -82,4 +84,9 @@ class MessagesHandler:
         info = attrs.evolve(info, content=content)
         await self.sources.ensure(info.recv_id)
         await self.store.run(messages.receive_message, info, self.store.now_ms(),
-                             self.limit_ms)
+                             self.limit_ms, self.strangers)
+
+    async def accept_strangers(self, user, accept: bool) -> None:
+        """Whether ``user`` takes one-to-one messages from users who are not friends."""
+        await self.store.run(users.set_accept_strangers, user.user_id, accept,
+                             self.store.now_ms())

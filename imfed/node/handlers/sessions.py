@@ -79,8 +79,13 @@ class Sessions:
         self._known.pop(token, None)
         await self.store.run(users.end_session, token)
 
-    async def logout_all(self, user: users.User) -> int:
+    def forget(self, user_id: str) -> None:
+        """The user changed (a setting): its sessions are looked up again, not taken from
+        memory."""
         for token, (_, known) in list(self._known.items()):
-            if known.user_id == user.user_id:
+            if known.user_id == user_id:
                 del self._known[token]
+
+    async def logout_all(self, user: users.User) -> int:
+        self.forget(user.user_id)
         return await self.store.run(users.end_sessions, user.user_id)

@@ -181,9 +181,22 @@ class ClientRoutes(Endpoints):
         """The user, the settings a client needs, and the seq of the user's newest event (a
         fresh client reads conversations as they are and asks for events after it)."""
         return ok_body(self.style, userInfo=user.info(), verifyType=user.verify_type,
+                       acceptStrangers=bool(user.accept_strangers),
                        lastEventSeq=await self.h.events.last(user.user_id),
                        settings={"recallWindowSeconds": self.h.messages.window_ms // 1000,
                                  "maxFileBytes": self.max_file_bytes})
+
+    @app.route(V1 + "me/strangers", methods=["PUT"])
+    @endpoint(SESSION)
+    async def accept_strangers(self, request, user):
+        """``{"acceptStrangers": false}``: one-to-one messages from users who are neither
+        friends nor written to first are refused (403 strangers_refused to their server);
+        ``true`` takes them again, within the node's daily limits."""
+        body = read_json(request, self.max_body)
+        accept = fields.flag(body, "acceptStrangers")
+        await self.h.messages.accept_strangers(user, accept)
+        self.h.sessions.forget(user.user_id)
+        return ok_body(self.style, acceptStrangers=accept)
 
     # -- users --
 
