@@ -19,6 +19,7 @@ from conftest import REPO
                            "--rate", "20", "--seconds", "1", "--file-mb", "2", "--idle", "5"],
      b"TLS between the nodes (B's access log): TLSv1.3/TLS_SM4_GCM_SM3"),
     ("tls_records.py", ["--seconds", "0.05"], b"TLCP ECDHE_SM4_GCM_SM3 (Tongsuo)"),
+    ("large_group.py", ["--members", "300"], b"group_notify events stored"),
     ("group_fanout.py", ["--servers", "2", "--messages", "3"], b"N= 2 receiving servers"),
 ])
 def test_bench_script_runs(script, args, expected):

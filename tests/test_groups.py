@@ -414,3 +414,81 @@ def _delete(node: RunningNode, group_id: str, *texts: str) -> None:
     gone = [(mid,) for mid, content in rows if json.loads(content).get("message") in texts]
     assert len(gone) == len(texts)
     node_write(node, "DELETE FROM group_messages WHERE message_id = ?", many=gone)
+
+
+async def bulk_users(node, phones: list[str]) -> list:
+    """Users made straight in a running node's store, in one transaction (their password
+    hash a placeholder: they never log in)."""
+    from imfed.node import users
+    from imfed.storage import transaction
+
+    @transaction
+    def add(cur):
+        now = 1
+        cur.executemany("INSERT INTO users (user_id, phone, name, portrait, password_hash, "
+                        "verify_type, searchable, update_time) VALUES (?, ?, ?, '', 'x', 2, 1, ?)",
+                        [("%s@%s" % (p, node.server_id), p, "M" + p, now) for p in phones])
+
+    await node.role.store.run(add)
+    return [await node.role.store.run(users.get_user, "%s@%s" % (p, node.server_id))
+            for p in phones]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_five_thousand_member_group_across_servers(pair):
+    """Issue #29, 3: 5,000 members (4,000 on the master, 1,000 on another server) join one by
+    one, then one message to all and a rename: the events stored grow with the members
+    (joins tell the joiner and the admins), not with their square."""
+    import time
+
+    a, b = pair
+    owner = await signed_up(a, "1", "Owner")
+    local = await bulk_users(a, ["2%05d" % i for i in range(4000)])
+    remote = await bulk_users(b, ["3%05d" % i for i in range(1000)])
+    h_a, h_b = a.role.handlers.groups, b.role.handlers.groups
+    from imfed.node.users import get_user
+
+    me = await a.role.store.run(get_user, "1@node-a")
+    g = await h_a.create(me, "五千人群", "")
+    started = time.monotonic()
+    ids = [u.user_id for u in local + remote]
+    for i in range(0, len(ids), 100):
+        await h_a.invite(me, g.group_id, ids[i:i + 100])
+
+    async def answer_all(node, handler, members):
+        rows = node_rows(node, "SELECT invitation_id, invitee_id FROM group_invitations "
+                         "WHERE group_id = ? AND status = 'pending'", g.group_id)
+        by_user = {uid: iid for iid, uid in rows}
+        for user in members:
+            await handler.answer(user, by_user[user.user_id], True)
+
+    await wait_until(lambda: len(node_rows(b, "SELECT 1 FROM group_invitations WHERE "
+                                            "status = 'pending'")) == 1000, timeout=120,
+                     what="B's invitations")
+    await answer_all(a, h_a, local)
+    await answer_all(b, h_b, remote)
+    await wait_until(lambda: node_rows(a, "SELECT COUNT(*) FROM group_members WHERE "
+                                       "group_id = ?", g.group_id)[0][0] == 5001, timeout=300,
+                     what="5,000 members")
+    joined = time.monotonic() - started
+    # Each join below LARGE_GROUP members is told to every member, then to the joiner and
+    # the admins: at most LARGE_GROUP²/2 + 3 per member; told to every member, ~12.5 million.
+    from imfed.node.groups import LARGE_GROUP
+
+    notices = node_rows(a, "SELECT COUNT(*) FROM events WHERE type = 'group_notify'")[0][0]
+    assert notices <= LARGE_GROUP ** 2 / 2 + 3 * 5001, notices
+    notices_b = node_rows(b, "SELECT COUNT(*) FROM events WHERE type = 'group_notify'")[0][0]
+    assert notices_b <= 3 * 1000, notices_b
+
+    await owner.ok("POST", "groups/%s/messages" % g.group_id,
+                   {"messageType": "text", "content": {"message": "大家好"}})
+    await wait_until(lambda: node_rows(b, "SELECT COUNT(*) FROM events WHERE type = "
+                                       "'group_message'")[0][0] >= 1000, timeout=120,
+                     what="the message on B")
+    await h_a.update(me, g.group_id, name="改名了")
+    await wait_until(lambda: node_rows(b, "SELECT name FROM groups WHERE group_id = ?",
+                                       g.group_id)[0][0] == "改名了", timeout=60,
+                     what="the rename on B")
+    renamed = node_rows(a, "SELECT COUNT(*) FROM events WHERE type = 'group_notify'")[0][0]
+    assert renamed - notices >= 4000  # a rename reaches every member here
+    print("5,000 members joined in %.1f s" % joined)

@@ -128,10 +128,32 @@ def _announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dic
         if server != server_id:
             enqueue(cur, server, lane(g.group_id), "notify_grpnotify",
                     dict(body, groupID=g.group_id), now_ms)
-    local = set(targets.get(server_id, [])) | {u["userID"] for u in affected
-                                                if server_of(u["userID"]) == server_id}
+    local = _told(cur, g.group_id, oper_type, targets.get(server_id, []), affected,
+                  server_id, body["groupInfo"]["groupMemberNum"])
     for uid in local:
         emit(cur, uid, "group_notify", dict(body, groupID=g.group_id), now_ms)
+
+
+LARGE_GROUP = 200
+"""From this many members on, a member joining or leaving is told to the members concerned,
+the owner and the admins only, not as an event to every member: n members joining one by one
+would otherwise store n²/2 events (4,345 joins once wrote 9.4 million).  Other changes (a
+rename, settings, admins, a transfer, the end of the group) still reach every member."""
+
+_MEMBERSHIP = (ADD, REMOVE)
+
+
+def _told(cur, group_id: str, oper_type: int, members: list[str], affected: list[dict],
+          server_id: str, count: int) -> set[str]:
+    """Which of this server's users a change is told to as an event: every member (of those
+    here, ``members``) of a group below LARGE_GROUP (``count`` in all), or for any change but
+    a membership one; else the users it names and the group's owner and admins here."""
+    named = {u["userID"] for u in affected if server_of(u["userID"]) == server_id}
+    if oper_type not in _MEMBERSHIP or count < LARGE_GROUP:
+        return set(members) | named
+    cur.execute("SELECT user_id FROM group_members WHERE group_id = ? AND user_type IN (?, ?)",
+                (group_id, OWNER, ADMIN))
+    return named | {uid for uid, in cur.fetchall() if server_of(uid) == server_id}
 
 
 @transaction
@@ -385,8 +407,9 @@ def receive_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) 
     if oper_type == DISSOLVE:
         cur.execute("UPDATE groups SET dissolved = 1 WHERE group_id = ?", (group_id,))
         cur.execute("DELETE FROM group_members WHERE group_id = ?", (group_id,))
-    told = set(local_before) | {u["userID"] for u in affected if server_of(u["userID"]) ==
-                                server_id}
+    count = info.get("groupMemberNum")  # the whole group's, as the master counts it
+    told = _told(cur, group_id, oper_type, local_before, affected, server_id,
+                 count if isinstance(count, int) else len(local_before))
     for uid in told:
         if users.get_user(cur, uid) is not None:
             emit(cur, uid, "group_notify", dict(body, groupID=group_id), now_ms)
