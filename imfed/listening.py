@@ -29,7 +29,8 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
-from twisted.protocols.policies import WrappingFactory
+from twisted.internet.task import LoopingCall
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
@@ -323,6 +324,38 @@ def http_site(resource, limits: Limits, style: Style, body_limit: BodyLimit,
     return site
 
 
+class _Counted(ProtocolWrapper):
+    """Counts what the connection's protocol wrote, to tell a client that reads from one that
+    does not (``_Guard.reap``)."""
+
+    written = 0
+    unsent_before = sent_before = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        super().write(data)
+
+    def writeSequence(self, data) -> None:
+        self.written += sum(map(len, data))
+        super().writeSequence(data)
+
+    def unsent(self) -> int:
+        """Bytes written and still in the transport's buffer, not yet taken by the kernel."""
+        t = self.transport
+        try:
+            return len(t.dataBuffer) - t.offset + t._tempDataLen
+        except AttributeError:
+            return 0
+
+
+SLOW_READER_BYTES = 64 << 10
+"""A connection with this much written and unsent (an answer or two) that the client has not
+taken a byte of between two scans REAP_SECONDS apart (30-60 s, as a web server's send
+timeout) is closed: a client that asks and never reads cannot make the node hold answers for
+as long as the connection may idle."""
+REAP_SECONDS = 30.0
+
+
 class _Guard(WrappingFactory):
     """Counts accepted connections, per listener and per client address, and refuses one
     over a cap at accept: all connections (``max_connections``, ``..._per_source``) and, apart,
@@ -333,6 +366,7 @@ class _Guard(WrappingFactory):
     the second back until the peer acknowledged the first)."""
 
     _warned = 0.0
+    protocol = _Counted
 
     def __init__(self, wrapped, limits: Limits, reactor, name: str = "-") -> None:
         super().__init__(wrapped)
@@ -377,6 +411,22 @@ class _Guard(WrappingFactory):
         self.pending += 1
         protocol.imfed_pending = True
         return protocol
+
+    def reap(self) -> int:
+        """Close the connections whose clients read nothing since the last scan while
+        SLOW_READER_BYTES or more wait for them; answer how many."""
+        closed = 0
+        for p in list(self.protocols):
+            unsent = p.unsent()
+            sent = p.written - unsent
+            stalled = unsent >= SLOW_READER_BYTES and p.unsent_before >= SLOW_READER_BYTES \
+                and sent == p.sent_before
+            p.unsent_before, p.sent_before = unsent, sent
+            if stalled:
+                CONNECTIONS_REFUSED.labels(self.name, "slow_reader").inc()
+                p.transport.abortConnection()
+                closed += 1
+        return closed
 
     def _established(self, p) -> None:
         """``p`` began its first request: it no longer counts as pending."""
@@ -467,13 +517,20 @@ class Listener(StreamServerEndpointService):
             super().startService()
         except CannotListenError as e:
             self._cannot_listen(e)
+        self._reaper = LoopingCall(self.tracked.reap)
+        self._reaper.clock = self.tracked.reactor
+        self._reaper.start(REAP_SECONDS, now=False)
 
     def _cannot_listen(self, e: CannotListenError):
         reason = getattr(e.socketError, "strerror", None) or e.socketError
         raise SystemExit("imfed: cannot listen on %s:%d: %s"
                          % (self.listen.host, self.listen.port, reason))
 
+    _reaper = None
+
     def stopService(self):
+        if self._reaper is not None and self._reaper.running:
+            self._reaper.stop()
         d = super().stopService()
         for protocol in list(self.tracked.protocols):
             protocol.transport.abortConnection()

@@ -373,7 +373,9 @@ async def test_event_streams_that_never_read_hold_a_bounded_buffer(tmp_path):
     from conftest import signed_up
 
     running = start_management(str(tmp_path / "m"))
-    a = await join_node(running, str(tmp_path / "a"), "node-a")
+    # (Alice and Bob are not friends: the limit on strangers' messages is lifted here.)
+    a = await join_node(running, str(tmp_path / "a"), "node-a",
+                        stranger_messages_per_sender=10 ** 6)
     port = a.config.node.client_listen.port
     streams = []
     try:
@@ -472,3 +474,78 @@ async def test_a_client_hanging_up_on_a_long_poll_is_quiet(tmp_path):
         globalLogPublisher.removeObserver(observe)
         await a.stop()
         await running.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_clients_that_ask_and_never_read_are_closed(tmp_path, monkeypatch):
+    """Issue #29, 7: twenty connections each asking for a large history and reading nothing
+    do not make the node hold their answers: once a scan finds one that took nothing while
+    64 KiB or more wait for it, it is closed.  A client that reads slowly is not."""
+    from conftest import signed_up
+    from imfed import listening
+
+    monkeypatch.setattr(listening, "REAP_SECONDS", 0.5)
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a",
+                        stranger_messages_per_sender=10 ** 6)
+    port = a.config.node.client_listen.port
+    readers = []
+    try:
+        alice = await signed_up(a, "100", "Alice")
+        bob = await signed_up(a, "200", "Bob")
+        for i in range(200):
+            await alice.ok("POST", "messages", {"recvID": "200@node-a", "messageType": "text",
+                                                "content": {"message": "%d " % i + "y" * 4000}})
+        request = (b"GET /api/v1/conversations/100@node-a/messages?limit=200 HTTP/1.1\r\n"
+                   b"host: x\r\nauthorization: Bearer %s\r\n\r\n" % bob.token.encode())
+        for i in range(20):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.bind(("127.0.0.%d" % (2 + i % 5), 0))
+            s.connect(("127.0.0.1", port))
+            s.setblocking(False)
+            readers.append(s)
+        await deferLater(reactor, 0.3, lambda: None)
+        for wrapper in _client_listener(a).tracked.protocols:
+            # A slow network: the kernel takes little, so what waits is the node's.
+            wrapper.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        for s in readers:
+            s.send(request)
+        await deferLater(reactor, 2.0, lambda: None)  # a few scans
+        await wait_until(lambda: all(_drained_and_closed(s) for s in readers), timeout=15,
+                         what="the connections that read nothing closed")
+        # A slow reader: takes a little every few tenths of a second, and gets it all.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", port))
+        slow.setblocking(False)
+        slow.send(request)
+        got = b""
+        for _ in range(400):
+            await deferLater(reactor, 0.05, lambda: None)
+            try:
+                got += slow.recv(16384)
+            except BlockingIOError:
+                continue
+            if got.endswith(b"}"):
+                break
+        slow.close()
+        assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"}"), len(got)
+    finally:
+        for s in readers:
+            s.close()
+        await a.stop()
+        await running.service.stopService()
+
+
+def _drained_and_closed(s: socket.socket) -> bool:
+    """Whether the other end closed ``s``, once what it had sent is read and dropped."""
+    while True:
+        try:
+            data = s.recv(1 << 16)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if not data:
+            return True
