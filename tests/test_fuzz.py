@@ -177,3 +177,95 @@ async def test_fuzz_management_api_anonymous_and_signed(management, pair):
         check(*_call(one, method, path, query, body, signed), (method, path, body[:200]))
 
     await deferToThread(fuzz)
+
+
+# -- issue #29: the bridge API, file links and the XMPP stanza path --
+
+BRIDGE_TOKEN = "b" * 40
+
+
+@pytest_twisted.ensureDeferred
+async def test_fuzz_bridge_api(tmp_path):
+    """Every client route, called as a bridged system does (its token, ``?user_id=`` of one
+    of its users, or of anyone): never a 5xx, every error the profile's JSON."""
+    from conftest import join_node, start_management
+
+    management = start_management(str(tmp_path / "m"))
+    a = await join_node(management, str(tmp_path / "a"), "node-a",
+                        top={"bridge": {"token": BRIDGE_TOKEN, "users": r"86\d{11}"}})
+    try:
+        response = await treq.post(a.client_url + "bridge/users", data=json.dumps({
+            "phoneNumber": "8613800000001", "name": "Li"}).encode(),
+            headers={"Authorization": ["Bearer " + BRIDGE_TOKEN]})
+        assert response.code in (200, 201)
+        table = routes(ClientRoutes.app) + [(m, V1 + "groups" + r.rstrip("/"))
+                                            for m, r in routes(GroupRoutes.app)]
+        acting = st.sampled_from(["8613800000001@node-a", "8613800000009@node-a",
+                                  "100@node-a", "", "x", "8613800000001@node-b"])
+
+        async def one(method, path, query, body, user_id):
+            if path.endswith("/events/stream"):
+                return None
+            response = await treq.request(
+                method, a.client_url[:-len("/api/v1/")] + path,
+                params=dict(query, user_id=user_id), data=body,
+                headers={"Authorization": ["Bearer " + BRIDGE_TOKEN]})
+            return response.code, response.headers, await treq.content(response)
+
+        @SETTINGS
+        @given(st.sampled_from(table), TEXT, QUERY, BODY, acting)
+        def fuzz(route, value, query, body, user_id):
+            method, rule = route
+            path = fill(rule, value)
+            result = _call(one, method, path, query, body if method in ("POST", "PUT")
+                           else None, user_id)
+            if result is not None:
+                check(*result, (method, path, query, user_id, body[:200]))
+
+        await deferToThread(fuzz)
+    finally:
+        await a.stop()
+        await management.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_fuzz_file_links(pair):
+    """``GET /api/v1/files/<fileID>?user_id=&expires=&link=`` without a session, every part
+    made up or taken from a real link and bent: a 403 or 404 JSON, never the file unless the
+    link is the one made, never a 5xx."""
+    a, _ = pair
+    alice = await signed_up(a, "100", "Alice")
+    response = await treq.post(a.client_url + "files", data=b"secret bytes",
+                               params={"name": "s.bin"},
+                               headers={"Authorization": "Bearer " + alice.token})
+    file_id = json.loads(await treq.content(response))["fileID"]
+    real = a.role.handlers.links.path(file_id, "100@node-a")
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = {k: v[0] for k, v in parse_qs(urlsplit(real).query).items()}
+    base = a.client_url[:-len("/api/v1/")]
+    response = await treq.get(base + real)
+    assert response.code == 200 and await treq.content(response) == b"secret bytes"
+
+    async def one(path, query):
+        response = await treq.get(base + path, params=query)
+        return response.code, response.headers, await treq.content(response)
+
+    bent = st.one_of(TEXT, st.sampled_from([parts["link"], parts["link"][:-1] + "0",
+                                            parts["link"].upper(), parts["expires"],
+                                            str(int(parts["expires"]) + 1), "100@node-a",
+                                            "101@node-a", file_id]))
+
+    @SETTINGS
+    @given(st.one_of(TEXT, st.just(file_id)), bent, bent, bent)
+    def fuzz(fid, user_id, expires, link):
+        query = {"user_id": user_id, "expires": expires, "link": link}
+        status, headers, content = _call(one, fill(V1 + "files/<f>", fid), query)
+        if (fid, user_id, expires, link) == (file_id, "100@node-a", parts["expires"],
+                                              parts["link"]):
+            assert status == 200
+            return
+        assert content != b"secret bytes", query
+        check(status, headers, content, query)
+
+    await deferToThread(fuzz)

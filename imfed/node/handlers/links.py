@@ -67,8 +67,10 @@ class FileLinks:
             when = int(expires or "")
         except ValueError:
             when = -1
+        # Bytes: compare_digest refuses str with anything but ASCII in it (a TypeError, a 500).
         if not user_id or when < 0 or not hmac.compare_digest(
-                self._mac(file_id, user_id, when), link):
+                self._mac(file_id, user_id, when).encode(),
+                link.encode("utf-8", "surrogateescape")):
             raise Forbidden("this link was not made for this file", "bad_link")
         if when < self.clock.seconds():
             raise Forbidden("this link has expired", "link_expired")
