@@ -556,3 +556,20 @@ async def _pair(management, tmp_path, **settings):
     yield a, b
     await b.stop()
     await a.stop()
+
+
+async def read_until(sock, done, tries: int = 40, pause: float = 0.05) -> bytes:
+    """What a non-blocking raw socket receives, read every ``pause`` seconds until
+    ``done(received)`` or ``tries`` reads."""
+    from twisted.internet.task import deferLater
+
+    received = b""
+    for _ in range(tries):
+        await deferLater(reactor, pause, lambda: None)
+        try:
+            received += sock.recv(65536)
+        except BlockingIOError:
+            continue
+        if done(received):
+            break
+    return received

@@ -64,6 +64,18 @@ def between_nodes(lines: list[str]) -> list[str]:
             if line.split(" ")[1] in ("node-a", "node-b") and "/managerserver/" not in line]
 
 
+PATHS = ("/sns/chat", "/sns/download/file", "/sns/invite/grpreq", "/sns/invite/grprep",
+         "/sns/notify/grpchat")
+"""What _message_and_file makes one node call on the other: a message, a file, a group."""
+
+
+def every_path(calls: list[str]) -> list[str]:
+    """``calls``, once each of PATHS is seen among them."""
+    for path in PATHS:
+        assert [line for line in calls if path in line], (path, calls)
+    return calls
+
+
 def metric(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -122,10 +134,7 @@ async def test_messages_and_files_travel_over_tls13_with_sm4(pair):
                     suite="TLS_SM4_GCM_SM3", role="server")
     with log_lines() as lines:
         await _message_and_file(a, b, "100", "200")
-    calls = between_nodes(lines)
-    for path in ("/sns/chat", "/sns/download/file", "/sns/invite/grpreq", "/sns/invite/grprep",
-                 "/sns/notify/grpchat"):
-        assert [line for line in calls if path in line], (path, calls)
+    calls = every_path(between_nodes(lines))
     assert all(line.endswith(SM4_13) for line in calls), calls
     assert metric("imfed_tls_handshakes_total", server="node-b", protocol="TLSv1.3",
                   suite="TLS_SM4_GCM_SM3", role="server") > before
@@ -148,10 +157,7 @@ async def test_messages_and_files_travel_over_tlcp_between_two_nodes(pair):
         one.role.client.policy.tlcp_only[_address(other)] = time.time()
     with log_lines() as lines:
         await _message_and_file(a, b, "101", "201")
-    calls = between_nodes(lines)
-    for path in ("/sns/chat", "/sns/download/file", "/sns/invite/grpreq", "/sns/invite/grprep",
-                 "/sns/notify/grpchat"):
-        assert [line for line in calls if path in line], (path, calls)
+    calls = every_path(between_nodes(lines))
     assert all(line.endswith("TLCPv1.1/ECDHE_SM4_GCM_SM3") for line in calls), calls
     agreed = a.role.client.policy.negotiated_with(*_address(b))
     assert (agreed.protocol, agreed.suite) == ("TLCPv1.1", "ECDHE_SM4_GCM_SM3")

@@ -17,7 +17,7 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 from twisted.internet.interfaces import IPullProducer
 
-from conftest import PlainClientPolicy, join_node, start_management, wait_until
+from conftest import PlainClientPolicy, join_node, read_until, start_management, wait_until
 from imfed.config import Limits, Listen
 from imfed.crypto.tls import ServerTLS
 from imfed.listening import tls_listener
@@ -329,12 +329,7 @@ async def test_an_upload_without_a_session_is_refused_before_its_body(tmp_path):
             s.send(b"POST /api/v1/files?name=x HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n"
                    b"%s\r\n" % (95 << 20, auth))
             s.send(b"y" * 4096)  # a first piece, as a client streams it
-            received = b""
-            for _ in range(40):
-                await deferLater(reactor, 0.05, lambda: None)
-                received += _read_all(s)
-                if received:
-                    break
+            received = await read_until(s, bool)
             s.close()
             assert received.startswith(b"HTTP/1.1 401"), received
             assert json.loads(received.partition(b"\r\n\r\n")[2])["errcode"] == "no_session"
@@ -520,15 +515,7 @@ async def test_clients_that_ask_and_never_read_are_closed(tmp_path, monkeypatch)
         slow.connect(("127.0.0.1", port))
         slow.setblocking(False)
         slow.send(request)
-        got = b""
-        for _ in range(400):
-            await deferLater(reactor, 0.05, lambda: None)
-            try:
-                got += slow.recv(16384)
-            except BlockingIOError:
-                continue
-            if got.endswith(b"}"):
-                break
+        got = await read_until(slow, lambda got: got.endswith(b"}"), tries=400)
         slow.close()
         assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"}"), len(got)
     finally:

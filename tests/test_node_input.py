@@ -187,9 +187,8 @@ async def test_text_no_store_can_hold_is_refused_everywhere(pair):
     import socket
 
     from twisted.internet import reactor
-    from twisted.internet.task import deferLater
 
-    from conftest import PlainClientPolicy, http, signed_up
+    from conftest import PlainClientPolicy, http, read_until, signed_up
     from imfed.crypto import signing
 
     a, b = pair
@@ -224,15 +223,7 @@ async def test_text_no_store_can_hold_is_refused_everywhere(pair):
     s = socket.create_connection(("127.0.0.1", a.config.node.client_listen.port))
     s.setblocking(False)
     s.send(b"GET /api/v1/me HTTP/1.1\r\nhost: x\r\nauthorization: Bearer a\x00b\r\n\r\n")
-    received = b""
-    for _ in range(40):
-        await deferLater(reactor, 0.05, lambda: None)
-        try:
-            received += s.recv(65536)
-        except BlockingIOError:
-            continue
-        if b"\r\n\r\n" in received:
-            break
+    received = await read_until(s, lambda got: b"\r\n\r\n" in got)
     s.close()
     assert received.startswith(b"HTTP/1.1 400"), received
     assert json.loads(received.partition(b"\r\n\r\n")[2])["errcode"] == "malformed_request"
