@@ -247,7 +247,8 @@ class GuardedChannel(HTTPChannel):
         super().allContentReceived()
 
     def requestDone(self, request) -> None:
-        self._in_request = bool(self._dataBuffer) and self.persistent
+        # (Twisted may have kept an empty chunk: only bytes of a next request count.)
+        self._in_request = any(self._dataBuffer) and self.persistent
         if self._in_request:
             # The next request began while this one was handled: its clock starts now.
             self._arm(self.site.limits.header_timeout_seconds, "headers")

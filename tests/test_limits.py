@@ -536,3 +536,31 @@ def _drained_and_closed(s: socket.socket) -> bool:
             return True
         if not data:
             return True
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_kept_alive_connection_is_not_cut_after_a_request_with_a_body(tmp_path):
+    """Issue #30, 8: after a request with a body, an idle kept-alive connection gets no 408,
+    and the next request has header_timeout_seconds from its own first byte."""
+    running = start_management(str(tmp_path / "m"))
+    a = await join_node(running, str(tmp_path / "a"), "node-a", header_timeout_seconds=0.6,
+                        idle_timeout_seconds=30.0)
+    try:
+        s = socket.create_connection(("127.0.0.1", a.config.node.client_listen.port))
+        s.setblocking(False)
+        body = b'{"login": "nobody", "password": "wrongwrong"}'
+        s.send(b"POST /api/v1/login HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s"
+               % (len(body), body))
+        first = await read_until(s, lambda got: got.endswith(b"}"))
+        assert first.startswith(b"HTTP/1.1 401"), first
+        idle = await read_until(s, bool, tries=30)  # 1.5 s, over the header deadline
+        assert idle == b"", idle
+        for part in (b"GET /api/v1/me HTTP/1.1\r\n", b"host: x\r\n", b"\r\n"):
+            s.send(part)  # headers over 0.4 s: within their 0.6 s from the first byte
+            await deferLater(reactor, 0.2, lambda: None)
+        second = await read_until(s, lambda got: got.endswith(b"}"))
+        assert second.startswith(b"HTTP/1.1 401"), second  # no_session: answered, not 408
+        s.close()
+    finally:
+        await a.stop()
+        await running.service.stopService()
