@@ -279,9 +279,13 @@ class LogConfig:
     node_level: str | None = None
     management_level: str | None = None
 
+    written: bool = False
+    """Whether the config has a ``[log]`` section: then the daemon writes its own log to
+    standard output, even with every key at its default."""
+
     @property
     def custom(self) -> bool:
-        return self != LogConfig()
+        return self.written or self != LogConfig()
 
 
 def _log(table: dict) -> LogConfig:
@@ -562,7 +566,8 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         node=node_config,
         metrics_listen=metrics_listen,
         metrics_hosts=metrics_hosts,
-        log=_log(_section(data, "log") or {}),
+        log=attrs.evolve(_log(_section(data, "log") or {}),
+                         written=_section(data, "log") is not None),
         bridge=_bridge(_section(data, "bridge")) if _section(data, "bridge") is not None
         else None,
         xmpp=_xmpp(xmpp, node_config) if xmpp is not None else None,

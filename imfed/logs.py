@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from .config import LogConfig
 
-__all__ = ["log_observer", "JsonLines"]
+__all__ = ["log_observer", "set_levels", "JsonLines"]
 
 _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
            "error": LogLevel.error, "critical": LogLevel.critical}
@@ -49,9 +49,18 @@ class JsonLines:
 def log_observer(config: LogConfig, out=None) -> ILogObserver:
     out = out if out is not None else sys.stdout
     base = JsonLines(out) if config.format == "json" else textFileLogObserver(out)
-    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[config.level])
+    predicate = LogLevelFilterPredicate()
+    set_levels(predicate, config)
+    observer = FilteringLogObserver(base, [predicate])
+    observer.imfed_levels = predicate  # what SIGHUP changes (set_levels)
+    return observer
+
+
+def set_levels(predicate: LogLevelFilterPredicate, config: LogConfig) -> None:
+    """The levels of ``[log]`` on ``predicate``, in place of what it had."""
+    predicate.clearLogLevels()
+    predicate.defaultLogLevel = _LEVELS[config.level]
     for namespace, level in (("imfed.node", config.node_level),
                              ("imfed.management", config.management_level)):
         if level is not None:
             predicate.setLogLevelForNamespace(namespace, _LEVELS[level])
-    return FilteringLogObserver(base, [predicate])

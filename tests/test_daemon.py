@@ -300,3 +300,38 @@ def attrs_evolve(config, node):
     import attrs
 
     return attrs.evolve(config, node=node, management=None, dev_nodes=())
+
+
+def test_sighup_reopens_the_log_and_reads_the_levels_again(tmp_path):
+    """Issue #30, 5 and 6: SIGHUP (logrotate's postrotate, ``systemctl reload``) does not
+    end the daemon: its [log] levels are read again; a [log] section equal to the defaults
+    is the daemon's own log all the same (no debug lines)."""
+    with open(os.path.join(REPO, "etc", "management.toml"), "rb") as f:
+        data = tomllib.load(f)
+    port = free_port()
+    data["data_dir"] = str(tmp_path / "data")
+    data["management"]["listen"] = "127.0.0.1:%d" % port
+    data["management"]["address"] = "https://127.0.0.1:%d" % port
+    data.pop("metrics", None)
+    data["log"] = {"format": "text", "level": "info"}  # the defaults, written out
+    path = str(tmp_path / "imfed.toml")
+    write_toml(data, path)
+    proc = _start(path, str(tmp_path))
+    try:
+        _wait_port(port, proc)
+        data["log"] = {"format": "text", "level": "warn"}
+        write_toml(data, path)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 15
+        while b"SIGHUP: log file reopened" not in _output(proc) and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert proc.poll() is None, _output(proc)[-2000:]
+        out = _output(proc).decode("utf-8", "replace")
+        assert "SIGHUP: log file reopened, [log] levels read again" in out, out[-2000:]
+        assert "#debug]" not in out and "Starting factory" not in out
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # still listening
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
