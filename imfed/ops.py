@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import sqlite3
 import time
 
 from . import __version__
+from .service import RUNNING_LOCK
 from .config import ConfigError, load
 from .wire.errors import ApiError
 
@@ -82,9 +84,32 @@ def backup(data_dir: str, dest: str) -> dict:
     return manifest
 
 
+def _daemon_running(data_dir: str) -> str | None:
+    """The lock file of a daemon running on ``data_dir`` (or on a folder above it: the
+    development default's nodes live inside its data folder), or None."""
+    folder = os.path.abspath(data_dir)
+    for _ in range(3):
+        path = os.path.join(folder, RUNNING_LOCK)
+        if os.path.exists(path):
+            with open(path, "a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return path
+                fcntl.flock(f, fcntl.LOCK_UN)
+        folder = os.path.dirname(folder)
+    return None
+
+
 def restore(source: str, data_dir: str, force: bool = False) -> dict:
     """Put a backup made by :func:`backup` into ``data_dir`` (the daemon stopped); refused
-    over an installation's stores unless ``force``.  Each restored store is checked."""
+    over an installation's stores unless ``force``, and refused while a daemon runs on the
+    folder, ``force`` or not (its stores would be replaced under it).  Each restored store is
+    checked."""
+    running = _daemon_running(data_dir)
+    if running is not None:
+        raise ApiError("a daemon is running on %s (it holds %s): stop it first, then restore"
+                       % (data_dir, running))
     try:
         with open(os.path.join(source, MANIFEST)) as f:
             manifest = json.load(f)

@@ -6,9 +6,10 @@ InOrder stops them in reverse: the listeners close before the stores do.
 
 from __future__ import annotations
 
+import fcntl
 import os
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
 from .config import Config, Limits
@@ -37,10 +38,29 @@ def private_data_dir(path: str) -> None:
             os.chmod(entry.path, 0o600)
 
 
+RUNNING_LOCK = "daemon.lock"
+"""Held (shared: every process of a node) by a running daemon in its data folder, so that
+`imfed restore` can tell that one runs there and refuse."""
+
+
+class RunningLock(Service):
+    """A shared lock on ``<data_dir>/daemon.lock`` from the daemon's making to its stop."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.file = open(os.path.join(data_dir, RUNNING_LOCK), "a")
+        fcntl.flock(self.file, fcntl.LOCK_SH)
+
+    def stopService(self):
+        super().stopService()
+        if not self.file.closed:
+            self.file.close()  # the lock goes with it
+
+
 def make_service(config: Config, reactor) -> MultiService:
     top = InOrder()
     raise_file_limit()
     private_data_dir(config.data_dir)
+    RunningLock(config.data_dir).setServiceParent(top)  # first in, last out
     crypto_pool = signing.crypto.use(config.crypto_threads)
     if crypto_pool is not None:  # first in, last out: every role signs until it stops
         crypto_pool.setServiceParent(top)

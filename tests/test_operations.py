@@ -18,7 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import ILogObserver, Logger, globalLogPublisher
 
-from conftest import REPO, add_user, blocking_writer, free_port, signed_up
+from conftest import REPO, add_user, blocking_writer, free_port, node_rows, signed_up
 from imfed import __version__
 from imfed.config import Limits, Listen, LogConfig
 from imfed.listening import InOrder, Listener, http_site
@@ -115,6 +115,12 @@ async def test_backup_while_running_and_restore(sqlite_pair, tmp_path):
     # Over an installation: refused unless forced.
     code, out = await cli("restore", "--from", backup, "--data-dir", str(target))
     assert code == 1 and "--force" in out
+    # Issue #30, 2: over a running daemon, refused even forced, and nothing is touched.
+    stored = node_rows(a, "SELECT COUNT(*) FROM messages")
+    code, out = await cli("restore", "--from", backup, "--force", "--config", a.config_path)
+    assert code == 1 and "a daemon is running" in out, out
+    assert node_rows(a, "SELECT COUNT(*) FROM messages") == stored
+    assert (await a.role.health())[0]
     code, out = await cli("restore", "--from", str(tmp_path), "--data-dir", str(target))
     assert code == 1 and "not an imfed backup" in out
 
