@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import weakref
 
 import attrs
 
@@ -534,3 +535,25 @@ async def test_an_installation_from_before_tlcp_obtains_encryption_certificates(
         if node is not None:
             await node.stop()
         await management.service.stopService()
+
+
+def test_connections_done_with_are_freed(tmp_path):
+    """A Connection Twisted is done with goes, and its SSL with it: the verify callback's
+    registry must not keep every connection ever made (it once did: a leak per handshake)."""
+    import gc
+
+    authority = pki.CertificateAuthority.create(str(tmp_path / "ca"), "test CA")
+    ctx = _tongsuo.Context()
+    ctx.set_ciphersuites("TLS_SM4_GCM_SM3")
+    ctx.trust(authority.cert.der)
+    freed = []
+    before = len(_tongsuo._connections)
+    for _ in range(300):
+        conn = _tongsuo.Connection(ctx, _chain_only)
+        conn.set_connect_state()
+        with contextlib.suppress(Exception):
+            conn.do_handshake()  # a ClientHello into its memory BIO
+        weak = weakref.ref(conn, lambda _: freed.append(1))
+        del conn, weak
+    gc.collect()
+    assert len(_tongsuo._connections) <= before and len(freed) == 300

@@ -15,6 +15,7 @@ machinery runs it unchanged.  Nothing outside ``imfed/crypto/`` imports this mod
 from __future__ import annotations
 
 import threading
+import weakref
 
 import cffi
 from OpenSSL import SSL as _pyssl
@@ -223,7 +224,9 @@ def _pkey(pem: bytes):
 
 # --- verification: one C callback for every context, dispatching to the connection's own ----
 
-_connections: dict[int, "Connection"] = {}
+_connections: "weakref.WeakValueDictionary[int, Connection]" = weakref.WeakValueDictionary()
+"""The connections being verified, by their SSL's address: weak, so that a connection
+Twisted is done with is freed (``__del__``) with its SSL."""
 
 
 @_ffi.callback("int(int, X509_STORE_CTX *)")
