@@ -265,7 +265,7 @@ class Outbox(Periodic):
         waiting = deque(batch)
         flying: deque = deque()
         stopped = False
-        while waiting or flying:
+        while flying or (waiting and not stopped):  # once stopped, what waits stays queued
             while not stopped and waiting and len(flying) < self.window:
                 item = waiting.popleft()
                 flying.append((item, ensureDeferred(self._attempt(channel, item))))
