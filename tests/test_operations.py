@@ -10,8 +10,10 @@ import os
 import sqlite3
 import sys
 
+import attrs
 import pytest
 import pytest_twisted
+from twisted.internet.defer import ensureDeferred
 import treq
 from twisted.application.service import Application
 from twisted.internet import reactor
@@ -120,7 +122,8 @@ async def test_backup_while_running_and_restore(sqlite_pair, tmp_path):
     code, out = await cli("restore", "--from", backup, "--force", "--config", a.config_path)
     assert code == 1 and "a daemon is running" in out, out
     assert node_rows(a, "SELECT COUNT(*) FROM messages") == stored
-    assert (await a.role.health())[0]
+    ok, checks = await a.role.health()
+    assert ok, checks
     code, out = await cli("restore", "--from", str(tmp_path), "--data-dir", str(target))
     assert code == 1 and "not an imfed backup" in out
 
@@ -249,3 +252,104 @@ async def test_health_says_when_the_clock_is_off(pair):
     await a.role.refresher.refresh()
     ok, checks = await a.role.health()
     assert ok and abs(checks["clock"]["offsetSeconds"]) < 5, checks
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_renewal_by_hand_is_taken_up_within_seconds(pair, management):
+    """Issue #30, 1: `imfed node renew` and the operator's approval: the running daemon
+    presents and signs with the new identity within seconds (not at its next hourly renewal
+    check), and the peer takes its calls."""
+    from twisted.internet.task import deferLater
+
+    from conftest import wait_until
+    from imfed.management import review, store
+
+    a, b = pair
+    before = a.role.identity.certificate.fingerprint
+    renewing = ensureDeferred(cli("node", "renew", "--config", a.config_path, "--poll", "0.2"))
+    registry = management.role.store
+    app = await wait_until(lambda: registry.run(store.pending_for, "node-a"),
+                           what="the renewal's modify")
+    await registry.run(review.approve, app.application_id, management.role.ca, "test", 30,
+                       registry.now_ms())
+    code, out = await renewing
+    assert code == 0, out
+    await wait_until(lambda: a.role.identity.certificate.fingerprint != before, timeout=15,
+                     what="the daemon on the new certificate")
+    await wait_until(lambda: b.role.directory.active("node-a").cert.fingerprint ==
+                     a.role.identity.certificate.fingerprint, what="node-b told of it")
+    peer = a.role.directory.active("node-b")
+    answer = await a.role.client.call("node-b", peer.address, "GET", "/sns/verify/users",
+                                      query={"userID": "x@node-b"})
+    assert answer.status == 404  # signed with the new key and taken: no such user
+    await deferLater(reactor, 0.1, lambda: None)
+    ok, checks = await a.role.health()
+    assert ok, checks
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_fails_when_the_node_is_suspended_or_refused(pair, management):
+    """Issue #30, 3: /health is not ok while the management server has suspended the node,
+    or refuses its signed calls (an identity it does not have), and is again once resumed."""
+    from conftest import wait_until
+    from imfed.management import review
+
+    a, b = pair
+    registry = management.role.store
+    await registry.run(review.set_status, "node-a", 1, "test", "abuse", registry.now_ms())
+    # A suspended node is not notified (only status-0 nodes are); its own refresh finds out:
+    # the management server refuses a suspended server's query.
+    await a.role.refresher.request_refresh()
+    ok, checks = await a.role.health()
+    assert not ok and "refuses this node's signed calls" in checks["federation"], checks
+    await registry.run(review.set_status, "node-a", 0, "test", "resolved", registry.now_ms())
+    await wait_until(lambda: not a.role.refresher.refused, what="node-a's query taken again")
+    ok, checks = await a.role.health()
+    assert ok and "federation" not in checks
+
+    # Suspended as its own directory says (a copy from before the suspension was lifted).
+    from imfed.wire.records import ServerStatus
+
+    me = a.role.directory.peers["node-a"]
+    a.role.directory.peers["node-a"] = attrs.evolve(me, status=ServerStatus.SUSPENDED)
+    ok, checks = await a.role.health()
+    assert not ok and "suspended in the directory" in checks["federation"], checks
+    a.role.directory.peers["node-a"] = me
+
+    # The management server no longer knows node-a's key (as after a renewal the daemon did
+    # not take up): its directory query is refused, and /health says so.
+    from imfed.crypto import sm2
+
+    a.role.client.key = sm2.generate_private_key()
+    try:
+        await a.role.refresher.request_refresh()  # answered 401: refused
+        ok, checks = await a.role.health()
+        assert not ok and "refuses this node's signed calls" in checks["federation"], checks
+    finally:
+        a.role.client.key = a.role.signing_key
+    await a.role.refresher.request_refresh()
+    ok, checks = await a.role.health()
+    assert ok, checks
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_fails_once_the_store_is_found_damaged(sqlite_pair):
+    """Issue #30, 3: a store overwritten under the running daemon (what a restore over it
+    did) fails /health as soon as a unit of work meets the damage, instead of "writable"."""
+    a, b = sqlite_pair
+    alice = await signed_up(a, "100", "Alice")
+    add_user(b, "200", "Bob")
+    for i in range(30):
+        await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                            "content": {"message": "m%d" % i}})
+    db = a.role.db
+    await db.runInteraction(lambda cur: cur.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+    await db.runInteraction(lambda cur: cur.execute("PRAGMA cache_size = 1"))  # read it anew
+    size = os.path.getsize(db.path)
+    with open(db.path, "r+b") as f:  # in place, as a copy over the file writes it
+        f.seek(4096)
+        f.write(os.urandom(size - 4096))
+    status, _ = await alice.call("GET", "conversations/200@node-b/messages")
+    assert status == 500  # the damage met
+    ok, checks = await a.role.health()
+    assert not ok and checks["database"].startswith("damaged:"), checks

@@ -116,6 +116,8 @@ class ManagementRole:
         """(can this management server work, what each check found), for /health."""
         ok, checks = await store_and_certificates(self.db, self.clock, {
             "certificateDaysLeft": self.identity.certificate, "caDaysLeft": self.ca.cert})
+        if checks["database"] != "writable":
+            return False, checks  # nothing more read from a store that cannot be trusted
         checks["pendingApplications"] = await self.db.runInteraction(store.pending_count)
         checks["transport"] = tls.transport_report(self.server_tls, self.client.policy)
         clock_ok, clock = self.client.clock_watch.report(self.client.now_ms())

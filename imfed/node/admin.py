@@ -329,7 +329,7 @@ def add_parsers(sub) -> None:
     j.set_defaults(func=cmd_join)
     r = with_config(ns.add_parser("renew", help="a new key and certificate through a signed "
                                   "modify application (a running daemon takes it up "
-                                  "within renew_check_seconds)"))
+                                  "within seconds of its installation)"))
     r.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
     r.add_argument("--wait", type=float, help="give up waiting after this many seconds")
     r.set_defaults(func=cmd_renew)

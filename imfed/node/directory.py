@@ -171,6 +171,10 @@ class Directory:
         peer = self.active(server_id)
         return peer.cert if peer is not None else None
 
+class DirectoryRefused(PeerError):
+    """The management server answered the directory query with a refusal."""
+
+
 class Refresher(Periodic):
     """Keeps the :class:`Directory` current: a query at start and every ``seconds`` (a
     fallback for lost notifications), and soon after each notification."""
@@ -206,12 +210,18 @@ class Refresher(Periodic):
 
     def _succeeded(self, changed):
         self.last_ok, self.last_error, self.last_ok_ms = True, "", self.now_ms()
+        self.refused = False
         for listener in self.listeners:
             listener()
         return changed
 
+    refused = False
+    """Whether the last query was answered with a refusal (not just unreachable): the
+    management server does not take this node's signed calls (/health fails)."""
+
     def _failed(self, failure) -> None:
         self.last_ok, self.last_error = False, failure.getErrorMessage()
+        self.refused = failure.check(DirectoryRefused) is not None
         log.warn("directory refresh failed: {e}", e=self.last_error)
 
     def state(self) -> dict:
@@ -242,7 +252,8 @@ class Refresher(Periodic):
                                         SERVERS.full_path,
                                         {"lastQueryTime": self.directory.last_query_time})
         if not answer.ok:
-            raise PeerError("directory query refused: %s" % answer.body.get("desc"))
+            raise DirectoryRefused("directory query refused: %s" % (
+                answer.body.get("desc") or answer.body.get("error")))
         servers = answer.body.get("servers")
         mark = answer.body.get("serverTime")
         if not isinstance(servers, list) or not isinstance(mark, int):

@@ -247,7 +247,7 @@ async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
     cert = issued.get(pki.SIGN) or identity.certificate
     for kind, got in issued.items():
         progress("renewed: %s certificate %x installed, valid until %s; a running daemon "
-                 "takes it up within its renew_check_seconds"
+                 "takes it up within seconds"
                  % ("signing" if kind == pki.SIGN else "encryption", got.serial,
                     got.not_after.isoformat()))
     return cert

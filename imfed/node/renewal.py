@@ -12,6 +12,7 @@ of the management server's certificate before it expires."""
 from __future__ import annotations
 
 import datetime
+import os
 
 from twisted.logger import Logger
 
@@ -20,7 +21,7 @@ from ..peer import PeerError
 from ..timers import Periodic
 from .join import JoinError, renew
 
-__all__ = ["Renewal"]
+__all__ = ["Renewal", "IdentityWatch"]
 
 log = Logger()
 
@@ -113,3 +114,41 @@ class Renewal(Periodic):
 
     def _now(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.timezone.utc)
+
+
+class IdentityWatch(Periodic):
+    """The key and certificate files, looked at every ``seconds`` (a stat each): a renewal
+    installed by `imfed node renew` or by another process of the node is taken up within
+    seconds of its approval, not at the next renewal check (an hour by default), during which
+    peers would refuse the old identity the directory no longer has."""
+
+    def __init__(self, role, seconds: float = 5.0) -> None:
+        super().__init__(role.clock, seconds)
+        self.role = role
+        self.seen = self._stamp()
+
+    def _stamp(self) -> tuple:
+        n = self.role.config
+        out = []
+        for path in (n.key_file, n.cert_file, n.enc_key_file, n.enc_cert_file):
+            try:
+                st = os.stat(path) if path else None
+            except FileNotFoundError:
+                st = None
+            out.append((st.st_mtime_ns, st.st_size) if st is not None else None)
+        return tuple(out)
+
+    def tick(self) -> None:
+        stamp = self._stamp()
+        if stamp == self.seen:
+            return
+        try:
+            changed = self.role.use_identity()
+        except (OSError, ValueError, pki.PKIError) as e:
+            # Caught between the key and its certificate being replaced: looked at again.
+            log.info("identity files changing ({error}); looking again shortly", error=str(e))
+            return
+        self.seen = stamp
+        if changed:
+            log.info("now using certificate {serial:x} (installed outside this process)",
+                     serial=self.role.identity.certificate.serial)

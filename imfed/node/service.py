@@ -43,10 +43,11 @@ from .housekeeping import Housekeeping
 from .outbox import Outbox
 from .reach import Reach
 from .remote import FederationClient
-from .renewal import Renewal
+from .renewal import IdentityWatch, Renewal
 from .routes.client import ClientRoutes, Handlers
 from .routes.federation import FederationRoutes
 from .unit import NodeStore
+from ..wire.records import ServerStatus
 from .messages import StrangerLimits
 from .xmpp.gateway import Gateway
 
@@ -114,6 +115,7 @@ class NodeRole:
             self.bridge_pusher = BridgePusher(self.store, config.bridge, n.server_id)
             self.hub.listeners.append(self.bridge_pusher.wake)
         self.renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
+        self.identity_watch = IdentityWatch(self)
         self.housekeeping = Housekeeping(self.db, reactor, n.housekeeping_seconds,
                                          n.event_retention_days * 86400.0)
 
@@ -207,7 +209,21 @@ class NodeRole:
         self.server_tls.use(identity)
         self.client.use(identity, key)
         self.api.signing_key = key
+        if self.refresher.running:
+            # The management server may have refused the old identity meanwhile: asked
+            # again with the new one (and the directory has the new certificate).
+            self.refresher.request_refresh()
         return True
+
+    def _standing(self) -> str | None:
+        """Why this node cannot federate as the management server sees it, or None."""
+        if self.refresher.refused:
+            return ("the management server refuses this node's signed calls (%s): is the "
+                    "certificate in use the one registered?" % self.refresher.last_error)
+        me = self.directory.get(self.server_id)
+        if me is not None and me.status != ServerStatus.ACTIVE:
+            return "this node is %s in the directory" % me.status.name.lower()
+        return None
 
     async def _caller_certificate(self, server_id: str):
         """Who may call us: the management server always (its notifications are what bring
@@ -225,7 +241,13 @@ class NodeRole:
         """(can this node work, what each check found), for /health."""
         ok, checks = await store_and_certificates(
             self.db, self.clock, {"certificateDaysLeft": self.identity.certificate})
+        if checks["database"] != "writable":
+            return False, checks  # nothing more read from a store that cannot be trusted
         checks["management"] = self.refresher.state()
+        standing = self._standing()
+        if standing is not None:  # suspended, deregistered, or refused by the management
+            checks["federation"] = standing
+            ok = False
         unconfirmed = self.reach.unconfirmed()
         if unconfirmed is not None:  # other servers' calls refused, calls to them waiting
             checks["management"]["statusesUnconfirmed"] = unconfirmed
@@ -274,7 +296,7 @@ class NodeRole:
             first = [self.db, signing.NonceKeeper(self.verifier, nonce_file)]
         pushers = [p for p in (self.bridge_pusher, self.gateway_service) if p is not None]
         return [*first, federation, self.refresher, self.outbox, *pushers, self.group_sync,
-                self.renewal, self.housekeeping, client]
+                self.renewal, self.identity_watch, self.housekeeping, client]
 
 
 def _identity(n) -> tuple[tls.TLSIdentity, "object"]:

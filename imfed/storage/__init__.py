@@ -197,8 +197,19 @@ class Database(Service):
     def runOperation(self, sql: str, args=()):
         return self.pool.runOperation(sql, args)
 
+    damaged: str | None = None
+    """Why the store is known to be damaged (SQLite's "database disk image is malformed",
+    met by any unit of work since the start), for /health; None while none was met."""
+
     def runInteraction(self, fn, *args, **kwargs):
-        return self.pool.runInteraction(fn, *args, **kwargs)
+        d = self.pool.runInteraction(fn, *args, **kwargs)
+        d.addErrback(self._note_damage)
+        return d
+
+    def _note_damage(self, failure):
+        if failure.check(sqlite3.DatabaseError) and "malformed" in str(failure.value):
+            self.damaged = str(failure.value)
+        return failure
 
     def read_now(self, fn, *args):
         """``fn(cursor, ...)`` synchronously, before the reactor runs (what a role loads at
@@ -217,9 +228,12 @@ def _take_write_lock(cur) -> None:
 
 async def writable(db, clock, timeout: float = 2.0) -> str:
     """"writable", or why not: the write lock taken (and given back) within ``timeout``
-    seconds.  A store that cannot be written (a disk gone read-only, another writer holding
-    the lock, a pool that is gone) fails, and /health answers in time whatever the store
-    does."""
+    seconds, and no unit of work has met a damaged store since the start.  A store that
+    cannot be written (a disk gone read-only, another writer holding the lock, a pool that is
+    gone) or is damaged (replaced under the daemon, say) fails, and /health answers in time
+    whatever the store does."""
+    if getattr(db, "damaged", None):
+        return "damaged: %s (restore it from a backup, daemon stopped)" % db.damaged
     d = db.runInteraction(_take_write_lock)
     d.addTimeout(timeout, clock)
     try:
