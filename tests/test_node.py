@@ -605,3 +605,41 @@ async def test_recalled_means_gone(pair):
     response = await treq.get(a.client_url + "files/" + file_id,
                               headers={"Authorization": "Bearer " + alice.token})
     assert response.code == 200 and await treq.content(response) == payload
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_send_repeated_with_its_txn_id_is_sent_once(pair):
+    """Issue #30, 4: a client that sends again with the same txnId (its connection broke after
+    the server had committed) gets the first answer, and nothing is sent twice; a one-to-one
+    message and a group message alike; another user's same txnId is their own."""
+    from conftest import node_rows, signed_up
+    from test_groups import make_group
+
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(a, "101", "Carol")
+    body = {"recvID": "200@node-b", "messageType": "text", "content": {"message": "once"},
+            "txnId": "t-1"}
+    first = await alice.ok("POST", "messages", body)
+    again = await alice.ok("POST", "messages", body)
+    assert again["message"]["messageInfo"]["messageID"] == \
+        first["message"]["messageInfo"]["messageID"]
+    theirs = await carol.ok("POST", "messages", body)
+    assert theirs["message"]["messageInfo"]["messageID"] != \
+        first["message"]["messageInfo"]["messageID"]
+    await bob.wait_event("message")
+    await bob.wait_event("message")
+    texts = node_rows(b, "SELECT sender_id FROM messages WHERE recv_id = '200@node-b'")
+    assert sorted(r[0] for r in texts) == ["100@node-a", "101@node-a"]  # one each
+    gid = await make_group(alice, "txn", [bob])
+    group = {"messageType": "text", "content": {"message": "g"}, "txnId": "t-2"}
+    ids = [(await client.ok("POST", "groups/%s/messages" % gid, group))["messageID"]
+           for client in (alice, alice)]
+    assert ids[0] == ids[1]
+    from conftest import wait_until
+
+    await wait_until(lambda: node_rows(b, "SELECT COUNT(*) FROM group_messages")[0][0] == 1,
+                     what="the group message on B")
+    status, answer = await alice.call("POST", "messages", dict(body, txnId="no spaces"))
+    assert (status, answer["errcode"]) == (400, "bad_txnId")

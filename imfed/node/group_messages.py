@@ -13,12 +13,12 @@ from ..storage import transaction
 from ..wire.errors import Forbidden, NotFound
 from ..wire.messages import MessageInfo, server_of
 from ..wire.records import ChatType
-from . import files, users
+from . import files, txns, users
 from .groups import get_group, servers_with_members, master_group, lane, member_type
 from .events import compact_json, emit
 from .outbox import enqueue
 
-__all__ = ["post_message", "send_to_master", "receive_group_chat", "history", "has_message",
+__all__ = ["post_message", "send_to_master", "send_from_member", "receive_group_chat", "history", "has_message",
            "oldest", "views_to_check", "fill", "mark_synced"]
 
 
@@ -222,3 +222,20 @@ def mark_synced(cur, group_id: str, message_id: str, now_ms: int) -> None:
     cur.execute("INSERT INTO group_sync VALUES (?, ?, ?) ON CONFLICT (group_id) DO UPDATE "
                 "SET synced_through = excluded.synced_through, synced_at = excluded.synced_at",
                 (group_id, message_id, now_ms))
+
+
+@transaction
+def send_from_member(cur, info: MessageInfo, server_id: str, now_ms: int,
+                     txn: str | None = None) -> str:
+    """A local member's group message, once per ``txn`` (txns.py): to the group here
+    (post_message) or to its master elsewhere (send_to_master); answers its message ID (the
+    first one's, for a repeated ``txn``)."""
+    first = txns.seen(cur, info.sender_id, txn)
+    if first is not None:
+        return first
+    txns.remember(cur, info.sender_id, txn, info.message_id, now_ms)
+    if server_of(info.recv_id) == server_id:
+        post_message.__wrapped__(cur, info, server_id, now_ms)
+    else:
+        send_to_master.__wrapped__(cur, info, now_ms)
+    return info.message_id

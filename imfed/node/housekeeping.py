@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from ..storage import Database, transaction
 from ..timers import Periodic
+from . import txns
 from .xmpp.state import FORGET_IDS_SECONDS, forget_ids
 
 __all__ = ["Housekeeping", "prune_events", "prune_sessions"]
@@ -55,6 +56,7 @@ class Housekeeping(Periodic):
             if n < BATCH:
                 break
         sessions = await self.db.runInteraction(prune_sessions, now)
+        await self.db.runInteraction(txns.prune, now - txns.KEEP_MS)
         ids = await self.db.runInteraction(forget_ids, now - FORGET_IDS_SECONDS * 1000)
         if events or sessions or ids:
             log.info("housekeeping: {events} old events, {sessions} expired sessions and "

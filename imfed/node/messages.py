@@ -14,7 +14,7 @@ from ..storage import transaction
 from ..wire.errors import Conflict, Forbidden, NotFound, TooMany
 from ..wire.messages import MessageInfo, server_of
 from ..wire.records import ChatType
-from . import files, users
+from . import files, txns, users
 from .events import compact_json, emit
 from .outbox import enqueue
 
@@ -113,9 +113,14 @@ def _stranger_check(cur, info: MessageInfo, now_ms: int, limits: StrangerLimits)
 
 @transaction
 def send_message(cur, info: MessageInfo, server_id: str, now_ms: int,
-                 limits: StrangerLimits = StrangerLimits()) -> StoredMessage:
+                 limits: StrangerLimits = StrangerLimits(),
+                 txn: str | None = None) -> StoredMessage:
     """A local user's one-to-one message: stored, then delivered locally at once or queued
-    for the recipient's server."""
+    for the recipient's server.  Once per ``txn`` (txns.py): again, the first message."""
+    first = txns.seen(cur, info.sender_id, txn)
+    if first is not None:
+        return _get_message(cur, first)
+    txns.remember(cur, info.sender_id, txn, info.message_id, now_ms)
     local = info.recv_server == server_id
     if local and users.get_user(cur, info.recv_id) is None:
         raise NotFound("no user %s" % info.recv_id, "unknown_user")

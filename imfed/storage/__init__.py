@@ -265,6 +265,7 @@ def transaction(fn):
 
     txn.__name__ = txn.__qualname__ = fn.__name__
     txn.__doc__ = fn.__doc__
+    txn.__wrapped__ = fn  # for a unit that does it inside a transaction of its own
     return txn
 
 

@@ -428,14 +428,25 @@ function voiceButton(conv) {
   return button;
 }
 
+function newTxnId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function sendContent(conv, type, content) {
+  // One txnId per message: sent again after a broken connection, it is sent once
+  // (docs/client-api.md, idempotent sends).
+  const txnId = newTxnId();
+  const send = () => conv.kind === "u"
+    ? api("POST", "messages", { recvID: conv.id, messageType: type, content, txnId })
+    : api("POST", "groups/" + encodeURIComponent(conv.id) + "/messages", { messageType: type, content, txnId });
   try {
-    if (conv.kind === "u") {
-      const r = await api("POST", "messages", { recvID: conv.id, messageType: type, content });
-      addMessage(conv.key, r.message);
-    } else {
-      await api("POST", "groups/" + encodeURIComponent(conv.id) + "/messages", { messageType: type, content });
+    let r;
+    try { r = await send(); } catch (e) {
+      if (e instanceof ApiError) throw e;  // answered: not a broken connection
+      r = await send();
     }
+    if (conv.kind === "u") addMessage(conv.key, r.message);
   } catch (e) { alert(e.message); }
 }
 

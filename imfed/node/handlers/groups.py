@@ -99,18 +99,17 @@ class GroupsHandler:
         return await self.store.run(groups.answer_invitation, invitation_id, user, agree,
                                     self.server_id, self.now_ms())
 
-    async def send(self, user, group_id: str, message_type, content) -> str:
+    async def send(self, user, group_id: str, message_type, content,
+                   txn: str | None = None) -> str:
         """A group message: ordered by the master, which shows it to every member (the
-        sender too: its ``group_message`` event carries the master's order)."""
+        sender too: its ``group_message`` event carries the master's order).  Once per
+        ``txn``: again, the first one's ID."""
         info = await self.messages.compose(user, group_id, message_type, content,
                                            ChatType.GROUP)
-        if server_of(group_id) == self.server_id:
-            await self.store.run(group_messages.post_message, info, self.server_id,
-                                 self.now_ms())
-        else:
+        if server_of(group_id) != self.server_id:
             await self.reach.require(server_of(group_id), queue=True)
-            await self.store.run(group_messages.send_to_master, info, self.now_ms())
-        return info.message_id
+        return await self.store.run(group_messages.send_from_member, info, self.server_id,
+                                    self.now_ms(), txn)
 
     async def history(self, user, group_id: str, after: str, limit: int) -> tuple[list, str]:
         await self._member(user, group_id)

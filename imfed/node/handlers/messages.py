@@ -48,14 +48,16 @@ class MessagesHandler:
             "type": int(chat_type), "messageID": new_object_id(self.server_id),
             "content": content})
 
-    async def send(self, user, recv_id: str, message_type, content) -> messages.StoredMessage:
+    async def send(self, user, recv_id: str, message_type, content,
+                   txn: str | None = None) -> messages.StoredMessage:
+        """A one-to-one message, once per ``txn`` (the first one again for a repeat)."""
         info = await self.compose(user, recv_id, message_type, content, ChatType.ONE_TO_ONE)
         if info.recv_server != self.server_id:
             await self.reach.require(info.recv_server, queue=True)
         else:
             await self.sources.ensure(info.recv_id)
         return await self.store.run(messages.send_message, info, self.server_id,
-                                    self.store.now_ms(), self.strangers)
+                                    self.store.now_ms(), self.strangers, txn)
 
     async def recall(self, user, message_id: str) -> None:
         await self.store.run(messages.recall, message_id, user, self.server_id,

@@ -26,6 +26,7 @@ from ...wire import fields
 from ...wire.errors import NotFound, Style, Unauthorized, ok_body
 from ...wire.messages import user_id
 from ..directory import Directory
+from .. import txns
 from ..handlers.bridge import BridgeAccess
 from ..handlers.events import EventsHandler
 from ..handlers.files import FilesHandler
@@ -259,7 +260,7 @@ class ClientRoutes(Endpoints):
         body = read_json(request, self.max_body)
         recv = self._user_id(body.get("recvID"), "recvID")
         message = await self.h.messages.send(user, recv, body.get("messageType"),
-                                             body.get("content"))
+                                             body.get("content"), txns.txn_id(body))
         return ok_body(self.style, message=message.to_client())
 
     @app.route(V1 + "messages/<message_id>", methods=["GET"])
