@@ -353,3 +353,42 @@ async def test_health_fails_once_the_store_is_found_damaged(sqlite_pair):
     assert status == 500  # the damage met
     ok, checks = await a.role.health()
     assert not ok and checks["database"].startswith("damaged:"), checks
+
+
+@pytest.mark.postgresql
+@pytest_twisted.ensureDeferred
+async def test_cli_on_a_postgresql_store_it_cannot_reach_says_so_in_one_line(tmp_path,
+                                                                          postgresql_server):
+    """Issue #30, 7: `imfed check` (and every command reading the store) on a PostgreSQL
+    store it cannot connect to: one line with the reason and the URL without its password,
+    exit status 1, no traceback."""
+    from conftest import write_toml
+
+    url = postgresql_server.rsplit("/", 1)[0] + "/no_such_database_here"
+    user, _, rest = url.partition("//")[2].partition("@")
+    url = "postgresql://%s:secret-word@%s" % (user.split(":")[0], rest)
+    path = str(tmp_path / "imfed.toml")
+    write_toml({"data_dir": str(tmp_path / "d"), "node": {
+        "server_id": "node-a", "listen": "127.0.0.1:1", "management_url": "https://m:1",
+        "database": url}}, path)
+    # A node with its identity in place (so that `imfed check` gets as far as the store).
+    from imfed.crypto import pki, sm2
+
+    folder = str(tmp_path / "d" / "node")
+    os.makedirs(folder)
+    authority = pki.CertificateAuthority.create(str(tmp_path / "ca"), "test CA")
+    for server_id, name in (("node-a", "server"), ("manager", "management")):
+        key = sm2.generate_private_key()
+        cert = authority.issue(pki.make_csr(key, server_id), server_id, "127.0.0.1")
+        pki.write_file(os.path.join(folder, name + ".pem"), cert.pem)
+        if name == "server":
+            pki.write_file(os.path.join(folder, "server.key"), key.to_pem(), private=True)
+    pki.write_file(os.path.join(folder, "ca.pem"), authority.cert.pem)
+    for args in (("user", "list"), ("check", "node-b")):
+        code, out = await cli(*args, "--config", path)
+        assert code == 1 and "Traceback" not in out and "no_such_database_here" in out, out
+        assert "secret-word" not in out, out
+        if args[0] == "user":
+            assert out.startswith("imfed: ") and len(out.strip().splitlines()) == 1, out
+        else:  # check's steps: the one that failed says why
+            assert "directory entry        FAILED  cannot reach the PostgreSQL store" in out

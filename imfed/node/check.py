@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..crypto import pki
 from ..config import https_address
 from ..peer import PeerClient, PeerError
-from ..storage import run_sync
+from ..storage import StoreError, run_sync
 from ..wire import paths
 from .directory import Directory
 from .service import _identity
@@ -36,10 +36,14 @@ async def check(reactor, config, server_id: str, report) -> None:
         report("this node", False, "no usable key and certificate (joined?): %s" % e)
         return
     report("this node", True, "%s, certificate %x" % (n.server_id, identity.certificate.serial))
-    directory = Directory(db=_Store(n.database), server_id=n.server_id,
-                          address=n.address, management_id=n.management_id,
-                          management_url=n.management_url, ca=identity.ca,
-                          management_cert=management, clock=reactor)
+    try:
+        directory = Directory(db=_Store(n.database), server_id=n.server_id,
+                              address=n.address, management_id=n.management_id,
+                              management_url=n.management_url, ca=identity.ca,
+                              management_cert=management, clock=reactor)
+    except StoreError as e:
+        report("directory entry", False, str(e))
+        return
     peer = directory.get(server_id)
     if peer is None:
         report("directory entry", False, "%s is not in this node's directory (a typo, or the "

@@ -273,9 +273,18 @@ def run_sync(path: str, fn, *args, **kwargs):
     """Run ``fn(cursor, ...)`` on a store outside the reactor (the operator CLI), as adbapi's
     runInteraction would: commit on return, roll back on error."""
     if is_postgresql(path):
+        import psycopg
+
         from . import postgresql
 
-        conn = postgresql.connect(path)
+        try:
+            conn = postgresql.connect(path)
+        except psycopg.OperationalError as e:
+            # The operator's CLI: one line saying why, not a traceback (a wrong password, a
+            # database that is not there, a server that is down).
+            reason = (str(e).strip().splitlines() or ["cannot connect"])[-1]
+            raise StoreError("cannot reach the PostgreSQL store %s: %s"
+                             % (safe_location(path), reason)) from None
     else:
         conn = sqlite3.connect(path)
         _pragmas(conn)
