@@ -439,3 +439,45 @@ async def test_strangers_messages_are_bounded_and_can_be_refused(management, tmp
     finally:
         await a.stop()
         await b.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_peer_that_answers_again_is_tried_at_once(management, tmp_path):
+    """Issue #30, 7: what is owed to a peer that was down waits out its backoff no longer
+    once the peer shows it is back (a call from it), and `imfed queue` shows the queue and
+    `imfed queue retry` makes it due at once."""
+    from twisted.internet.task import deferLater
+
+    from conftest import join_node
+
+    a = await join_node(management, str(tmp_path / "a"), "node-a",
+                        outbox_retry_initial_seconds=120, outbox_retry_max_seconds=600)
+    b = await join_node(management, str(tmp_path / "b"), "node-b")
+    try:
+        await a.role.refresher.refresh()
+        await wait_until(lambda: a.role.directory.active("node-b") and
+                         b.role.directory.active("node-a"), what="directories")
+        alice = await signed_up(a, "100", "Alice")
+        bob = await signed_up(b, "200", "Bob")
+        await b.stop()
+        for text in ("while down 1", "while down 2"):
+            await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
+                                                "content": {"message": text}})
+        await wait_until(lambda: node_rows(a, "SELECT MAX(attempts) FROM outbox")[0][0],
+                         what="a failed attempt, the next two minutes away")
+        code, out = await imfed(a, "queue", "show")
+        assert code == 0 and "node-b" in out and "unreachable" in out, out
+        b = RunningNode(b.config).start()
+        await deferLater(reactor, 1.0, lambda: None)
+        assert _received(b, "100@node-a") == []  # still in its backoff
+        # node-b calls node-a (Bob writes): node-a knows it is back.
+        await bob.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
+                                          "content": {"message": "I am back"}})
+        await wait_until(lambda: _received(b, "100@node-a") == ["while down 1",
+                                                                "while down 2"],
+                         timeout=15, what="the queue sent once node-b called")
+        code, out = await imfed(a, "queue", "retry", "node-b")
+        assert code == 0 and "due now" in out, out
+    finally:
+        await a.stop()
+        await b.stop()

@@ -17,7 +17,7 @@ from ..crypto import pki
 from ..storage import is_postgresql, migrate, run_sync
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
-from . import acl, groups, unit, users
+from . import acl, groups, outbox, unit, users
 from .join import JoinError, application_fields, join, renew
 
 __all__ = ["add_parsers"]
@@ -262,6 +262,26 @@ def _directions(value: str) -> tuple:
     return acl.DIRECTIONS if value == "both" else (value,)
 
 
+def cmd_queue_show(args) -> None:
+    config = _node_config(args)
+    now = _now_ms()
+    rows = run_sync(_db(config), outbox.queue_view, now)
+    if not rows:
+        print("nothing owed to other servers")
+        return
+    print("%-20s %6s %10s %8s %10s  %s" % ("destination", "items", "oldest", "attempts",
+                                             "next in", "last error"))
+    for dest, n, oldest, attempts, due, error in rows:
+        print("%-20s %6d %9.0fs %8d %9.0fs  %s" % (dest, n, (now - oldest) / 1000, attempts,
+                                                  max(0, due - now) / 1000, error or "-"))
+
+
+def cmd_queue_retry(args) -> None:
+    config = _node_config(args)
+    n = run_sync(_db(config), outbox.retry_now, args.server_id, _now_ms())
+    print("%d item(s) owed to %s due now" % (n, args.server_id))
+
+
 def cmd_acl_show(args) -> None:
     config = _node_config(args)
     rules = run_sync(_db(config), acl.read)
@@ -375,6 +395,16 @@ def add_parsers(sub) -> None:
                                   "owner (announced to every server)"))
     a.add_argument("group_id")
     a.set_defaults(func=cmd_group_dissolve)
+
+    q = sub.add_parser("queue", help="node role: what is owed to other servers; retry now")
+    qs = q.add_subparsers(dest="command", required=True)
+    a = with_config(qs.add_parser("show", help="per destination: items, oldest, next attempt, "
+                                  "last error"))
+    a.set_defaults(func=cmd_queue_show)
+    a = with_config(qs.add_parser("retry", help="what is owed to SERVER_ID is due now (the "
+                                  "running daemon sends it within seconds)"))
+    a.add_argument("server_id")
+    a.set_defaults(func=cmd_queue_retry)
 
     rules = sub.add_parser("acl", help="node role: access control over serverIds")
     rs = rules.add_subparsers(dest="command", required=True)

@@ -100,6 +100,23 @@ def depths(cur) -> list[tuple[str, int, int]]:
     return cur.fetchall()
 
 
+def queue_view(cur, now_ms: int) -> list[tuple]:
+    """(destination, items queued, oldest created_at, the head's attempts, next attempt,
+    last error) of every destination owed something."""
+    cur.execute("SELECT o.destination, COUNT(*), MIN(o.created_at), MAX(o.attempts), "
+                "MIN(o.next_attempt), MAX(o.last_error) FROM outbox o GROUP BY o.destination "
+                "ORDER BY o.destination")
+    return cur.fetchall()
+
+
+@transaction
+def retry_now(cur, destination: str, now_ms: int) -> int:
+    """Everything owed to ``destination`` is due now (it answered again); how many items."""
+    cur.execute("UPDATE outbox SET next_attempt = ? WHERE destination = ? AND next_attempt > ?",
+                (now_ms, destination, now_ms))
+    return cur.rowcount
+
+
 @transaction
 def _finish(work, hooks, item: Item, state: str, error: str, now_ms: int) -> None:
     """An item ended: it leaves the queue, and its kind's hooks run in the same transaction."""
@@ -125,6 +142,7 @@ class Outbox(Periodic):
         self.server_id = reach.directory.server_id
         self.initial_seconds = initial_seconds
         self.max_seconds, self.give_up_ms = max_seconds, int(give_up_seconds * 1000)
+        self._back: dict[str, float] = {}
         self.lanes_per_destination = lanes_per_destination
         self.window = window
         self._hooks: dict[str, list[Hook]] = {}
@@ -163,6 +181,24 @@ class Outbox(Periodic):
 
     def stopped(self):
         return self.client.close()
+
+    BACK_SECONDS = 5.0
+
+    def peer_answered(self, destination: str) -> None:
+        """``destination`` showed it is there (a call from it verified): what is owed to it is
+        tried now, not when its backoff ends (at most once per BACK_SECONDS a destination)."""
+        now = self.clock.seconds()
+        if now - self._back.get(destination, -1e9) < self.BACK_SECONDS:
+            return
+        self._back[destination] = now
+        d = self.store.run(retry_now, destination, self.now_ms())
+
+        def woken(n):
+            if n:
+                log.info("{dest} answered: {n} queued item(s) due now", dest=destination, n=n)
+                self.wake()
+        d.addCallbacks(woken, lambda f: log.failure("retrying {dest} now", f,
+                                                    dest=destination))
 
     def wake(self) -> None:
         """Look for due work (after an enqueue, a directory change, or on the timer): at the

@@ -170,6 +170,7 @@ class NodeRole:
                                     messages=self.handlers.messages,
                                     groups=self.handlers.groups, files=self.handlers.files,
                                     max_body=n.max_body)
+        self.api.peer_answered = self.outbox.peer_answered
         self.client_api = ClientRoutes(self.handlers, self.directory, max_body=n.max_body,
                                        max_file_bytes=n.max_file_bytes)
 

@@ -45,6 +45,9 @@ class FederationRoutes(Endpoints):
         self.groups, self.files = groups, files
         self.max_body = max_body
 
+    peer_answered = None
+    """Told each server whose signed call came in (the outbox tries what it owes it now)."""
+
     async def authorize(self, request) -> None:
         origin = request.signed.origin
         if origin == self.directory.management_id:
@@ -52,6 +55,8 @@ class FederationRoutes(Endpoints):
         if not await self.acl.allows("in", origin):
             raise Forbidden("%s is refused by this server's access control" % origin,
                             "refused_by_policy")
+        if self.peer_answered is not None:
+            self.peer_answered(origin)
 
     # -- who an ID belongs to --
 
