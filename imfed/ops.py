@@ -35,7 +35,7 @@ def _data_dir(args) -> str:
     return os.path.abspath(args.data_dir or "imfed-data")
 
 
-def backup(data_dir: str, dest: str) -> dict:
+def backup(data_dir: str, dest: str, skip: tuple[str, ...] = ()) -> dict:
     """Copy ``data_dir`` to ``dest`` (new or empty): every ``*.sqlite3`` with SQLite's online
     backup (a consistent snapshot while the daemon writes), then every other file (keys,
     certificates, uploaded and cached files).  Stores first: a file is on disk before its row
@@ -53,6 +53,9 @@ def backup(data_dir: str, dest: str) -> dict:
         dirs.sort()
         for name in sorted(names):
             rel = os.path.relpath(os.path.join(folder, name), data_dir)
+            if rel in skip or any(rel.startswith(s + "-") or rel.startswith(s + ".before-")
+                                  for s in skip):
+                continue  # a store the role no longer uses (moved to PostgreSQL)
             if name.endswith(".sqlite3"):
                 stores.append(rel)
             elif not name.endswith(_SKIP):
@@ -200,7 +203,16 @@ def cmd_db_copy(args) -> None:
 
 
 def cmd_backup(args) -> None:
-    manifest = backup(_data_dir(args), os.path.abspath(args.to))
+    data_dir = _data_dir(args)
+    stale = ()
+    if args.config:
+        from .storage import is_postgresql
+
+        # A role on PostgreSQL may have left its SQLite store behind (imfed db copy): that
+        # file is out of date, and restored it would be taken for the store.
+        stale = tuple("%s.sqlite3" % role for role, section in _roles(args)
+                      if is_postgresql(section.database))
+    manifest = backup(data_dir, os.path.abspath(args.to), stale)
     print("backed up %s to %s in %.1f s: %s, %d other files (%d bytes)" % (
         manifest["from"], args.to, manifest["seconds"], ", ".join(manifest["stores"]) or
         "no store", manifest["files"], manifest["bytes"]))

@@ -392,3 +392,30 @@ async def test_cli_on_a_postgresql_store_it_cannot_reach_says_so_in_one_line(tmp
             assert out.startswith("imfed: ") and len(out.strip().splitlines()) == 1, out
         else:  # check's steps: the one that failed says why
             assert "directory entry        FAILED  cannot reach the PostgreSQL store" in out
+
+
+@pytest.mark.postgresql
+@pytest_twisted.ensureDeferred
+async def test_backup_of_a_node_on_postgresql_leaves_its_old_sqlite_store_out(
+        tmp_path, postgresql_server):
+    """Issue #30, 7: a node moved to PostgreSQL keeps its old node.sqlite3 in the data folder
+    (imfed db copy leaves it); a backup does not take that stale file for the store."""
+    from conftest import write_toml
+
+    data = tmp_path / "d"
+    (data / "node").mkdir(parents=True)
+    stale = sqlite3.connect(str(data / "node.sqlite3"))
+    stale.execute("CREATE TABLE users (user_id TEXT)")
+    stale.commit()
+    stale.close()
+    (data / "node" / "server.pem").write_text("kept")
+    path = str(tmp_path / "imfed.toml")
+    write_toml({"data_dir": str(data), "node": {
+        "server_id": "node-a", "listen": "127.0.0.1:1", "management_url": "https://m:1",
+        "database": postgresql_server}}, path)
+    target = tmp_path / "backup"
+    code, out = await cli("backup", "--to", str(target), "--config", path)
+    assert code == 0 and "pg_dump" in out, out
+    manifest = json.load(open(target / "imfed-backup.json"))
+    assert manifest["stores"] == [] and not (target / "node.sqlite3").exists()
+    assert (target / "node" / "server.pem").read_text() == "kept"
