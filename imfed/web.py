@@ -12,6 +12,7 @@ import re
 import sqlite3
 import time
 
+from twisted.enterprise.adbapi import ConnectionLost
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender
@@ -190,7 +191,46 @@ def _failure_body(style: Style, exc: BaseException) -> tuple[int, dict]:
         return code, error_body(style, exc.name, names.get(code, "http_%d" % code))
     if _disk_full(exc):
         return 507, error_body(style, "no room left on this server's disk", "disk_full")
+    if store_unavailable(exc):
+        return 503, error_body(style, "the store is unavailable: try again shortly",
+                               "store_unavailable")
     return 500, error_body(style, "internal error", "internal")
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """The store cannot be reached (PostgreSQL down or restarting, a connection lost): a
+    condition that passes, not a fault of the request."""
+    if isinstance(exc, ConnectionLost):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError)
+
+
+class _Outage:
+    """One store outage as the log sees it: a line when it begins, a count of the requests
+    answered 503 meanwhile, a line when a request is served again."""
+
+    since: float | None = None
+    refused = 0
+
+    def began(self, exc: BaseException) -> None:
+        self.refused += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warn("the store is unavailable ({error}): answering 503 with Retry-After "
+                     "until it is back", error=(str(exc).strip().splitlines() or ["?"])[0])
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.info("the store is available again after {s:.1f} s ({n} requests answered "
+                     "503 meanwhile)", s=time.monotonic() - self.since, n=self.refused)
+            self.since, self.refused = None, 0
+
+
+OUTAGE = _Outage()
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -207,6 +247,9 @@ def _log_unexpected(request, exc: BaseException, failure=None) -> None:
     with its traceback (``failure``, or the exception being handled)."""
     if isinstance(exc, (ApiError, SignatureError, HTTPException)):
         return
+    if store_unavailable(exc):
+        OUTAGE.began(exc)  # one line an outage, not a traceback a request
+        return
     path = request.path.decode("latin-1", "replace")
     if _disk_full(exc):
         log.warn("no room left on the disk ({error}) in {path}", error=exc, path=path)
@@ -221,6 +264,8 @@ def _error_answer(request, style: Style, exc: BaseException) -> tuple[int, bytes
     if isinstance(exc, ApiError):
         for name, value in getattr(exc, "headers", {}).items():
             request.setHeader(name, value)
+    elif status == 503:
+        request.setHeader(b"retry-after", b"5")
     request.setResponseCode(status)
     _json_headers(request, body)
     return status, body
@@ -388,6 +433,8 @@ async def _answer(self, handler, auth, raw, request, args, kwargs) -> bytes:
             request.code = CLIENT_CLOSED
             return b""
         return await render_failure(self, request, exc, signed)
+    if OUTAGE.since is not None:
+        OUTAGE.over()
     if raw:
         return result
     body = _dump(result)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sqlite3
 import sys
 
@@ -419,3 +420,67 @@ async def test_backup_of_a_node_on_postgresql_leaves_its_old_sqlite_store_out(
     manifest = json.load(open(target / "imfed-backup.json"))
     assert manifest["stores"] == [] and not (target / "node.sqlite3").exists()
     assert (target / "node" / "server.pem").read_text() == "kept"
+
+
+@pytest.mark.postgresql
+@pytest_twisted.ensureDeferred
+async def test_a_postgresql_outage_answers_503_with_retry_after_and_logs_once(
+        tmp_path, postgresql_server):
+    """Issue #30, 4: the node's PostgreSQL down (restarted, failed over) is a condition that
+    passes: client calls are answered 503 ``store_unavailable`` with Retry-After, the log has
+    one line when it begins and one when it is over (no traceback a request), and the node
+    serves again once the server is back, without a restart."""
+    from conftest import lone_node
+    from imfed.testing import postgresql_database
+
+    helper = os.path.join(REPO, "tests", "postgresql")
+    code, out = await _shell(helper, "start")
+    assert code == 0, out
+    env = dict(line.split(" ", 1)[1].split("=", 1) for line in out.strip().splitlines())
+    folder = env["IMFED_PG_DIR"]
+    lines: list[dict] = []
+    globalLogPublisher.addObserver(lines.append)
+    try:
+        url = postgresql_database(env["IMFED_TEST_POSTGRESQL"], "outage")
+        async with lone_node(tmp_path, database=url) as node:
+            alice = await signed_up(node, "100", "Alice")
+            add_user(node, "101", "Bea")
+            send = {"recvID": "101@node-a", "messageType": "text",
+                    "content": {"message": "before"}}
+            await alice.ok("POST", "messages", send)
+            code, out = await _shell(helper, "halt", folder)
+            assert code == 0, out
+            answers = []
+            for i in range(3):
+                response = await treq.post(node.client_url + "messages", json.dumps(
+                    dict(send, content={"message": "during %d" % i})).encode(),
+                    headers={"Authorization": "Bearer " + alice.token})
+                answers.append((response.code, response.headers.getRawHeaders("retry-after"),
+                                json.loads(await treq.content(response))))
+            for status, retry, body in answers:
+                assert status == 503 and retry == ["5"], answers
+                assert body["errcode"] == "store_unavailable", body
+            code, out = await _shell(helper, "resume", folder)
+            assert code == 0, out
+            await alice.ok("POST", "messages", dict(send, content={"message": "after"}))
+            texts = [m["messageInfo"]["content"]["message"] for m in (await alice.ok(
+                "GET", "conversations/101@node-a/messages"))["messages"]]
+            assert "before" in texts and "after" in texts
+            assert not any(t.startswith("during") for t in texts), texts
+    finally:
+        globalLogPublisher.removeObserver(lines.append)
+        await _shell(helper, "stop", folder)
+    from twisted.logger import formatEvent
+
+    said = [formatEvent(e) for e in lines if e.get("log_namespace") == "imfed.web"]
+    began = [s for s in said if "the store is unavailable" in s]
+    over = [s for s in said if "the store is available again" in s]
+    assert len(began) == 1 and len(over) == 1, said
+    assert int(re.search(r"\((\d+) requests answered 503", over[0]).group(1)) >= 3, said
+    assert not [e for e in lines if e.get("log_failure") is not None
+                and e.get("log_namespace", "").startswith("imfed")], "a traceback was logged"
+
+
+async def _shell(*args):
+    out, err, code = await getProcessOutputAndValue(args[0], args[1:], env=os.environ)
+    return code, (out + err).decode()

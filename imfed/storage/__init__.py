@@ -171,6 +171,28 @@ def _keep_copy(conn, target: str) -> None:
         copy.close()
 
 
+class _LostQuietly(adbapi.Connection):
+    """A pooled connection to a database server whose loss (the server restarted, failed over,
+    a network cut) is not a fault to log: adbapi's own logs a traceback or two at every
+    transaction it rolls back on a dead connection.  This one drops the dead connection (the
+    next transaction opens another) and lets the transaction's own error stand; the web layer
+    answers it 503 and logs the outage once."""
+
+    def rollback(self):
+        try:
+            self._connection.rollback()
+            cursor = self._connection.cursor()
+            cursor.execute(self._pool.good_sql)
+            cursor.close()
+            self._connection.commit()
+        except Exception:
+            self._pool.disconnect(self._connection)
+
+
+class _ServerPool(adbapi.ConnectionPool):
+    connectionFactory = _LostQuietly
+
+
 class Database(Service):
     """The store of one role: ``<data_dir>/<role>.sqlite3``, or the PostgreSQL database at a
     ``postgresql://`` URL (``path`` either way: where run_sync and the CLI find it)."""
@@ -180,7 +202,7 @@ class Database(Service):
         self.dialect = "postgresql" if is_postgresql(path) else "sqlite"
         if self.dialect == "postgresql":
             self.version = migrate(path, role)
-            self.pool = adbapi.ConnectionPool(
+            self.pool = _ServerPool(
                 "imfed.storage.postgresql", path, cp_min=1, cp_max=connections,
                 cp_reconnect=True, cp_good_sql="SELECT 1", cp_reactor=reactor)
             return
