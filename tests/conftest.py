@@ -35,15 +35,27 @@ suite both ways)."""
 
 
 @pytest.fixture(scope="session")
-def postgresql_server() -> str:
+def postgresql_server():
     """A PostgreSQL server for the tests that need one whatever the suite's store (several
-    processes of a node, imfed db copy): IMFED_TEST_DATABASE's, else IMFED_TEST_POSTGRESQL's.
-    Without either such a test fails: .ci/run starts a throwaway server (tests/postgresql)."""
+    processes of a node, imfed db copy): IMFED_TEST_DATABASE's, else IMFED_TEST_POSTGRESQL's,
+    else a throwaway one this run starts (tests/postgresql, from Debian's postgresql package)
+    and stops.  Without a server to start such a test fails, it does not skip."""
     url = TEST_DATABASE or os.environ.get("IMFED_TEST_POSTGRESQL")
-    if not url:
-        pytest.fail("this test needs PostgreSQL: set IMFED_TEST_POSTGRESQL=postgresql://... "
-                    "(`eval $(tests/postgresql start)` starts a throwaway server)")
-    return url
+    if url:
+        yield url
+        return
+    helper = os.path.join(REPO, "tests", "postgresql")
+    started = subprocess.run([helper, "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail("this test needs PostgreSQL and none could be started (%s): run "
+                    "tests/setup-machine, or set IMFED_TEST_POSTGRESQL=postgresql://..."
+                    % (started.stderr.strip() or "tests/postgresql start failed"))
+    settings = dict(line.split(" ", 1)[1].split("=", 1)
+                    for line in started.stdout.strip().splitlines())
+    try:
+        yield settings["IMFED_TEST_POSTGRESQL"]
+    finally:
+        subprocess.run([helper, "stop", settings["IMFED_PG_DIR"]])
 
 
 def store_setting(data_dir: str) -> dict:

@@ -98,3 +98,16 @@ def test_a_wrong_command_or_option_fails():
         check(words("imfed user ad PHONE --config FILE"))
     with pytest.raises(AssertionError):
         check(words("imfed user add PHONE --nme NAME --config FILE"))
+
+
+def test_ci_runs_the_readme_test_command_as_written():
+    """Issue #30, 9: the README's one test command is what a newcomer types on a fresh machine;
+    .ci/run runs that very line (so it is what CI proves), and the setup it starts with exists."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("Run the tests"):]
+    command = next(line.strip() for line in section.splitlines() if line.startswith("    "))
+    assert command.startswith("tests/setup-machine && ") and "-m pytest" in command, command
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
+        assert command in [line.strip() for line in f], command
+    assert os.access(os.path.join(REPO, "tests", "setup-machine"), os.X_OK)
