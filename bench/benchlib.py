@@ -64,7 +64,10 @@ class Node:
                    # The load's users are not friends: the daily limits on strangers'
                    # messages (docs/client-api.md) would stop a throughput run.
                    "stranger_messages_per_sender": 10 ** 9,
-                   "stranger_messages_per_user": 10 ** 9}
+                   "stranger_messages_per_user": 10 ** 9,
+                   # Nor may the per-user minute's limits on client sends (a load's user
+                   # sends far more than a person).
+                   "sends_per_minute": 10 ** 9, "uploads_per_minute": 10 ** 9}
         section.update(settings)
         self.data = {"data_dir": folder, "node": section}
         os.makedirs(folder, exist_ok=True)

@@ -67,6 +67,13 @@ def _non_negative(r: "_Reader", name: str, default: float) -> float:
     return float(value)
 
 
+def _count(r: "_Reader", name: str, default: int) -> int:
+    value = r.get(name, int, default)
+    if value < 0:
+        raise ConfigError(r.key(name), "must be 0 (no bound) or a positive integer")
+    return value
+
+
 def _limits(r: "_Reader") -> Limits:
     d = Limits()
     return Limits(
@@ -265,6 +272,12 @@ class NodeConfig:
     # all such users together (docs/security.md).
     stranger_messages_per_sender: int = 200
     stranger_messages_per_user: int = 1000
+    # What one user may send through the client API in a minute (one-to-one and group
+    # messages; uploads), and all users from one address together (0: no bound, the default:
+    # behind a reverse proxy every user has its address).  The bridge is not counted.
+    sends_per_minute: int = 300
+    uploads_per_minute: int = 60
+    sends_per_minute_per_address: int = 0
 
 
 LOG_FORMATS = ("text", "json")
@@ -529,6 +542,9 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         peer_status_max_age_seconds=_non_negative(r, "peer_status_max_age_seconds", 21600.0),
         stranger_messages_per_sender=r.positive("stranger_messages_per_sender", 200),
         stranger_messages_per_user=r.positive("stranger_messages_per_user", 1000),
+        sends_per_minute=r.positive("sends_per_minute", 300),
+        uploads_per_minute=r.positive("uploads_per_minute", 60),
+        sends_per_minute_per_address=_count(r, "sends_per_minute_per_address", 0),
     )
     r.done()
     return cfg

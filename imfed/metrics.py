@@ -56,6 +56,9 @@ STREAM_CLIENTS = Gauge(
 LOGIN_FAILURES = Counter(
     "imfed_login_failures", "Logins refused (wrong login or password, or throttled)",
     ["server"], registry=REGISTRY)
+RATE_LIMITED = Counter(
+    "imfed_rate_limited", "Client API calls refused 429 for going past a rate limit",
+    ["server", "kind"], registry=REGISTRY)
 DIRECTORY_OK = Gauge(
     "imfed_directory_refresh_ok", "1 when the last directory query to the management server "
     "succeeded", ["server"], registry=REGISTRY)

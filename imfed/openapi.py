@@ -125,7 +125,7 @@ CLIENT = {
         "Answer a friend request (its requestID)", auth=SESSION, body=AGREE),
     ("POST", V1 + "friends/delete"): op("Delete a friend", auth=SESSION,
                                         body=obj(("userID",), userID=S)),
-    ("POST", V1 + "messages"): op("Send a one-to-one message (once per txnId)", auth=SESSION,
+    ("POST", V1 + "messages"): op("Send a one-to-one message (once per txnId; per-user rate: 429 with Retry-After)", auth=SESSION,
                                   body=obj(("recvID", "messageType", "content"), recvID=S,
                                            messageType=S, content={"type": "object"},
                                            txnId=S),
@@ -140,7 +140,7 @@ CLIENT = {
     ("GET", V1 + "conversations/{peer_id}/messages"): op(
         "History, newest first", auth=SESSION, query=("before", "limit"),
         answer=dict(messages=arr(ref("Message")), nextBefore={"type": ["integer", "null"]})),
-    ("POST", V1 + "files"): op("Upload a file (the body is the file)", auth=SESSION,
+    ("POST", V1 + "files"): op("Upload a file (the body is the file; per-user rate: 429 with Retry-After)", auth=SESSION,
                                query=("name",), answer=dict(fileID=S, size=I, md5=S, name=S)),
     ("GET", V1 + "files/{file_id}"): op(
         "Download a file (relayed from its server): with a session, or with a file link "
@@ -172,12 +172,13 @@ CLIENT = {
     ("POST", G + "/{group_id}/invite"): op("Invite users", auth=SESSION,
                                            body=obj(("userIDs",), userIDs=arr(S)),
                                            answer=dict(invited={"type": ["integer", "null"]})),
-    ("POST", G + "/{group_id}/messages"): op("Send a group message (once per txnId)",
-                                             auth=SESSION,
-                                             body=obj(("messageType", "content"),
-                                                      messageType=S,
-                                                      content={"type": "object"}, txnId=S),
-                                             answer=dict(messageID=S)),
+    ("POST", G + "/{group_id}/messages"): op(
+        "Send a group message (once per txnId; per-user rate: 429 with Retry-After)",
+        auth=SESSION,
+        body=obj(("messageType", "content"),
+                 messageType=S,
+                 content={"type": "object"}, txnId=S),
+        answer=dict(messageID=S)),
     ("GET", G + "/{group_id}/messages"): op("Group history held here, oldest first",
                                             auth=SESSION, query=("after", "limit"),
                                             answer=dict(messages=arr(ref("GroupMessage")),

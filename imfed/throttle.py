@@ -1,11 +1,12 @@
 """Sliding-window counters that refuse an action past a limit (logins per account and per
-source address, anonymous applications per source address)."""
+source address, anonymous applications per source address, client sends and uploads per
+user and per address)."""
 
 from __future__ import annotations
 
 import collections
 
-__all__ = ["Throttle"]
+__all__ = ["Throttle", "SendRates"]
 
 
 class Throttle:
@@ -48,3 +49,34 @@ class Throttle:
 
     def clear(self, key: str) -> None:
         self._events.pop(key, None)
+
+
+class SendRates:
+    """What the client API's users may send in a minute: ``limits`` maps a kind ("send",
+    "upload") to (per user, per address; 0 for no bound).  ``check`` raises 429
+    ``rate_limited`` with Retry-After, counted in ``imfed_rate_limited_total``, before any
+    work is done, and counts the call when it is let through."""
+
+    WINDOW = 60.0
+
+    def __init__(self, clock, server_id: str, limits: dict[str, tuple[int, int]]) -> None:
+        self.server_id = server_id
+        self._throttles = {
+            kind: [(scope, Throttle(clock, limit, self.WINDOW))
+                   for scope, limit in zip(("user", "address"), pair) if limit > 0]
+            for kind, pair in limits.items()}
+
+    def check(self, kind: str, user_id: str, address: str) -> None:
+        from .metrics import RATE_LIMITED
+        from .wire.errors import TooMany
+
+        keys = {"user": user_id, "address": address}
+        throttles = self._throttles.get(kind, [])
+        for scope, throttle in throttles:
+            wait = throttle.retry_after(keys[scope])
+            if wait is not None:
+                RATE_LIMITED.labels(self.server_id, kind).inc()
+                raise TooMany("too many %ss from this %s in a minute; try again later"
+                              % (kind, scope), wait, "rate_limited")
+        for scope, throttle in throttles:
+            throttle.hit(keys[scope])

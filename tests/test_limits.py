@@ -368,9 +368,10 @@ async def test_event_streams_that_never_read_hold_a_bounded_buffer(tmp_path):
     from conftest import signed_up
 
     running = start_management(str(tmp_path / "m"))
-    # (Alice and Bob are not friends: the limit on strangers' messages is lifted here.)
+    # (Alice and Bob are not friends: the limit on strangers' messages is lifted here, and
+    # Alice's 400 sends are past a person's minute.)
     a = await join_node(running, str(tmp_path / "a"), "node-a",
-                        stranger_messages_per_sender=10 ** 6)
+                        stranger_messages_per_sender=10 ** 6, sends_per_minute=10 ** 6)
     port = a.config.node.client_listen.port
     streams = []
     try:
@@ -564,3 +565,64 @@ async def test_a_kept_alive_connection_is_not_cut_after_a_request_with_a_body(tm
     finally:
         await a.stop()
         await running.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_sends_and_uploads_are_rate_limited_per_user(tmp_path):
+    """Issue #30: one user may send ``sends_per_minute`` messages (one-to-one and group
+    together) and ``uploads_per_minute`` files a minute through the client API; past it, 429
+    ``rate_limited`` with Retry-After, counted in imfed_rate_limited_total, and nothing of the
+    refused call is done.  Another user is not held back by it."""
+    import treq
+
+    from conftest import ApiClient, add_user, lone_node, node_rows, signed_up
+    from imfed.metrics import REGISTRY
+
+    def refused(kind):
+        return REGISTRY.get_sample_value("imfed_rate_limited_total",
+                                         {"server": "node-a", "kind": kind}) or 0.0
+
+    async with lone_node(tmp_path, sends_per_minute=3, uploads_per_minute=2) as node:
+        alice = await signed_up(node, "100", "Alice")
+        bea = await signed_up(node, "101", "Bea")
+        group = (await alice.ok("POST", "groups", {"groupName": "g"}))["groupInfo"]["groupID"]
+        before = refused("send"), refused("upload")
+        text = {"recvID": "101@node-a", "messageType": "text"}
+        for i in range(2):
+            await alice.ok("POST", "messages", dict(text, content={"message": "m%d" % i}))
+        await alice.ok("POST", "groups/%s/messages" % group,
+                       {"messageType": "text", "content": {"message": "g"}})
+        for path, body in (("messages", dict(text, content={"message": "over"})),
+                           ("groups/%s/messages" % group,
+                            {"messageType": "text", "content": {"message": "over"}})):
+            response = await treq.post(node.client_url + path, json.dumps(body).encode(),
+                                       headers={"Authorization": "Bearer " + alice.token})
+            answer = json.loads(await treq.content(response))
+            assert response.code == 429 and answer["errcode"] == "rate_limited", answer
+            assert 1 <= int(response.headers.getRawHeaders("retry-after")[0]) <= 60
+        assert refused("send") - before[0] == 2
+        stored = [r[0] for r in node_rows(node, "SELECT content FROM messages")]
+        assert not [c for c in stored if "over" in c], stored
+        # Bea's own minute is hers.
+        await bea.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
+                                          "content": {"message": "hi"}})
+        codes = []
+        for i in range(3):
+            response = await treq.post(node.client_url + "files", data=b"x" * 10,
+                                       params={"name": "f%d" % i},
+                                       headers={"Authorization": "Bearer " + alice.token})
+            codes.append(response.code)
+            await treq.content(response)
+        assert codes == [200, 200, 429] and refused("upload") - before[1] == 1
+        assert len(node_rows(node, "SELECT file_id FROM files")) == 2
+
+
+def test_rate_limit_settings_are_checked():
+    from imfed.config import ConfigError, parse
+
+    node = {"server_id": "node-a", "listen": "127.0.0.1:1", "management_url": "https://m:1"}
+    assert parse({"data_dir": "/tmp/x", "node": node}).node.sends_per_minute == 300
+    for key, value in (("sends_per_minute", 0), ("sends_per_minute_per_address", -1),
+                       ("uploads_per_minute", "many")):
+        with pytest.raises(ConfigError, match=key):
+            parse({"data_dir": "/tmp/x", "node": dict(node, **{key: value})})

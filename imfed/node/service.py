@@ -21,6 +21,7 @@ from ..peer import PeerClient
 from ..metrics import CERTIFICATE_EXPIRY, DIRECTORY_OK
 from ..operations import store_and_certificates
 from ..storage import Database, days_left
+from ..throttle import SendRates
 from ..wire.errors import Style
 from . import files, friends, groups, messages
 from .acl import AccessControl
@@ -171,8 +172,11 @@ class NodeRole:
                                     groups=self.handlers.groups, files=self.handlers.files,
                                     max_body=n.max_body)
         self.api.peer_answered = self.outbox.peer_answered
+        rates = SendRates(reactor, n.server_id, {
+            "send": (n.sends_per_minute, n.sends_per_minute_per_address),
+            "upload": (n.uploads_per_minute, n.sends_per_minute_per_address)})
         self.client_api = ClientRoutes(self.handlers, self.directory, max_body=n.max_body,
-                                       max_file_bytes=n.max_file_bytes)
+                                       max_file_bytes=n.max_file_bytes, rates=rates)
 
     def _share_work(self) -> None:
         """With several processes on one PostgreSQL (cluster.py): periodic work in one of them

@@ -25,6 +25,7 @@ from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_err
 from ...wire import fields
 from ...wire.errors import NotFound, Style, Unauthorized, ok_body
 from ...wire.messages import user_id
+from ...throttle import SendRates
 from ..directory import Directory
 from .. import txns
 from ..handlers.bridge import BridgeAccess
@@ -66,13 +67,23 @@ class ClientRoutes(Endpoints):
     interface = "client"
 
     def __init__(self, handlers: Handlers, directory: Directory, *, max_body: int,
-                 max_file_bytes: int) -> None:
+                 max_file_bytes: int, rates: SendRates | None = None) -> None:
         self.h, self.directory = handlers, directory
         self.server_id = directory.server_id
         self.max_body, self.max_file_bytes = max_body, max_file_bytes
+        self.rates = rates
         self.stream_stall_seconds = STREAM_STALL_SECONDS
         self.groups = GroupRoutes(handlers.groups, self.session_user, directory,
-                                  max_body=max_body)
+                                  max_body=max_body, rate=self.rate)
+
+    def rate(self, request, user, kind: str) -> None:
+        """429 ``rate_limited`` when ``user`` (or its address) has sent too much of ``kind``
+        this minute; the bridge, acting for many users, is not counted."""
+        if self.rates is None:
+            return
+        if self.h.bridge is not None and self.h.bridge.presented(bearer(request)):
+            return
+        self.rates.check(kind, user.user_id, _source(request))
 
     def body_limit(self, method: bytes, path: bytes) -> int:
         """The largest body the client listener reads for a request: a file upload's, or a
@@ -257,6 +268,7 @@ class ClientRoutes(Endpoints):
     @app.route(V1 + "messages", methods=["POST"])
     @endpoint(SESSION)
     async def send(self, request, user):
+        self.rate(request, user, "send")
         body = read_json(request, self.max_body)
         recv = self._user_id(body.get("recvID"), "recvID")
         message = await self.h.messages.send(user, recv, body.get("messageType"),
@@ -296,6 +308,7 @@ class ClientRoutes(Endpoints):
     @endpoint(SESSION)
     async def upload(self, request, user):
         """The request body is the file; ``?name=`` its name."""
+        self.rate(request, user, "upload")
         name = fields.plain(query_arg(request, "name", "") or "", "name")
         stored = await self.h.files.upload(user, name, request.content)
         return ok_body(self.style, fileID=stored.file_id, size=stored.size, md5=stored.md5,

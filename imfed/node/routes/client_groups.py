@@ -22,9 +22,12 @@ class GroupRoutes(Endpoints):
     style = Style.INTERCONNECT
     interface = "client"
 
-    def __init__(self, groups, session_user, directory: Directory, *, max_body: int) -> None:
-        """``session_user(request)``: the client API's (a session, or the bridge)."""
+    def __init__(self, groups, session_user, directory: Directory, *, max_body: int,
+                 rate=lambda request, user, kind: None) -> None:
+        """``session_user(request)``: the client API's (a session, or the bridge);
+        ``rate(request, user, kind)``: its rate limits."""
         self.groups, self._session_user, self.directory = groups, session_user, directory
+        self.rate = rate
         self.server_id = directory.server_id
         self.max_body = max_body
 
@@ -95,6 +98,7 @@ class GroupRoutes(Endpoints):
     @app.route("/<group_id>/messages", methods=["POST"])
     @endpoint(SESSION)
     async def group_send(self, request, user, group_id):
+        self.rate(request, user, "send")
         gid = self._group(group_id)
         body = read_json(request, self.max_body)
         message_id = await self.groups.send(user, gid, body.get("messageType"),
