@@ -556,15 +556,20 @@ async def sqlite_pair(management, tmp_path):
         yield nodes
 
 
+async def acquainted(a: RunningNode, b: RunningNode) -> None:
+    """Until each of two nodes joined one after the other has the other active in its
+    directory (the first knows the second once its directory has refreshed)."""
+    await a.role.refresher.refresh()
+    await wait_until(lambda: a.role.directory.active(b.server_id) and
+                     b.role.directory.active(a.server_id), what="directories")
+
+
 async def _pair(management, tmp_path, **settings):
     a = await join_node(management, str(tmp_path / "a"), "node-a", max_file_bytes=8 << 20,
                         **settings)
     b = await join_node(management, str(tmp_path / "b"), "node-b", max_file_bytes=8 << 20,
                         **settings)
-    # A knows B once its directory has refreshed (B joined after A started).
-    await a.role.refresher.refresh()
-    await wait_until(lambda: a.role.directory.active("node-b") and
-                     b.role.directory.active("node-a"), what="directories")
+    await acquainted(a, b)
     yield a, b
     await b.stop()
     await a.stop()

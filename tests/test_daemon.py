@@ -56,14 +56,20 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
     raise AssertionError("daemon did not listen on %d" % port)
 
 
-@pytest.fixture
-def daemon(tmp_path):
+def example_management(tmp_path) -> tuple[dict, int]:
+    """etc/management.toml with its data in ``tmp_path``/data and a free port: (data, port)."""
     with open(os.path.join(REPO, "etc", "management.toml"), "rb") as f:
         data = tomllib.load(f)
     port = free_port()
     data["data_dir"] = str(tmp_path / "data")
     data["management"]["listen"] = "127.0.0.1:%d" % port
     data["management"]["address"] = "https://127.0.0.1:%d" % port
+    return data, port
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    data, port = example_management(tmp_path)
     data["metrics"]["listen"] = "127.0.0.1:%d" % free_port()
     write_toml(data, str(tmp_path / "imfed.toml"))
     proc = _start(str(tmp_path / "imfed.toml"), str(tmp_path))
@@ -306,12 +312,7 @@ def test_sighup_reopens_the_log_and_reads_the_levels_again(tmp_path):
     """Issue #30, 5 and 6: SIGHUP (logrotate's postrotate, ``systemctl reload``) does not
     end the daemon: its [log] levels are read again; a [log] section equal to the defaults
     is the daemon's own log all the same (no debug lines)."""
-    with open(os.path.join(REPO, "etc", "management.toml"), "rb") as f:
-        data = tomllib.load(f)
-    port = free_port()
-    data["data_dir"] = str(tmp_path / "data")
-    data["management"]["listen"] = "127.0.0.1:%d" % port
-    data["management"]["address"] = "https://127.0.0.1:%d" % port
+    data, port = example_management(tmp_path)
     data.pop("metrics", None)
     data["log"] = {"format": "text", "level": "info"}  # the defaults, written out
     path = str(tmp_path / "imfed.toml")

@@ -176,7 +176,7 @@ def _outbox(node) -> list:
 async def test_give_up_recall_window_and_deregistration(management, tmp_path):
     from twisted.internet.task import deferLater
 
-    from conftest import join_node
+    from conftest import acquainted, join_node
 
     a = await join_node(management, str(tmp_path / "a"), "node-a", outbox_give_up_seconds=1.0,
                         recall_window_seconds=1.0)
@@ -369,15 +369,13 @@ async def test_strangers_messages_are_bounded_and_can_be_refused(management, tmp
     refuse strangers altogether (403, final)."""
     from twisted.internet.task import deferLater
 
-    from conftest import join_node
+    from conftest import acquainted, join_node
 
     b = await join_node(management, str(tmp_path / "b"), "node-b",
                         stranger_messages_per_sender=3, stranger_messages_per_user=5)
     a = await join_node(management, str(tmp_path / "a"), "node-a")
     try:
-        await a.role.refresher.refresh()
-        await wait_until(lambda: a.role.directory.active("node-b") and
-                         b.role.directory.active("node-a"), what="directories")
+        await acquainted(a, b)
         strangers = [await signed_up(a, "10%d" % i, "Stranger %d" % i) for i in range(3)]
         bob = await signed_up(b, "200", "Bob")
         from twisted.logger import globalLogPublisher
@@ -448,15 +446,13 @@ async def test_a_peer_that_answers_again_is_tried_at_once(management, tmp_path):
     `imfed queue retry` makes it due at once."""
     from twisted.internet.task import deferLater
 
-    from conftest import join_node
+    from conftest import acquainted, join_node
 
     a = await join_node(management, str(tmp_path / "a"), "node-a",
                         outbox_retry_initial_seconds=120, outbox_retry_max_seconds=600)
     b = await join_node(management, str(tmp_path / "b"), "node-b")
     try:
-        await a.role.refresher.refresh()
-        await wait_until(lambda: a.role.directory.active("node-b") and
-                         b.role.directory.active("node-a"), what="directories")
+        await acquainted(a, b)
         alice = await signed_up(a, "100", "Alice")
         bob = await signed_up(b, "200", "Bob")
         await b.stop()
