@@ -7,16 +7,22 @@ depths, applications) are read from it when ``/metrics`` is scraped (imfed/opera
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR,
+                               CollectorRegistry, Counter, Gauge, Histogram)
 
 __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OLDEST",
            "DELIVERIES", "RETRIES", "SM2_OPERATIONS", "CERTIFICATE_EXPIRY", "STREAM_CLIENTS",
            "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
            "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG", "XMPP_STANZAS", "XMPP_BACKLOG",
            "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS", "TLS_HANDSHAKES", "TLS_FAILURES",
-           "CONNECTIONS_REFUSED", "STREAM_STALLS"]
+           "CONNECTIONS_REFUSED", "STREAM_STALLS", "RATE_LIMITED"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# The process itself, as every Prometheus exporter has it: CPU seconds, resident memory, open
+# and allowed file descriptors, start time (process_*), the garbage collector's work
+# (python_gc_*) and the interpreter's version (python_info).
+for _collector in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
+    REGISTRY.register(_collector)
 
 REQUESTS = Counter(
     "imfed_requests", "Requests answered, by interface, endpoint, HTTP status and calling "

@@ -263,8 +263,8 @@ async def _health_and_metrics_move(url: str, alice, bob) -> None:
 
     before = await scrape()
     assert [line for line in before.splitlines() if not line.startswith("#")]
-    assert all(line.startswith("imfed_") for line in before.splitlines()
-               if line and not line.startswith("#"))
+    assert all(line.startswith(("imfed_", "process_", "python_"))
+               for line in before.splitlines() if line and not line.startswith("#"))
     for i in range(5):
         status, _ = await alice.call("POST", "messages", {
             "recvID": "13600000002@node-b", "messageType": "text",
@@ -298,6 +298,12 @@ async def _health_and_metrics_move(url: str, alice, bob) -> None:
     units = _metric(after, "imfed_store_units_total", server="node-b") - \
         _metric(before, "imfed_store_units_total", server="node-b")
     assert 1 <= commits <= units and units >= 5
+    # The process's own figures (issue #30): memory, CPU, descriptors, the collector's work.
+    assert _metric(after, "process_resident_memory_bytes") > 10 << 20
+    assert _metric(after, "process_cpu_seconds_total") > _metric(before,
+                                                                 "process_cpu_seconds_total")
+    assert 10 < _metric(after, "process_open_fds") < _metric(after, "process_max_fds")
+    assert _metric(after, "python_gc_objects_collected_total") > 0
     assert _metric(after, "imfed_certificate_expiry_seconds", server="node-a") > 300 * 86400
     assert _metric(after, "imfed_applications", server="manager", state="approved") >= 2
 
