@@ -41,7 +41,7 @@ from .crypto import tls
 from .metrics import CONNECTIONS_REFUSED
 from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER
 from .timers import cancel
-from .wire.errors import Style, error_body
+from .wire.errors import ApiError, Style, error_body
 
 __all__ = ["InOrder", "Listener", "http_site", "tls_listener", "JsonRequest",
            "raise_file_limit", "BodyLimit"]
@@ -51,7 +51,7 @@ log = Logger()
 BodyLimit = Callable[[bytes, bytes], int]
 """(method, path) → the largest body the listener takes for that request, in bytes."""
 
-_REASONS = {408: b"Request Timeout", 413: b"Content Too Large"}
+_REASONS = {408: b"Request Timeout", 413: b"Content Too Large", 429: b"Too Many Requests"}
 
 
 class InOrder(MultiService):
@@ -227,6 +227,9 @@ class GuardedChannel(HTTPChannel):
         def decided(ok) -> None:
             if self._refused or self.transport is None:
                 return
+            if isinstance(ok, ApiError):  # refused for a reason of its own (a rate limit)
+                self.refuse(ok.status, ok.errcode, ok.message, getattr(ok, "headers", {}))
+                return
             if not ok:
                 self.refuse(401, "no_session", "log in first: Authorization: Bearer <token>")
                 return
@@ -265,16 +268,19 @@ class GuardedChannel(HTTPChannel):
 
     # -- refusing before any work --
 
-    def refuse(self, status: int, errcode: str, message: str) -> None:
-        """Answer ``status`` with the profile's JSON error body, read nothing more, close."""
+    def refuse(self, status: int, errcode: str, message: str, headers=None) -> None:
+        """Answer ``status`` with the profile's JSON error body (and ``headers``, bytes to
+        bytes), read nothing more, close."""
         if self._refused:
             return
         self._refused = True
         self._disarm()
         body = json.dumps(error_body(self.site.style, message, errcode)).encode()
+        extra = b"".join(b"%s: %s\r\n" % item for item in (headers or {}).items())
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json;charset=utf-8"
-                             b"\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
-                             % (status, _REASONS.get(status, b"Error"), len(body), body))
+                             b"\r\ncontent-length: %d\r\n%sconnection: close\r\n\r\n%s"
+                             % (status, _REASONS.get(status, b"Error"), len(body), extra,
+                                body))
         self.loseConnection()
 
 

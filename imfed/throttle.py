@@ -66,7 +66,10 @@ class SendRates:
                    for scope, limit in zip(("user", "address"), pair) if limit > 0]
             for kind, pair in limits.items()}
 
-    def check(self, kind: str, user_id: str, address: str) -> None:
+    def check(self, kind: str, user_id: str, address: str, count: bool = True) -> None:
+        """Raise the 429 if ``user_id`` or ``address`` is past its limit of ``kind``; else
+        count this call (unless ``count`` is false: a look before the body is read, the call
+        itself counted when it is handled)."""
         from .metrics import RATE_LIMITED
         from .wire.errors import TooMany
 
@@ -78,5 +81,6 @@ class SendRates:
                 RATE_LIMITED.labels(self.server_id, kind).inc()
                 raise TooMany("too many %ss from this %s in a minute; try again later"
                               % (kind, scope), wait, "rate_limited")
-        for scope, throttle in throttles:
-            throttle.hit(keys[scope])
+        if count:
+            for scope, throttle in throttles:
+                throttle.hit(keys[scope])

@@ -606,14 +606,21 @@ async def test_client_sends_and_uploads_are_rate_limited_per_user(tmp_path):
         # Bea's own minute is hers.
         await bea.ok("POST", "messages", {"recvID": "100@node-a", "messageType": "text",
                                           "content": {"message": "hi"}})
-        codes = []
+        answers = []
         for i in range(3):
-            response = await treq.post(node.client_url + "files", data=b"x" * 10,
+            response = await treq.post(node.client_url + "files",
+                                       data=b"x" * (10 if i < 2 else 4 << 20),
                                        params={"name": "f%d" % i},
                                        headers={"Authorization": "Bearer " + alice.token})
-            codes.append(response.code)
-            await treq.content(response)
-        assert codes == [200, 200, 429] and refused("upload") - before[1] == 1
+            answers.append((response.code, json.loads(await treq.content(response)),
+                            response.headers))
+        assert [a[0] for a in answers] == [200, 200, 429] and refused("upload") - before[1] == 1
+        code, answer, headers = answers[2]
+        assert answer["errcode"] == "rate_limited" and headers.getRawHeaders("retry-after")
+        # Refused before its 4 MB body was read, by the listener: no route answered it.
+        assert not REGISTRY.get_sample_value("imfed_requests_total", {
+            "server": "node-a", "interface": "client", "endpoint": "upload", "status": "429",
+            "peer": "-"})
         assert len(node_rows(node, "SELECT file_id FROM files")) == 2
 
 

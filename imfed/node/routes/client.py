@@ -23,7 +23,7 @@ from ... import openapi
 from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
                     read_json, send_file)
 from ...wire import fields
-from ...wire.errors import NotFound, Style, Unauthorized, ok_body
+from ...wire.errors import NotFound, Style, TooMany, Unauthorized, ok_body
 from ...wire.messages import user_id
 from ...throttle import SendRates
 from ..directory import Directory
@@ -95,18 +95,24 @@ class ClientRoutes(Endpoints):
     def gate(self, method: bytes, path: bytes, request):
         """The listener asks before it reads a body: a file upload (up to ``max_file_bytes``)
         is read only from a caller with a session (or the bridge), so that nobody can make
-        the node spool files to disk without one."""
+        the node spool files to disk without one, and within the user's uploads a minute
+        (a :class:`TooMany` answer: 429 unread)."""
         if method != b"POST" or path.split(b"?", 1)[0].rstrip(b"/") != b"/api/v1/files":
             return None
         token = bearer(request)
         if self.h.bridge is not None and self.h.bridge.presented(token):
             return succeed(True)
 
-        async def check() -> bool:
+        async def check():
             try:
-                await self.h.sessions.user(token)
+                user = await self.h.sessions.user(token)
             except Unauthorized:
                 return False
+            if self.rates is not None:
+                try:  # an upload past the user's minute is refused unread
+                    self.rates.check("upload", user.user_id, _source(request), count=False)
+                except TooMany as refusal:
+                    return refusal
             return True
 
         return Deferred.fromCoroutine(check())
