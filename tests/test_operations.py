@@ -484,3 +484,45 @@ async def test_a_postgresql_outage_answers_503_with_retry_after_and_logs_once(
 async def _shell(*args):
     out, err, code = await getProcessOutputAndValue(args[0], args[1:], env=os.environ)
     return code, (out + err).decode()
+
+
+def test_the_grafana_dashboard_shows_only_series_imfed_exports():
+    """Issue #30: etc/grafana/imfed.json is a Grafana dashboard (valid JSON, panels with
+    Prometheus targets) whose every expression names series /metrics has, and groups or
+    selects by labels those series carry: a renamed metric or label fails here."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from imfed import metrics
+
+    labels = {"process_cpu_seconds": (), "process_resident_memory_bytes": (),
+              "process_open_fds": (), "process_max_fds": (), "python_gc_collections":
+              ("generation",)}
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            labels[value._name] = tuple(value._labelnames)
+    scraped = {"instance", "job", "le"}  # Prometheus' own, and a histogram's buckets
+    with open(os.path.join(REPO, "etc", "grafana", "imfed.json"), encoding="utf-8") as f:
+        dashboard = json.load(f)
+    assert dashboard["uid"] == "imfed" and dashboard["panels"]
+    seen = set()
+    for panel in dashboard["panels"]:
+        assert panel["title"] and panel["targets"], panel
+        for target in panel["targets"]:
+            expr = target["expr"]
+            names = set(re.findall(r"\b((?:imfed|process|python)_[a-z_]+)", expr))
+            assert names, expr
+            families = set()
+            for name in names:
+                family = re.sub(r"_(total|bucket|count|sum)$", "", name)
+                assert family in labels, "%s: no such metric (%s)" % (name, expr)
+                families.add(family)
+            allowed = scraped.union(*(labels[f] for f in families))
+            used = set(re.findall(r"\b([a-z_]+)\s*(?:=~|!=|=)\s*\"", expr))
+            for group in re.findall(r"\bby\s*\(([^)]*)\)", expr):
+                used.update(part.strip() for part in group.split(","))
+            legend = set(re.findall(r"\{\{(\w+)\}\}", target.get("legendFormat", "")))
+            assert used | legend <= allowed, (expr, (used | legend) - allowed)
+            seen |= families
+    # What an operator looks at first is all there.
+    assert {"imfed_requests", "imfed_outbox_depth", "imfed_tls_handshakes",
+            "imfed_certificate_expiry_seconds", "process_resident_memory_bytes"} <= seen
