@@ -477,3 +477,45 @@ async def test_a_peer_that_answers_again_is_tried_at_once(management, tmp_path):
     finally:
         await a.stop()
         await b.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_user_import_adds_a_csv_of_users_all_or_none(tmp_path, pair):
+    """Issue #30: `imfed user import FILE.csv` adds a company's users in one go (the running
+    node takes them at once: they log in); a file with any wrong row (a short password, a
+    phone twice, a user who exists, a bad header) adds nobody and names every wrong line."""
+    import csv
+
+    a, _ = pair
+    add_user(a, "13500000001", "Existing")
+    good = tmp_path / "users.csv"
+    with open(good, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["phone", "name", "password", "verifyType", "searchable"])
+        for i in range(40):
+            out.writerow(["1370000%04d" % i, "员工 %d" % i, "pw-%08d" % i, 1 + i % 2,
+                          "0" if i == 3 else "1"])
+    code, out = await imfed(a, "user", "import", str(good), "--dry-run")
+    assert code == 0 and "40 users would be imported" in out, out
+    assert len(node_rows(a, "SELECT user_id FROM users")) == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("phone,name,password\n13800000001,Ann,long-enough\n13800000002,Bo,short\n"
+                   "13800000001,Ann again,long-enough\n13500000001,Exists,long-enough\n"
+                   "not a phone,,long-enough\n", encoding="utf-8")
+    code, out = await imfed(a, "user", "import", str(bad))
+    assert code == 1 and "nothing imported; 4 problem(s)" in out, out
+    for expected in ("line 3: a password has at least 8", "line 4: 13800000001 twice",
+                     "line 5: 13500000001@node-a exists", "line 6: phone is 3-20 digits"):
+        assert expected in out, (expected, out)
+    assert out.index("line 5") < out.index("line 6") and "name is 1-64" in out
+    header = tmp_path / "header.csv"
+    header.write_text("phone,password,email\n13800000003,long-enough,x@y\n")
+    code, out = await imfed(a, "user", "import", str(header))
+    assert code == 1 and "missing name" in out and "unknown email" in out, out
+    assert len(node_rows(a, "SELECT user_id FROM users")) == 1  # nobody added by those
+    code, out = await imfed(a, "user", "import", str(good))
+    assert code == 0 and "imported 40 users" in out, out
+    rows = node_rows(a, "SELECT phone, name, verify_type, searchable FROM users "
+                        "WHERE phone LIKE '1370000%' ORDER BY phone")
+    assert len(rows) == 40 and tuple(rows[3]) == ("13700000003", "员工 3", 2, 0)
+    await ApiClient(a, "13700000039", "pw-00000039").login()

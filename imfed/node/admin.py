@@ -14,7 +14,7 @@ import time
 
 from ..config import ConfigError, load, parse
 from ..crypto import pki
-from ..storage import is_postgresql, migrate, run_sync
+from ..storage import is_postgresql, migrate, run_sync, transaction
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
 from . import acl, groups, outbox, unit, users
@@ -150,6 +150,102 @@ def cmd_user_add(args) -> None:
                     verify_type=args.verify_type, searchable=not args.hidden,
                     portrait=args.portrait or "")
     print("added %s (%s)" % (user.user_id, user.name))
+
+
+IMPORT_COLUMNS = ("phone", "name", "password", "verifyType", "searchable", "portrait")
+
+
+def _import_rows(handle, server_id: str) -> tuple[list[dict], list[str]]:
+    """The users of a CSV file (a header row naming its columns: phone, name and password
+    required; verifyType, searchable, portrait optional), and what is wrong with it, line by
+    line: every row is checked before anything is written."""
+    import csv
+
+    reader = csv.DictReader(handle)
+    header = reader.fieldnames or []
+    missing = [c for c in ("phone", "name", "password") if c not in header]
+    unknown = [c for c in header if c not in IMPORT_COLUMNS]
+    if missing or unknown:
+        return [], ["header: %s" % "; ".join(
+            (["missing %s" % ", ".join(missing)] if missing else []) +
+            (["unknown %s" % ", ".join(unknown)] if unknown else []))]
+    rows, problems, seen = [], [], set()
+    for row in reader:
+        line = reader.line_num
+        phone = (row.get("phone") or "").strip()
+        if phone.endswith("@" + server_id):
+            phone = phone[:-len(server_id) - 1]
+        name = (row.get("name") or "").strip()
+        password = row.get("password") or ""
+        verify = (row.get("verifyType") or "2").strip()
+        searchable = (row.get("searchable") or "1").strip().lower()
+        wrong = []
+        if not PHONE.match(phone):
+            wrong.append("phone is 3-20 digits, with + in front or not")
+        elif phone in seen:
+            wrong.append("%s twice in the file" % phone)
+        if not name or len(name) > 64:
+            wrong.append("name is 1-64 characters")
+        if len(password) < MIN_PASSWORD:
+            wrong.append("a password has at least %d characters" % MIN_PASSWORD)
+        if verify not in ("1", "2"):
+            wrong.append("verifyType is 1 or 2")
+        if searchable not in ("1", "0", "true", "false", "yes", "no"):
+            wrong.append("searchable is 1 or 0")
+        if wrong:
+            problems.append("line %d: %s" % (line, "; ".join(wrong)))
+        seen.add(phone)
+        rows.append({"phone": phone, "name": name, "password": password,
+                     "verify_type": int(verify) if verify in ("1", "2") else 2,
+                     "searchable": searchable in ("1", "true", "yes"),
+                     "portrait": (row.get("portrait") or "").strip(), "line": line})
+    return rows, problems
+
+
+def cmd_user_import(args) -> None:
+    """All the users of a CSV file, or none: every row is checked (and against the users the
+    store has) before any is added; the passwords are hashed on every core; one transaction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = _node_config(args)
+    server_id = config.node.server_id
+    started = time.monotonic()
+    if args.file == "-":
+        rows, problems = _import_rows(sys.stdin, server_id)
+    else:
+        with open(args.file, newline="", encoding="utf-8-sig") as f:
+            rows, problems = _import_rows(f, server_id)
+    path = _db(config)
+
+    def phones(cur) -> set:
+        cur.execute("SELECT phone FROM users")
+        return {r[0] for r in cur.fetchall()}
+
+    existing = run_sync(path, phones)
+    problems += ["line %d: %s@%s exists" % (r["line"], r["phone"], server_id)
+                 for r in rows if r["phone"] in existing]
+    if problems:
+        problems.sort(key=lambda p: int(p.split()[1].rstrip(":")) if p[:5] == "line " else 0)
+        raise ApiError("nothing imported; %d problem(s):\n  %s"
+                       % (len(problems), "\n  ".join(problems)))
+    if args.dry_run:
+        print("%d users would be imported; nothing written (--dry-run)" % len(rows))
+        return
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        hashes = list(pool.map(users.hash_password, [r["password"] for r in rows]))
+    now = _now_ms()
+
+    @transaction
+    def add_all(cur):
+        for row, hashed in zip(rows, hashes):
+            users.add_user.__wrapped__(cur, server_id, row["phone"], row["name"], hashed, now,
+                           verify_type=row["verify_type"], searchable=row["searchable"],
+                           portrait=row["portrait"])
+
+    run_sync(path, add_all)
+    took = time.monotonic() - started
+    print("imported %d users in %.1f s (%.0f ms a user)"
+          % (len(rows), took, 1000 * took / max(1, len(rows))))
 
 
 def cmd_user_list(args) -> None:
@@ -366,6 +462,12 @@ def add_parsers(sub) -> None:
     a.add_argument("--hidden", action="store_true", help="not found by search")
     a.add_argument("--portrait")
     a.set_defaults(func=cmd_user_add)
+    a = with_config(us.add_parser("import", help="add the users of a CSV file (header: phone,"
+                                  "name,password[,verifyType,searchable,portrait]): all "
+                                  "or, if any row is wrong, none"))
+    a.add_argument("file", help="the CSV file (UTF-8), or - for standard input")
+    a.add_argument("--dry-run", action="store_true", help="check it, add nobody")
+    a.set_defaults(func=cmd_user_import)
     a = with_config(us.add_parser("list", help="list users"))
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_user_list)
