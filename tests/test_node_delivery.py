@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 
 from imfed.management import review
 
-from conftest import (REPO, ApiClient, RunningNode, add_user, node_rows, signed_up,
+from conftest import (REPO, ApiClient, RunningNode, add_user, node_rows, node_write,
+                      signed_up,
                       wait_until)
 
 
@@ -519,3 +521,53 @@ async def test_user_import_adds_a_csv_of_users_all_or_none(tmp_path, pair):
                         "WHERE phone LIKE '1370000%' ORDER BY phone")
     assert len(rows) == 40 and tuple(rows[3]) == ("13700000003", "员工 3", 2, 0)
     await ApiClient(a, "13700000039", "pw-00000039").login()
+
+
+@pytest_twisted.ensureDeferred
+async def test_operator_commands_are_in_the_node_audit_log(tmp_path, pair):
+    """Issue #30: every node-side admin action (user add/import/passwd/del, group removal and
+    dissolution, queue retry, ACL changes) is in the node's audit log, with who ran it; the
+    log is append-only (the store refuses to change or remove an entry)."""
+    import json
+    import sqlite3
+
+    a, _ = pair
+    from test_groups import make_group
+
+    owner = await signed_up(a, "100", "Owner")
+    gid = await make_group(owner, "g", [await signed_up(a, "101", "Member")])
+    users_csv = tmp_path / "u.csv"
+    users_csv.write_text("phone,name,password\n13900000001,One,long-enough\n")
+    steps = [("user", "add", "13500000009", "--name", "N", "--password", "long-enough"),
+             ("user", "import", str(users_csv)),
+             ("user", "passwd", "13500000009", "--password", "other-enough"),
+             ("user", "del", "13500000009"),
+             ("group", "remove", gid, "101"),
+             ("group", "dissolve", gid),
+             ("queue", "retry", "node-b"),
+             ("acl", "mode", "in", "blacklist"),
+             ("acl", "add", "in", "blacklist", "node-b"),
+             ("acl", "remove", "in", "blacklist", "node-b")]
+    for step in steps:
+        code, out = await imfed(a, *step)
+        assert code == 0, (step, out)
+    code, out = await imfed(a, "node", "audit", "--json")
+    assert code == 0, out
+    entries = json.loads(out)
+    assert [e["action"] for e in entries] == [
+        "user-add", "user-import", "user-passwd", "user-del", "group-remove", "group-dissolve",
+        "queue-retry", "acl-mode", "acl-add", "acl-remove"], entries
+    assert entries[0]["subject"] == "13500000009@node-a" and entries[0]["actor"]
+    assert entries[1]["detail"] == {"count": 1, "users": ["13900000001"]}
+    assert entries[4]["detail"] == {"members": ["101@node-a"]}
+    code, out = await imfed(a, "node", "audit", "--subject", gid)
+    assert code == 0 and out.count("\n") == 2 and "group-dissolve" in out, out
+    refused = (sqlite3.DatabaseError,)
+    try:
+        import psycopg
+        refused += (psycopg.Error,)
+    except ImportError:
+        pass
+    with pytest.raises(refused):
+        node_write(a, "DELETE FROM audit")
+    assert len(node_rows(a, "SELECT seq FROM audit")) == len(steps)

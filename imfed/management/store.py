@@ -13,6 +13,7 @@ import json
 import attrs
 
 from ..storage import Database, transaction
+from ..storage.audit import audit, audit_log
 
 __all__ = [
     "ServerRecord", "Application", "RegistryStore",
@@ -188,26 +189,6 @@ def decide(cur, application_id: str, status: str, by: str, at: int, reason: str 
                 (status, by, at, reason, cert_pem, enc_cert_pem, application_id))
     if cur.rowcount != 1:
         raise LookupError("application %s is not pending" % application_id)
-
-
-def audit(cur, at: int, actor: str, action: str, subject: str, reason: str = "",
-          **detail) -> None:
-    cur.execute("INSERT INTO audit (at, actor, action, subject, reason, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (at, actor, action, subject, reason,
-                 json.dumps(detail, ensure_ascii=False, sort_keys=True)))
-
-
-def audit_log(cur, limit: int = 100, subject: str | None = None) -> list[tuple]:
-    """The newest ``limit`` entries, oldest first: (seq, at, actor, action, subject, reason,
-    detail)."""
-    sql = "SELECT seq, at, actor, action, subject, reason, detail FROM audit"
-    args: list = []
-    if subject:
-        sql += " WHERE subject = ?"
-        args.append(subject)
-    cur.execute(sql + " ORDER BY seq DESC LIMIT ?", args + [limit])
-    return list(reversed(cur.fetchall()))
 
 
 def enqueue_notifications(cur, changed_id: str, now_ms: int) -> int:

@@ -15,6 +15,7 @@ import time
 from ..config import ConfigError, load, parse
 from ..crypto import pki
 from ..storage import is_postgresql, migrate, run_sync, transaction
+from ..storage.audit import audit, audit_log
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
 from . import acl, groups, outbox, unit, users
@@ -68,6 +69,20 @@ def _db(config) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def operator() -> str:
+    """Who runs the command, for the audit log: the login name, and the person behind sudo."""
+    name = getpass.getuser()
+    behind = os.environ.get("SUDO_USER")
+    return "%s (sudo by %s)" % (name, behind) if behind and behind != name else name
+
+
+def _audit(config, action: str, subject: str, reason: str = "", **detail) -> None:
+    """An entry in the node's audit log for what an operator command did (written once the
+    change is in the store)."""
+    run_sync(_db(config), transaction(audit), _now_ms(), operator(), action, subject, reason,
+             **detail)
 
 
 def _react(flow) -> None:
@@ -149,6 +164,7 @@ def cmd_user_add(args) -> None:
                     users.hash_password(_password(args)), _now_ms(),
                     verify_type=args.verify_type, searchable=not args.hidden,
                     portrait=args.portrait or "")
+    _audit(config, "user-add", user.user_id)
     print("added %s (%s)" % (user.user_id, user.name))
 
 
@@ -243,6 +259,8 @@ def cmd_user_import(args) -> None:
                            portrait=row["portrait"])
 
     run_sync(path, add_all)
+    _audit(config, "user-import", os.path.basename(args.file), count=len(rows),
+           users=[r["phone"] for r in rows])
     took = time.monotonic() - started
     print("imported %d users in %.1f s (%.0f ms a user)"
           % (len(rows), took, 1000 * took / max(1, len(rows))))
@@ -266,6 +284,7 @@ def cmd_user_del(args) -> None:
     config = _node_config(args)
     user_id = _user_id(config, args.user_id)
     run_sync(_db(config), users.delete_user, user_id)
+    _audit(config, "user-del", user_id)
     print("deleted %s" % user_id)
 
 
@@ -274,6 +293,7 @@ def cmd_user_passwd(args) -> None:
     user_id = _user_id(config, args.user_id)
     run_sync(_db(config), users.set_password, user_id,
              users.hash_password(_password(args)), _now_ms())
+    _audit(config, "user-passwd", user_id)
     print("password of %s changed; its sessions ended" % user_id)
 
 
@@ -345,12 +365,14 @@ def cmd_group_remove(args) -> None:
     members = [_user_id(config, u) for u in args.user_ids]
     _as_owner(args, lambda cur, g, owner, server_id, now: groups.remove_members(
         cur, g.group_id, owner, members, server_id, now))
+    _audit(config, "group-remove", args.group_id, members=members)
     print("removed %s from %s" % (", ".join(members), args.group_id))
 
 
 def cmd_group_dissolve(args) -> None:
     _as_owner(args, lambda cur, g, owner, server_id, now: groups.dissolve(
         cur, g.group_id, owner, server_id, now))
+    _audit(_node_config(args), "group-dissolve", args.group_id)
     print("dissolved %s" % args.group_id)
 
 
@@ -375,6 +397,7 @@ def cmd_queue_show(args) -> None:
 def cmd_queue_retry(args) -> None:
     config = _node_config(args)
     n = run_sync(_db(config), outbox.retry_now, args.server_id, _now_ms())
+    _audit(config, "queue-retry", args.server_id, items=n)
     print("%d item(s) owed to %s due now" % (n, args.server_id))
 
 
@@ -392,6 +415,7 @@ def cmd_acl_mode(args) -> None:
     config = _node_config(args)
     for direction in _directions(args.direction):
         run_sync(_db(config), acl.set_mode, direction, args.mode)
+    _audit(config, "acl-mode", args.direction, mode=args.mode)
     print("%s: %s" % (args.direction, args.mode))
 
 
@@ -410,6 +434,7 @@ def cmd_acl_add(args) -> None:
                        "anyway" % args.server_id)
     for direction in _directions(args.direction):
         run_sync(_db(config), acl.add, direction, args.list, args.server_id)
+    _audit(config, "acl-add", args.server_id, direction=args.direction, list=args.list)
     print("%s added to the %s %s" % (args.server_id, args.direction, args.list))
 
 
@@ -419,7 +444,31 @@ def cmd_acl_remove(args) -> None:
                   for d in _directions(args.direction))
     if not removed:
         raise ApiError("%s is not on the %s %s" % (args.server_id, args.direction, args.list))
+    _audit(config, "acl-remove", args.server_id, direction=args.direction, list=args.list)
     print("%s removed from the %s %s" % (args.server_id, args.direction, args.list))
+
+
+def cmd_node_audit(args) -> None:
+    config = _node_config(args)
+    rows = run_sync(_db(config), audit_log, args.limit, args.subject)
+    if args.json:
+        keys = ("seq", "at", "actor", "action", "subject", "reason")
+        print(json.dumps([dict(zip(keys, r[:6]), detail=json.loads(r[6])) for r in rows],
+                         ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        print("nothing in the audit log")
+    for seq, at, actor, action, subject, reason, detail in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at / 1000))
+        print("%5d %s  %-16s %-15s %-28s %s" % (seq, when, actor, action, subject,
+                                                reason or _short(detail)))
+
+
+def _short(detail: str, width: int = 100) -> str:
+    """An entry's detail in a line (--json has it whole)."""
+    if detail == "{}":
+        return ""
+    return detail if len(detail) <= width else detail[:width - 1] + "…"
 
 
 def add_parsers(sub) -> None:
@@ -449,6 +498,13 @@ def add_parsers(sub) -> None:
     r.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
     r.add_argument("--wait", type=float, help="give up waiting after this many seconds")
     r.set_defaults(func=cmd_renew)
+
+    a = with_config(ns.add_parser("audit", help="what the node's operators did (user, "
+                                  "group, queue and acl commands), newest last"))
+    a.add_argument("--limit", type=int, default=100)
+    a.add_argument("--subject", help="only entries about this user, group or serverId")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_node_audit)
 
     user = sub.add_parser("user", help="node role: this server's users")
     us = user.add_subparsers(dest="command", required=True)
