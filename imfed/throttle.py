@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import collections
 
+from .metrics import RATE_LIMITED
+from .wire.errors import TooMany
+
 __all__ = ["Throttle", "SendRates"]
 
 
@@ -70,9 +73,6 @@ class SendRates:
         """Raise the 429 if ``user_id`` or ``address`` is past its limit of ``kind``; else
         count this call (unless ``count`` is false: a look before the body is read, the call
         itself counted when it is handled)."""
-        from .metrics import RATE_LIMITED
-        from .wire.errors import TooMany
-
         keys = {"user": user_id, "address": address}
         throttles = self._throttles.get(kind, [])
         for scope, throttle in throttles:

@@ -171,10 +171,10 @@ def cmd_user_add(args) -> None:
 IMPORT_COLUMNS = ("phone", "name", "password", "verifyType", "searchable", "portrait")
 
 
-def _import_rows(handle, server_id: str) -> tuple[list[dict], list[str]]:
+def _import_rows(handle, server_id: str) -> tuple[list[dict], list[tuple[int, str]]]:
     """The users of a CSV file (a header row naming its columns: phone, name and password
-    required; verifyType, searchable, portrait optional), and what is wrong with it, line by
-    line: every row is checked before anything is written."""
+    required; verifyType, searchable, portrait optional), and what is wrong with it, as
+    (line, what): every row is checked before anything is written."""
     import csv
 
     reader = csv.DictReader(handle)
@@ -182,9 +182,9 @@ def _import_rows(handle, server_id: str) -> tuple[list[dict], list[str]]:
     missing = [c for c in ("phone", "name", "password") if c not in header]
     unknown = [c for c in header if c not in IMPORT_COLUMNS]
     if missing or unknown:
-        return [], ["header: %s" % "; ".join(
+        return [], [(1, "header: %s" % "; ".join(
             (["missing %s" % ", ".join(missing)] if missing else []) +
-            (["unknown %s" % ", ".join(unknown)] if unknown else []))]
+            (["unknown %s" % ", ".join(unknown)] if unknown else [])))]
     rows, problems, seen = [], [], set()
     for row in reader:
         line = reader.line_num
@@ -209,7 +209,7 @@ def _import_rows(handle, server_id: str) -> tuple[list[dict], list[str]]:
         if searchable not in ("1", "0", "true", "false", "yes", "no"):
             wrong.append("searchable is 1 or 0")
         if wrong:
-            problems.append("line %d: %s" % (line, "; ".join(wrong)))
+            problems.append((line, "; ".join(wrong)))
         seen.add(phone)
         rows.append({"phone": phone, "name": name, "password": password,
                      "verify_type": int(verify) if verify in ("1", "2") else 2,
@@ -238,12 +238,11 @@ def cmd_user_import(args) -> None:
         return {r[0] for r in cur.fetchall()}
 
     existing = run_sync(path, phones)
-    problems += ["line %d: %s@%s exists" % (r["line"], r["phone"], server_id)
+    problems += [(r["line"], "%s@%s exists" % (r["phone"], server_id))
                  for r in rows if r["phone"] in existing]
     if problems:
-        problems.sort(key=lambda p: int(p.split()[1].rstrip(":")) if p[:5] == "line " else 0)
-        raise ApiError("nothing imported; %d problem(s):\n  %s"
-                       % (len(problems), "\n  ".join(problems)))
+        raise ApiError("nothing imported; %d problem(s):\n  %s" % (len(problems), "\n  ".join(
+            "line %d: %s" % problem for problem in sorted(problems))))
     if args.dry_run:
         print("%d users would be imported; nothing written (--dry-run)" % len(rows))
         return
@@ -345,15 +344,14 @@ def cmd_group_show(args) -> None:
                                 m["userInfo"].get("name", "")))
 
 
-def _as_owner(args, action) -> None:
+def _as_owner(config, group_id: str, action) -> None:
     """Run ``action(cur, group, owner)`` on a group mastered here, acting as its owner (the
     operator's moderation); what it announces goes out through the daemon's outbox."""
-    config = _node_config(args)
 
     def run(cur):
-        g = groups.get_group(cur, args.group_id)
+        g = groups.get_group(cur, group_id)
         if g is None or not g.master or g.dissolved:
-            raise ApiError("no live group %s mastered here" % args.group_id)
+            raise ApiError("no live group %s mastered here" % group_id)
         owner = users.get_user(cur, g.owner_id)
         return action(cur, g, owner, config.node.server_id, int(time.time() * 1000))
 
@@ -363,16 +361,17 @@ def _as_owner(args, action) -> None:
 def cmd_group_remove(args) -> None:
     config = _node_config(args)
     members = [_user_id(config, u) for u in args.user_ids]
-    _as_owner(args, lambda cur, g, owner, server_id, now: groups.remove_members(
-        cur, g.group_id, owner, members, server_id, now))
+    _as_owner(config, args.group_id, lambda cur, g, owner, server_id, now:
+              groups.remove_members(cur, g.group_id, owner, members, server_id, now))
     _audit(config, "group-remove", args.group_id, members=members)
     print("removed %s from %s" % (", ".join(members), args.group_id))
 
 
 def cmd_group_dissolve(args) -> None:
-    _as_owner(args, lambda cur, g, owner, server_id, now: groups.dissolve(
+    config = _node_config(args)
+    _as_owner(config, args.group_id, lambda cur, g, owner, server_id, now: groups.dissolve(
         cur, g.group_id, owner, server_id, now))
-    _audit(_node_config(args), "group-dissolve", args.group_id)
+    _audit(config, "group-dissolve", args.group_id)
     print("dissolved %s" % args.group_id)
 
 

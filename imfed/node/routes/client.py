@@ -81,9 +81,13 @@ class ClientRoutes(Endpoints):
         this minute; the bridge, acting for many users, is not counted."""
         if self.rates is None:
             return
-        if self.h.bridge is not None and self.h.bridge.presented(bearer(request)):
+        if self._bridge(bearer(request)):
             return
         self.rates.check(kind, user.user_id, _source(request))
+
+    def _bridge(self, token: str) -> bool:
+        """Whether ``token`` is the bridge's (a bridge is configured and this is its token)."""
+        return self.h.bridge is not None and self.h.bridge.presented(token)
 
     def body_limit(self, method: bytes, path: bytes) -> int:
         """The largest body the client listener reads for a request: a file upload's, or a
@@ -100,7 +104,7 @@ class ClientRoutes(Endpoints):
         if method != b"POST" or path.split(b"?", 1)[0].rstrip(b"/") != b"/api/v1/files":
             return None
         token = bearer(request)
-        if self.h.bridge is not None and self.h.bridge.presented(token):
+        if self._bridge(token):
             return succeed(True)
 
         async def check():
@@ -121,7 +125,7 @@ class ClientRoutes(Endpoints):
         """The user of a request: its session's, or, with the bridge token, the one named by
         ``?user_id=`` (docs/bridge.md)."""
         token = bearer(request)
-        if self.h.bridge is not None and self.h.bridge.presented(token):
+        if self._bridge(token):
             return await self.h.bridge.act_as(query_arg(request, "user_id"))
         return await self.h.sessions.user(token)
 
