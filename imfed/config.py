@@ -67,6 +67,15 @@ def _non_negative(r: "_Reader", name: str, default: float) -> float:
     return float(value)
 
 
+def _days(r: "_Reader", name: str) -> float:
+    """A retention in days, 0 (the default) meaning for ever."""
+    r.used.add(name)
+    value = r.table.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(r.key(name), "must be 0 (kept for ever) or a number of days")
+    return float(value)
+
+
 def _count(r: "_Reader", name: str, default: int) -> int:
     value = r.get(name, int, default)
     if value < 0:
@@ -278,6 +287,12 @@ class NodeConfig:
     sends_per_minute: int = 300
     uploads_per_minute: int = 60
     sends_per_minute_per_address: int = 0
+    # Retention (docs/operations.md): history (one-to-one messages and the group history kept
+    # here), this node's uploads, and its copies of other servers' files are purged by
+    # housekeeping once older than these many days; 0 keeps them for ever.
+    message_retention_days: float = 0.0
+    file_retention_days: float = 0.0
+    file_cache_days: float = 0.0
 
 
 LOG_FORMATS = ("text", "json")
@@ -545,6 +560,9 @@ def _node(table: dict, data_dir: str) -> NodeConfig:
         sends_per_minute=r.positive("sends_per_minute", 300),
         uploads_per_minute=r.positive("uploads_per_minute", 60),
         sends_per_minute_per_address=_count(r, "sends_per_minute_per_address", 0),
+        message_retention_days=_days(r, "message_retention_days"),
+        file_retention_days=_days(r, "file_retention_days"),
+        file_cache_days=_days(r, "file_cache_days"),
     )
     r.done()
     return cfg

@@ -15,7 +15,8 @@ __all__ = ["REGISTRY", "REQUESTS", "REQUEST_SECONDS", "OUTBOX_DEPTH", "OUTBOX_OL
            "LOGIN_FAILURES", "APPLICATIONS", "NOTIFY_DEPTH", "NOTIFICATIONS", "DIRECTORY_OK",
            "BRIDGE_TRANSACTIONS", "BRIDGE_BACKLOG", "XMPP_STANZAS", "XMPP_BACKLOG",
            "XMPP_CONNECTED", "STORE_COMMITS", "STORE_UNITS", "TLS_HANDSHAKES", "TLS_FAILURES",
-           "CONNECTIONS_REFUSED", "STREAM_STALLS", "RATE_LIMITED"]
+           "CONNECTIONS_REFUSED", "STREAM_STALLS", "RATE_LIMITED",
+           "PURGED"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 # The process itself, as every Prometheus exporter has it: CPU seconds, resident memory, open
@@ -65,6 +66,10 @@ LOGIN_FAILURES = Counter(
 RATE_LIMITED = Counter(
     "imfed_rate_limited", "Client API calls refused 429 for going past a rate limit",
     ["server", "kind"], registry=REGISTRY)
+PURGED = Counter(
+    "imfed_purged", "What retention (housekeeping) and imfed purge removed, by kind: "
+    "messages, groupMessages, files, cachedFiles, events", ["server", "kind"],
+    registry=REGISTRY)
 DIRECTORY_OK = Gauge(
     "imfed_directory_refresh_ok", "1 when the last directory query to the management server "
     "succeeded", ["server"], registry=REGISTRY)

@@ -31,7 +31,7 @@ from .crypto.sm3 import SM3
 from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER, Behind, Broken, Pipes, \
     PipelinedConnection
 
-__all__ = ["PeerError", "PeerBehind", "PeerResponse", "PeerClient", "Lane", "bootstrap_call",
+__all__ = ["PeerError", "PeerBehind", "PeerRefusedDownload", "PeerResponse", "PeerClient", "Lane", "bootstrap_call",
            "ClockWatch"]
 
 
@@ -43,6 +43,15 @@ class PeerError(Exception):
 class PeerBehind(PeerError):
     """A call of a :class:`Lane` not sent, or not handled by the peer, because a call before
     it in the lane failed: it goes again after that one, and was not itself an attempt."""
+
+
+class PeerRefusedDownload(PeerError):
+    """A download the peer answered, signed, with an error status (``status``): 404 when it
+    no longer keeps the file (its retention, say)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @attrs.frozen
@@ -227,8 +236,9 @@ class PeerClient:
             await self._check_answer(destination, response.code, _signature(response.headers),
                                      nonce, content)
             body = _json_object(content, destination)
-            raise PeerError("%s answered %d: %s" % (destination, response.code,
-                                                    body.get("error") or body.get("desc")))
+            raise PeerRefusedDownload("%s answered %d: %s" % (
+                destination, response.code, body.get("error") or body.get("desc")),
+                response.code)
         sink = _FileSink(dest_path, limit, self.reactor)
         response.deliverBody(sink)
         try:

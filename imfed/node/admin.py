@@ -18,7 +18,7 @@ from ..storage import is_postgresql, migrate, run_sync, transaction
 from ..storage.audit import audit, audit_log
 from ..wire.errors import ApiError
 from ..wire.fields import SERVER_ID
-from . import acl, groups, outbox, unit, users
+from . import acl, groups, outbox, retention, unit, users
 from .join import JoinError, application_fields, join, renew
 
 __all__ = ["add_parsers"]
@@ -447,6 +447,40 @@ def cmd_acl_remove(args) -> None:
     print("%s removed from the %s %s" % (args.server_id, args.direction, args.list))
 
 
+def _purge(config, args, action: str, subject: str, fn, *fn_args) -> None:
+    if not args.yes:
+        raise ApiError("imfed purge removes %s's data from this node for good; add --yes"
+                       % subject)
+    purged = run_sync(_db(config), fn, *fn_args)
+    purged.unlink()
+    counts = purged.counts()
+    del counts["events"]
+    _audit(config, action, subject, **counts)
+    print("purged %s: %s" % (subject, ", ".join("%d %s" % (n, kind)
+                                                for kind, n in counts.items())))
+
+
+def cmd_purge_user(args) -> None:
+    config = _node_config(args)
+    user_id = _user_id(config, args.user_id)
+    _purge(config, args, "purge-user", user_id, retention.purge_user, user_id)
+
+
+def cmd_purge_conversation(args) -> None:
+    config = _node_config(args)
+    a, b = _user_id(config, args.user_a), args.user_b
+    if "@" not in b:
+        raise ApiError("the other party is a userID (phone@serverId): %r" % b)
+    _purge(config, args, "purge-conversation", "%s|%s" % (a, b),
+           retention.purge_conversation, a, b)
+
+
+def cmd_purge_group(args) -> None:
+    config = _node_config(args)
+    _purge(config, args, "purge-group", args.group_id, retention.purge_group_history,
+           args.group_id)
+
+
 def cmd_node_audit(args) -> None:
     config = _node_config(args)
     rows = run_sync(_db(config), audit_log, args.limit, args.subject)
@@ -562,6 +596,26 @@ def add_parsers(sub) -> None:
                                   "running daemon sends it within seconds)"))
     a.add_argument("server_id")
     a.set_defaults(func=cmd_queue_retry)
+
+    purge = sub.add_parser("purge", help="node role: remove a user's or a conversation's data "
+                           "for good (docs/operations.md)")
+    ps = purge.add_subparsers(dest="command", required=True)
+    a = with_config(ps.add_parser("user", help="what a user left here: one-to-one messages, "
+                                  "group messages sent, uploads, events, friend requests "
+                                  "(the account stays until imfed user del)"))
+    a.add_argument("user_id")
+    a.add_argument("--yes", action="store_true", help="yes, remove it for good")
+    a.set_defaults(func=cmd_purge_user)
+    a = with_config(ps.add_parser("conversation", help="a one-to-one conversation's messages "
+                                  "and the file grants they made"))
+    a.add_argument("user_a", help="a user of this node")
+    a.add_argument("user_b", help="the other party (phone@serverId)")
+    a.add_argument("--yes", action="store_true", help="yes, remove it for good")
+    a.set_defaults(func=cmd_purge_conversation)
+    a = with_config(ps.add_parser("group", help="a group's history kept on this node"))
+    a.add_argument("group_id")
+    a.add_argument("--yes", action="store_true", help="yes, remove it for good")
+    a.set_defaults(func=cmd_purge_group)
 
     rules = sub.add_parser("acl", help="node role: access control over serverIds")
     rs = rules.add_subparsers(dest="command", required=True)

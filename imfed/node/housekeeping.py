@@ -1,18 +1,23 @@
 """What a node's store stops keeping (every ``housekeeping_seconds``): client events older than
-``event_retention_days`` (a client away longer re-reads conversations and history, which are
-kept), expired login sessions, and the XMPP gateway's week-old stanza IDs.  Old events go in small transactions, oldest first, so the
-one writer connection is never held for long."""
+``event_retention_days`` (a client away longer re-reads conversations and history), expired
+login sessions, the XMPP gateway's week-old stanza IDs, and what retention
+(imfed/node/retention.py) says is too old: history, uploads, copies of other servers' files.
+Old rows go in small transactions, oldest first, so the one writer connection is never held
+for long; each run's counts are logged and counted (``imfed_purged_total``)."""
 
 from __future__ import annotations
 
 from twisted.logger import Logger
 
+import attrs
+
+from ..metrics import PURGED
 from ..storage import Database, transaction
 from ..timers import Periodic
-from . import txns
+from . import retention, txns
 from .xmpp.state import FORGET_IDS_SECONDS, forget_ids
 
-__all__ = ["Housekeeping", "prune_events", "prune_sessions"]
+__all__ = ["Housekeeping", "Retention", "prune_events", "prune_sessions"]
 
 log = Logger()
 
@@ -41,24 +46,80 @@ def prune_sessions(cur, now_ms: int) -> int:
     return cur.rowcount
 
 
+DAY_MS = 86_400_000
+
+
+@attrs.frozen
+class Retention:
+    """How long each kind is kept, in days (0: for ever); from ``[node]``."""
+
+    events_days: float = 30.0
+    messages_days: float = 0.0
+    files_days: float = 0.0
+    cache_days: float = 0.0
+
+    @classmethod
+    def of(cls, node) -> "Retention":
+        return cls(node.event_retention_days, node.message_retention_days,
+                   node.file_retention_days, node.file_cache_days)
+
+    def before(self, days: float, now_ms: int) -> int | None:
+        return None if not days else now_ms - int(days * DAY_MS)
+
+
+async def _batches(db: Database, fn, *args) -> retention.Purged:
+    """``fn`` run until a batch comes back short of ``retention.BATCH`` of each kind; the
+    bytes of the files it let go removed after each commit."""
+    total = retention.Purged()
+    while True:
+        got = await db.runInteraction(fn, *args)
+        got.unlink()
+        total.add(got)
+        if max(got.counts().values()) < retention.BATCH:
+            return total
+
+
 class Housekeeping(Periodic):
-    def __init__(self, db: Database, clock, seconds: float, event_retention_seconds: float
-                 ) -> None:
+    def __init__(self, db: Database, clock, seconds: float, keep: Retention,
+                 server_id: str) -> None:
         super().__init__(clock, seconds)
-        self.db, self.retention_ms = db, int(event_retention_seconds * 1000)
+        self.db, self.keep, self.server_id = db, keep, server_id
 
     async def tick(self) -> None:
         now = int(self.clock.seconds() * 1000)
+        keep = self.keep
+        # Events about messages no longer kept go with them.
+        event_days = min(d for d in (keep.events_days, keep.messages_days) if d)
         events = 0
         while True:
-            n = await self.db.runInteraction(prune_events, now - self.retention_ms)
+            n = await self.db.runInteraction(prune_events, keep.before(event_days, now))
             events += n
             if n < BATCH:
                 break
         sessions = await self.db.runInteraction(prune_sessions, now)
         await self.db.runInteraction(txns.prune, now - txns.KEEP_MS)
         ids = await self.db.runInteraction(forget_ids, now - FORGET_IDS_SECONDS * 1000)
-        if events or sessions or ids:
+        purged = await self.retain(now)
+        purged.events = events
+        for kind, n in purged.counts().items():
+            if n:
+                PURGED.labels(self.server_id, kind).inc(n)
+        if purged.anything or sessions or ids:
             log.info("housekeeping: {events} old events, {sessions} expired sessions and "
-                     "{ids} old XMPP stanza IDs removed", events=events, sessions=sessions,
-                     ids=ids)
+                     "{ids} old XMPP stanza IDs removed; retention purged {messages} "
+                     "messages, {group} group messages, {files} files and {cached} copies of "
+                     "other servers' files", events=events, sessions=sessions, ids=ids,
+                     messages=purged.messages, group=purged.group_messages,
+                     files=purged.files, cached=purged.cached_files)
+
+    async def retain(self, now: int) -> retention.Purged:
+        keep, purged = self.keep, retention.Purged()
+        history = keep.before(keep.messages_days, now)
+        if history is not None:
+            purged.add(await _batches(self.db, retention.purge_old_messages, history))
+            purged.add(await _batches(self.db, retention.purge_old_group_messages, history))
+        uploads, copies = keep.before(keep.files_days, now), keep.before(keep.cache_days, now)
+        if uploads is not None or copies is not None:
+            purged.add(await _batches(self.db, retention.purge_old_files, self.server_id,
+                                      uploads, copies))
+        return purged

@@ -40,7 +40,7 @@ from .handlers.messages import MessagesHandler
 from .handlers.sessions import Sessions
 from .handlers.sources import UserSources
 from .handlers.users import UsersHandler
-from .housekeeping import Housekeeping
+from .housekeeping import Housekeeping, Retention
 from .outbox import Outbox
 from .reach import Reach
 from .remote import FederationClient
@@ -118,7 +118,7 @@ class NodeRole:
         self.renewal = Renewal(self, n.renew_check_seconds, n.renew_before_days * 86400.0)
         self.identity_watch = IdentityWatch(self)
         self.housekeeping = Housekeeping(self.db, reactor, n.housekeeping_seconds,
-                                         n.event_retention_days * 86400.0)
+                                         Retention.of(n), n.server_id)
 
         # The handlers: every operation, whoever asks.  Users of a bridged system are asked
         # of it the first time they are named (handlers/sources.py).

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from ...peer import PeerError
+from ...peer import PeerError, PeerRefusedDownload
 from ...wire.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
 from ...wire.messages import MessageInfo, new_object_id, server_of, split_id
 from .. import files, users
@@ -114,6 +114,12 @@ class FilesHandler:
             sm3 = await files.fetch_checked(self.remote, peer, stored.file_id, path,
                                             stored.size, stored.md5,
                                             min(stored.size, self.max_file_bytes))
+        except PeerRefusedDownload as e:
+            if e.status == 404:
+                raise NotFound("%s is no longer kept by its server" % stored.file_id,
+                               "unknown_file") from None
+            raise Unavailable("fetching %s failed: %s" % (stored.file_id, e),
+                              "peer_unreachable") from None
         except PeerError as e:
             raise Unavailable("fetching %s failed: %s" % (stored.file_id, e),
                               "peer_unreachable") from None
