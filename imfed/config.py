@@ -471,6 +471,9 @@ class Config:
     metrics_listen: Listen | None = None
     # [metrics] hosts: DNS names /health and /metrics answer to besides IPs and localhost.
     metrics_hosts: tuple = ()
+    # [metrics] admin_token_file: the admin API's operator token (imfed/adminapi.py); unset,
+    # the admin API answers loopback callers alone.
+    admin_token_file: str = ""
     log: LogConfig = LogConfig()
     bridge: BridgeConfig | None = None
     xmpp: XmppConfig | None = None
@@ -582,13 +585,14 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     if management is None and node is None:
         raise ConfigError("management", "the config names no role: add [management] or [node]")
     metrics = _section(data, "metrics")
-    metrics_listen, metrics_hosts = None, ()
+    metrics_listen, metrics_hosts, admin_token_file = None, (), ""
     if metrics is not None:
         r = _Reader(metrics, "metrics.")
         metrics_listen = r.listen("listen")
         metrics_hosts = tuple(r.get("hosts", list, []))
         if not all(isinstance(h, str) and h for h in metrics_hosts):
             raise ConfigError(r.key("hosts"), "must be a list of host names")
+        admin_token_file = r.get("admin_token_file", str, "")
         r.done()
     node_config = _node(node, data_dir) if node is not None else None
     xmpp = _section(data, "xmpp")
@@ -600,6 +604,7 @@ def parse(data: dict, base_dir: str = ".") -> Config:
         node=node_config,
         metrics_listen=metrics_listen,
         metrics_hosts=metrics_hosts,
+        admin_token_file=admin_token_file,
         log=attrs.evolve(_log(_section(data, "log") or {}),
                          written=_section(data, "log") is not None),
         bridge=_bridge(_section(data, "bridge")) if _section(data, "bridge") is not None

@@ -13,13 +13,14 @@ import ipaddress
 import json
 
 from klein import Klein
+from werkzeug.exceptions import NotFound
 from twisted.web.resource import Resource
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import REGISTRY
 from .storage import days_left, writable
 
-__all__ = ["OperatorApi", "store_and_certificates", "host_allowed"]
+__all__ = ["OperatorApi", "operator_site", "store_and_certificates", "host_allowed"]
 
 
 async def store_and_certificates(db, clock, certificates: dict) -> tuple[bool, dict]:
@@ -76,11 +77,13 @@ class _HostChecked(Resource):
 class OperatorApi:
     app = Klein()
 
-    def __init__(self, roles, hosts: tuple[str, ...] = ()) -> None:
+    def __init__(self, roles, hosts: tuple[str, ...] = (), admin=None) -> None:
         """``roles()``: the roles now running, objects with ``server_id``, ``async health()
         -> (ok, checks)`` and ``async collect_metrics()``; ``hosts``: DNS names the listener
-        may be reached by besides IP addresses and localhost."""
+        may be reached by besides IP addresses and localhost; ``admin``: the admin API
+        (imfed/adminapi.py) served under /admin/v1/."""
         self.roles, self.hosts = roles, tuple(h.lower() for h in hosts)
+        self.admin = admin
 
     def resource(self):
         return _HostChecked(self.app.resource(), self.hosts)
@@ -108,9 +111,28 @@ class OperatorApi:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         return generate_latest(REGISTRY)
 
+    @app.route("/admin/v1/", branch=True)
+    def admin_api(self, request):
+        if self.admin is None:
+            raise NotFound()
+        return self.admin.app.resource()
+
     @app.handle_errors(Exception)
     def _errors(self, request, failure):
         request.setResponseCode(getattr(failure.value, "code", None) or 500)
         request.setHeader(b"content-type", b"application/json;charset=utf-8")
-        return b'{"code":1,"error":"no such path: /health and /metrics only",' \
+        return b'{"code":1,"error":"no such path: /health, /metrics and /admin/v1/ only",' \
                b'"errcode":"no_such_path"}'
+
+
+def operator_site(roles, hosts: tuple[str, ...] = (), admin_token: str | None = None):
+    """The operator listener's site: /health, /metrics and the admin API, whose callers are
+    checked before a byte of a body is read (imfed/adminapi.py)."""
+    from .adminapi import AdminApi, body_limit
+    from .config import Limits
+    from .listening import http_site
+    from .wire.errors import Style
+
+    admin = AdminApi(roles, admin_token)
+    return http_site(OperatorApi(roles, hosts, admin).resource(), Limits(), Style.INTERCONNECT,
+                     body_limit, access_log=False, gate=admin.gate)

@@ -12,12 +12,12 @@ import os
 from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
+from .adminapi import read_token
 from .config import Config, Limits
 from .crypto import signing
-from .listening import InOrder, Listener, http_site, raise_file_limit
+from .listening import InOrder, Listener, raise_file_limit
 from .logs import log_observer
-from .operations import OperatorApi
-from .wire.errors import Style
+from .operations import operator_site
 
 __all__ = ["make_service", "private_data_dir"]
 
@@ -93,10 +93,8 @@ def make_service(config: Config, reactor) -> MultiService:
                  if r is not None]
         dev = getattr(top, "dev", None)
         # The development default's nodes come up after their join: asked for at each call.
-        operator = OperatorApi(lambda: fixed + (list(dev.nodes.values()) if dev else []),
-                               config.metrics_hosts)
-        site = http_site(operator.resource(), Limits(), Style.INTERCONNECT,
-                         lambda method, path: 0, access_log=False)
+        site = operator_site(lambda: fixed + (list(dev.nodes.values()) if dev else []),
+                             config.metrics_hosts, read_token(config.admin_token_file))
         # Several processes on one PostgreSQL share the port unless each is given its own
         # (twistd imfed --metrics-listen): a scrape then sees the process that answered.
         shared = any(r.cluster.several for r in fixed)

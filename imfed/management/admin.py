@@ -19,7 +19,7 @@ from ..storage import is_postgresql, migrate, run_sync
 from ..wire.errors import ApiError
 from . import review, store
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "application_json"]
 
 NODE_RENEW_BEFORE_DAYS = 30
 """A node's default ``renew_before_days`` (imfed/config.py)."""
@@ -74,7 +74,7 @@ def _print_json(value) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True))
 
 
-def _app_json(app: store.Application) -> dict:
+def application_json(app: store.Application) -> dict:
     value = attrs.asdict(app)
     value.pop("token_hash")
     return value
@@ -83,7 +83,7 @@ def _app_json(app: store.Application) -> dict:
 def cmd_applications(site: Site, args) -> None:
     apps = run_sync(site.db, store.list_applications, pending_only=not args.all)
     if args.json:
-        return _print_json([_app_json(a) for a in apps])
+        return _print_json([application_json(a) for a in apps])
     if not apps:
         print("no %sapplications" % ("" if args.all else "pending "))
     for a in apps:
@@ -96,7 +96,7 @@ def cmd_show(site: Site, args) -> None:
     if app is None:
         raise ApiError("no application %s" % args.application_id)
     if args.json:
-        return _print_json(_app_json(app))
+        return _print_json(application_json(app))
     print("application %s" % app.application_id)
     print("  kind        %s" % app.kind)
     print("  server      %s" % app.server_id)

@@ -75,6 +75,8 @@ def _current(cert_file, ca, server_id, host, key, kind) -> bool:
 class ManagementRole:
     """Everything the management role owns, built once at start."""
 
+    kind = "management"
+
     def __init__(self, config: Config, reactor) -> None:
         m = config.management
         self.config = m

@@ -16,7 +16,7 @@ from ..config import ConfigError, load, parse
 from ..crypto import pki
 from ..storage import is_postgresql, migrate, run_sync, transaction
 from ..storage.audit import audit, audit_log
-from ..wire.errors import ApiError
+from ..wire.errors import ApiError, BadRequest
 from ..wire.fields import SERVER_ID
 from . import acl, groups, outbox, retention, unit, users
 from .join import JoinError, application_fields, join, renew
@@ -150,20 +150,46 @@ def _password(args) -> str:
 PHONE = re.compile(r"^\+?[0-9]{3,20}$")
 
 
+def check_user_fields(body: dict, server_id: str) -> dict:
+    """A new user's fields (the admin API's body; the CLI's options): phone, name, password,
+    verifyType, searchable, portrait, checked; BadRequest naming what is wrong."""
+    phone = body.get("phone")
+    if isinstance(phone, str) and phone.endswith("@" + server_id):
+        phone = phone[:-len(server_id) - 1]
+    if not isinstance(phone, str) or not PHONE.match(phone):
+        raise BadRequest("phone is 3-20 digits, with + in front or not: %r" % (phone,),
+                         "bad_phone")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 64:
+        raise BadRequest("name is 1-64 characters", "bad_name")
+    password = body.get("password")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise BadRequest("a password has at least %d characters" % MIN_PASSWORD,
+                         "bad_password")
+    verify = body.get("verifyType", 2)
+    if verify not in (1, 2) or isinstance(verify, bool):
+        raise BadRequest("verifyType is 1 (refuse friend requests) or 2 (allow them)",
+                         "bad_verifyType")
+    searchable, portrait = body.get("searchable", True), body.get("portrait", "")
+    if not isinstance(searchable, bool) or not isinstance(portrait, str):
+        raise BadRequest("searchable is true or false, portrait text", "bad_user")
+    return {"phone": phone, "name": name.strip(), "password": password,
+            "verify_type": verify, "searchable": searchable, "portrait": portrait}
+
+
 def cmd_user_add(args) -> None:
     config = _node_config(args)
-    if "@" in args.phone:
-        phone, _, server = args.phone.partition("@")
-        if server != config.node.server_id:
-            raise ApiError("%s is not a user of %s" % (args.phone, config.node.server_id))
-        args.phone = phone
-    if not PHONE.match(args.phone):
-        raise ApiError("a phone number is 3-20 digits, with + in front or not: %r"
-                       % args.phone)
-    user = run_sync(_db(config), users.add_user, config.node.server_id, args.phone, args.name,
-                    users.hash_password(_password(args)), _now_ms(),
-                    verify_type=args.verify_type, searchable=not args.hidden,
-                    portrait=args.portrait or "")
+    server_id = config.node.server_id
+    if "@" in args.phone and not args.phone.endswith("@" + server_id):
+        raise ApiError("%s is not a user of %s" % (args.phone, server_id))
+    fields = check_user_fields({"phone": args.phone, "name": args.name,
+                                "password": _password(args), "verifyType": args.verify_type,
+                                "searchable": not args.hidden,
+                                "portrait": args.portrait or ""}, server_id)
+    user = run_sync(_db(config), users.add_user, server_id, fields["phone"], fields["name"],
+                    users.hash_password(fields["password"]), _now_ms(),
+                    verify_type=fields["verify_type"], searchable=fields["searchable"],
+                    portrait=fields["portrait"])
     _audit(config, "user-add", user.user_id)
     print("added %s (%s)" % (user.user_id, user.name))
 
@@ -171,7 +197,7 @@ def cmd_user_add(args) -> None:
 IMPORT_COLUMNS = ("phone", "name", "password", "verifyType", "searchable", "portrait")
 
 
-def _import_rows(handle, server_id: str) -> tuple[list[dict], list[tuple[int, str]]]:
+def import_rows(handle, server_id: str) -> tuple[list[dict], list[tuple[int, str]]]:
     """The users of a CSV file (a header row naming its columns: phone, name and password
     required; verifyType, searchable, portrait optional), and what is wrong with it, as
     (line, what): every row is checked before anything is written."""
@@ -218,65 +244,109 @@ def _import_rows(handle, server_id: str) -> tuple[list[dict], list[tuple[int, st
     return rows, problems
 
 
+def _existing(cur, rows: list[dict], server_id: str) -> list[tuple[int, str]]:
+    """The rows naming a user the store has, as problems."""
+    cur.execute("SELECT phone FROM users")
+    have = {r[0] for r in cur.fetchall()}
+    return [(r["line"], "%s@%s exists" % (r["phone"], server_id))
+            for r in rows if r["phone"] in have]
+
+
+def _refuse(problems: list[tuple[int, str]]) -> None:
+    if problems:
+        raise BadRequest("nothing imported; %d problem(s):\n  %s" % (len(problems), "\n  ".join(
+            "line %d: %s" % problem for problem in sorted(problems))), "bad_csv")
+
+
+def _hashes(rows: list[dict]) -> list[str]:
+    """The rows' passwords hashed on every core (the hash is slow on purpose)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return list(pool.map(users.hash_password, [r["password"] for r in rows]))
+
+
+def _add_all(cur, rows: list[dict], hashes: list[str], server_id: str, now: int, actor: str,
+             source: str) -> None:
+    """Every row added, or (a user that appeared meanwhile) none; with its audit entry."""
+    _refuse(_existing(cur, rows, server_id))
+    for row, hashed in zip(rows, hashes):
+        users.add_user.__wrapped__(cur, server_id, row["phone"], row["name"], hashed, now,
+                                   verify_type=row["verify_type"],
+                                   searchable=row["searchable"], portrait=row["portrait"])
+    audit(cur, now, actor, "user-import", source, count=len(rows),
+          users=[r["phone"] for r in rows])
+
+
+async def import_users(db, server_id: str, handle, dry_run: bool, actor: str, source: str,
+                       clock) -> int:
+    """The admin API's import (the daemon's store): the number of users checked and, unless
+    ``dry_run``, added; BadRequest listing every problem otherwise."""
+    from twisted.internet.threads import deferToThread
+
+    rows, problems = import_rows(handle, server_id)
+    _refuse(problems + await db.runInteraction(_existing, rows, server_id))
+    if not dry_run:
+        hashes = await deferToThread(_hashes, rows)
+        await db.runInteraction(transaction(_add_all), rows, hashes, server_id,
+                                int(clock.seconds() * 1000), actor, source)
+    return len(rows)
+
+
 def cmd_user_import(args) -> None:
     """All the users of a CSV file, or none: every row is checked (and against the users the
     store has) before any is added; the passwords are hashed on every core; one transaction."""
-    from concurrent.futures import ThreadPoolExecutor
-
     config = _node_config(args)
     server_id = config.node.server_id
     started = time.monotonic()
     if args.file == "-":
-        rows, problems = _import_rows(sys.stdin, server_id)
+        rows, problems = import_rows(sys.stdin, server_id)
     else:
         with open(args.file, newline="", encoding="utf-8-sig") as f:
-            rows, problems = _import_rows(f, server_id)
+            rows, problems = import_rows(f, server_id)
     path = _db(config)
-
-    def phones(cur) -> set:
-        cur.execute("SELECT phone FROM users")
-        return {r[0] for r in cur.fetchall()}
-
-    existing = run_sync(path, phones)
-    problems += [(r["line"], "%s@%s exists" % (r["phone"], server_id))
-                 for r in rows if r["phone"] in existing]
-    if problems:
-        raise ApiError("nothing imported; %d problem(s):\n  %s" % (len(problems), "\n  ".join(
-            "line %d: %s" % problem for problem in sorted(problems))))
+    _refuse(problems + run_sync(path, _existing, rows, server_id))
     if args.dry_run:
         print("%d users would be imported; nothing written (--dry-run)" % len(rows))
         return
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        hashes = list(pool.map(users.hash_password, [r["password"] for r in rows]))
-    now = _now_ms()
-
-    @transaction
-    def add_all(cur):
-        for row, hashed in zip(rows, hashes):
-            users.add_user.__wrapped__(cur, server_id, row["phone"], row["name"], hashed, now,
-                           verify_type=row["verify_type"], searchable=row["searchable"],
-                           portrait=row["portrait"])
-
-    run_sync(path, add_all)
-    _audit(config, "user-import", os.path.basename(args.file), count=len(rows),
-           users=[r["phone"] for r in rows])
+    run_sync(path, transaction(_add_all), rows, _hashes(rows), server_id, _now_ms(),
+             operator(), os.path.basename(args.file))
     took = time.monotonic() - started
     print("imported %d users in %.1f s (%.0f ms a user)"
           % (len(rows), took, 1000 * took / max(1, len(rows))))
+
+
+def _set_disabled(args, disabled: bool) -> None:
+    config = _node_config(args)
+    user_id = _user_id(config, args.user_id)
+    changed = run_sync(_db(config), users.set_disabled, user_id, disabled, _now_ms())
+    _audit(config, "user-disable" if disabled else "user-enable", user_id)
+    state = "disabled (sessions ended)" if disabled else "enabled"
+    print("%s %s%s" % (user_id, state, "" if changed else ", as it was"))
+
+
+def cmd_user_disable(args) -> None:
+    _set_disabled(args, True)
+
+
+def cmd_user_enable(args) -> None:
+    _set_disabled(args, False)
 
 
 def cmd_user_list(args) -> None:
     config = _node_config(args)
     found = run_sync(_db(config), users.list_users)
     if args.json:
-        print(json.dumps([dict(u.info(), verifyType=u.verify_type, searchable=bool(u.searchable))
+        print(json.dumps([dict(u.info(), verifyType=u.verify_type, searchable=bool(u.searchable),
+                               disabled=bool(u.disabled))
                           for u in found], ensure_ascii=False, indent=2))
         return
     if not found:
         print("no users")
     for u in found:
-        print("%-32s %-20s verifyType %d%s" % (u.user_id, u.name, u.verify_type,
-                                                "" if u.searchable else "  (hidden)"))
+        print("%-32s %-20s verifyType %d%s%s" % (u.user_id, u.name, u.verify_type,
+                                                  "" if u.searchable else "  (hidden)",
+                                                  "  (disabled)" if u.disabled else ""))
 
 
 def cmd_user_del(args) -> None:
@@ -560,6 +630,12 @@ def add_parsers(sub) -> None:
     a = with_config(us.add_parser("list", help="list users"))
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_user_list)
+    for name, func, text in (("disable", cmd_user_disable, "a user may no longer log in "
+                              "(sessions ended, not found by search); what they hold stays"),
+                             ("enable", cmd_user_enable, "a disabled user may log in again")):
+        a = with_config(us.add_parser(name, help=text))
+        a.add_argument("user_id")
+        a.set_defaults(func=func)
     a = with_config(us.add_parser("del", help="delete a user"))
     a.add_argument("user_id")
     a.set_defaults(func=cmd_user_del)

@@ -58,6 +58,8 @@ __all__ = ["NodeRole"]
 
 
 class NodeRole:
+    kind = "node"
+
     def __init__(self, config: Config, reactor) -> None:
         n = self.config = config.node
         self.tls_policy = config.tls_policy

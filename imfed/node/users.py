@@ -15,7 +15,7 @@ from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, NotFound
 from ..wire.fields import MIN_SUBSTRING
 
-__all__ = ["User", "hash_password", "check_password", "needs_rehash", "end_session",
+__all__ = ["User", "set_disabled", "hash_password", "check_password", "needs_rehash", "end_session",
            "end_sessions", "add_user", "get_user", "find_user",
            "list_users", "delete_user", "set_password", "search", "new_session",
            "session_user", "LOCAL_PART"]
@@ -77,6 +77,7 @@ class User:
     searchable: int
     update_time: int
     accept_strangers: int = 1
+    disabled: int = 0
 
     def info(self, remark: str = "") -> dict:
         """The standard's userInfo (§6.4.1.1), plus updateTime (docs/protocol.md §5)."""
@@ -86,7 +87,7 @@ class User:
 
 
 _COLUMNS = ("user_id, phone, name, portrait, password_hash, verify_type, searchable, "
-            "update_time, accept_strangers")
+            "update_time, accept_strangers, disabled")
 
 
 @transaction
@@ -103,7 +104,7 @@ def add_user(cur, server_id: str, phone: str, name: str, password_hash: str, now
     cur.execute("SELECT 1 FROM users WHERE user_id = ? OR phone = ?", (user.user_id, phone))
     if cur.fetchone():
         raise Conflict("user %s exists" % user.user_id, "user_exists")
-    cur.execute("INSERT INTO users (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % _COLUMNS,
+    cur.execute("INSERT INTO users (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" % _COLUMNS,
                 attrs.astuple(user))
     return user
 
@@ -134,6 +135,20 @@ def delete_user(cur, user_id: str) -> None:
 
 
 @transaction
+def set_disabled(cur, user_id: str, disabled: bool, now_ms: int) -> bool:
+    """Disable a user (no login, every session ended, not found by search) or enable them
+    again; whether that changed anything."""
+    cur.execute("UPDATE users SET disabled = ?, update_time = ? WHERE user_id = ? AND "
+                "disabled <> ?", (int(disabled), now_ms, user_id, int(disabled)))
+    changed = cur.rowcount == 1
+    if not changed and get_user(cur, user_id) is None:
+        raise NotFound("no user %s" % user_id, "unknown_user")
+    if disabled:
+        cur.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+    return changed
+
+
+@transaction
 def set_password(cur, user_id: str, password_hash: str, now_ms: int,
                  keep_sessions: bool = False) -> None:
     """A new password ends every session (unless ``keep_sessions``: the same password
@@ -150,7 +165,7 @@ def search(cur, query: str, limit: int = 50) -> list[User]:
     (§6.4.1.3: names and phone numbers)."""
     # A one-character query would list half the users by name: it matches exactly only.
     like = like_pattern(query) if len(query) >= MIN_SUBSTRING else ""
-    cur.execute("SELECT %s FROM users WHERE searchable = 1 AND "
+    cur.execute("SELECT %s FROM users WHERE searchable = 1 AND disabled = 0 AND "
                 "(name LIKE ? ESCAPE '\\' OR phone = ? OR user_id = ?) ORDER BY user_id LIMIT ?"
                 % _COLUMNS, (like, query, query, limit))
     return [User(*r) for r in cur.fetchall()]
@@ -180,7 +195,7 @@ def end_sessions(cur, user_id: str) -> int:
 
 def session_user(cur, token: str, now_ms: int) -> User | None:
     cur.execute("SELECT %s FROM users WHERE user_id = (SELECT user_id FROM sessions "
-                "WHERE token_hash = ? AND expires_at >= ?)" % _COLUMNS,
+                "WHERE token_hash = ? AND expires_at >= ?) AND disabled = 0" % _COLUMNS,
                 (sm3_hex(token.encode("utf-8", "replace")), now_ms))
     row = cur.fetchone()
     return User(*row) if row else None

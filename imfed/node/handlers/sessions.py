@@ -6,7 +6,7 @@ from twisted.internet.threads import deferToThread
 
 from ...metrics import LOGIN_FAILURES
 from ...throttle import Throttle
-from ...wire.errors import TooMany, Unauthorized
+from ...wire.errors import Forbidden, TooMany, Unauthorized
 from .. import users
 from ..unit import NodeStore
 
@@ -50,6 +50,9 @@ class Sessions:
             self.failures.inc()
             raise Unauthorized("wrong login or password", "bad_login")
         self.login_throttle.clear(keys[0])
+        if user.disabled:
+            raise Forbidden("the account %s is disabled; ask its operator" % user.user_id,
+                            "user_disabled")
         if users.needs_rehash(stored):
             new_hash = await deferToThread(users.hash_password, password)
             await self.store.run(users.set_password, user.user_id, new_hash,
