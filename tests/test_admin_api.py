@@ -270,3 +270,28 @@ async def _pending(admin):
     apps = (await admin.ok("GET", "applications"))["applications"]
     return apps or None
 
+
+
+@pytest_twisted.ensureDeferred
+async def test_imfed_user_disable_and_enable(pair):
+    from test_node_delivery import imfed
+
+    a, _ = pair
+    add_user(a, "100", "Alice", "long enough")
+    alice = await ApiClient(a, "100", "long enough").login()
+    code, out = await imfed(a, "user", "disable", "100")
+    assert code == 0 and "100@node-a disabled" in out, out
+    await deferLater(reactor, 1.1, lambda: None)  # the session cache's second
+    assert (await alice.call("GET", "me"))[0] == 401
+    status, answer = await alice.call("POST", "login", {"login": "100",
+                                                        "password": "long enough"})
+    assert status == 403 and answer["errcode"] == "user_disabled"
+    code, out = await imfed(a, "user", "list")
+    assert "(disabled)" in out
+    code, out = await imfed(a, "user", "enable", "100")
+    assert code == 0 and "enabled" in out
+    await ApiClient(a, "100", "long enough").login()
+    code, out = await imfed(a, "user", "disable", "999")
+    assert code == 1 and "no user 999@node-a" in out
+    code, out = await imfed(a, "node", "audit", "--json")
+    assert [e["action"] for e in json.loads(out)] == ["user-disable", "user-enable"]
