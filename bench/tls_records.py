@@ -5,7 +5,8 @@
 
 for each transport imfed may speak: TLS 1.3 with TLS_SM4_GCM_SM3 and TLCP with ECDHE_SM4_GCM_SM3 /
 ECC_SM4_CBC_SM3 on Tongsuo's libssl (imfed/crypto/_tongsuo.py, what imfed uses), and TLS 1.3
-with AES-256-GCM (its default) on OpenSSL 4 through pyOpenSSL (what imfed used before the GM transport).
+with AES-256-GCM (its default) on OpenSSL 4 through pyOpenSSL (what imfed used before the GM
+transport).
 
     python bench/tls_records.py [--seconds 2]
 """

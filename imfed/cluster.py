@@ -51,7 +51,8 @@ def notify(cur, channel: str, items=()) -> None:
     if not items:
         cur.execute("SELECT pg_notify(?, '')", (channel,))
         return
-    chunk, size = [], 0
+    chunk: list = []
+    size = 0
     for item in items:
         if chunk and size + len(item) + 1 > _PAYLOAD_MAX:
             cur.execute("SELECT pg_notify(?, ?)", (channel, "\n".join(chunk)))
@@ -79,6 +80,12 @@ class Alone:
         pass
 
 
+
+def _daemon_thread(*args, **kwargs) -> threading.Thread:
+    """A thread that does not hold up the process's exit (a role never stopped: a test's, a
+    crash)."""
+    return threading.Thread(*args, daemon=True, **kwargs)
+
 class Cluster(Service):
     """One of several processes on one PostgreSQL database (see the module's note)."""
 
@@ -87,8 +94,7 @@ class Cluster(Service):
     def __init__(self, url: str, reactor, retry_seconds: float = 1.0) -> None:
         self.url, self.reactor, self.retry_seconds = url, reactor, retry_seconds
         self._pool = ThreadPool(1, 1, name="imfed-leases")
-        # Daemon threads: a role never stopped (a test's, a crash) does not hold up the exit.
-        self._pool.threadFactory = lambda *a, **kw: threading.Thread(*a, daemon=True, **kw)
+        self._pool.threadFactory = _daemon_thread  # type: ignore[assignment]
         self._conn = None
         self._held: set[int] = set()
         self._handlers: dict[str, list] = {}

@@ -127,7 +127,8 @@ class _Reader:
     """Typed reads from one table, each error naming the dotted key; unknown keys refused."""
 
     def __init__(self, table: dict, prefix: str) -> None:
-        self.table, self.prefix, self.used = table, prefix, set()
+        self.table, self.prefix = table, prefix
+        self.used: set[str] = set()
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -585,7 +586,8 @@ def parse(data: dict, base_dir: str = ".") -> Config:
     if management is None and node is None:
         raise ConfigError("management", "the config names no role: add [management] or [node]")
     metrics = _section(data, "metrics")
-    metrics_listen, metrics_hosts, admin_token_file = None, (), ""
+    metrics_listen, admin_token_file = None, ""
+    metrics_hosts: tuple[str, ...] = ()
     if metrics is not None:
         r = _Reader(metrics, "metrics.")
         metrics_listen = r.listen("listen")

@@ -54,7 +54,7 @@ class DevFederation(InOrder):
     def __init__(self, config: Config, management: ManagementRole, reactor) -> None:
         super().__init__()
         self.config, self.management, self.reactor = config, management, reactor
-        self.nodes = {}
+        self.nodes: dict = {}
 
     def startService(self) -> None:
         super().startService()

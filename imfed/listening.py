@@ -20,7 +20,7 @@ import json
 import resource
 import socket
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
@@ -90,6 +90,7 @@ class JsonRequest(Request):
     the channel the moment it passes the listener's limit."""
 
     _received = 0
+    channel: Any  # a GuardedChannel, None once the connection is gone
 
     who = "-"
     """Who made the request, for the access log: the calling serverId of a signed request,
@@ -124,7 +125,8 @@ class _Held:
     """Stands in for a request's transfer decoder while the request waits to be admitted."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.parts, self.ended = inner, [], False
+        self.inner, self.ended = inner, False
+        self.parts: list[bytes] = []
 
     def dataReceived(self, data: bytes) -> None:
         self.parts.append(data)
@@ -145,6 +147,8 @@ class GuardedChannel(HTTPChannel):
     gives the limits (``site.limits``), the body limit per path (``site.body_limit``) and the
     style of the error bodies (``site.style``)."""
 
+    site: Any  # the http_site that made it (Twisted sets it)
+    transport: Any
     body_limit = 1 << 62
     _refused = False
     _silent = False
@@ -251,13 +255,13 @@ class GuardedChannel(HTTPChannel):
 
     def requestDone(self, request) -> None:
         # (Twisted may have kept an empty chunk: only bytes of a next request count.)
-        self._in_request = any(self._dataBuffer) and self.persistent
+        self._in_request = bool(any(self._dataBuffer) and self.persistent)
         if self._in_request:
             # The next request began while this one was handled: its clock starts now.
             self._arm(self.site.limits.header_timeout_seconds, "headers")
         super().requestDone(request)
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason=None) -> None:
         self._disarm()
         super().connectionLost(reason)
 
@@ -320,7 +324,7 @@ def http_site(resource, limits: Limits, style: Style, body_limit: BodyLimit,
     tenth of its reactor time).  ``gate(method, path, request)``, when given, is asked about each
     request with a body once its headers are in: None to read the body, or a Deferred that says
     whether the caller may send it (before then nothing of it is read)."""
-    site = (Site if access_log else _QuietSite)(resource, requestFactory=JsonRequest,
+    site: Any = (Site if access_log else _QuietSite)(resource, requestFactory=JsonRequest,
                                                 timeout=limits.idle_timeout_seconds,
                                                 logFormatter=access_line)
     site.protocol = GuardedChannel
@@ -533,7 +537,7 @@ class Listener(StreamServerEndpointService):
         raise SystemExit("imfed: cannot listen on %s:%d: %s"
                          % (self.listen.host, self.listen.port, reason))
 
-    _reaper = None
+    _reaper: LoopingCall | None = None
 
     def stopService(self):
         if self._reaper is not None and self._reaper.running:
@@ -548,8 +552,10 @@ def tls_listener(reactor, listen: Listen, server_tls: tls.ServerTLS, resource, l
                  style: Style, body_limit: BodyLimit, access_log: bool = True,
                  shared: bool = False) -> Listener:
     """A mutual-TLS HTTPS listener service for a Klein resource."""
-    factory = TLSMemoryBIOFactory(server_tls, False,
-                                  http_site(resource, limits, style, body_limit, access_log))
+    # (ServerTLS and Site provide their interfaces through zope.interface, which mypy does not
+    # read.)
+    site = http_site(resource, limits, style, body_limit, access_log)
+    factory = TLSMemoryBIOFactory(server_tls, False, site)  # type: ignore[arg-type]
     factory.noisy = False
     return Listener(reactor, listen, factory, limits, shared)
 

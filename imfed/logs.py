@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+from typing import Any
 
 from twisted.logger import (FilteringLogObserver, ILogObserver, LogLevel,
                             LogLevelFilterPredicate, formatEvent, textFileLogObserver)
@@ -51,7 +52,7 @@ def log_observer(config: LogConfig, out=None) -> ILogObserver:
     base = JsonLines(out) if config.format == "json" else textFileLogObserver(out)
     predicate = LogLevelFilterPredicate()
     set_levels(predicate, config)
-    observer = FilteringLogObserver(base, [predicate])
+    observer: Any = FilteringLogObserver(base, [predicate])  # type: ignore[arg-type,list-item]
     observer.imfed_levels = predicate  # what SIGHUP changes (set_levels)
     return observer
 

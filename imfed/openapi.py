@@ -20,7 +20,7 @@ from .wire import paths
 __all__ = ["spec", "INTERFACES", "operations"]
 
 S, I, B = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
-ANY = {}
+ANY: dict = {}
 
 
 def arr(item) -> dict:
@@ -125,7 +125,8 @@ CLIENT = {
         "Answer a friend request (its requestID)", auth=SESSION, body=AGREE),
     ("POST", V1 + "friends/delete"): op("Delete a friend", auth=SESSION,
                                         body=obj(("userID",), userID=S)),
-    ("POST", V1 + "messages"): op("Send a one-to-one message (once per txnId; per-user rate: 429 with Retry-After)", auth=SESSION,
+    ("POST", V1 + "messages"): op("Send a one-to-one message (once per txnId; per-user rate: 429 "
+                                  "with Retry-After)", auth=SESSION,
                                   body=obj(("recvID", "messageType", "content"), recvID=S,
                                            messageType=S, content={"type": "object"},
                                            txnId=S),
@@ -140,7 +141,8 @@ CLIENT = {
     ("GET", V1 + "conversations/{peer_id}/messages"): op(
         "History, newest first", auth=SESSION, query=("before", "limit"),
         answer=dict(messages=arr(ref("Message")), nextBefore={"type": ["integer", "null"]})),
-    ("POST", V1 + "files"): op("Upload a file (the body is the file; per-user rate: 429 with Retry-After)", auth=SESSION,
+    ("POST", V1 + "files"): op("Upload a file (the body is the file; per-user rate: 429 with "
+                               "Retry-After)", auth=SESSION,
                                query=("name",), answer=dict(fileID=S, size=I, md5=S, name=S)),
     ("GET", V1 + "files/{file_id}"): op(
         "Download a file (relayed from its server): with a session, or with a file link "

@@ -26,7 +26,7 @@ __all__ = ["OperatorApi", "operator_site", "store_and_certificates", "host_allow
 async def store_and_certificates(db, clock, certificates: dict) -> tuple[bool, dict]:
     """The checks every role makes: its store writable in time, and each of its certificates
     ({name: certificate}) with days left.  (ok, what was found)."""
-    checks = {"database": await writable(db, clock)}
+    checks: dict = {"database": await writable(db, clock)}
     ok = checks["database"] == "writable"
     for name, cert in certificates.items():
         checks[name] = round(days_left(cert, clock), 1)

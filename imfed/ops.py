@@ -17,6 +17,7 @@ import os
 import shutil
 import sqlite3
 import time
+from typing import Any
 
 from . import __version__
 from .service import RUNNING_LOCK
@@ -152,7 +153,7 @@ def restore(source: str, data_dir: str, force: bool = False) -> dict:
     return manifest
 
 
-def _roles(args) -> list[tuple[str, object]]:
+def _roles(args) -> list[tuple[str, Any]]:
     """(role, its config section) of the config file named, the roles it runs."""
     if not args.config:
         raise ConfigError("--config", "imfed db needs the daemon's config file")
@@ -204,7 +205,7 @@ def cmd_db_copy(args) -> None:
 
 def cmd_backup(args) -> None:
     data_dir = _data_dir(args)
-    stale = ()
+    stale: tuple[str, ...] = ()
     if args.config:
         from .storage import is_postgresql
 

@@ -9,17 +9,16 @@ import hashlib
 import json
 import queue
 import threading
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
 import attrs
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from .config import https_address
@@ -31,7 +30,8 @@ from .crypto.sm3 import SM3
 from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER, Behind, Broken, Pipes, \
     PipelinedConnection
 
-__all__ = ["PeerError", "PeerBehind", "PeerRefusedDownload", "PeerResponse", "PeerClient", "Lane", "bootstrap_call",
+__all__ = ["PeerError", "PeerBehind", "PeerRefusedDownload", "PeerResponse", "PeerClient", "Lane",
+           "bootstrap_call",
            "ClockWatch"]
 
 
@@ -94,7 +94,7 @@ class ClockWatch:
         if not recent:
             return True, None
         median = recent[len(recent) // 2]
-        out = {"offsetSeconds": round(-median / 1000, 1), "peers": len(recent)}
+        out: dict = {"offsetSeconds": round(-median / 1000, 1), "peers": len(recent)}
         if abs(median) >= self.WARN_MS:
             out["warning"] = ("this server's clock is %.0f s %s its peers' (by their signed "
                               "answers); signed calls fail past 300 s" % (
@@ -107,7 +107,7 @@ class PeerClient:
     server_id: str
     key: sm2.PrivateKey
     identity: tls.TLSIdentity
-    reactor: object
+    reactor: Any
     certificate_of: CertLookup
     timeout: float = 30.0
     max_response: int = 8 << 20
@@ -240,7 +240,7 @@ class PeerClient:
                 destination, response.code, body.get("error") or body.get("desc")),
                 response.code)
         sink = _FileSink(dest_path, limit, self.reactor)
-        response.deliverBody(sink)
+        response.deliverBody(sink)  # type: ignore[call-arg,misc]  # (a zope method)
         try:
             size, md5, sm3 = await sink.done
         except OSError:
@@ -275,7 +275,8 @@ class Lane:
 
     async def call(self, method: str, path: str, body: dict | None = None,
                    query: dict | None = None) -> PeerResponse:
-        previous, mine = self._turn, Deferred()
+        previous = self._turn
+        mine: Deferred = Deferred()
         self._turn = mine
         try:
             if previous is not None:
@@ -402,7 +403,7 @@ class _FileSink(Protocol):
 
     def __init__(self, path: str, limit: int, reactor) -> None:
         self.reactor, self.limit, self.size = reactor, limit, 0
-        self.done = Deferred()
+        self.done: Deferred = Deferred()
         self.failed: Exception | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending, self._paused, self._ended = 0, False, False
@@ -520,7 +521,7 @@ class _CappedBody(Protocol):
         self.limit, self.who = limit, who
         self.parts: list[bytes] = []
         self.size = 0
-        self.done = Deferred()
+        self.done: Deferred = Deferred()
 
     def dataReceived(self, data: bytes) -> None:
         if self.done.called:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from functools import partial
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
@@ -55,6 +56,8 @@ class _Waiting:
 class PipelinedConnection(Protocol):
     """One connection; :meth:`request` may be called again before earlier answers are in.
     ``in_order`` becomes true once the peer has acknowledged pipelining."""
+
+    transport: Any
 
     def __init__(self, reactor, timeout: float, limit: int) -> None:
         self.reactor, self.timeout, self.limit = reactor, timeout, limit

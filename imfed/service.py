@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
@@ -57,7 +58,7 @@ class RunningLock(Service):
 
 
 def make_service(config: Config, reactor) -> MultiService:
-    top = InOrder()
+    top: Any = InOrder()  # the roles hang on it: top.management, top.node, top.dev
     raise_file_limit()
     private_data_dir(config.data_dir)
     RunningLock(config.data_dir).setServiceParent(top)  # first in, last out

@@ -8,6 +8,7 @@ import random
 import secrets
 import socket
 import sqlite3
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from twisted.internet.defer import fail, succeed
@@ -52,7 +53,7 @@ class MemoryDatabase:
             from .storage import migrate, postgresql
 
             migrate(location, role)
-            self.conn = postgresql.connect(location)
+            self.conn: Any = postgresql.connect(location)
             self.path, self.dialect = location, "postgresql"
             return
         self.conn = sqlite3.connect(":memory:")

@@ -4,9 +4,10 @@ refresh."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -15,7 +16,7 @@ __all__ = ["Periodic", "backoff_ms", "cancel"]
 log = Logger()
 
 
-def cancel(call) -> None:
+def cancel(call) -> Any:  # always None: ``self._timer = cancel(self._timer)``
     """Cancel a delayed call if it is still pending; None, for the attribute that held it
     (``self._timer = cancel(self._timer)``)."""
     if call is not None and call.active():
@@ -46,7 +47,7 @@ class Periodic(Service):
     def __init__(self, clock, seconds: float) -> None:
         self.clock, self.seconds = clock, seconds
         self._loop: LoopingCall | None = None
-        self._current = None
+        self._current: Deferred | None = None
 
     def tick(self):
         raise NotImplementedError

@@ -29,7 +29,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from imfed.crypto import _tongsuo, pki, signing, sm2, tls
+from imfed.crypto import _tongsuo, pki, signing, sm2
 from imfed.metrics import REGISTRY
 
 from conftest import (PlainClientPolicy, add_user, http, issue_from, json_of, register, signed_up,

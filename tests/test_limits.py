@@ -575,7 +575,7 @@ async def test_client_sends_and_uploads_are_rate_limited_per_user(tmp_path):
     refused call is done.  Another user is not held back by it."""
     import treq
 
-    from conftest import ApiClient, add_user, lone_node, node_rows, signed_up
+    from conftest import lone_node, node_rows, signed_up
     from imfed.metrics import REGISTRY
 
     def refused(kind):

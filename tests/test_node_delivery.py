@@ -178,7 +178,7 @@ def _outbox(node) -> list:
 async def test_give_up_recall_window_and_deregistration(management, tmp_path):
     from twisted.internet.task import deferLater
 
-    from conftest import acquainted, join_node
+    from conftest import join_node
 
     a = await join_node(management, str(tmp_path / "a"), "node-a", outbox_give_up_seconds=1.0,
                         recall_window_seconds=1.0)

@@ -243,9 +243,9 @@ def _chat_between(alice, bob) -> None:
 def send_direct(page, user_id: str, text: str) -> None:
     page.evaluate("""async ([to, text]) => {
         const token = localStorage.getItem("imfed.token");
-        await fetch("/api/v1/messages", {method: "POST", headers: {"Authorization": "Bearer " + token,
-          "Content-Type": "application/json"}, body: JSON.stringify({recvID: to,
-          messageType: "text", content: {message: text}})});
+        await fetch("/api/v1/messages", {method: "POST",
+          headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+          body: JSON.stringify({recvID: to, messageType: "text", content: {message: text}})});
     }""", [user_id, text])
     page.wait_for_selector("#conversations li[data-key='u:%s']" % user_id)
 
@@ -292,7 +292,8 @@ def test_a_group_across_both_servers(browser, federation):
     alice.uncheck("#is-allow")
     alice.wait_for_selector("#is-allow:not(:checked)")
     gset = alice.evaluate("""async (id) => (await (await fetch("/api/v1/groups/" + id,
-        {headers: {Authorization: "Bearer " + localStorage.getItem("imfed.token")}})).json()).gset""",
+        {headers: {Authorization: "Bearer " + localStorage.getItem("imfed.token")}})
+        ).json()).gset""",
                           alice.get_attribute("#group-list li", "data-group"))
     assert gset == {"isAllow": 2, "isVisible": 1}
     shot(alice, "group-members")

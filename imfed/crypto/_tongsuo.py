@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from typing import Any
 
 import cffi
 from OpenSSL import SSL as _pyssl
@@ -170,7 +171,8 @@ def version() -> str:
 
 def _errors() -> list[tuple[str, str, str]]:
     """Drain the thread's error queue, as pyOpenSSL does: (library, function, reason)."""
-    lib, out = _load(), []
+    lib = _load()
+    out: list = []
     while True:
         code = lib.ERR_get_error()
         if not code:
@@ -340,7 +342,7 @@ class Connection:
     _ssl = None
     _eof = False
 
-    negotiated = None  # set by whoever watches the handshake
+    negotiated: Any = None  # set by whoever watches the handshake (tls.Negotiated)
     refusal: str | None = None  # why our own checks refused the peer
 
     def __init__(self, context: Context, verify=None, require_peer: bool = True,

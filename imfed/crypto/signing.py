@@ -13,7 +13,7 @@ import json
 import os
 import re
 import secrets
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import attrs
 from twisted.application.service import Service
@@ -269,9 +269,9 @@ class RequestVerifier:
     server_id: str
     ca: Certificate
     lookup: CertLookup
-    clock: object  # IReactorTime
+    clock: Any  # IReactorTime
     window_ms: int = WINDOW_MS
-    nonces: NonceCache = attrs.field(factory=NonceCache)
+    nonces: Any = attrs.field(factory=NonceCache)  # or StoredNonces (several processes)
     """Or anything with its ``check_and_add`` answering a Deferred (cluster.StoredNonces)."""
     not_before_ms: int | None = None
     """After a start without the nonces of the previous run (a crash), requests signed before

@@ -430,7 +430,7 @@ class _Dialler:
         o = self.owner
         verify = (_verifier(o.ca, self.server_id, self.host) if o.ca is not None else None)
         peer = "%s:%d" % (self.host, self.port)
-        out = []
+        out: list = []
         for tlcp, ctx in ((False, o.tls_ctx), (True, o.tlcp_ctx)):
             if ctx is None:
                 continue
@@ -461,7 +461,8 @@ class _ClientSide:
         self.policy, self.transport = policy, transport
         self.tlcp_only: dict[tuple[str, int], float] = {}
         self.ca: Certificate | None = None
-        self.tls_ctx = self.tlcp_ctx = None
+        self.tls_ctx: _tongsuo.Context | None = None
+        self.tlcp_ctx: _tongsuo.Context | None = None
 
     def creator(self, host: str, port: int, server_id) -> _Dialler:
         return _Dialler(self, host, port, server_id)
@@ -496,7 +497,7 @@ class PeerPolicy(_ClientSide):
     def expect(self, host: str, port: int, server_id) -> None:
         self._expected[(host.lower(), port)] = server_id
 
-    def creatorForNetloc(self, hostname: bytes, port: int):
+    def creatorForNetloc(self, hostname: bytes | str, port: int):
         host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
         if (host.lower(), port) not in self._expected:
             raise PKIError("no expected server for %s:%d" % (host, port))
@@ -526,7 +527,7 @@ class BootstrapPolicy(_ClientSide):
             if ca is not None:
                 ctx.trust(ca.der)
 
-    def creatorForNetloc(self, hostname: bytes, port: int):
+    def creatorForNetloc(self, hostname: bytes | str, port: int):
         host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
         return self.creator(host, port, self._server_id)
 

@@ -9,7 +9,7 @@ daemon or by the operator CLI in another process: the timer finds both, also aft
 
 from __future__ import annotations
 
-from twisted.internet.defer import CancelledError, DeferredSemaphore, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore, ensureDeferred
 from twisted.logger import Logger
 
 from ..metrics import NOTIFICATIONS
@@ -56,11 +56,17 @@ class Notifier(Periodic):
         rows = [r for r in rows if (r[0], r[1]) not in self._in_flight]
         for row in rows:
             self._in_flight.add((row[0], row[1]))
-            d = self._limit.run(lambda r=row: ensureDeferred(self._deliver(*r)))
+            d = self._limit.run(self._deliver_row, row)
             self._sending.add(d)
             d.addErrback(self._lost, row)
-            d.addBoth(lambda _, d=d: self._sending.discard(d))
+            d.addBoth(self._settled, d)
         return len(rows)
+
+    def _settled(self, _result, d: Deferred) -> None:
+        self._sending.discard(d)
+
+    def _deliver_row(self, row) -> Deferred:
+        return ensureDeferred(self._deliver(*row))
 
     def _lost(self, failure, row) -> None:
         self._in_flight.discard((row[0], row[1]))

@@ -233,12 +233,12 @@ def _address_free(cur, address: str, server_id: str, application_id: str | None 
                 _address_key(other.server_address) == key:
             raise Conflict("%s is the address of server %s" % (address, other.server_id),
                            "address_taken")
-    for other in store.list_applications(cur):
-        if other.server_id != server_id and other.application_id != application_id and \
-                other.data.get("serverAddress") and \
-                _address_key(other.data["serverAddress"]) == key:
+    for app in store.list_applications(cur):
+        if app.server_id != server_id and app.application_id != application_id and \
+                app.data.get("serverAddress") and \
+                _address_key(app.data["serverAddress"]) == key:
             raise Conflict("%s is the address in %s's application %s"
-                           % (address, other.server_id, other.application_id), "address_taken")
+                           % (address, app.server_id, app.application_id), "address_taken")
 
 
 def _pending(cur, application_id: str) -> Application:

@@ -159,7 +159,8 @@ class ManagementRole:
         fetch it with getservercert.  True when it changed."""
         _, identity = prepare_identity(self.full_config)
         if (identity.certificate.fingerprint, _fingerprint(identity.enc_certificate)) == \
-                (self.identity.certificate.fingerprint, _fingerprint(self.identity.enc_certificate)):
+                (self.identity.certificate.fingerprint,
+                 _fingerprint(self.identity.enc_certificate)):
             return False
         self.identity = identity
         self.server_tls.use(identity)

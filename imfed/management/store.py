@@ -9,6 +9,7 @@ Functions take a DB-API cursor, so the daemon (through adbapi) and the operator 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import attrs
 
@@ -251,7 +252,7 @@ class RegistryStore:
     """The daemon's handle: runs the cursor functions above on the adbapi pool."""
 
     db: Database
-    clock: object  # IReactorTime
+    clock: Any  # IReactorTime
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)

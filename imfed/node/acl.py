@@ -19,7 +19,8 @@ def read(cur) -> dict:
     cur.execute("SELECT direction, mode FROM acl_mode")
     modes = dict(cur.fetchall())
     cur.execute("SELECT direction, list, server_id FROM acl_list")
-    lists = {(d, name): set() for d in DIRECTIONS for name in LISTS}
+    lists: dict[tuple[str, str], set[str]] = {(d, name): set() for d in DIRECTIONS
+                                              for name in LISTS}
     for direction, name, server_id in cur.fetchall():
         lists[(direction, name)].add(server_id)
     return {d: (modes.get(d, "open"), lists[(d, "whitelist")], lists[(d, "blacklist")])

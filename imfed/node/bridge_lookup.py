@@ -18,7 +18,7 @@ from ..wire.errors import BadRequest
 from ..wire.fields import plain
 from ..wire.records import VerifyType
 from ..peer import PeerError, read_capped
-from .bridge_push import ANSWER_LIMIT, SIGNATURE_HEADER, sign
+from .bridge_push import ANSWER_LIMIT, signed
 from .handlers.bridge import BridgeAccess
 
 __all__ = ["BridgeUsers"]
@@ -41,8 +41,8 @@ class BridgeUsers:
         # answer that names a user here.
         response = await treq.get(self.base + path, timeout=self.timeout, persistent=False,
                                   allow_redirects=False,
-                                  headers={SIGNATURE_HEADER: sign(self.config.push_token,
-                                                                  path.encode("utf-8"))})
+                                  headers=signed(self.config.push_token,
+                                                 path.encode("utf-8")))
         try:
             body = await read_capped(response, ANSWER_LIMIT, self.timeout, reactor, self.base)
         except PeerError as e:

@@ -15,6 +15,7 @@ import json
 
 import treq
 from twisted.logger import Logger
+from twisted.web.http_headers import Headers
 
 from ..config import BridgeConfig
 from ..metrics import BRIDGE_BACKLOG, BRIDGE_TRANSACTIONS
@@ -36,6 +37,15 @@ needs is a status and, for a lookup, a name; a larger answer is a failure."""
 
 def sign(key: str, body: bytes) -> str:
     return "sha256=" + hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def signed(key: str, body: bytes, **more: str) -> Headers:
+    """Headers carrying ``body``'s signature with the bridge's ``push_token`` (``more``:
+    other headers, by name with - written _)."""
+    headers = Headers({SIGNATURE_HEADER: [sign(key, body)]})
+    for name, value in more.items():
+        headers.addRawHeader(name.replace("_", "-"), value)
+    return headers
 
 
 class BridgePusher(EventFeed):
@@ -68,10 +78,9 @@ class BridgePusher(EventFeed):
         try:
             # A connection per transaction: after a restart of the system nothing is sent on a
             # connection to the process that was there before.
-            d = treq.post(self.url, data=body, headers={
-                "Content-Type": "application/json", SIGNATURE_HEADER: sign(
-                    self.config.push_token, body)}, timeout=self.timeout, persistent=False,
-                allow_redirects=False)
+            d = treq.post(self.url, data=body, headers=signed(
+                self.config.push_token, body, Content_Type="application/json"),
+                timeout=self.timeout, persistent=False, allow_redirects=False)
             response = await d
             await read_capped(response, ANSWER_LIMIT, self.timeout, self.clock, self.url)
             ok = 200 <= response.code < 300

@@ -37,7 +37,8 @@ async def check(reactor, config, server_id: str, report) -> None:
         return
     report("this node", True, "%s, certificate %x" % (n.server_id, identity.certificate.serial))
     try:
-        directory = Directory(db=_Store(n.database), server_id=n.server_id,
+        directory = Directory(db=_Store(n.database),  # type: ignore[arg-type]  # reads only
+                              server_id=n.server_id,
                               address=n.address, management_id=n.management_id,
                               management_url=n.management_url, ca=identity.ca,
                               management_cert=management, clock=reactor)

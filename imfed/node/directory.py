@@ -47,7 +47,7 @@ class Peer:
         return self.status == ServerStatus.ACTIVE and self.cert is not None
 
 
-def _load(cur) -> tuple[list[tuple], int]:
+def _load(cur) -> tuple[list[tuple], int, int]:
     # The mark first: on PostgreSQL each statement reads its own snapshot, and rows newer
     # than the mark only mean asking the management server again for what is already here;
     # a mark newer than the rows would skip a change for good.
@@ -184,7 +184,7 @@ class Refresher(Periodic):
         self.directory, self.client = directory, client
         self.management_id = directory.management_id
         self.management_url = directory.management_url
-        self._refreshing = None
+        self._refreshing = False
         self._again = False
         self.listeners: list = []  # called after each successful refresh (the outbox wakes)
         self.last_ok: bool | None = None  # None until the first query ended
@@ -232,7 +232,7 @@ class Refresher(Periodic):
     async def refresh(self) -> int:
         """One incremental query now (or, if one is running, once more after it); answer how
         many servers changed.  PeerError when the management server cannot be reached."""
-        if self._refreshing is not None:
+        if self._refreshing:
             self._again = True
             return 0
         self._refreshing = True
@@ -243,7 +243,7 @@ class Refresher(Periodic):
                 changed += await self._refresh_once()
             return changed
         finally:
-            self._refreshing = None
+            self._refreshing = False
 
     async def _refresh_once(self) -> int:
         log.debug("directory: querying {url} after mark {mark}", url=self.management_url,

@@ -52,7 +52,7 @@ class EventHub:
         self.listeners: list = []  # called with the user IDs of each poke (the bridge pusher)
 
     def wait(self, user_id: str) -> Deferred:
-        d = Deferred(lambda d: self._forget(user_id, d))
+        d: Deferred = Deferred(lambda d: self._forget(user_id, d))
         self._waiting.setdefault(user_id, []).append(d)
         return d
 

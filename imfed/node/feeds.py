@@ -58,7 +58,7 @@ class EventFeed(Periodic):
     """A feed: ``owns`` picks its users' events, ``hand_over`` gives a batch of them to the
     system (True once the system has them), ``ready`` says whether to try now."""
 
-    name = ""
+    name: str = ""  # type: ignore[assignment]  # Service.name, a str for every feed
     batch = 100
 
     def __init__(self, store: NodeStore, seconds: float) -> None:

@@ -18,8 +18,8 @@ from .groups import get_group, servers_with_members, master_group, lane, member_
 from .events import compact_json, emit
 from .outbox import enqueue
 
-__all__ = ["post_message", "send_to_master", "send_from_member", "receive_group_chat", "history", "has_message",
-           "oldest", "views_to_check", "fill", "mark_synced"]
+__all__ = ["post_message", "send_to_master", "send_from_member", "receive_group_chat", "history",
+           "has_message", "oldest", "views_to_check", "fill", "mark_synced"]
 
 
 def _store(cur, group_id: str, info: MessageInfo, now_ms: int,

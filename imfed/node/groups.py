@@ -120,8 +120,8 @@ def _announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dic
               server_id: str, now_ms: int, also: tuple = ()) -> None:
     """notify/grpnotify to every other server with members (and ``also``, servers of users
     who just left); a ``group_notify`` event to the local members and affected users."""
-    body = {"operType": oper_type, "operUser": oper_user,
-            "groupInfo": g.info(_count(cur, g.group_id)), "grpset": g.gset(),
+    body: dict = {"operType": oper_type, "operUser": oper_user,
+                  "groupInfo": g.info(_count(cur, g.group_id)), "grpset": g.gset(),
             "users": affected}
     targets = servers_with_members(cur, g.group_id)
     for server in set(targets) | set(also):

@@ -194,8 +194,8 @@ async def _renew(reactor, config: NodeConfig, progress, poll_seconds: float,
     state_file = os.path.join(os.path.dirname(config.key_file), "renewal.json")
     try:
         if os.path.exists(state_file):
-            with open(state_file) as f:
-                state = json.load(f)
+            with open(state_file) as saved:
+                state = json.load(saved)
             kinds = {k: v for k, v in _kinds(config, True).items()
                      if k in state.get("kinds", [pki.SIGN])}
             keys = {k: _key(files[0] + ".new") for k, files in kinds.items()}

@@ -109,6 +109,10 @@ def queue_view(cur, now_ms: int) -> list[tuple]:
     return cur.fetchall()
 
 
+def _failed(failure, destination: str) -> None:
+    log.failure("delivery to {dest} failed", failure, dest=destination)
+
+
 @transaction
 def retry_now(cur, destination: str, now_ms: int) -> int:
     """Everything owed to ``destination`` is due now (it answered again); how many items."""
@@ -226,11 +230,10 @@ class Outbox(Periodic):
             self._busy.add(key)
             drain = self._leased_drain if self.cluster.several else self._drain
             d = ensureDeferred(drain(*key))
-            d.addErrback(lambda f, dest=destination:
-                         log.failure("delivery to {dest} failed", f, dest=dest))
-            d.addBoth(lambda _, key=key: self._lane_done(key))
+            d.addErrback(_failed, destination)
+            d.addBoth(self._lane_done, key)
 
-    def _lane_done(self, key) -> None:
+    def _lane_done(self, _result, key) -> None:
         self._busy.discard(key)
         # A lane that waited for a free slot on this destination may go now.
         self.wake()

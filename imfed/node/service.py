@@ -8,6 +8,7 @@ imfed/service.py puts ``services()`` in the service tree."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
@@ -15,7 +16,7 @@ from twisted.logger import Logger
 from ..cluster import DIRECTORY, EVENTS, OUTBOX, Leased, StoredNonces, cluster_for
 from ..config import Config, ConfigError
 from ..crypto import pki, signing, tls
-from ..crypto.sm2 import load_private_key_pem
+from ..crypto.sm2 import PrivateKey, load_private_key_pem
 from ..listening import Listener, http_site, tls_listener
 from ..peer import PeerClient
 from ..metrics import CERTIFICATE_EXPIRY, DIRECTORY_OK
@@ -162,7 +163,7 @@ class NodeRole:
             self.gateway = Gateway(config.xmpp, self.handlers, self.store, n.server_id, reactor)
             self.hub.listeners.append(self.gateway.wake)
             sources.add(self.gateway.user_source)
-        self.gateway_service = self.gateway
+        self.gateway_service: Any = self.gateway  # or Leased around it (several processes)
         self._share_work()
 
         # The interfaces.
@@ -306,7 +307,7 @@ class NodeRole:
                 self.renewal, self.identity_watch, self.housekeeping, client]
 
 
-def _identity(n) -> tuple[tls.TLSIdentity, "object"]:
+def _identity(n) -> tuple[tls.TLSIdentity, PrivateKey]:
     """The node's TLS identity and signing key from its files, checked: issued by the CA to
     this serverId, and the key is the certificate's."""
     identity = tls.TLSIdentity.load(n.key_file, n.cert_file, n.ca_file, n.enc_key_file,

@@ -87,7 +87,7 @@ class NodeStore:
     def run(self, fn, *args, **kwargs) -> Deferred:
         """A Deferred firing with ``fn``'s result once its unit has committed (or failing
         with what ``fn`` raised, nothing of it kept)."""
-        d = Deferred()
+        d: Deferred = Deferred()
         self._waiting.append((fn, args, kwargs, d))
         if not self._committing:
             self._commit()
@@ -181,7 +181,7 @@ def _one(cur, units) -> list[tuple]:
 def _batch(cur, units) -> list[tuple]:
     """Several units in one transaction under the write lock, each in a savepoint."""
     cur.execute("BEGIN IMMEDIATE")
-    outcomes = []
+    outcomes: list[tuple] = []
     for fn, args, kwargs in units:
         work = Work(cur, locked=True)
         cur.execute("SAVEPOINT unit")

@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 from importlib import resources
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
@@ -202,7 +203,7 @@ class Database(Service):
         self.dialect = "postgresql" if is_postgresql(path) else "sqlite"
         if self.dialect == "postgresql":
             self.version = migrate(path, role)
-            self.pool = _ServerPool(
+            self.pool: adbapi.ConnectionPool = _ServerPool(
                 "imfed.storage.postgresql", path, cp_min=1, cp_max=connections,
                 cp_reconnect=True, cp_good_sql="SELECT 1", cp_reactor=reactor)
             return
@@ -300,7 +301,7 @@ def run_sync(path: str, fn, *args, **kwargs):
         from . import postgresql
 
         try:
-            conn = postgresql.connect(path)
+            conn: Any = postgresql.connect(path)
         except psycopg.OperationalError as e:
             # The operator's CLI: one line saying why, not a traceback (a wrong password, a
             # database that is not there, a server that is down).

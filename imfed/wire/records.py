@@ -94,7 +94,7 @@ class UserInfo:
                    update if isinstance(update, int) and not isinstance(update, bool) else None)
 
     def to_wire(self) -> dict:
-        out = {}
+        out: dict = {}
         for key, value in (("phoneNumber", self.phone), ("remark", self.remark),
                            ("name", self.name), ("portrait", self.portrait)):
             if value is not None:

@@ -157,7 +157,7 @@ class FilesHandler:
 
 def _share(d: Deferred) -> Deferred:
     """A Deferred of its own for each waiter on one shared result."""
-    mine = Deferred()
+    mine: Deferred = Deferred()
 
     def fire(result):
         if isinstance(result, Failure):

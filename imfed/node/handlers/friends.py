@@ -3,6 +3,8 @@ servers bring for our users."""
 
 from __future__ import annotations
 
+from typing import List
+
 from ...wire.messages import server_of
 from ...wire.records import UserInfo
 from .. import friends
@@ -19,10 +21,10 @@ class FriendsHandler:
         self.store, self.reach, self.server_id = store, reach, server_id
         self.sources = sources or UserSources(store, server_id)
 
-    async def list(self, user) -> list[dict]:
+    async def list(self, user) -> List[dict]:
         return await self.store.run(friends.friends, user.user_id)
 
-    async def requests(self, user) -> list[dict]:
+    async def requests(self, user) -> List[dict]:
         return await self.store.run(friends.friend_requests, user.user_id)
 
     async def request(self, user, target: str, remark: str) -> str:

@@ -20,8 +20,8 @@ from zope.interface import implementer
 
 from ...metrics import STREAM_CLIENTS, STREAM_STALLS
 from ... import openapi
-from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg, query_arg,
-                    read_json, send_file)
+from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg,
+                    query_arg, read_json, send_file)
 from ...wire import fields
 from ...wire.errors import NotFound, Style, TooMany, Unauthorized, ok_body
 from ...wire.messages import user_id
@@ -401,12 +401,17 @@ closed (what it would have been sent stays in the store)."""
 
 
 @implementer(IPushProducer)
+
+def _fire(d: Deferred, value) -> None:
+    if not d.called:
+        d.callback(value)
+
 class _Flow:
     """An event stream's producer: told by the connection to pause when the client stops
     reading, and to resume when it reads again."""
 
     paused = False
-    _resume = None
+    _resume: Deferred | None = None
 
     def pauseProducing(self) -> None:
         self.paused = True
@@ -421,8 +426,9 @@ class _Flow:
 
     async def resumed(self, clock, seconds: float) -> bool:
         """True once the client reads again, False after ``seconds`` without."""
-        self._resume = d = Deferred()
-        timer = clock.callLater(seconds, lambda: d.called or d.callback(False))
+        d: Deferred = Deferred()
+        self._resume = d
+        timer = clock.callLater(seconds, _fire, d, False)
         try:
             return await d
         finally:

@@ -7,6 +7,8 @@ checks exactly that (who the IDs belong to) and hands the rest to a handler.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
 from klein import Klein
 
@@ -45,7 +47,7 @@ class FederationRoutes(Endpoints):
         self.groups, self.files = groups, files
         self.max_body = max_body
 
-    peer_answered = None
+    peer_answered: Callable[[str], None] | None = None
     """Told each server whose signed call came in (the outbox tries what it owes it now)."""
 
     async def authorize(self, request) -> None:

@@ -347,7 +347,7 @@ class Gateway(MultiService):
                               "upload_unavailable")
         length = response.length
         if isinstance(length, int) and length > limit:
-            response.original.deliverBody(_Discard())
+            response.original.deliverBody(_Discard())  # type: ignore[call-arg,misc]  # zope method
             raise TooLarge("file over %d bytes" % limit, "too_large")
         with tempfile.TemporaryFile() as spool:
             written = [0]

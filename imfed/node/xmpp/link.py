@@ -117,7 +117,7 @@ class ComponentLink(MultiService):
         iq = xmlstream.IQ(self.xs, "get")
         iq["from"] = self.config.component
         iq.addElement((NS_PING, "ping"))
-        iq.timeout = timeout
+        iq.timeout = timeout  # type: ignore[assignment]  # words' IQ.timeout: None or seconds
         return iq.send(self.config.domain)
 
     def stopService(self):
