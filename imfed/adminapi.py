@@ -31,6 +31,7 @@ from .storage.audit import audit, audit_log
 from .web import body_size, endpoint, install_errors, int_arg, query_arg, read_json
 from .wire.errors import ApiError, BadRequest, Forbidden, NotFound, Style, TooLarge
 from .wire.fields import SERVER_ID
+from .timers import now_ms
 
 __all__ = ["AdminApi", "body_limit", "IMPORT_MAX", "BODY_MAX"]
 
@@ -121,7 +122,7 @@ class AdminApi:
     async def _audited(self, role, actor: str, change, *args, action: str, subject: str,
                        reason: str = "", detail=lambda result: {}):
         """``change(cur, *args)`` and its audit entry, in one transaction."""
-        now = int(role.clock.seconds() * 1000)
+        now = now_ms(role.clock)
 
         @transaction
         def both(cur):
@@ -154,7 +155,7 @@ class AdminApi:
         hashed = await deferToThread(users.hash_password, fields.pop("password"))
         user = await self._audited(
             role, actor, users.add_user, role.server_id, fields["phone"], fields["name"],
-            hashed, int(role.clock.seconds() * 1000), fields["verify_type"],
+            hashed, now_ms(role.clock), fields["verify_type"],
             fields["searchable"], fields["portrait"], action="user-add",
             subject="%s@%s" % (fields["phone"], role.server_id))
         request.setResponseCode(201)
@@ -195,7 +196,7 @@ class AdminApi:
 
         role = self._role("node", request)
         uid = await self._user_change(request, user_id, users.set_disabled, "user-disable",
-                                      True, int(role.clock.seconds() * 1000))
+                                      True, now_ms(role.clock))
         return {"code": 0, "error": "", "userID": uid, "disabled": True}
 
     @app.route("/users/<user_id>/enable", methods=["POST"])
@@ -204,7 +205,7 @@ class AdminApi:
 
         role = self._role("node", request)
         uid = await self._user_change(request, user_id, users.set_disabled, "user-enable",
-                                      False, int(role.clock.seconds() * 1000))
+                                      False, now_ms(role.clock))
         return {"code": 0, "error": "", "userID": uid, "disabled": False}
 
     @app.route("/users/<user_id>/password", methods=["POST"])
@@ -220,7 +221,7 @@ class AdminApi:
                              "bad_password")
         hashed = await deferToThread(users.hash_password, password)
         uid = await self._user_change(request, user_id, users.set_password, "user-passwd",
-                                      hashed, int(role.clock.seconds() * 1000))
+                                      hashed, now_ms(role.clock))
         return {"code": 0, "error": "", "userID": uid}
 
     @app.route("/users/<user_id>", methods=["DELETE"])
@@ -311,7 +312,7 @@ class AdminApi:
 
         self._operator(request)
         role = self._role("node", request)
-        now = int(role.clock.seconds() * 1000)
+        now = now_ms(role.clock)
         rows = await role.db.runInteraction(outbox.queue_view, now)
         return {"code": 0, "error": "", "queue": [
             {"destination": dest, "items": n, "oldestSeconds": (now - oldest) / 1000,
@@ -325,7 +326,7 @@ class AdminApi:
         actor = self._operator(request)
         role = self._role("node", request)
         n = await self._audited(role, actor, outbox.retry_now, server_id,
-                                int(role.clock.seconds() * 1000), action="queue-retry",
+                                now_ms(role.clock), action="queue-retry",
                                 subject=server_id, detail=lambda n: {"items": n})
         role.outbox.wake()
         return {"code": 0, "error": "", "serverId": server_id, "items": n}
@@ -407,7 +408,7 @@ class AdminApi:
         actor = self._operator(request)
         role = self._role("management", request)
         body = read_json(request, BODY_MAX) if body_size(request) else {}
-        now = int(role.clock.seconds() * 1000)
+        now = now_ms(role.clock)
         if decision == "approve":
             days = body.get("days", role.config.cert_validity_days)
             if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 3650:

@@ -29,10 +29,10 @@ from .crypto.signing import (SignatureError, off_reactor, parse_response_signatu
 from .crypto.sm3 import SM3
 from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER, Behind, Broken, Pipes, \
     PipelinedConnection
+from .timers import now_ms
 
 __all__ = ["PeerError", "PeerBehind", "PeerRefusedDownload", "PeerResponse", "PeerClient", "Lane",
-           "bootstrap_call",
-           "ClockWatch"]
+           "bootstrap_call", "ClockWatch"]
 
 
 class PeerError(Exception):
@@ -134,7 +134,7 @@ class PeerClient:
                            idle_seconds=self.pool.cachedConnectionTimeout)
 
     def now_ms(self) -> int:
-        return int(self.reactor.seconds() * 1000)
+        return now_ms(self.reactor)
 
     def use(self, identity: tls.TLSIdentity, key: sm2.PrivateKey) -> None:
         """Sign with ``key`` and present ``identity`` from now on (a renewed certificate);

@@ -4,6 +4,7 @@ refresh."""
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 from twisted.application.service import Service
@@ -11,9 +12,15 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-__all__ = ["Periodic", "backoff_ms", "cancel"]
+__all__ = ["Periodic", "backoff_ms", "cancel", "now_ms"]
 
 log = Logger()
+
+
+def now_ms(clock=None) -> int:
+    """The time in milliseconds since the epoch, the unit of every timestamp imfed stores and
+    signs: ``clock``'s (an IReactorTime: the reactor, a test's Clock), or the system's."""
+    return int((clock.seconds() if clock is not None else time.time()) * 1000)
 
 
 def cancel(call) -> Any:  # always None: ``self._timer = cancel(self._timer)``

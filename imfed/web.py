@@ -26,6 +26,7 @@ from .metrics import REQUEST_SECONDS, REQUESTS
 from .wire.paths import SNS
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 from .wire.fields import ascii_digits
+from .timers import now_ms
 
 __all__ = ["JSON_TYPE", "SIGNED", "SESSION", "bearer", "sns_route", "read_json", "Endpoints",
            "endpoint", "install_errors", "verify_signed", "sign_answer", "render_failure",
@@ -369,7 +370,7 @@ async def sign_answer(self, request, status: int, body_sm3: str | None = None,
     else:
         reactor = self.verifier.clock
         header = await off_reactor(reactor, sign_response, *args,
-                                   int(reactor.seconds() * 1000), body, body_sm3)
+                                   now_ms(reactor), body, body_sm3)
     request.setHeader(b"x-imfed-signature", header)
 
 

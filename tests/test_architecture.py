@@ -5,7 +5,9 @@ constants, read with ast; nothing is imported or run):
 - no role (imfed/node, imfed/management) imports the composition root (imfed/service.py and
   the development default built on it);
 - no route module touches the database: routes call handlers;
-- no federation path is spelled outside imfed/wire/ (paths.py owns them).
+- no federation path is spelled outside imfed/wire/ (paths.py owns them);
+- the write lock is taken by a call (``storage.begin_write``), never spelled as SQL outside
+  imfed/storage/__init__.py (the one place that knows what it is on SQLite).
 
 Each rule is also run on a small made-up tree that breaks it, so the checks are seen to fail.
 """
@@ -163,6 +165,25 @@ def path_strings(tree: dict[str, str]) -> list[tuple[str, int, str]]:
     return out
 
 
+WRITE_LOCK_HOME = "imfed.storage"
+
+
+def write_lock_spelled(tree: dict[str, str]) -> list[tuple[str, int]]:
+    """(module, line) of every string outside imfed/storage/__init__.py that takes the write
+    lock as SQL (docstrings excepted)."""
+    out = []
+    for module, source in tree.items():
+        if module == WRITE_LOCK_HOME:
+            continue
+        parsed = ast.parse(source)
+        docs = _docstrings(parsed)
+        for node in ast.walk(parsed):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    id(node) not in docs and "BEGIN IMMEDIATE" in node.value.upper():
+                out.append((module, node.lineno))
+    return out
+
+
 # -- the rules, on imfed/ --
 
 TREE = read_tree()
@@ -190,6 +211,10 @@ def test_no_federation_path_outside_wire():
     assert path_strings(TREE) == []
 
 
+def test_the_write_lock_is_a_call_not_sql():
+    assert write_lock_spelled(TREE) == []
+
+
 # -- the same rules see a broken tree --
 
 BROKEN = {
@@ -206,7 +231,7 @@ BROKEN = {
         "async def send(db):\n"
         "    await db.runInteraction(None)\n"
         '    return "/sns/chat", "invite/grpreq?groupID="\n'),
-    "imfed.node.messages": "",
+    "imfed.node.messages": 'def f(cur):\n    cur.execute("begin immediate")\n',
 }
 
 
@@ -221,12 +246,14 @@ def test_the_rules_fail_on_a_broken_tree():
     assert [(m, s) for m, _, s in path_strings(BROKEN)] == [
         ("imfed.node.routes.client", "/sns/chat"),
         ("imfed.node.routes.client", "invite/grpreq?groupID=")]
+    assert write_lock_spelled(BROKEN) == [("imfed.node.messages", 2)]
 
 
-@pytest.mark.parametrize("rule", ["cycle", "root", "routes", "paths"])
+@pytest.mark.parametrize("rule", ["cycle", "root", "routes", "paths", "lock"])
 def test_each_rule_names_what_breaks_it(rule):
     graph = imports(BROKEN)
     result = {"cycle": lambda: cycles(graph), "root": lambda: roles_importing_root(graph),
               "routes": lambda: routes_touching_database(BROKEN, graph),
-              "paths": lambda: path_strings(BROKEN)}[rule]()
+              "paths": lambda: path_strings(BROKEN),
+              "lock": lambda: write_lock_spelled(BROKEN)}[rule]()
     assert result, rule

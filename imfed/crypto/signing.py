@@ -24,6 +24,7 @@ from . import sm2
 from .pki import Certificate, PKIError, verify_issued
 from ..wire.fields import ascii_digits
 from .sm3 import sm3_hex
+from ..timers import now_ms
 
 __all__ = [
     "SCHEME",
@@ -278,7 +279,7 @@ class RequestVerifier:
     the start are refused: one of them could be a replay of a request the previous run took."""
 
     def now_ms(self) -> int:
-        return int(self.clock.seconds() * 1000)
+        return now_ms(self.clock)
 
     async def verify(self, method: str, target: str, authorization: str | None, body: bytes,
                      tls_server_id: str | None) -> SignedRequest:

@@ -9,7 +9,6 @@ import getpass
 import json
 import os
 import sys
-import time
 
 import attrs
 
@@ -18,6 +17,7 @@ from ..crypto import pki
 from ..storage import is_postgresql, migrate, run_sync
 from ..wire.errors import ApiError
 from . import review, store
+from ..timers import now_ms
 
 __all__ = ["add_parser", "application_json"]
 
@@ -58,9 +58,6 @@ def _open(args) -> Site:
     migrate(site.db, "management")
     return site
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _when(ms: int | None) -> str:
@@ -121,7 +118,7 @@ def cmd_approve(site: Site, args) -> None:
     ca = pki.CertificateAuthority.load(site.ca_dir)
     days = args.days or site.cert_validity_days
     app = run_sync(site.db, review.approve, args.application_id, ca, args.operator, days,
-                   _now_ms(), args.note or "")
+                   now_ms(), args.note or "")
     print("approved %s (%s of %s)" % (app.application_id, app.kind, app.server_id))
     if days <= NODE_RENEW_BEFORE_DAYS:
         print("imfed: warning: a %d-day certificate is within a node's default "
@@ -135,20 +132,20 @@ def cmd_approve(site: Site, args) -> None:
 
 def cmd_reject(site: Site, args) -> None:
     app = run_sync(site.db, review.reject, args.application_id, args.operator, args.reason,
-                   _now_ms())
+                   now_ms())
     print("rejected %s (%s of %s): %s" % (app.application_id, app.kind, app.server_id,
                                           app.reason))
 
 
 def cmd_suspend(site: Site, args) -> None:
     run_sync(site.db, review.set_status, args.server_id, 1, args.operator, args.reason or "",
-             _now_ms())
+             now_ms())
     print("suspended %s" % args.server_id)
 
 
 def cmd_resume(site: Site, args) -> None:
     run_sync(site.db, review.set_status, args.server_id, 0, args.operator, args.reason or "",
-             _now_ms())
+             now_ms())
     print("resumed %s" % args.server_id)
 
 

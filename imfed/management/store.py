@@ -15,6 +15,7 @@ import attrs
 
 from ..storage import Database, transaction
 from ..storage.audit import audit, audit_log
+from ..timers import now_ms
 
 __all__ = [
     "ServerRecord", "Application", "RegistryStore",
@@ -255,7 +256,7 @@ class RegistryStore:
     clock: Any  # IReactorTime
 
     def now_ms(self) -> int:
-        return int(self.clock.seconds() * 1000)
+        return now_ms(self.clock)
 
     def run(self, fn, *args, **kwargs):
         return self.db.runInteraction(fn, *args, **kwargs)

@@ -20,6 +20,7 @@ from ..wire.errors import ApiError, BadRequest
 from ..wire.fields import SERVER_ID
 from . import acl, groups, outbox, retention, unit, users
 from .join import JoinError, application_fields, join, renew
+from ..timers import now_ms
 
 __all__ = ["add_parsers"]
 
@@ -67,9 +68,6 @@ def _db(config) -> str:
     return path
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 def operator() -> str:
     """Who runs the command, for the audit log: the login name, and the person behind sudo."""
@@ -81,7 +79,7 @@ def operator() -> str:
 def _audit(config, action: str, subject: str, reason: str = "", **detail) -> None:
     """An entry in the node's audit log for what an operator command did (written once the
     change is in the store)."""
-    run_sync(_db(config), transaction(audit), _now_ms(), operator(), action, subject, reason,
+    run_sync(_db(config), transaction(audit), now_ms(), operator(), action, subject, reason,
              **detail)
 
 
@@ -187,7 +185,7 @@ def cmd_user_add(args) -> None:
                                 "searchable": not args.hidden,
                                 "portrait": args.portrait or ""}, server_id)
     user = run_sync(_db(config), users.add_user, server_id, fields["phone"], fields["name"],
-                    users.hash_password(fields["password"]), _now_ms(),
+                    users.hash_password(fields["password"]), now_ms(),
                     verify_type=fields["verify_type"], searchable=fields["searchable"],
                     portrait=fields["portrait"])
     _audit(config, "user-add", user.user_id)
@@ -289,7 +287,7 @@ async def import_users(db, server_id: str, handle, dry_run: bool, actor: str, so
     if not dry_run:
         hashes = await deferToThread(_hashes, rows)
         await db.runInteraction(transaction(_add_all), rows, hashes, server_id,
-                                int(clock.seconds() * 1000), actor, source)
+                                now_ms(clock), actor, source)
     return len(rows)
 
 
@@ -309,7 +307,7 @@ def cmd_user_import(args) -> None:
     if args.dry_run:
         print("%d users would be imported; nothing written (--dry-run)" % len(rows))
         return
-    run_sync(path, transaction(_add_all), rows, _hashes(rows), server_id, _now_ms(),
+    run_sync(path, transaction(_add_all), rows, _hashes(rows), server_id, now_ms(),
              operator(), os.path.basename(args.file))
     took = time.monotonic() - started
     print("imported %d users in %.1f s (%.0f ms a user)"
@@ -319,7 +317,7 @@ def cmd_user_import(args) -> None:
 def _set_disabled(args, disabled: bool) -> None:
     config = _node_config(args)
     user_id = _user_id(config, args.user_id)
-    changed = run_sync(_db(config), users.set_disabled, user_id, disabled, _now_ms())
+    changed = run_sync(_db(config), users.set_disabled, user_id, disabled, now_ms())
     _audit(config, "user-disable" if disabled else "user-enable", user_id)
     state = "disabled (sessions ended)" if disabled else "enabled"
     print("%s %s%s" % (user_id, state, "" if changed else ", as it was"))
@@ -361,7 +359,7 @@ def cmd_user_passwd(args) -> None:
     config = _node_config(args)
     user_id = _user_id(config, args.user_id)
     run_sync(_db(config), users.set_password, user_id,
-             users.hash_password(_password(args)), _now_ms())
+             users.hash_password(_password(args)), now_ms())
     _audit(config, "user-passwd", user_id)
     print("password of %s changed; its sessions ended" % user_id)
 
@@ -423,7 +421,7 @@ def _as_owner(config, group_id: str, action) -> None:
         if g is None or not g.master or g.dissolved:
             raise ApiError("no live group %s mastered here" % group_id)
         owner = users.get_user(cur, g.owner_id)
-        return action(cur, g, owner, config.node.server_id, int(time.time() * 1000))
+        return action(cur, g, owner, config.node.server_id, now_ms())
 
     unit.run_sync(_db(config), run)
 
@@ -451,7 +449,7 @@ def _directions(value: str) -> tuple:
 
 def cmd_queue_show(args) -> None:
     config = _node_config(args)
-    now = _now_ms()
+    now = now_ms()
     rows = run_sync(_db(config), outbox.queue_view, now)
     if not rows:
         print("nothing owed to other servers")
@@ -465,7 +463,7 @@ def cmd_queue_show(args) -> None:
 
 def cmd_queue_retry(args) -> None:
     config = _node_config(args)
-    n = run_sync(_db(config), outbox.retry_now, args.server_id, _now_ms())
+    n = run_sync(_db(config), outbox.retry_now, args.server_id, now_ms())
     _audit(config, "queue-retry", args.server_id, items=n)
     print("%d item(s) owed to %s due now" % (n, args.server_id))
 

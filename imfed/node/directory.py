@@ -15,7 +15,7 @@ from ..cluster import DIRECTORY, notify
 from ..crypto import pki
 from ..peer import PeerClient, PeerError
 from ..storage import Database, transaction
-from ..timers import Periodic
+from ..timers import Periodic, now_ms
 from ..wire.errors import NotFound
 from ..wire.messages import host_port
 from ..wire.paths import GETSERVERCERT, SERVERS
@@ -200,7 +200,7 @@ class Refresher(Periodic):
         return ensureDeferred(self.directory.reload())
 
     def now_ms(self) -> int:
-        return int(self.clock.seconds() * 1000)
+        return now_ms(self.clock)
 
     def request_refresh(self):
         """Refresh soon (a notification arrived); errors are logged, the timer retries."""

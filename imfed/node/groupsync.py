@@ -12,7 +12,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from ..peer import PeerError
-from ..timers import Periodic
+from ..timers import Periodic, now_ms
 from ..wire.errors import ApiError, Unavailable
 from ..wire.messages import MessageInfo, parse_message_info, server_of
 from ..wire.records import ChatType
@@ -35,7 +35,7 @@ class GroupSync(Periodic):
         self.store, self.remote, self.reach = store, remote, reach
 
     def now_ms(self) -> int:
-        return int(self.clock.seconds() * 1000)
+        return now_ms(self.clock)
 
     async def tick(self) -> None:
         for group_id, through, local in await self.store.run(group_messages.views_to_check):

@@ -13,7 +13,7 @@ import attrs
 
 from ..metrics import PURGED
 from ..storage import Database, transaction
-from ..timers import Periodic
+from ..timers import Periodic, now_ms
 from . import retention, txns
 from .xmpp.state import FORGET_IDS_SECONDS, forget_ids
 
@@ -86,7 +86,7 @@ class Housekeeping(Periodic):
         self.db, self.keep, self.server_id = db, keep, server_id
 
     async def tick(self) -> None:
-        now = int(self.clock.seconds() * 1000)
+        now = now_ms(self.clock)
         keep = self.keep
         # Events about messages no longer kept go with them.
         event_days = min(d for d in (keep.events_days, keep.messages_days) if d)

@@ -26,7 +26,7 @@ from ..cluster import Alone
 from ..metrics import DELIVERIES, OUTBOX_DEPTH, OUTBOX_OLDEST, RETRIES
 from ..peer import PeerBehind, PeerError
 from ..storage import transaction, write_lock
-from ..timers import Periodic, backoff_ms
+from ..timers import Periodic, backoff_ms, now_ms
 from ..wire.paths import QUEUED
 from .events import compact_json
 from .reach import Reach, Verdict
@@ -178,7 +178,7 @@ class Outbox(Periodic):
         self._hooks.setdefault(kind, []).append(hook)
 
     def now_ms(self) -> int:
-        return int(self.clock.seconds() * 1000)
+        return now_ms(self.clock)
 
     def tick(self) -> None:
         self.wake()

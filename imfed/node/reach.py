@@ -11,6 +11,7 @@ from ..wire.errors import Forbidden, NotFound, Unavailable
 from ..wire.records import ServerStatus
 from .acl import AccessControl
 from .directory import Directory, Peer
+from ..timers import now_ms
 
 __all__ = ["Reach", "Verdict"]
 
@@ -34,7 +35,7 @@ class Reach:
         confirmed the directory for longer than ``max_age_seconds``), or None."""
         if not self.max_age_seconds or self.clock is None:
             return None
-        age = self.directory.unconfirmed_for(int(self.clock.seconds() * 1000))
+        age = self.directory.unconfirmed_for(now_ms(self.clock))
         if age <= self.max_age_seconds:
             return None
         return ("the management server has not confirmed the servers' statuses for %.0f s "

@@ -23,7 +23,8 @@ from twisted.python.failure import Failure
 
 from ..cluster import EVENTS, OUTBOX, notify
 from ..metrics import STORE_COMMITS, STORE_UNITS
-from ..storage import Database, dialect_of, run_sync as _run_sync
+from ..storage import Database, begin_write, dialect_of, run_sync as _run_sync
+from ..timers import now_ms
 
 __all__ = ["Work", "NodeStore", "run_sync"]
 
@@ -42,9 +43,11 @@ class Work:
         self.queued = False
         self.locked = locked  # in a batch that already holds the write lock
 
+    def begin_write(self) -> None:
+        if not self.locked:  # @transaction inside a batch: the batch began it
+            begin_write(self.cur)
+
     def execute(self, sql: str, args=()):
-        if self.locked and sql == "BEGIN IMMEDIATE":
-            return self.cur  # @transaction inside a batch: the batch began it
         return self.cur.execute(sql, args)
 
     def executemany(self, sql: str, rows) -> None:
@@ -82,7 +85,7 @@ class NodeStore:
         self._last_seq: int | None = None  # the newest event seq this store committed
 
     def now_ms(self) -> int:
-        return int(self.clock.seconds() * 1000)
+        return now_ms(self.clock)
 
     def run(self, fn, *args, **kwargs) -> Deferred:
         """A Deferred firing with ``fn``'s result once its unit has committed (or failing
@@ -180,7 +183,7 @@ def _one(cur, units) -> list[tuple]:
 
 def _batch(cur, units) -> list[tuple]:
     """Several units in one transaction under the write lock, each in a savepoint."""
-    cur.execute("BEGIN IMMEDIATE")
+    begin_write(cur)
     outcomes: list[tuple] = []
     for fn, args, kwargs in units:
         work = Work(cur, locked=True)

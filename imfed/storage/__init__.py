@@ -15,7 +15,7 @@ from twisted.enterprise import adbapi
 
 __all__ = ["Database", "StoreError", "check_integrity", "migrate", "schema_files", "transaction",
            "run_sync", "like_pattern", "writable", "days_left", "is_postgresql", "dialect_of",
-           "write_lock", "safe_location"]
+           "write_lock", "begin_write", "safe_location"]
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _PG_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.postgresql\.sql$")
@@ -31,13 +31,26 @@ def dialect_of(cur) -> str:
     return getattr(cur, "dialect", "sqlite")
 
 
+def begin_write(cur) -> None:
+    """Begin a write transaction that holds the store's write lock from its first statement:
+    SQLite's ``BEGIN IMMEDIATE`` (no other process, an operator's CLI say, writes in between);
+    on PostgreSQL the advisory lock the write transactions of every process take turns on
+    (postgresql.py).  A cursor that knows better (a unit of work inside a batch that holds the
+    lock already; a PostgreSQL cursor) says how through its own ``begin_write``."""
+    own = getattr(cur, "begin_write", None)
+    if own is not None:
+        own()
+    else:
+        cur.execute("BEGIN IMMEDIATE")
+
+
 def write_lock(cur) -> None:
     """Hold the store's write lock from here to the end of this transaction (SQLite's writer
     already holds it once it has written; on PostgreSQL the write transactions of every process
     take turns on one advisory lock).  For a write whose numbering must commit in order: an
     event's seq, an outbound item's."""
     if dialect_of(cur) == "postgresql":
-        cur.execute("BEGIN IMMEDIATE")  # translated to the advisory lock
+        begin_write(cur)
 
 
 class StoreError(RuntimeError):
@@ -246,7 +259,7 @@ class Database(Service):
 
 
 def _take_write_lock(cur) -> None:
-    cur.execute("BEGIN IMMEDIATE")  # PostgreSQL: the write lock (postgresql.translate)
+    begin_write(cur)
 
 
 async def writable(db, clock, timeout: float = 2.0) -> str:
@@ -277,13 +290,13 @@ def like_pattern(text: str) -> str:
 
 
 def transaction(fn):
-    """Mark ``fn(cursor, ...)`` as a whole write transaction: it starts with BEGIN IMMEDIATE, so
+    """Mark ``fn(cursor, ...)`` as a whole write transaction: it starts with ``begin_write``, so
     its reads and writes hold SQLite's write lock from the first statement (no other process,
     an operator's CLI say, can write in between); on PostgreSQL, the write lock all processes
     share (postgresql.translate).  The runner commits or rolls back."""
 
     def txn(cur, *args, **kwargs):
-        cur.execute("BEGIN IMMEDIATE")
+        begin_write(cur)
         return fn(cur, *args, **kwargs)
 
     txn.__name__ = txn.__qualname__ = fn.__name__

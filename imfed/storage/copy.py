@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from . import StoreError, migrate, postgresql
+from . import StoreError, begin_write, migrate, postgresql
 
 __all__ = ["copy_to_postgresql", "DERIVED"]
 
@@ -40,7 +40,7 @@ def copy_to_postgresql(source: str, target: str, role: str, progress=lambda line
         src.execute("BEGIN")  # one snapshot of the source for the whole copy
         tables = _tables(src)
         cur = dst.cursor()
-        cur.execute("BEGIN IMMEDIATE")  # the write lock: no process writes meanwhile
+        begin_write(cur)  # the write lock: no process writes meanwhile
         for table in tables:
             if table in SEEDED:
                 cur.execute("DELETE FROM %s" % table)

@@ -5,12 +5,13 @@ url)``): its :func:`connect` answers a psycopg connection whose cursors translat
 statement once (cached) from the dialect the rest of imfed writes:
 
 - ``?`` placeholders become ``%s`` (and a literal ``%`` becomes ``%%``);
-- ``BEGIN IMMEDIATE`` (what ``storage.transaction`` opens a write transaction with) becomes
-  ``SELECT pg_advisory_xact_lock(WRITE_LOCK)``: write transactions of every process on the
-  database take turns as they do on SQLite's one writer, so a read-then-write is never raced
-  and sequence numbers (events, the outbound queue, messages) commit in the order they were
-  given out.  Reads never wait for it;
 - ``LIKE`` becomes ``ILIKE`` (SQLite's LIKE ignores ASCII case; searches keep doing so).
+
+``storage.begin_write`` (what ``storage.transaction`` opens a write transaction with, SQLite's
+``BEGIN IMMEDIATE``) is the cursor's ``begin_write``: ``pg_advisory_xact_lock(WRITE_LOCK)``,
+once a transaction.  Write transactions of every process on the database take turns as they do
+on SQLite's one writer, so a read-then-write is never raced and sequence numbers (events, the
+outbound queue, messages) commit in the order they were given out.  Reads never wait for it.
 
 Python booleans are sent as 0/1 (the schema's flags are integers, as in SQLite).  Schema
 files are shared; their SQLite types are mapped by :func:`schema_sql` (INTEGER → BIGINT,
@@ -53,10 +54,7 @@ def translate(sql: str) -> str:
     """``sql`` as written for SQLite, for PostgreSQL (see the module's note)."""
     out = _cache.get(sql)
     if out is None:
-        if sql.strip().upper() == "BEGIN IMMEDIATE":
-            out = _TAKE_WRITE_LOCK
-        else:
-            out = _PLACEHOLDER.sub(_swap, sql)
+        out = _PLACEHOLDER.sub(_swap, sql)
         if len(_cache) < 4096:
             _cache[sql] = out
     return out
@@ -80,13 +78,14 @@ class _Cursor(psycopg.Cursor):
     dialect = "postgresql"
     _holds_write_lock = False
 
-    def execute(self, query, params=None, **kw):
-        sql = translate(query)
-        if sql is _TAKE_WRITE_LOCK:
-            if self._holds_write_lock:
-                return self
+    def begin_write(self) -> None:
+        """The write lock (storage.begin_write), taken once a transaction."""
+        if not self._holds_write_lock:
             self._holds_write_lock = True
-        return super().execute(sql, params if params is not None else (), **kw)
+            super().execute(_TAKE_WRITE_LOCK)
+
+    def execute(self, query, params=None, **kw):
+        return super().execute(translate(query), params if params is not None else (), **kw)
 
     def executemany(self, query, params_seq, **kw):
         return super().executemany(translate(query), params_seq, **kw)
