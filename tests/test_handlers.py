@@ -24,11 +24,13 @@ from imfed.node.handlers.groups import GroupsHandler
 from imfed.node.handlers.messages import MessagesHandler
 from imfed.node.outbox import Outbox
 from imfed.node.reach import Reach
+from imfed.node.remote import FederationClient, PeerFailed
 from imfed.node.unit import NodeStore
 from imfed.node import events, groups, messages
 from imfed.peer import PeerBehind, PeerError, PeerResponse
 from imfed.testing import MemoryDatabase, postgresql_database
 from imfed.wire.errors import Conflict, Forbidden, NotFound
+from imfed.wire import paths
 from imfed.wire.messages import MessageInfo
 from imfed.wire.records import ServerStatus
 
@@ -56,13 +58,24 @@ class _StandInLane:
         pass
 
 
-class StandIn:
+class StandIn(FederationClient):
     """The other server, as the federation client sees it: each call recorded, answered with
-    ``answer`` (a PeerResponse, or an exception to raise)."""
+    ``answer`` (a PeerResponse, or a PeerError to raise); live calls go through the real
+    client's checks of what an answer holds."""
 
     def __init__(self) -> None:
+        super().__init__(None)
         self.sent: list[tuple[str, str, dict]] = []
         self.answer = PeerResponse(200, {"code": 0})
+
+    async def _call(self, peer, endpoint, payload):
+        if isinstance(self.answer, Exception):
+            raise PeerFailed.of(peer.server_id, self.answer)
+        if endpoint is paths.FIND_USERS and self.answer.ok:
+            return PeerResponse(200, {"code": 0, "users": [
+                {"userID": "200@" + peer.server_id, "name": payload["queryStr"]},
+                {"userID": "999@elsewhere", "name": "not theirs to answer for"}]})
+        return self.answer
 
     def lane(self, peer):
         return _StandInLane(peer)
@@ -77,13 +90,6 @@ class StandIn:
             raise self.answer
         lane.broken = self.answer.status >= 400
         return self.answer
-
-    async def find_users(self, peer, query):
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return PeerResponse(200, {"code": 0, "users": [
-            {"userID": "200@" + peer.server_id, "name": query},
-            {"userID": "999@elsewhere", "name": "not theirs to answer for"}]})
 
     def close(self):
         return None
@@ -407,6 +413,35 @@ def test_a_search_merges_each_servers_answer_and_says_who_did_not_answer(node):
     found, servers = done(handler.search("Alice"))
     assert [u["userID"] for u in found] == ["100@node-a"]
     assert servers["node-b"] == "unreachable: connection refused"  # not "node-b unreachable"
+    node.remote.answer = PeerResponse(403, {"code": 1, "error": "refused by its rules"})
+    found, servers = done(handler.search("Alice"))
+    assert servers["node-b"] == "error: node-b answered HTTP 403 for a search: refused by " \
+        "its rules"
+
+
+def test_what_another_server_answers_is_one_error_a_user_can_act_on(node):
+    """The federation client's one error (PeerFailed: unreachable, refused, not found)
+    becomes 503 peer_unreachable, 503 peer_unavailable (it failed), 404 (it said no)."""
+    from imfed.node.handlers.users import UsersHandler
+    from imfed.wire.errors import Unavailable
+
+    handler = UsersHandler(node.store, node.directory, node.reach, node.remote,
+                           search_timeout=5.0)
+    node.remote.answer = PeerResponse(200, {"code": 0, "userInfo": {
+        "name": "Bob", "userID": "someone@else", "extra": "dropped"}})
+    info, verify = done(handler.info("200@node-b"))
+    assert info == {"name": "Bob", "userID": "200@node-b"} and verify is None
+    for answer, error, errcode in (
+            (PeerError("node-b unreachable: timeout"), Unavailable, "peer_unreachable"),
+            (PeerResponse(502, {"code": 1, "error": "upstream"}), Unavailable,
+             "peer_unavailable"),
+            (PeerResponse(404, {"code": 1, "error": "no such user"}), NotFound,
+             "unknown_user"),
+            (PeerResponse(403, {"code": 1, "error": "refused"}), NotFound, "unknown_user")):
+        node.remote.answer = answer
+        with pytest.raises(error) as raised:
+            done(handler.info("200@node-b"))
+        assert raised.value.errcode == errcode, answer
 
 
 # -- sessions --

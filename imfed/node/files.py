@@ -157,7 +157,7 @@ def remove_quietly(path: str) -> None:
 async def fetch_checked(remote, peer, file_id: str, path: str, size: int, md5: str,
                         limit: int) -> str:
     """Stream ``file_id`` from its origin server into ``path`` (through ``path.part``, never
-    whole in memory) and answer its SM3.  PeerError when the download fails, FileMismatch
+    whole in memory) and answer its SM3.  PeerFailed when the download fails, FileMismatch
     when the size or MD5 is not the announced one; nothing is left behind either way."""
     partial = path + PARTIAL
     try:

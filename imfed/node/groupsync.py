@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from ..peer import PeerError
 from ..timers import Periodic, now_ms
 from ..wire.errors import ApiError, Unavailable
 from ..wire.messages import MessageInfo, parse_message_info, server_of
 from ..wire.records import ChatType
 from . import group_messages
 from .reach import Reach
-from .remote import FederationClient
+from .remote import NOT_FOUND, FederationClient, HistoryPage, PeerFailed
 from .unit import NodeStore
 
 __all__ = ["GroupSync"]
@@ -41,7 +40,7 @@ class GroupSync(Periodic):
         for group_id, through, local in await self.store.run(group_messages.views_to_check):
             try:
                 fetched = await self.sync(group_id, through, local)
-            except (ApiError, PeerError) as e:
+            except (ApiError, PeerFailed) as e:
                 log.info("group {group} not checked against its master: {error}",
                          group=group_id, error=str(e))
                 continue
@@ -57,7 +56,7 @@ class GroupSync(Periodic):
     async def sync(self, group_id: str, through: str, local: list[str]) -> int:
         peer = await self.reach.require_now(server_of(group_id))
 
-        async def page_after(message_id: str, limit: int = PAGE):
+        async def page_after(message_id: str, limit: int = PAGE) -> HistoryPage:
             return await self.remote.grpchat(peer, group_id, message_id,
                                              None if limit == PAGE else limit)
 
@@ -66,22 +65,22 @@ class GroupSync(Periodic):
             # Never checked: from the oldest message we hold, or, holding none, from now on.
             oldest = await self.store.run(group_messages.oldest, group_id)
             if not oldest:
-                answer = await page_after("", 1)
-                _check(answer)
-                await self.store.run(group_messages.mark_synced, group_id,
-                                             answer.body.get("newestMessageID") or "",
-                                             self.now_ms())
+                first = await page_after("", 1)
+                await self.store.run(group_messages.mark_synced, group_id, first.newest,
+                                     self.now_ms())
                 return 0
             after = oldest
         fetched, restarted = 0, False
         while True:
-            answer = await page_after(after)
-            if answer.status == 404 and after and not restarted:
-                # The master no longer keeps it: everything it still keeps.
-                after, restarted = "", True
-                continue
-            _check(answer)
-            page = [_group_message(m, group_id) for m in answer.body.get("messages") or []]
+            try:
+                answer = await page_after(after)
+            except PeerFailed as e:
+                if e.kind == NOT_FOUND and after and not restarted:
+                    # The master no longer keeps it: everything it still keeps.
+                    after, restarted = "", True
+                    continue
+                raise
+            page = [_group_message(m, group_id) for m in answer.messages]
             fetched += await self.store.run(group_messages.fill, group_id, after, page,
                                                     local, self.now_ms())
             if page:
@@ -90,14 +89,6 @@ class GroupSync(Periodic):
                 break
         await self.store.run(group_messages.mark_synced, group_id, after, self.now_ms())
         return fetched
-
-
-def _check(answer) -> None:
-    if not answer.ok:
-        raise Unavailable("the master answered %d: %s" % (
-            answer.status, answer.body.get("error") or ""), "peer_unreachable")
-    if not isinstance(answer.body.get("messages", []), list):
-        raise Unavailable("the master's messages are not a list", "peer_unreachable")
 
 
 def _group_message(item, group_id: str) -> MessageInfo:

@@ -11,13 +11,12 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from ...peer import PeerError, PeerRefusedDownload
 from ...wire.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
 from ...wire.messages import MessageInfo, new_object_id, server_of, split_id
 from .. import files, users
 from ..directory import Directory
 from ..reach import Reach
-from ..remote import FederationClient
+from ..remote import NOT_FOUND, FederationClient, PeerFailed
 from ..unit import NodeStore
 
 __all__ = ["FilesHandler"]
@@ -114,13 +113,10 @@ class FilesHandler:
             sm3 = await files.fetch_checked(self.remote, peer, stored.file_id, path,
                                             stored.size, stored.md5,
                                             min(stored.size, self.max_file_bytes))
-        except PeerRefusedDownload as e:
-            if e.status == 404:
+        except PeerFailed as e:
+            if e.kind == NOT_FOUND:
                 raise NotFound("%s is no longer kept by its server" % stored.file_id,
                                "unknown_file") from None
-            raise Unavailable("fetching %s failed: %s" % (stored.file_id, e),
-                              "peer_unreachable") from None
-        except PeerError as e:
             raise Unavailable("fetching %s failed: %s" % (stored.file_id, e),
                               "peer_unreachable") from None
         except files.FileMismatch as e:
@@ -143,7 +139,7 @@ class FilesHandler:
         try:
             sm3 = await files.fetch_checked(self.remote, peer, "%s@%s" % (opaque, origin), path,
                                             content["size"], content["md5"], content["size"])
-        except PeerError as e:
+        except PeerFailed as e:
             raise Unavailable("copying %s failed: %s" % (content["fileID"], e),
                               "peer_unreachable") from None
         except files.FileMismatch:

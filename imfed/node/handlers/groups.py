@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import attrs
 
-from ...peer import PeerError
 from ...wire.errors import Forbidden, NotFound, Unavailable
 from ...wire.messages import MessageInfo, server_of
 from ...wire.records import ChatType, UserInfo
 from .. import group_messages, groups
 from ..groupsync import GroupSync
 from ..reach import Reach
-from ..remote import FederationClient
+from ..remote import FederationClient, PeerFailed
 from ..unit import NodeStore
 from .files import FilesHandler
 from .messages import MessagesHandler
@@ -68,14 +67,10 @@ class GroupsHandler:
             return {"groupInfo": g.info(len(found)), "gset": g.gset(), "members": found}
         peer = await self.reach.require(server_of(group_id))
         try:
-            info = await self.remote.grpinfo(peer, group_id, user.user_id)
-            listed = await self.remote.grpmembers(peer, group_id, user.user_id)
-        except PeerError as e:
-            raise Unavailable(str(e), "peer_unreachable") from None
-        if not info.ok or not listed.ok:
-            raise NotFound("no group %s for you" % group_id, "unknown_group")
-        return {"groupInfo": info.body.get("groupInfo"), "gset": info.body.get("gset"),
-                "members": listed.body.get("members")}
+            view = await self.remote.group(peer, group_id, user.user_id)
+        except PeerFailed as e:
+            raise e.api_error("group %s for you" % group_id, "unknown_group") from None
+        return {"groupInfo": view.info, "gset": view.gset, "members": view.members}
 
     async def invite(self, user, group_id: str, invitees: list[str]) -> int | None:
         """How many invitations went out, or None when the master sends them."""
@@ -119,8 +114,8 @@ class GroupsHandler:
         await self._member(user, group_id)
         try:
             return await self.sync.sync_now(group_id)
-        except PeerError as e:
-            raise Unavailable(str(e), "peer_unreachable") from None
+        except PeerFailed as e:
+            raise Unavailable(e.message, "peer_unreachable") from None
 
     async def quit(self, user, group_id: str) -> None:
         await self.store.run(groups.quit_group, group_id, user, self.server_id, self.now_ms())

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from twisted.internet.defer import DeferredList, ensureDeferred
 
-from ...peer import PeerError
-from ...wire.errors import NotFound, Unavailable
+from ...wire.errors import NotFound
 from ...wire.messages import server_of
 from .. import friends, users
 from ..directory import Directory
 from ..reach import Reach
-from ..remote import FederationClient
+from ..remote import UNREACHABLE, FederationClient, PeerFailed
 from ..unit import NodeStore
 from .sources import UserSources
 
@@ -51,15 +50,9 @@ class UsersHandler:
             return user.info(), user.verify_type
         peer = await self.reach.require(server)
         try:
-            answer = await self.remote.user(peer, uid)
-        except PeerError as e:
-            raise Unavailable(str(e), "peer_unreachable") from None
-        if answer.status >= 500:
-            raise Unavailable("%s could not say (HTTP %d)" % (server, answer.status),
-                              "peer_unavailable")
-        if not answer.ok:
-            raise NotFound("no user %s" % uid, "unknown_user")
-        return answer.body.get("userInfo"), None
+            return await self.remote.user(peer, uid), None
+        except PeerFailed as e:
+            raise e.api_error("user %s" % uid, "unknown_user") from None
 
     async def search(self, query: str, remote: bool = True) -> tuple[list[dict], dict]:
         """(userInfos, {serverId: "ok" | why not}): this server's searchable users, and
@@ -86,18 +79,15 @@ class UsersHandler:
                                      consumeErrors=True)
         found, servers = [], {}
         for peer, (ok, result) in zip(peers, results):
-            if not ok:
+            if ok:
+                servers[peer.server_id] = "ok"
+                found += result
+            elif result.check(PeerFailed) and result.value.kind != UNREACHABLE:
+                servers[peer.server_id] = "error: %s" % result.value.message
+            else:
                 # "unreachable: <why>", the server named once (a PeerError names it already).
                 why = result.getErrorMessage() or "no answer in time"
                 prefix = peer.server_id + " unreachable: "
                 servers[peer.server_id] = "unreachable: " + (
                     why[len(prefix):] if why.startswith(prefix) else why)
-            elif not result.ok:
-                servers[peer.server_id] = "error: %s" % result.body.get("error")
-            else:
-                servers[peer.server_id] = "ok"
-                for info in result.body.get("users") or []:
-                    if isinstance(info, dict) and isinstance(info.get("userID"), str) and \
-                            info["userID"].endswith("@" + peer.server_id):
-                        found.append(info)
         return found, servers
