@@ -257,3 +257,22 @@ def test_each_rule_names_what_breaks_it(rule):
               "paths": lambda: path_strings(BROKEN),
               "lock": lambda: write_lock_spelled(BROKEN)}[rule]()
     assert result, rule
+
+
+def test_each_queued_kind_is_one_attrs_payload():
+    """Issue #28: every call a node queues for another is built as its payload class
+    (imfed/wire/queued.py), one a kind; enqueue is never handed a kind's name and a dict."""
+    import typing
+
+    import attrs
+
+    from imfed.wire import queued
+
+    classes = typing.get_args(queued.Queued)
+    assert sorted(c.kind for c in classes) == sorted(paths.QUEUED)
+    assert all(attrs.has(c) for c in classes)
+    for module, source in TREE.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "enqueue":
+                assert not any(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                               for a in node.args), (module, node.lineno)

@@ -9,7 +9,8 @@ import secrets
 from ..storage import transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
 from ..wire.messages import server_of
-from ..wire.records import Answer, VerifyType
+from ..wire.queued import AddUsers, DelUsers, RspUsers
+from ..wire.records import VerifyType
 from . import users
 from .events import compact_json, emit
 from .messages import conversation_key
@@ -89,9 +90,8 @@ def request_friend(cur, user: users.User, to_id: str, remark: str, server_id: st
                                             "remark": remark, "fromInfo": user.info()}, now_ms)
         return rid
     rid = _new_request(cur, user.user_id, to_id, remark, {}, now_ms)
-    enqueue(cur, server_of(to_id), _lane(user.user_id, to_id), "add_users",
-            {"userID": to_id, "remark": remark, "ownerID": user.user_id,
-             "userInfo": user.info()}, now_ms)
+    enqueue(cur, server_of(to_id), _lane(user.user_id, to_id),
+            AddUsers(to_id, remark, user.user_id, user.info()), now_ms)
     return rid
 
 
@@ -126,9 +126,8 @@ def answer_request(cur, request_id: str, user: users.User, agree: bool, server_i
     if server_of(from_id) == server_id:
         _friend_answered(cur, from_id, user.user_id, agree, user.info(), now_ms)
     else:
-        enqueue(cur, server_of(from_id), _lane(user.user_id, from_id), "rsp_users",
-                {"userID": from_id, "isAgree": Answer.of(agree), "ownerID": user.user_id,
-                 "userInfo": user.info()}, now_ms)
+        enqueue(cur, server_of(from_id), _lane(user.user_id, from_id),
+                RspUsers(from_id, agree, user.user_id, user.info()), now_ms)
 
 
 def request_failed(cur, item, state: str, error: str, now_ms: int) -> None:
@@ -177,8 +176,8 @@ def delete_friend(cur, user: users.User, friend_id: str, server_id: str, now_ms:
     if server_of(friend_id) == server_id:
         _friend_deleted(cur, friend_id, user.user_id, now_ms)
     else:
-        enqueue(cur, server_of(friend_id), _lane(user.user_id, friend_id), "del_users",
-                {"userID": friend_id, "ownerID": user.user_id}, now_ms)
+        enqueue(cur, server_of(friend_id), _lane(user.user_id, friend_id),
+                DelUsers(friend_id, user.user_id), now_ms)
 
 
 def _friend_deleted(cur, local_user: str, by: str, now_ms: int) -> None:

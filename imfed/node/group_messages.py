@@ -12,6 +12,7 @@ import json
 from ..storage import transaction
 from ..wire.errors import Forbidden, NotFound
 from ..wire.messages import MessageInfo, server_of
+from ..wire.queued import Chat, NotifyGrpChat
 from ..wire.records import ChatType
 from . import files, txns, users
 from .groups import get_group, servers_with_members, master_group, lane, member_type
@@ -71,8 +72,7 @@ def post_message(cur, info: MessageInfo, server_id: str, now_ms: int) -> bool:
             for uid in ids:
                 emit(cur, uid, "group_message", shown, now_ms)
         else:
-            enqueue(cur, server, lane(g.group_id), "notify_grpchat",
-                    {"groupID": g.group_id, "userIDs": ids, "messageInfo": info.to_wire()},
+            enqueue(cur, server, lane(g.group_id), NotifyGrpChat(g.group_id, ids, info=info),
                     now_ms)
     return True
 
@@ -87,8 +87,7 @@ def send_to_master(cur, info: MessageInfo, now_ms: int) -> None:
     if "fileID" in info.content:
         # The master copies the file from here (§6.4.2.10): grant it to the group.
         files.grant(cur, info.content["fileID"], info.recv_id)
-    enqueue(cur, server_of(info.recv_id), lane(info.recv_id), "chat",
-            {"messageInfo": info.to_wire()}, now_ms)
+    enqueue(cur, server_of(info.recv_id), lane(info.recv_id), Chat(info), now_ms)
 
 
 @transaction

@@ -17,6 +17,7 @@ import attrs
 from ..storage import like_pattern, transaction
 from ..wire.errors import BadRequest, Conflict, Forbidden, NotFound
 from ..wire.messages import new_object_id, server_of
+from ..wire.queued import InviteGrpRep, InviteGrpReq, NotifyGrpNotify, QuitGrpMember
 from ..wire.records import Answer, GroupInfo, GroupSettings, OperType, Setting, UserType
 from . import users
 from .events import compact_json, emit
@@ -120,18 +121,16 @@ def _announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dic
               server_id: str, now_ms: int, also: tuple = ()) -> None:
     """notify/grpnotify to every other server with members (and ``also``, servers of users
     who just left); a ``group_notify`` event to the local members and affected users."""
-    body: dict = {"operType": oper_type, "operUser": oper_user,
-                  "groupInfo": g.info(_count(cur, g.group_id)), "grpset": g.gset(),
-            "users": affected}
+    notice = NotifyGrpNotify(g.group_id, oper_type, oper_user, g.info(_count(cur, g.group_id)),
+                             g.gset(), affected)
     targets = servers_with_members(cur, g.group_id)
     for server in set(targets) | set(also):
         if server != server_id:
-            enqueue(cur, server, lane(g.group_id), "notify_grpnotify",
-                    dict(body, groupID=g.group_id), now_ms)
+            enqueue(cur, server, lane(g.group_id), notice, now_ms)
     local = _told(cur, g.group_id, oper_type, targets.get(server_id, []), affected,
-                  server_id, body["groupInfo"]["groupMemberNum"])
+                  server_id, notice.group_info["groupMemberNum"])
     for uid in local:
-        emit(cur, uid, "group_notify", dict(body, groupID=g.group_id), now_ms)
+        emit(cur, uid, "group_notify", notice.to_wire(), now_ms)
 
 
 LARGE_GROUP = 200
@@ -197,17 +196,9 @@ def invite(cur, group_id: str, inviter_id: str, inviter_info: dict, invitees: li
         else:
             remote.setdefault(server_of(invitee), []).append(invitee)
     for server, ids in remote.items():
-        enqueue(cur, server, lane(group_id), "invite_grpreq",
-                _grpreq(group_id, g.name, inviter_id, inviter_info, ids), now_ms)
+        enqueue(cur, server, lane(group_id),
+                InviteGrpReq(group_id, g.name, inviter_id, inviter_info, ids), now_ms)
     return sent
-
-
-def _grpreq(group_id: str, group_name: str, inviter_id: str, inviter_info: dict,
-            invitees: list[str]) -> dict:
-    """The body of invite/grpreq (§6.4.2.2)."""
-    return {"userID": inviter_id,
-            "reqInfo": {"groupInfo": {"groupID": group_id, "groupName": group_name},
-                        "userInfo": inviter_info, "inviteUsers": invitees}}
 
 
 def _new_invitation(cur, group_id: str, group_name: str, inviter_id: str, invitee: str,
@@ -242,8 +233,8 @@ def request_invitation(cur, group_id: str, inviter: users.User, invitees: list[s
         raise Forbidden("%s is not a member of %s" % (inviter.user_id, group_id), "not_member")
     if g.is_allow == Setting.NO and member_type(cur, group_id, inviter.user_id) == MEMBER:
         raise Forbidden("members may not invite to this group", "invites_closed")
-    enqueue(cur, server_of(group_id), lane(group_id), "invite_grpreq",
-            _grpreq(group_id, g.name, inviter.user_id, inviter.info(), invitees), now_ms)
+    enqueue(cur, server_of(group_id), lane(group_id),
+            InviteGrpReq(group_id, g.name, inviter.user_id, inviter.info(), invitees), now_ms)
 
 
 @transaction
@@ -282,9 +273,8 @@ def answer_invitation(cur, invitation_id: str, user: users.User, agree: bool, se
     else:
         cur.execute("UPDATE group_invitations SET status = ? WHERE invitation_id = ?",
                     ("accepted" if agree else "refused", invitation_id))
-        enqueue(cur, server_of(group_id), lane(group_id), "invite_grprep",
-                {"groupID": group_id, "ownerID": user.user_id,
-                 "respResult": Answer.of(agree), "userInfo": user.info()}, now_ms)
+        enqueue(cur, server_of(group_id), lane(group_id),
+                InviteGrpRep(group_id, user.user_id, agree, user.info()), now_ms)
     return group_id
 
 
@@ -336,8 +326,8 @@ def quit_group(cur, group_id: str, user: users.User, server_id: str, now_ms: int
         raise NotFound("%s is not a member of %s" % (user.user_id, group_id), "not_member")
     cur.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
                 (group_id, user.user_id))
-    enqueue(cur, server_of(group_id), lane(group_id), "quit_grpmember",
-            {"groupID": group_id, "ownerID": user.user_id}, now_ms)
+    enqueue(cur, server_of(group_id), lane(group_id), QuitGrpMember(group_id, user.user_id),
+            now_ms)
 
 
 @transaction

@@ -13,6 +13,7 @@ import attrs
 from ..storage import transaction
 from ..wire.errors import Conflict, Forbidden, NotFound, TooMany
 from ..wire.messages import MessageInfo, server_of
+from ..wire.queued import Chat
 from ..wire.records import ChatType
 from . import files, txns, users
 from .events import compact_json, emit
@@ -135,8 +136,8 @@ def send_message(cur, info: MessageInfo, server_id: str, now_ms: int,
         if info.recv_id != info.sender_id:
             emit(cur, info.recv_id, "message", message.to_client(), now_ms)
     else:
-        enqueue(cur, info.recv_server, conversation_key(info.sender_id, info.recv_id), "chat",
-                {"messageInfo": info.to_wire()}, now_ms, info.message_id)
+        enqueue(cur, info.recv_server, conversation_key(info.sender_id, info.recv_id),
+                Chat(info), now_ms, info.message_id)
     return message
 
 
@@ -208,8 +209,8 @@ def recall(cur, message_id: str, user: users.User, server_id: str, now_ms: int,
     recv = message.info.recv_id
     if server_of(recv) != server_id:
         repeal = MessageInfo(user.user_id, recv, "repeal", ChatType.ONE_TO_ONE, message_id, {})
-        enqueue(cur, server_of(recv), conversation_key(user.user_id, recv), "chat",
-                {"messageInfo": repeal.to_wire()}, now_ms)
+        enqueue(cur, server_of(recv), conversation_key(user.user_id, recv), Chat(repeal),
+                now_ms)
 
 
 def delivered(cur, item, state: str, error: str, now_ms: int) -> None:

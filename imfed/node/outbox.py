@@ -28,6 +28,7 @@ from ..peer import PeerBehind, PeerError
 from ..storage import transaction, write_lock
 from ..timers import Periodic, backoff_ms, now_ms
 from ..wire.paths import QUEUED
+from ..wire.queued import Queued
 from .events import compact_json
 from .reach import Reach, Verdict
 from .remote import FederationClient
@@ -44,16 +45,17 @@ BEHIND = "behind"  # not sent: a call before it in its lane failed (imfed/peer.p
 _RETRY = {401, 408, 425, 429}
 
 
-def enqueue(work, destination: str, lane: str, kind: str, payload: dict, now_ms: int,
+def enqueue(work, destination: str, lane: str, call: Queued, now_ms: int,
             message_id: str | None = None) -> None:
-    """Owe ``destination`` a call of ``kind``.  Calls in one lane go out in the order they
-    were owed; lanes go out in parallel.  The outbox wakes after the commit."""
-    if kind not in QUEUED:
-        raise ValueError("no queued call %r" % kind)
+    """Owe ``destination`` ``call`` (imfed/wire/queued.py).  Calls in one lane go out in the
+    order they were owed; lanes go out in parallel.  The outbox wakes after the commit."""
+    if call.kind not in QUEUED:
+        raise ValueError("no queued call %r" % call.kind)
     write_lock(work)  # items commit in seq order: a lane is read in that order
     work.execute("INSERT INTO outbox (destination, lane, kind, payload, message_id, "
                  "created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                 (destination, lane, kind, compact_json(payload), message_id, now_ms, now_ms))
+                 (destination, lane, call.kind, compact_json(call.to_wire()), message_id,
+                  now_ms, now_ms))
     work.queued = True
 
 
