@@ -14,19 +14,14 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from imfed.node import friends, users
+from imfed.node import users
+from imfed.config import parse
 from imfed.node.acl import AccessControl
+from imfed.node.application import build
 from imfed.node.directory import Directory, Peer
-from imfed.node.events import EventHub, events_since
-from imfed.node.handlers.files import FilesHandler
-from imfed.node.handlers.friends import FriendsHandler
-from imfed.node.handlers.groups import GroupsHandler
-from imfed.node.handlers.messages import MessagesHandler
-from imfed.node.outbox import Outbox
-from imfed.node.reach import Reach
+from imfed.node.events import events_since
 from imfed.node.remote import FederationClient, PeerFailed
-from imfed.node.unit import NodeStore
-from imfed.node import events, groups, messages
+from imfed.node import events
 from imfed.peer import PeerBehind, PeerError, PeerResponse
 from imfed.testing import MemoryDatabase, postgresql_database
 from imfed.wire.errors import Conflict, Forbidden, NotFound
@@ -95,20 +90,23 @@ class StandIn(FederationClient):
         return None
 
 
+NODE_A = parse({"data_dir": "/nonexistent", "node": {
+    "server_id": "node-a", "listen": "127.0.0.1:1", "management_url": "https://127.0.0.1:2",
+    "outbox_retry_initial_seconds": 1.0, "outbox_retry_max_seconds": 8.0,
+    "outbox_give_up_seconds": 60.0, "recall_window_seconds": 120,
+    "recall_grace_seconds": 60, "max_file_bytes": 1 << 20,
+    "peer_status_max_age_seconds": 0}}).node
+
+
 class Node:
-    """node-a's application layer, with node-b in its directory."""
+    """node-a's application layer (application.build, as NodeRole builds it), with node-b in
+    its directory, over an in-memory store, a stand-in for node-b and a fake clock."""
 
     def __init__(self) -> None:
         self.clock = Clock()
         self.clock.advance(START)
         self.db = MemoryDatabase("node", postgresql_database(TEST_DATABASE)
                                  if TEST_DATABASE else None)
-        self.hub = EventHub()
-        self.poked: list[set] = []
-        poke = self.hub.poke
-        self.hub.poke = lambda ids, events=None: (self.poked.append(set(ids)),
-                                                  poke(ids, events))
-        self.store = NodeStore(self.db, self.hub, self.clock)
         self.directory = Directory(db=self.db, server_id="node-a",
                                    address="https://127.0.0.1:1", management_id="manager",
                                    management_url="https://127.0.0.1:2", ca=None,
@@ -116,21 +114,17 @@ class Node:
         self.directory.peers["node-b"] = Peer("node-b", "B", "https://127.0.0.1:3",
                                               ServerStatus.ACTIVE, cert=object())
         self.acl = AccessControl(self.db, self.clock)
-        self.reach = Reach(self.directory, self.acl)
         self.remote = StandIn()
-        self.outbox = Outbox(store=self.store, client=self.remote, reach=self.reach,
-                             clock=self.clock, initial_seconds=1.0, max_seconds=8.0,
-                             give_up_seconds=60.0)
-        self.outbox.on_done("chat", messages.delivered)
-        self.outbox.on_done("add_users", friends.request_failed)
-        self.outbox.on_done("invite_grprep", groups.joined)
-        self.files = FilesHandler(self.store, self.directory, self.reach, self.remote,
-                                  file_dir="/nonexistent", max_file_bytes=1 << 20)
-        self.messages = MessagesHandler(self.store, self.directory, self.reach, self.files,
-                                        recall_window_seconds=120, recall_grace_seconds=60)
-        self.friends = FriendsHandler(self.store, self.reach, "node-a")
-        self.groups = GroupsHandler(self.store, self.reach, self.remote, self.files,
-                                    self.messages, sync=None, server_id="node-a")
+        app = self.app = build(NODE_A, db=self.db, clock=self.clock, directory=self.directory,
+                               acl=self.acl, remote=self.remote, file_dir="/nonexistent")
+        self.hub, self.store, self.reach, self.outbox = app.hub, app.store, app.reach, \
+            app.outbox
+        self.files, self.messages, self.friends, self.groups = app.files, app.messages, \
+            app.friends, app.groups
+        self.poked: list[set] = []
+        poke = self.hub.poke
+        self.hub.poke = lambda ids, events=None: (self.poked.append(set(ids)),
+                                                  poke(ids, events))
 
     def user(self, phone: str, name: str, **kwargs) -> users.User:
         return done(self.store.run(users.add_user, "node-a", phone, name, "x",

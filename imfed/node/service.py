@@ -24,33 +24,22 @@ from ..operations import store_and_certificates
 from ..storage import Database, days_left
 from ..throttle import SendRates
 from ..wire.errors import Style
-from . import files, friends, groups, messages
+from . import files
 from .acl import AccessControl
+from .application import build
 from .bridge_lookup import BridgeUsers
 from .bridge_push import BridgePusher
 from .directory import Directory, Refresher
-from .events import EventHub
-from .groupsync import GroupSync
 from .handlers.bridge import BridgeAccess
 from .handlers.events import EventsHandler
-from .handlers.files import FilesHandler
-from .handlers.friends import FriendsHandler
-from .handlers.groups import GroupsHandler
 from .handlers.links import FileLinks, load_key
-from .handlers.messages import MessagesHandler
 from .handlers.sessions import Sessions
-from .handlers.sources import UserSources
-from .handlers.users import UsersHandler
 from .housekeeping import Housekeeping, Retention
-from .outbox import Outbox
-from .reach import Reach
 from .remote import FederationClient
 from .renewal import IdentityWatch, Renewal
 from .routes.client import ClientRoutes, Handlers
 from .routes.federation import FederationRoutes
-from .unit import NodeStore
 from ..wire.records import ServerStatus
-from .messages import StrangerLimits
 from .xmpp.gateway import Gateway
 
 log = Logger()
@@ -80,8 +69,6 @@ class NodeRole:
         self.db = Database(config.node.database, "node", reactor,
                            config.node.database_connections)
         self.cluster = cluster_for(self.db, reactor)
-        self.hub = EventHub()
-        self.store = NodeStore(self.db, self.hub, reactor, n.server_id)
         self.acl = AccessControl(self.db, reactor)
         self.directory = Directory(db=self.db, server_id=n.server_id, address=n.address,
                                    management_id=n.management_id,
@@ -93,27 +80,23 @@ class NodeRole:
                                  tls_policy=config.tls_policy)
         self.refresher = Refresher(self.directory, self.client, n.directory_refresh_seconds,
                                    reactor)
-        reach = Reach(self.directory, self.acl, n.peer_status_max_age_seconds, reactor)
         self.verifier = signing.RequestVerifier(server_id=n.server_id, ca=self.identity.ca,
                                                 lookup=self._caller_certificate,
                                                 clock=reactor)
         if self.cluster.several:
             self.verifier.nonces = StoredNonces(self.db, self.verifier.window_ms)
-        self.reach = reach
-        remote = FederationClient(self.client)
 
-        # Work that goes on by itself: deliveries owed, groups checked against masters.
-        self.outbox = Outbox(store=self.store, client=remote, reach=reach, clock=reactor,
-                             initial_seconds=n.outbox_retry_initial_seconds,
-                             max_seconds=n.outbox_retry_max_seconds,
-                             give_up_seconds=n.outbox_give_up_seconds,
-                             window=n.outbox_pipeline, cluster=self.cluster)
-        self.outbox.on_done("chat", messages.delivered)
-        self.outbox.on_done("add_users", friends.request_failed)
-        self.outbox.on_done("invite_grprep", groups.joined)
+        # The application layer (application.py): the unit of work, the outbound queue, the
+        # group check, the handlers.
+        self.file_dir = config.path("node", "files")
+        os.makedirs(self.file_dir, exist_ok=True)
+        files.remove_leftovers(self.file_dir, 3600.0 if self.cluster.several else None)
+        app = self.app = build(n, db=self.db, clock=reactor, directory=self.directory,
+                               acl=self.acl, remote=FederationClient(self.client),
+                               file_dir=self.file_dir, cluster=self.cluster)
+        self.hub, self.store, self.reach = app.hub, app.store, app.reach
+        self.outbox, self.group_sync = app.outbox, app.group_sync
         self.refresher.listeners.append(self.outbox.wake)
-        self.group_sync = GroupSync(store=self.store, remote=remote, reach=reach,
-                                    seconds=n.group_sync_seconds)
         self.bridge_pusher = None
         if config.bridge is not None and config.bridge.url is not None:
             self.bridge_pusher = BridgePusher(self.store, config.bridge, n.server_id)
@@ -123,46 +106,28 @@ class NodeRole:
         self.housekeeping = Housekeeping(self.db, reactor, n.housekeeping_seconds,
                                          Retention.of(n), n.server_id)
 
-        # The handlers: every operation, whoever asks.  Users of a bridged system are asked
-        # of it the first time they are named (handlers/sources.py).
-        sources = UserSources(self.store, n.server_id)
+        # The handlers of the interfaces: the application's, and those of the process (logins,
+        # event streams, file links, the bridge).  Users of a bridged system are asked of it
+        # the first time they are named (handlers/sources.py).
         bridge = None
         if config.bridge is not None:
             bridge = BridgeAccess(self.store, config.bridge.owns, n.server_id,
                                   config.bridge.token)
             if config.bridge.url is not None:
-                sources.add(BridgeUsers(config.bridge, bridge))
-        self.file_dir = config.path("node", "files")
-        os.makedirs(self.file_dir, exist_ok=True)
-        files.remove_leftovers(self.file_dir, 3600.0 if self.cluster.several else None)
-        file_handler = FilesHandler(self.store, self.directory, reach, remote,
-                                    file_dir=self.file_dir, max_file_bytes=n.max_file_bytes)
-        message_handler = MessagesHandler(self.store, self.directory, reach, file_handler,
-                                          recall_window_seconds=n.recall_window_seconds,
-                                          recall_grace_seconds=n.recall_grace_seconds,
-                                          sources=sources, strangers=StrangerLimits(
-                                              n.stranger_messages_per_sender,
-                                              n.stranger_messages_per_user))
+                app.sources.add(BridgeUsers(config.bridge, bridge))
         self.handlers = Handlers(
             sessions=Sessions(self.store, n.server_id, session_seconds=n.session_seconds,
                               max_failures=n.login_max_failures,
                               window_seconds=n.login_window_seconds),
-            users=UsersHandler(self.store, self.directory, reach, remote,
-                               search_timeout=n.search_timeout_seconds, sources=sources),
-            friends=FriendsHandler(self.store, reach, n.server_id, sources),
-            messages=message_handler,
-            files=file_handler,
-            groups=GroupsHandler(self.store, reach, remote, file_handler, message_handler,
-                                 self.group_sync, n.server_id),
-            events=EventsHandler(self.store),
-            bridge=bridge,
+            users=app.users, friends=app.friends, messages=app.messages, files=app.files,
+            groups=app.groups, events=EventsHandler(self.store), bridge=bridge,
             links=FileLinks(load_key(config.path("node", "links.key")), reactor))
 
         self.gateway = None
         if config.xmpp is not None:
             self.gateway = Gateway(config.xmpp, self.handlers, self.store, n.server_id, reactor)
             self.hub.listeners.append(self.gateway.wake)
-            sources.add(self.gateway.user_source)
+            app.sources.add(self.gateway.user_source)
         self.gateway_service: Any = self.gateway  # or Leased around it (several processes)
         self._share_work()
 
