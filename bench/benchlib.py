@@ -67,7 +67,10 @@ class Node:
                    "stranger_messages_per_user": 10 ** 9,
                    # Nor may the per-user minute's limits on client sends (a load's user
                    # sends far more than a person).
-                   "sends_per_minute": 10 ** 9, "uploads_per_minute": 10 ** 9}
+                   "sends_per_minute": 10 ** 9, "uploads_per_minute": 10 ** 9,
+                   # The load opens --concurrency connections at once from one address: more
+                   # than the 32 not-yet-speaking connections an address may have by default.
+                   "max_pending_connections_per_source": 1024}
         section.update(settings)
         self.data = {"data_dir": folder, "node": section}
         os.makedirs(folder, exist_ok=True)
