@@ -12,6 +12,8 @@ import attrs
 import pytest
 import pytest_twisted
 import treq
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.words.xish import domish
 
 from conftest import join_node, node_rows, signed_up, start_management, wait_until
@@ -263,6 +265,50 @@ async def test_a_text_with_characters_xml_forbids_does_not_wedge_the_gateway(wor
         got.append(body(m))
     assert got == ["bad \ufffd\ufffd\ufffd\ufffd end", "next"]
     assert w.a.role.gateway.link.connections == streams and w.a.role.gateway.link.online
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
+async def test_a_large_message_is_refused_with_a_small_error_and_the_stream_stays_up(world):
+    """Issue #27, 1: a 600 KiB text (over what a message may hold) is refused with an error
+    that carries its id and condition but not its 600 KiB; before, the refusal copied the
+    stanza back, past Prosody's 512 KiB limit for a component, and Prosody closed the stream
+    for every user of the gateway."""
+    w = world
+    alice, bob = await w.alice_and_bob()
+    link = w.a.role.gateway.link
+    streams = link.connections
+    sent = alice.message(contact("13600000002@node-b"), "x" * (600 * 1024))
+    error = await alice.wait(lambda e: e.name == "message" and _type(e, "error") and
+                             e.getAttribute("id") == sent, what="the refusal")
+    assert len(error.toXml()) < 2048 and error.body is None
+    assert error.error is not None
+    assert link.connections == streams and link.online
+    alice.message(contact("13600000002@node-b"), "next")
+    got = await bob.wait_event("message")
+    assert got["messageInfo"]["content"]["message"] == "next"
+    assert link.connections == streams
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
+async def test_a_message_that_fails_later_is_reported_to_the_resource_that_sent_it(world):
+    """Issue #27, 2: node B refuses node A's calls (its access rules): Alice's message fails
+    after it was taken, and the error reaches the client that sent it (its full JID: a server
+    drops a message error addressed to a bare JID), with the id the client gave it."""
+    from imfed.node import acl
+    from imfed.storage import run_sync
+
+    w = world
+    alice, bob = await w.alice_and_bob()
+    run_sync(w.b.role.db.path, acl.add, "in", "blacklist", "node-a")
+    run_sync(w.b.role.db.path, acl.set_mode, "in", "blacklist")
+    await deferLater(reactor, 1.2, lambda: None)  # node B's rules are re-read within a second
+    sent = alice.message(contact("13600000002@node-b"), "refused on the way")
+    error = await alice.wait(lambda e: e.name == "message" and _type(e, "error") and
+                             e.getAttribute("id") == sent, what="the delivery failure")
+    assert error["to"] == alice.jid.full()
+    assert _from(error, contact("13600000002@node-b"))
 
 
 def oob_url(element) -> str:

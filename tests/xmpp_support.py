@@ -43,6 +43,9 @@ https_ports = {{ }}
 http_external_url = "http://127.0.0.1:{http}/"
 http_default_host = "{upload}"
 c2s_require_encryption = false
+-- Clients may send stanzas larger than what Prosody takes from a component (512 KiB): what
+-- the gateway answers such a stanza must not be larger than that (issue #27, 1).
+c2s_stanza_size_limit = 1048576
 allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
 storage = "internal"

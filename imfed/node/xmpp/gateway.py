@@ -85,6 +85,20 @@ def _text(element: domish.Element | None) -> str:
     return str(element) if element is not None else ""
 
 
+
+def error_reply(element: domish.Element, condition: str, text: str) -> domish.Element:
+    """The error answering ``element``: its kind and id, back to the full JID that sent it,
+    with the condition and a short text, and none of its payload (RFC 6120 8.3.1 lets a reply
+    carry it; copied back, a large message would overrun the XMPP server's limit on what a
+    component sends, and it closes the stream)."""
+    reply = domish.Element((None, element.name))
+    reply["type"] = "error"
+    for ours, theirs in (("id", "id"), ("to", "from"), ("from", "to")):
+        if element.hasAttribute(theirs):
+            reply[ours] = element[theirs]
+    reply.addChild(jerror.StanzaError(condition, text=text[:500]).getElement())
+    return reply
+
 class Gateway(MultiService):
     def __init__(self, config: XmppConfig, handlers, store: NodeStore, server_id: str,
                  clock) -> None:
@@ -170,9 +184,8 @@ class Gateway(MultiService):
     def _refuse(self, element: domish.Element, condition: str, text: str) -> None:
         if element.getAttribute("type") in ("error", "result"):
             return
-        answer = jerror.StanzaError(condition, text=text).toResponse(element)
         try:
-            self.send(answer)
+            self.send(error_reply(element, condition, text))
         except Offline:
             pass
 
@@ -321,7 +334,7 @@ class Gateway(MultiService):
             ids.add(origin.getAttribute("id"))
         for stanza_id in ids - {None, ""}:
             await self.store.run(state.remember_id, user.user_id, stanza_id, message_id,
-                                 self.store.now_ms())
+                                 self.store.now_ms(), element.getAttribute("from", ""))
 
     async def _content(self, element, user) -> tuple[str | None, dict]:
         """(messageType, content) of a message stanza: a file when it links an allowed
@@ -519,11 +532,12 @@ class Gateway(MultiService):
         elif kind == "delivery" and data.get("state") == "failed":
             message = await self.h.messages.get(await self._user(user_id),
                                                 data["messageID"])
-            stanza_id = await self.store.read(state.stanza_of_message, user_id,
-                                              data["messageID"])
+            sent = await self.store.read(state.sent_by, user_id, data["messageID"])
+            stanza_id, sender = sent if sent else (None, "")
             m = domish.Element((None, "message"))
             m["from"] = self.mapping.contact_jid(message.info.recv_id).full()
-            m["to"], m["type"], m["id"] = to, "error", stanza_id or data["messageID"]
+            # To the resource that sent it: a server drops a message error sent to a bare JID.
+            m["to"], m["type"], m["id"] = sender or to, "error", stanza_id or data["messageID"]
             err = jerror.StanzaError("remote-server-not-found", text=data.get("error") or
                                      "not delivered")
             m.addChild(err.getElement())

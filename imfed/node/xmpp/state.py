@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...storage import transaction
 
 __all__ = ["forget_ids", "group_of_room", "room_of_group", "name_room", "remember_id",
-           "message_of_stanza", "stanza_of_message"]
+           "message_of_stanza", "stanza_of_message", "sent_by"]
 
 
 FORGET_IDS_SECONDS = 7 * 86400
@@ -38,10 +38,13 @@ def name_room(cur, room: str, group_id: str) -> None:
 
 
 @transaction
-def remember_id(cur, user_id: str, stanza_id: str, message_id: str, now_ms: int) -> None:
-    cur.execute("INSERT INTO xmpp_ids VALUES (?, ?, ?, ?) ON CONFLICT (user_id, stanza_id) DO "
-                "UPDATE SET message_id = excluded.message_id, created_at = excluded.created_at",
-                (user_id, stanza_id, message_id, now_ms))
+def remember_id(cur, user_id: str, stanza_id: str, message_id: str, now_ms: int,
+                jid: str = "") -> None:
+    """The stanza ``stanza_id`` that ``jid`` (a full JID) sent made ``message_id``."""
+    cur.execute("INSERT INTO xmpp_ids (user_id, stanza_id, message_id, created_at, jid) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, stanza_id) DO UPDATE SET "
+                "message_id = excluded.message_id, created_at = excluded.created_at, "
+                "jid = excluded.jid", (user_id, stanza_id, message_id, now_ms, jid))
 
 
 def message_of_stanza(cur, user_id: str, stanza_id: str) -> str | None:
@@ -52,7 +55,14 @@ def message_of_stanza(cur, user_id: str, stanza_id: str) -> str | None:
 
 
 def stanza_of_message(cur, user_id: str, message_id: str) -> str | None:
-    cur.execute("SELECT stanza_id FROM xmpp_ids WHERE user_id = ? AND message_id = ?",
+    found = sent_by(cur, user_id, message_id)
+    return found[0] if found else None
+
+
+def sent_by(cur, user_id: str, message_id: str) -> tuple[str, str] | None:
+    """(the stanza ID, the full JID that sent it; "" if unknown) of one of ``user_id``'s
+    messages sent from XMPP."""
+    cur.execute("SELECT stanza_id, jid FROM xmpp_ids WHERE user_id = ? AND message_id = ?",
                 (user_id, message_id))
     row = cur.fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else None

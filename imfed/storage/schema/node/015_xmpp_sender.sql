@@ -1,0 +1,4 @@
+-- The full JID (with its resource) that sent each remembered stanza: an error about the
+-- message later (its delivery failed) goes to it, since XMPP servers drop a message error
+-- addressed to a bare JID (RFC 6121 8.5.2.1.1).
+ALTER TABLE xmpp_ids ADD COLUMN jid TEXT NOT NULL DEFAULT '';
