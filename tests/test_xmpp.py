@@ -311,6 +311,41 @@ async def test_a_message_that_fails_later_is_reported_to_the_resource_that_sent_
     assert _from(error, contact("13600000002@node-b"))
 
 
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
+async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path):
+    """Issue #27, 3: the XMPP server refusing the component's secret is retried with a
+    growing wait (it was ~2 a second for ever: Twisted's factory reset its backoff at every
+    TCP connection), and logged with docs/bridge.md's words, once."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    prosody = Prosody(str(tmp_path / "prosody"))
+    await prosody.start()
+    management = start_management(str(tmp_path / "m"))
+    lines: list[dict] = []
+    globalLogPublisher.addObserver(lines.append)
+    try:
+        a = await join_node(management, str(tmp_path / "a"), "node-a", top=gateway_top(
+            prosody, secret="not-the-secret-at-all", reconnect_max_seconds=4.0))
+        try:
+            link = a.role.gateway.link
+            await deferLater(reactor, 6.0, lambda: None)
+            # e-fold waits from 0.5 s, at most 4: 0.5, 1.4, 3.7 (+ up to 12% jitter) in 6 s.
+            assert 2 <= link.factory.attempts <= 5, link.factory.attempts
+            assert not link.online and link.refusals == link.factory.attempts
+        finally:
+            await a.stop()
+    finally:
+        globalLogPublisher.removeObserver(lines.append)
+        await management.service.stopService()
+        await prosody.stop()
+    said = [formatEvent(e) for e in lines if "XMPP gateway" in formatEvent(e)]
+    refused = [s for s in said if "the XMPP server refused the component" in s and
+               "check [xmpp] component and secret" in s]
+    assert len(refused) == 1, said
+    assert not [s for s in said if "stream error" in s], said
+
+
 def oob_url(element) -> str:
     for x in element.elements("jabber:x:oob", "x"):
         for url in x.elements("jabber:x:oob", "url"):

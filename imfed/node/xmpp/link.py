@@ -1,7 +1,10 @@
 """The gateway's stream to the XMPP server: an external component (XEP-0114) that connects,
 authenticates with the shared secret, and connects again by itself whenever the stream ends
 (the XMPP server restarted, the network went away), waiting at most
-``reconnect_max_seconds`` between tries."""
+``reconnect_max_seconds`` between tries.  The wait grows (×e, from half a second) until a
+stream is authenticated, not merely connected: a server that refuses the secret is not asked
+twice a second, and its refusal is logged once, then at most every ``REFUSAL_LOG_SECONDS``
+with the count since."""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from twisted.application.internet import TCPClient
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
-from twisted.words.protocols.jabber import component, xmlstream
+from twisted.words.protocols.jabber import component, error, xmlstream
 from twisted.words.xish import domish
+from twisted.words.xish import xmlstream as xish
 
 from ...config import XmppConfig
 
@@ -36,6 +40,21 @@ class Offline(Exception):
     """No stream to the XMPP server now."""
 
 
+REFUSAL_LOG_SECONDS = 300.0
+
+
+class _ComponentFactory(xmlstream.XmlStreamFactory):
+    """Twisted's component factory, but the backoff is reset once the stream is
+    authenticated (ComponentLink), not when TCP connects: a refused handshake waits longer
+    each time."""
+
+    attempts = 0
+
+    def buildProtocol(self, addr):
+        self.attempts += 1
+        return xish.XmlStreamFactoryMixin.buildProtocol(self, addr)
+
+
 class ComponentLink(MultiService):
     def __init__(self, config: XmppConfig, clock, on_stanza: Callable[[domish.Element], None],
                  on_online: Callable[[], None], on_offline: Callable[[], None]) -> None:
@@ -45,8 +64,11 @@ class ComponentLink(MultiService):
         self.xs: xmlstream.XmlStream | None = None
         self.connections = 0
         self.last_error = ""
-        self.factory = component.componentFactory(config.component, config.secret)
-        self.factory.maxDelay = config.reconnect_max_seconds
+        self.factory = _ComponentFactory(component.ConnectComponentAuthenticator(
+            config.component, config.secret))
+        self.refusals = 0
+        self._refusal_logged: float | None = None
+        self.factory.maxDelay = config.reconnect_max_seconds  # type: ignore[assignment]
         self.factory.initialDelay = min(0.5, config.reconnect_max_seconds)
         self.factory.clock = clock
         self.factory.noisy = False
@@ -69,6 +91,8 @@ class ComponentLink(MultiService):
         self.xs = xs
         self.connections += 1
         self.last_error = ""
+        self.factory.resetDelay()
+        self.refusals, self._refusal_logged = 0, None
         log.info("XMPP gateway: connected to {host}:{port} as {component}",
                  host=self.config.connect.host, port=self.config.connect.port,
                  component=self.config.component)
@@ -88,14 +112,29 @@ class ComponentLink(MultiService):
 
     def _stream_error(self, failure) -> None:
         self.last_error = str(failure.value)
+        if self.xs is None and isinstance(failure.value, error.StreamError) and \
+                failure.value.condition in ("not-authorized", "host-unknown"):
+            return self._refused()
         log.warn("XMPP gateway: stream error from the XMPP server: {error}",
                  error=self.last_error)
 
     def _init_failed(self, failure) -> None:
         self.last_error = str(failure.value)
-        log.warn("XMPP gateway: the XMPP server refused the component {component} ({error}); "
-                 "check [xmpp] component and secret against its config",
-                 component=self.config.component, error=self.last_error)
+        self._refused()
+
+    def _refused(self) -> None:
+        """The handshake refused (a wrong secret or component name): said once, then at most
+        every REFUSAL_LOG_SECONDS with how many times since."""
+        self.refusals += 1
+        now = self.clock.seconds()
+        if self._refusal_logged is not None and now - self._refusal_logged < \
+                REFUSAL_LOG_SECONDS:
+            return
+        self._refusal_logged = now
+        log.warn("XMPP gateway: the XMPP server refused the component {component} ({error}; "
+                 "{n} time(s)); check [xmpp] component and secret against its config; trying "
+                 "again, at most every {wait:.0f} s", component=self.config.component,
+                 error=self.last_error, n=self.refusals, wait=self.config.reconnect_max_seconds)
 
     def send(self, element: domish.Element) -> None:
         """Write ``element`` into the stream, every character XML 1.0 forbids (NUL and the
