@@ -313,6 +313,29 @@ async def test_a_message_that_fails_later_is_reported_to_the_resource_that_sent_
 
 @pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
+async def test_a_burst_of_300_stanzas_waits_its_turn_instead_of_being_refused(world):
+    """Issue #27, 4: a client flushing 300 messages at once (what it kept while offline):
+    each arrives, in order; none is refused (180 were, resource-constraint)."""
+    w = world
+    alice, bob = await w.alice_and_bob()
+    sent = [alice.message(contact("13600000002@node-b"), "burst %03d" % i)
+            for i in range(300)]
+    import time
+
+    got: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(got) < 300 and time.monotonic() < deadline:
+        for event in await bob.events(wait=1):
+            if event["type"] == "message":
+                got.append(event["data"]["messageInfo"]["content"]["message"])
+        assert not [e for e in alice.received if _type(e, "error")], \
+            [e.toXml() for e in alice.received if _type(e, "error")][:3]
+    assert got == ["burst %03d" % i for i in range(300)]
+    assert len(sent) == 300
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
 async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path):
     """Issue #27, 3: the XMPP server refusing the component's secret is retried with a
     growing wait (it was ~2 a second for ever: Twisted's factory reset its backoff at every

@@ -64,8 +64,13 @@ NS_SID = "urn:xmpp:sid:0"
 NS_DELAY = "urn:xmpp:delay"
 NS_HINTS = "urn:xmpp:hints"
 
-QUEUE_LIMIT = 100
-"""Stanzas of one user waiting to be handled; more are refused (resource-constraint)."""
+QUEUE_LIMIT = 2000
+QUEUE_BYTES = 8 << 20
+TOTAL_BYTES = 64 << 20
+"""What waits to be handled: a sender's stanzas are handled one after another, so a burst
+(a client flushing what it kept while offline) waits its turn rather than being refused; up
+to QUEUE_LIMIT stanzas and QUEUE_BYTES of one sender, TOTAL_BYTES of all senders together.
+Past those, resource-constraint."""
 
 _CONDITIONS = [(BadRequest, "bad-request"), (Unauthorized, "not-authorized"),
                (Forbidden, "forbidden"), (NotFound, "item-not-found"),
@@ -112,7 +117,9 @@ class Gateway(MultiService):
         self.feed = _Feed(self)
         self.feed.setServiceParent(self)
         self.lock = DeferredLock()
-        self._queues: dict[str, list] = {}
+        self._queues: dict[str, list[tuple[domish.Element, int]]] = {}
+        self._queued_bytes: dict[str, int] = {}
+        self._total_bytes = 0
         self._users: dict[str, object] = {}
         self._rooms: dict[str, str | None] = {}  # group ID -> the room's name made from XMPP
         # group ID -> {occupant's full JID: (userID, nick)}: who is in which room now.
@@ -154,18 +161,23 @@ class Gateway(MultiService):
         XMPP_STANZAS.labels(self.server_id, "in").inc()
         key = element.getAttribute("from", "")
         queue = self._queues.get(key)
-        if queue is None:
-            self._queues[key] = [element]
-            ensureDeferred(self._drain(key))
-        elif len(queue) >= QUEUE_LIMIT:
+        size = len(element.toXml())
+        if queue is not None and (len(queue) >= QUEUE_LIMIT or self._queued_bytes[key] + size >
+                                  QUEUE_BYTES or self._total_bytes + size > TOTAL_BYTES):
             self._refuse(element, "resource-constraint", "too many stanzas waiting")
+            return
+        self._queued_bytes[key] = self._queued_bytes.get(key, 0) + size
+        self._total_bytes += size
+        if queue is None:
+            self._queues[key] = [(element, size)]
+            ensureDeferred(self._drain(key))
         else:
-            queue.append(element)
+            queue.append((element, size))
 
     async def _drain(self, key: str) -> None:
         queue = self._queues[key]
         while queue:
-            element = queue[0]
+            element, size = queue[0]
             try:
                 await self._handle(element)
             except ApiError as e:
@@ -179,7 +191,9 @@ class Gateway(MultiService):
                 log.failure("XMPP gateway: handling a stanza from {who} failed", who=key)
                 self._refuse(element, "internal-server-error", "the gateway failed")
             queue.pop(0)
-        del self._queues[key]
+            self._queued_bytes[key] -= size
+            self._total_bytes -= size
+        del self._queues[key], self._queued_bytes[key]
 
     def _refuse(self, element: domish.Element, condition: str, text: str) -> None:
         if element.getAttribute("type") in ("error", "result"):
