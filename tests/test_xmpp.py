@@ -336,6 +336,42 @@ async def test_a_burst_of_300_stanzas_waits_its_turn_instead_of_being_refused(wo
 
 @pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
+async def test_encrypted_messages_and_reactions_get_an_error_never_a_leak(world):
+    """Issue #27, 7: an OMEMO message is refused (not-acceptable) rather than passed on as its
+    plaintext fallback; a reaction is refused (feature-not-implemented) rather than dropped
+    without a word; a chat state (no body) is still quietly ignored; the next text goes."""
+    w = world
+    alice, bob = await w.alice_and_bob()
+    to = contact("13600000002@node-b")
+
+    def stanza(child_ns: str, child: str, fallback: str | None) -> str:
+        m = domish.Element((None, "message"))
+        m["to"], m["type"], m["id"] = to, "chat", alice.next_id()
+        m.addElement((child_ns, child)).addElement("payload", content="b3BhcXVl")
+        if fallback:
+            m.addElement("body", content=fallback)
+        alice.send(m)
+        return m["id"]
+
+    omemo = stanza("eu.siacs.conversations.axolotl", "encrypted",
+                   "I sent you an OMEMO encrypted message but your client doesn't seem to "
+                   "support that.")
+    reaction = stanza("urn:xmpp:reactions:0", "reactions", None)
+    typing = stanza("http://jabber.org/protocol/chatstates", "composing", None)
+    for sent, condition in ((omemo, "not-acceptable"), (reaction, "feature-not-implemented")):
+        error = await alice.wait(lambda e, sent=sent: e.name == "message" and
+                                 _type(e, "error") and e.getAttribute("id") == sent,
+                                 what="the refusal of " + sent)
+        assert any(c.name == condition for c in error.error.elements()), error.toXml()
+    alice.message(to, "after")
+    got = await bob.wait_event("message")
+    assert got["messageInfo"]["content"]["message"] == "after"  # nothing before it
+    assert not [e for e in alice.received if _type(e, "error") and
+                e.getAttribute("id") == typing]
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
 async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path):
     """Issue #27, 3: the XMPP server refusing the component's secret is retried with a
     growing wait (it was ~2 a second for ever: Twisted's factory reset its backoff at every

@@ -63,6 +63,12 @@ NS_FALLBACK = "urn:xmpp:fallback:0"
 NS_SID = "urn:xmpp:sid:0"
 NS_DELAY = "urn:xmpp:delay"
 NS_HINTS = "urn:xmpp:hints"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+ENCRYPTED = (("eu.siacs.conversations.axolotl", "encrypted"), ("urn:xmpp:omemo:2", "encrypted"),
+             ("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x"))
+"""End-to-end encrypted payloads (OMEMO, both versions; XEP-0373/0027 OpenPGP): the
+federation carries no such thing, and their fallback body ("I sent you an OMEMO encrypted
+message") is not what the sender meant to say."""
 
 QUEUE_LIMIT = 2000
 QUEUE_BYTES = 8 << 20
@@ -71,6 +77,10 @@ TOTAL_BYTES = 64 << 20
 (a client flushing what it kept while offline) waits its turn rather than being refused; up
 to QUEUE_LIMIT stanzas and QUEUE_BYTES of one sender, TOTAL_BYTES of all senders together.
 Past those, resource-constraint."""
+
+_ERRCODES = {"not_occupant": "not-acceptable", "encrypted_payload": "not-acceptable",
+             "not_carried": "feature-not-implemented"}
+"""Errors that have a condition of their own, whatever their HTTP kind."""
 
 _CONDITIONS = [(BadRequest, "bad-request"), (Unauthorized, "not-authorized"),
                (Forbidden, "forbidden"), (NotFound, "item-not-found"),
@@ -181,7 +191,7 @@ class Gateway(MultiService):
             try:
                 await self._handle(element)
             except ApiError as e:
-                condition = "not-acceptable" if e.errcode == "not_occupant" else next(
+                condition = _ERRCODES.get(e.errcode) or next(
                     (c for kind, c in _CONDITIONS if isinstance(e, kind)),
                     "undefined-condition")
                 self._refuse(element, condition, e.message)
@@ -353,6 +363,13 @@ class Gateway(MultiService):
     async def _content(self, element, user) -> tuple[str | None, dict]:
         """(messageType, content) of a message stanza: a file when it links an allowed
         upload, else its body as text; (None, {}) without either."""
+        if any(_child(element, ns, name) is not None for ns, name in ENCRYPTED):
+            raise BadRequest("an end-to-end encrypted message cannot be carried to the "
+                             "federation (it knows no OMEMO or OpenPGP); send it unencrypted",
+                             "encrypted_payload")
+        if _child(element, NS_REACTIONS, "reactions") is not None:
+            raise BadRequest("reactions are not carried to the federation (the standard has "
+                             "none)", "not_carried")
         body = _text(element.body)
         oob = _child(element, NS_OOB, "x")
         url = _text(_child(oob, NS_OOB, "url")).strip() if oob is not None else ""
