@@ -558,6 +558,64 @@ async def test_group_made_from_xmpp_with_remote_members(world):
 
 @pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
+async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
+    """Issue #27, 5: a subject set by the owner renames the group (announced to every
+    member); a retraction of one's own room message is refused, not posted to everyone as
+    its fallback text; a destroy by someone not the owner is refused, and by the owner
+    dissolves the group (before, every destroy was answered success and nothing happened)."""
+    from twisted.words.protocols.jabber.error import StanzaError
+
+    w = world
+    alice, bob = await w.alice_and_bob(friends=False)
+    room = "plans@" + COMPONENT
+    alice.join(room, "alice")
+    await alice.wait(lambda e: e.name == "presence" and "110" in muc_codes(e),
+                     what="the new room")
+    gid = (await w.a.role.handlers.groups.mine(
+        await w.gateway.access.act_as("13600000001@node-a")))[0]["groupInfo"]["groupID"]
+    alice.invite(room, contact("13600000002@node-b"))
+    invitation = await bob.wait_event("group_invitation")
+    await bob.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                 {"agree": True})
+    await bob.wait_event("group_joined")
+
+    subject = domish.Element((None, "message"))
+    subject["to"], subject["type"], subject["id"] = room, "groupchat", alice.next_id()
+    subject.addElement("subject", content="Q3 plans")
+    alice.send(subject)
+    renamed = await bob.wait_event("group_notify", match=lambda n: n["operType"] == 7)
+    assert renamed["groupInfo"]["groupName"] == "Q3 plans"
+
+    said = alice.message(room, "typo", kind="groupchat")
+    await bob.wait_event("group_message",
+                         match=lambda d: d["messageInfo"]["content"].get("message") == "typo")
+    retraction = domish.Element((None, "message"))
+    retraction["to"], retraction["type"], retraction["id"] = room, "groupchat", alice.next_id()
+    retraction.addElement(("urn:xmpp:message-retract:1", "retract"))["id"] = said
+    retraction.addElement("body", content="This person attempted to retract a message")
+    alice.send(retraction)
+    error = await alice.wait(lambda e: _type(e, "error") and
+                             e.getAttribute("id") == retraction["id"], what="the refusal")
+    assert any(c.name == "feature-not-implemented" for c in error.error.elements())
+
+    carol = await w.xmpp(CAROL_LOCAL)
+    destroy = domish.Element(("http://jabber.org/protocol/muc#owner", "query"))
+    destroy.addElement("destroy")
+    with pytest.raises(StanzaError) as refused:
+        await carol.iq(room, "set", destroy)
+    assert refused.value.condition == "forbidden"
+    destroy = domish.Element(("http://jabber.org/protocol/muc#owner", "query"))
+    destroy.addElement("destroy")
+    await alice.iq(room, "set", destroy)
+    await bob.wait_event("group_notify", match=lambda n: n["operType"] == 3)
+    assert node_rows(w.a, "SELECT dissolved FROM groups WHERE group_id = ?", gid) == [(1,)]
+    # Nothing of the retraction reached Bob as a message.
+    assert [r[0] for r in node_rows(w.b, "SELECT content FROM group_messages")] == \
+        ['{"message":"typo"}']
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
 async def test_prosody_restart_loses_nothing(world):
     w = world
     alice, bob = await w.alice_and_bob()

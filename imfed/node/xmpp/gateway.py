@@ -220,7 +220,7 @@ class Gateway(MultiService):
         if frm is None or to is None or kind_type == "error":
             return
         if kind == "iq":
-            return self._iq(element, to)
+            return await self._iq(element, to)
         user_id = self.mapping.local_user(frm)
         if user_id is None:
             raise Forbidden("%s is not one of this gateway's users" % frm.userhost(),
@@ -246,7 +246,7 @@ class Gateway(MultiService):
             self._users[user_id] = user
         return user
 
-    def _iq(self, element: domish.Element, to: JID) -> None:
+    async def _iq(self, element: domish.Element, to: JID) -> None:
         if element.getAttribute("type") not in ("get", "set"):
             return
         query = next(element.elements(), None)
@@ -254,7 +254,10 @@ class Gateway(MultiService):
         answer = domish.Element((None, "iq"))
         answer["type"], answer["id"] = "result", element.getAttribute("id", "")
         answer["to"], answer["from"] = element["from"], element["to"]
-        if uri == NS_PING or uri == NS_MUC_OWNER:
+        if uri == NS_MUC_OWNER and element["type"] == "set" and \
+                _child(query, NS_MUC_OWNER, "destroy") is not None:
+            await self._destroy_room(element, to)  # errors answered by the caller
+        elif uri == NS_PING or uri == NS_MUC_OWNER:
             pass  # a ping; a room's configuration (rooms need none: taken as it is)
         elif uri == NS_DISCO_INFO and element["type"] == "get":
             q = answer.addElement((NS_DISCO_INFO, "query"))
@@ -276,6 +279,17 @@ class Gateway(MultiService):
         else:
             return self._refuse(element, "service-unavailable", "not served here")
         self.send(answer)
+
+    async def _destroy_room(self, element: domish.Element, to: JID) -> None:
+        """A room destroyed (XEP-0045 10.9): the group dissolved, by its owner, on the server
+        that masters it; anything else an error that says why."""
+        user_id = self.mapping.local_user(parse_jid(element.getAttribute("from")) or to)
+        if user_id is None:
+            raise Forbidden("not one of this gateway's users", "outside_namespace")
+        group_id = await self._group_of_room(to.user) if to.user else None
+        if group_id is None:
+            raise NotFound("no group %s" % to.userhost(), "unknown_group")
+        await self.h.groups.dissolve(await self._user(user_id), group_id)
 
     # -- friends --
 
@@ -533,6 +547,17 @@ class Gateway(MultiService):
             return
         if frm.full() not in self.occupants.get(group_id, {}):
             raise Forbidden("join the room first", "not_occupant")
+        if self._retracted(element) is not None:
+            # Its fallback body would be posted to everyone as a message.
+            raise BadRequest("recalling a group message is not carried (yet): the message "
+                             "stays", "not_carried")
+        subject = element.subject
+        if subject is not None and element.body is None:
+            name = _text(subject).strip()
+            if not 1 <= len(name) <= 64:
+                raise BadRequest("a group's name is 1-64 characters", "bad_groupName")
+            await self.h.groups.update(user, group_id, name=name)
+            return
         kind, content = await self._content(element, user)
         if kind is None:
             return
