@@ -616,6 +616,54 @@ async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
 
 @pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
+async def test_joining_a_room_brings_its_recent_history_delayed(world):
+    """Issue #27, 5: an XMPP user (who cannot read history through the client API) joining
+    a room gets its newest messages (at most 20, fewer if the join asks), each with a
+    XEP-0203 delay and its sender's nick, before the subject; maxstanzas="0" gets none."""
+    w = world
+    alice, bob = await w.alice_and_bob(friends=False)
+    room = "history@" + COMPONENT
+    alice.join(room, "alice")
+    await alice.wait(lambda e: e.name == "presence" and "110" in muc_codes(e),
+                     what="the new room")
+    gid = (await w.a.role.handlers.groups.mine(
+        await w.gateway.access.act_as("13600000001@node-a")))[0]["groupInfo"]["groupID"]
+    alice.invite(room, contact("13600000002@node-b"))
+    invitation = await bob.wait_event("group_invitation")
+    await bob.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                 {"agree": True})
+    await bob.wait_event("group_joined")
+    for i in range(25):
+        await bob.ok("POST", "groups/%s/messages" % gid, {"messageType": "text",
+                                                         "content": {"message": "h%02d" % i}})
+    await alice.wait(lambda e: _type(e, "groupchat") and body(e) == "h24", timeout=30,
+                     what="the last live message")
+    alice.received.clear()
+    leave = domish.Element((None, "presence"))
+    leave["to"], leave["type"] = room + "/alice", "unavailable"
+    alice.send(leave)
+    await alice.wait(lambda e: e.name == "presence" and _type(e, "unavailable"),
+                     what="leaving")
+    alice.join(room, "alice")
+    await alice.wait(lambda e: e.name == "message" and e.subject is not None,
+                     what="the subject")
+    history = [e for e in alice.received if _type(e, "groupchat") and e.body is not None]
+    assert [body(e) for e in history] == ["h%02d" % i for i in range(5, 25)]
+    delay = next(history[0].elements("urn:xmpp:delay", "delay"))
+    assert delay["stamp"].endswith("Z") and delay["from"] == room
+    assert history[0]["from"].startswith(room + "/")
+    alice.received.clear()
+    alice.send(leave)
+    await alice.wait(lambda e: e.name == "presence" and _type(e, "unavailable"),
+                     what="leaving again")
+    alice.join(room, "alice", maxstanzas=0)
+    await alice.wait(lambda e: e.name == "message" and e.subject is not None,
+                     what="the subject")
+    assert not [e for e in alice.received if _type(e, "groupchat") and e.body is not None]
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
 async def test_prosody_restart_loses_nothing(world):
     w = world
     alice, bob = await w.alice_and_bob()

@@ -252,10 +252,13 @@ class XmppUser:
         m.addElement("body", content="/me retracted a message")
         self.send(m)
 
-    def join(self, room: str, nick: str | None = None, remember: bool = True) -> None:
+    def join(self, room: str, nick: str | None = None, remember: bool = True,
+             maxstanzas: int | None = None) -> None:
         p = domish.Element((None, "presence"))
         p["to"] = "%s/%s" % (room, nick or self.user)
-        p.addElement(("http://jabber.org/protocol/muc", "x"))
+        x = p.addElement(("http://jabber.org/protocol/muc", "x"))
+        if maxstanzas is not None:
+            x.addElement("history")["maxstanzas"] = str(maxstanzas)
         self.send(p)
         if remember:
             self.rooms.append(room)

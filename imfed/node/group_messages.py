@@ -20,7 +20,7 @@ from .events import compact_json, emit
 from .outbox import enqueue
 
 __all__ = ["post_message", "send_to_master", "send_from_member", "receive_group_chat", "history",
-           "has_message", "oldest", "views_to_check", "fill", "mark_synced"]
+           "has_message", "oldest", "recent", "views_to_check", "fill", "mark_synced"]
 
 
 def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
@@ -140,6 +140,14 @@ def history(cur, group_id: str, after_message_id: str, limit: int) -> tuple[list
                 "LIMIT 1", (group_id,))
     row = cur.fetchone()
     return page, row[0] if row else ""
+
+
+def recent(cur, group_id: str, limit: int) -> list:
+    """The newest ``limit`` messages of the group kept here, oldest first (as ``history``
+    gives them)."""
+    cur.execute("SELECT %s FROM group_messages WHERE group_id = ? ORDER BY ord DESC LIMIT ?"
+                % _M, (group_id, limit))
+    return [_message(r) for r in reversed(cur.fetchall())]
 
 
 def _position(cur, group_id: str, message_id: str) -> float | None:

@@ -110,6 +110,11 @@ class GroupsHandler:
         await self._member(user, group_id)
         return await self.store.run(group_messages.history, group_id, after, limit)
 
+    async def recent(self, user, group_id: str, limit: int) -> list:
+        """A member's view of the group's newest ``limit`` messages, oldest first."""
+        await self._member(user, group_id)
+        return await self.store.run(group_messages.recent, group_id, limit)
+
     async def sync_now(self, user, group_id: str) -> int:
         await self._member(user, group_id)
         try:

@@ -21,6 +21,7 @@ again (a client may see a repeat, with the same stanza id)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import tempfile
@@ -99,6 +100,26 @@ def _child(element: domish.Element, uri: str, name: str) -> domish.Element | Non
 def _text(element: domish.Element | None) -> str:
     return str(element) if element is not None else ""
 
+
+
+HISTORY = 20
+"""The room's newest messages a joining occupant is sent, unless its join asks for fewer
+(``<history maxstanzas="N"/>``, 0 for none)."""
+
+
+def _history_wanted(presence: domish.Element) -> int:
+    x = _child(presence, NS_MUC, "x")
+    history = _child(x, NS_MUC, "history") if x is not None else None
+    wanted = history.getAttribute("maxstanzas") if history is not None else None
+    if wanted is not None and wanted.isdigit():
+        return min(int(wanted), HISTORY)
+    return HISTORY
+
+
+def _stamp(ms: int) -> str:
+    """XEP-0082's date-time, UTC."""
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def error_reply(element: domish.Element, condition: str, text: str) -> domish.Element:
@@ -472,7 +493,8 @@ class Gateway(MultiService):
                 group_id, created = group.group_id, True
             else:
                 raise NotFound("no group %s for you" % to.userhost(), "unknown_group")
-        await self._enter(user, group_id, frm.full(), to.resource, created)
+        await self._enter(user, group_id, frm.full(), to.resource, created,
+                          _history_wanted(element))
 
     async def _invitation(self, user, group_id: str | None) -> str | None:
         for i in await self.h.groups.invitations(user):
@@ -496,9 +518,11 @@ class Gateway(MultiService):
         for code in codes:
             x.addElement("status")["code"] = code
 
-    async def _enter(self, user, group_id: str, full: str, nick: str, created: bool) -> None:
+    async def _enter(self, user, group_id: str, full: str, nick: str, created: bool,
+                     history: int = HISTORY) -> None:
         """The occupant is in the room: the members' presence, its own (status 110), the
-        group's name as the subject."""
+        newest ``history`` messages of the group (delayed, XEP-0045 7.2.15), the group's name
+        as the subject."""
         info = await self.h.groups.info(user, group_id)
         self.occupants.setdefault(group_id, {})[full] = (user.user_id, nick)
         mine = "member"
@@ -517,6 +541,17 @@ class Gateway(MultiService):
         p["from"], p["to"] = (await self._room_jid(group_id, nick)).full(), full
         self._item(p, mine, ("110", "100") + (("201",) if created else ()))
         self.send(p)
+        if history and not created:
+            for kept in await self.h.groups.recent(user, group_id, history):
+                info = kept["messageInfo"]
+                sender = info["senderID"]
+                m = self._message(info, full, "groupchat", info["messageID"], user.user_id)
+                m["from"] = (await self._room_jid(group_id,
+                                                  self._nick(group_id, sender))).full()
+                delay = m.addElement((NS_DELAY, "delay"))
+                delay["from"] = (await self._room_jid(group_id)).full()
+                delay["stamp"] = _stamp(kept["createTime"])
+                self.send(m)
         subject = domish.Element((None, "message"))
         subject["from"], subject["to"], subject["type"] = (
             await self._room_jid(group_id)).full(), full, "groupchat"
