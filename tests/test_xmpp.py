@@ -372,6 +372,45 @@ async def test_encrypted_messages_and_reactions_get_an_error_never_a_leak(world)
 
 @pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
+async def test_receipts_and_received_markers_once_the_recipient_s_server_has_it(world):
+    """Issue #27, 7: a message asking for a XEP-0184 receipt and marked XEP-0333 markable
+    gets both, with its id, once the recipient's server took it (imfed's sent state; at once
+    for a recipient of this server), addressed to the resource that sent it; a message that
+    asks nothing gets nothing."""
+    w = world
+    alice, bob = await w.alice_and_bob()
+    await w.xmpp(CAROL_LOCAL)
+
+    def asking(to: str, text: str, receipt: bool = True) -> str:
+        m = domish.Element((None, "message"))
+        m["to"], m["type"], m["id"] = to, "chat", alice.next_id()
+        m.addElement("body", content=text)
+        if receipt:
+            m.addElement(("urn:xmpp:receipts", "request"))
+            m.addElement(("urn:xmpp:chat-markers:0", "markable"))
+        alice.send(m)
+        return m["id"]
+
+    for to, text in ((contact("13600000002@node-b"), "to Bob on node-b"),
+                     (contact(CAROL + "@node-a"), "to Carol here")):
+        sent = asking(to, text)
+        receipt = await alice.wait(
+            lambda e, sent=sent: any(r.getAttribute("id") == sent for r in
+                                     e.elements("urn:xmpp:receipts", "received")),
+            what="the receipt for " + text)
+        assert receipt["to"] == alice.jid.full() and _from(receipt, to)
+        assert [r["id"] for r in receipt.elements("urn:xmpp:chat-markers:0", "received")] == \
+            [sent]
+    quiet = asking(contact("13600000002@node-b"), "no receipt wanted", receipt=False)
+    await bob.wait_event("message", match=lambda m: m["messageInfo"]["content"]["message"] ==
+                         "no receipt wanted")
+    await deferLater(reactor, 0.5, lambda: None)
+    assert not [e for e in alice.received for r in e.elements("urn:xmpp:receipts", "received")
+                if r.getAttribute("id") == quiet]
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
 async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path):
     """Issue #27, 3: the XMPP server refusing the component's secret is retried with a
     growing wait (it was ~2 a second for ever: Twisted's factory reset its backoff at every

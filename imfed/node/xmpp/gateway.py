@@ -65,6 +65,8 @@ NS_SID = "urn:xmpp:sid:0"
 NS_DELAY = "urn:xmpp:delay"
 NS_HINTS = "urn:xmpp:hints"
 NS_REACTIONS = "urn:xmpp:reactions:0"
+NS_RECEIPTS = "urn:xmpp:receipts"
+NS_MARKERS = "urn:xmpp:chat-markers:0"
 ENCRYPTED = (("eu.siacs.conversations.axolotl", "encrypted"), ("urn:xmpp:omemo:2", "encrypted"),
              ("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x"))
 """End-to-end encrypted payloads (OMEMO, both versions; XEP-0373/0027 OpenPGP): the
@@ -376,6 +378,9 @@ class Gateway(MultiService):
         async with self.lock:
             message = await self.h.messages.send(user, contact, kind, content)
             await self._remember(element, user, message.info.message_id)
+        if message.state != "queued":  # taken by this server: its recipient's
+            await self._receipt(user.user_id, message.info.message_id, contact,
+                                self.mapping.user_jid(user.user_id).full())
 
     def _retracted(self, element) -> str | None:
         retract = _child(element, NS_RETRACT_1, "retract")
@@ -391,9 +396,11 @@ class Gateway(MultiService):
         origin = _child(element, NS_SID, "origin-id")
         if origin is not None:
             ids.add(origin.getAttribute("id"))
+        wants = (state.RECEIPT if _child(element, NS_RECEIPTS, "request") is not None else 0) | \
+            (state.MARKER if _child(element, NS_MARKERS, "markable") is not None else 0)
         for stanza_id in ids - {None, ""}:
             await self.store.run(state.remember_id, user.user_id, stanza_id, message_id,
-                                 self.store.now_ms(), element.getAttribute("from", ""))
+                                 self.store.now_ms(), element.getAttribute("from", ""), wants)
 
     async def _content(self, element, user) -> tuple[str | None, dict]:
         """(messageType, content) of a message stanza: a file when it links an allowed
@@ -620,11 +627,15 @@ class Gateway(MultiService):
             m.addElement("body", content="(a message was recalled)")
             m.addElement((NS_HINTS, "store"))
             self.send(m)
+        elif kind == "delivery" and data.get("state") == "sent":
+            message = await self.h.messages.get(await self._user(user_id),
+                                                data["messageID"])
+            await self._receipt(user_id, message.info.message_id, message.info.recv_id, to)
         elif kind == "delivery" and data.get("state") == "failed":
             message = await self.h.messages.get(await self._user(user_id),
                                                 data["messageID"])
             sent = await self.store.read(state.sent_by, user_id, data["messageID"])
-            stanza_id, sender = sent if sent else (None, "")
+            stanza_id, sender = (sent[0], sent[1]) if sent else (None, "")
             m = domish.Element((None, "message"))
             m["from"] = self.mapping.contact_jid(message.info.recv_id).full()
             # To the resource that sent it: a server drops a message error sent to a bare JID.
@@ -662,6 +673,25 @@ class Gateway(MultiService):
             await self._group_message(user_id, data)
         elif kind == "group_notify":
             await self._group_notify(user_id, data)
+
+    async def _receipt(self, user_id: str, message_id: str, recipient: str, bare: str) -> None:
+        """What the client asked to be told once the recipient's server has the message (its
+        ``sent`` state; for a recipient of this server, at once): a XEP-0184 receipt and/or a
+        XEP-0333 ``received`` marker, to the resource that sent it.  That the recipient's
+        server took it, not that a person read it (docs/bridge.md)."""
+        sent = await self.store.read(state.sent_by, user_id, message_id)
+        if not sent or not sent[2]:
+            return
+        stanza_id, jid, wants = sent
+        m = domish.Element((None, "message"))
+        m["from"] = self.mapping.contact_jid(recipient).full()
+        m["to"], m["id"] = jid or bare, "receipt-" + stanza_id
+        if wants & state.RECEIPT:
+            m.addElement((NS_RECEIPTS, "received"))["id"] = stanza_id
+        if wants & state.MARKER:
+            m.addElement((NS_MARKERS, "received"))["id"] = stanza_id
+        m.addElement((NS_HINTS, "store"))
+        self.send(m)
 
     def _message(self, info: dict, to: str, kind_type: str, stanza_id: str,
                  user_id: str) -> domish.Element:

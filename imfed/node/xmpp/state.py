@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...storage import transaction
 
 __all__ = ["forget_ids", "group_of_room", "room_of_group", "name_room", "remember_id",
-           "message_of_stanza", "stanza_of_message", "sent_by"]
+           "message_of_stanza", "stanza_of_message", "sent_by", "RECEIPT", "MARKER"]
 
 
 FORGET_IDS_SECONDS = 7 * 86400
@@ -37,14 +37,19 @@ def name_room(cur, room: str, group_id: str) -> None:
     cur.execute("INSERT INTO xmpp_rooms VALUES (?, ?)", (room.lower(), group_id))
 
 
+RECEIPT, MARKER = 1, 2
+"""What a client asked to be told of a message it sent (``wants``, or-ed)."""
+
+
 @transaction
 def remember_id(cur, user_id: str, stanza_id: str, message_id: str, now_ms: int,
-                jid: str = "") -> None:
+                jid: str = "", wants: int = 0) -> None:
     """The stanza ``stanza_id`` that ``jid`` (a full JID) sent made ``message_id``."""
-    cur.execute("INSERT INTO xmpp_ids (user_id, stanza_id, message_id, created_at, jid) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, stanza_id) DO UPDATE SET "
-                "message_id = excluded.message_id, created_at = excluded.created_at, "
-                "jid = excluded.jid", (user_id, stanza_id, message_id, now_ms, jid))
+    cur.execute("INSERT INTO xmpp_ids (user_id, stanza_id, message_id, created_at, jid, "
+                "wants) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, stanza_id) DO UPDATE "
+                "SET message_id = excluded.message_id, created_at = excluded.created_at, "
+                "jid = excluded.jid, wants = excluded.wants",
+                (user_id, stanza_id, message_id, now_ms, jid, wants))
 
 
 def message_of_stanza(cur, user_id: str, stanza_id: str) -> str | None:
@@ -59,10 +64,10 @@ def stanza_of_message(cur, user_id: str, message_id: str) -> str | None:
     return found[0] if found else None
 
 
-def sent_by(cur, user_id: str, message_id: str) -> tuple[str, str] | None:
-    """(the stanza ID, the full JID that sent it; "" if unknown) of one of ``user_id``'s
-    messages sent from XMPP."""
-    cur.execute("SELECT stanza_id, jid FROM xmpp_ids WHERE user_id = ? AND message_id = ?",
-                (user_id, message_id))
+def sent_by(cur, user_id: str, message_id: str) -> tuple[str, str, int] | None:
+    """(the stanza ID, the full JID that sent it or "", what it wants told) of one of
+    ``user_id``'s messages sent from XMPP."""
+    cur.execute("SELECT stanza_id, jid, wants FROM xmpp_ids WHERE user_id = ? AND "
+                "message_id = ? ORDER BY wants DESC", (user_id, message_id))
     row = cur.fetchone()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None
