@@ -411,6 +411,45 @@ async def test_receipts_and_received_markers_once_the_recipient_s_server_has_it(
 
 @pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
+async def test_names_reach_xmpp_and_federation_users_can_be_found(world):
+    """Issue #27, 6: a subscription request carries the requester's name (XEP-0172, the
+    roster item's name); a federation user's vCard (XEP-0054) has the name and phone; the
+    component answers jabber:iq:search (XEP-0055) with JIDs ready to add; an account outside
+    the gateway's namespace sees no card."""
+    from twisted.words.protocols.jabber.error import StanzaError
+
+    w = world
+    alice, bob = await w.alice_and_bob(friends=False)
+    await bob.ok("POST", "friends/requests", {"userID": ALICE + "@node-a", "remark": "hello"})
+    asked = await alice.wait(lambda e: e.name == "presence" and _type(e, "subscribe") and
+                             _from(e, contact("13600000002@node-b")), what="Bob's request")
+    assert [str(n) for n in asked.elements("http://jabber.org/protocol/nick", "nick")] == \
+        ["Bob"]
+
+    card = await alice.iq(contact("13600000002@node-b"), "get",
+                          domish.Element(("vcard-temp", "vCard")))
+    vcard = next(card.elements("vcard-temp", "vCard"))
+    assert str(vcard.FN) == "Bob" and str(vcard.TEL.NUMBER) == "13600000002"
+
+    form = await alice.iq(COMPONENT, "get", domish.Element(("jabber:iq:search", "query")))
+    assert next(form.elements("jabber:iq:search", "query")).nick is not None
+    ask = domish.Element(("jabber:iq:search", "query"))
+    ask.addElement("nick", content="Bob")
+    found = await alice.iq(COMPONENT, "set", ask)
+    items = list(next(found.elements("jabber:iq:search", "query")).elements(
+        "jabber:iq:search", "item"))
+    assert [(i["jid"], str(i.nick)) for i in items] == \
+        [(contact("13600000002@node-b"), "Bob")]
+
+    outsider = await w.xmpp("outsider")
+    with pytest.raises(StanzaError) as refused:
+        await outsider.iq(contact("13600000002@node-b"), "get",
+                          domish.Element(("vcard-temp", "vCard")))
+    assert refused.value.condition == "forbidden"
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
 async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path):
     """Issue #27, 3: the XMPP server refusing the component's secret is retried with a
     growing wait (it was ~2 a second for ever: Twisted's factory reset its backoff at every
@@ -549,7 +588,7 @@ async def test_group_mastered_on_another_server(world):
                                                      "content": {"message": "welcome"}})
     m = await alice.wait(lambda e: _type(e, "groupchat") and body(e) == "welcome",
                          what="Bob's group message")
-    assert m["from"] == room + "/13600000002@node-b"
+    assert m["from"] == room + "/Bob"  # issue #27, 6: a member's name is the nick
     # Alice talks: Bob gets it through the master; her client sees its echo with its own id.
     sid = alice.message(room, "hello all", kind="groupchat")
     got = await bob.wait_event("group_message",
@@ -582,7 +621,7 @@ async def test_group_made_from_xmpp_with_remote_members(world):
                  {"agree": True})
     await bob.wait_event("group_joined")
     joined = await alice.wait(lambda e: e.name == "presence" and
-                              e["from"] == room + "/13600000002@node-b", what="Bob joining")
+                              e["from"] == room + "/Bob", what="Bob joining")
     assert joined.getAttribute("type") is None
     await bob.ok("POST", "groups/%s/messages" % gid, {"messageType": "text",
                                                      "content": {"message": "thanks!"}})

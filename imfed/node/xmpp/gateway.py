@@ -66,6 +66,9 @@ NS_DELAY = "urn:xmpp:delay"
 NS_HINTS = "urn:xmpp:hints"
 NS_REACTIONS = "urn:xmpp:reactions:0"
 NS_RECEIPTS = "urn:xmpp:receipts"
+NS_NICK = "http://jabber.org/protocol/nick"
+NS_VCARD = "vcard-temp"
+NS_SEARCH = "jabber:iq:search"
 NS_MARKERS = "urn:xmpp:chat-markers:0"
 ENCRYPTED = (("eu.siacs.conversations.axolotl", "encrypted"), ("urn:xmpp:omemo:2", "encrypted"),
              ("urn:xmpp:openpgp:0", "openpgp"), ("jabber:x:encrypted", "x"))
@@ -118,6 +121,12 @@ def _history_wanted(presence: domish.Element) -> int:
     return HISTORY
 
 
+def _name(info) -> str:
+    """A userInfo's name, or ""."""
+    name = info.get("name") if isinstance(info, dict) else None
+    return name.strip()[:64] if isinstance(name, str) else ""
+
+
 def _stamp(ms: int) -> str:
     """XEP-0082's date-time, UTC."""
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
@@ -157,6 +166,7 @@ class Gateway(MultiService):
         self._rooms: dict[str, str | None] = {}  # group ID -> the room's name made from XMPP
         # group ID -> {occupant's full JID: (userID, nick)}: who is in which room now.
         self.occupants: dict[str, dict[str, tuple[str, str]]] = {}
+        self._names: dict[str, dict[str, str]] = {}  # group: member: nick (from names)
         self._joining: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.user_source = XmppUsers(self)
 
@@ -282,6 +292,13 @@ class Gateway(MultiService):
             await self._destroy_room(element, to)  # errors answered by the caller
         elif uri == NS_PING or uri == NS_MUC_OWNER:
             pass  # a ping; a room's configuration (rooms need none: taken as it is)
+        elif uri == NS_VCARD and element["type"] == "get" and to.user:
+            if self.mapping.local_user(parse_jid(element.getAttribute("from")) or to) is None:
+                raise Forbidden("only this gateway's users see its users' cards",
+                                "outside_namespace")
+            answer.addChild(await self._vcard(to))
+        elif uri == NS_SEARCH and not to.user:
+            answer.addChild(await self._search(element, query))
         elif uri == NS_DISCO_INFO and element["type"] == "get":
             q = answer.addElement((NS_DISCO_INFO, "query"))
             if to.user and self.mapping.user_of(to) is None:
@@ -294,14 +311,60 @@ class Gateway(MultiService):
                 identity = q.addElement("identity")
                 identity["category"], identity["type"] = "gateway", "t-ciia"
                 identity["name"] = "T/CIIA federation (%s)" % self.server_id
-                for feature in (NS_DISCO_INFO, NS_MUC, NS_PING, NS_RETRACT_1, NS_OOB):
+                for feature in (NS_DISCO_INFO, NS_MUC, NS_PING, NS_RETRACT_1, NS_OOB,
+                                NS_SEARCH, NS_RECEIPTS, NS_MARKERS):
                     q.addElement("feature")["var"] = feature
             else:
                 identity = q.addElement("identity")
                 identity["category"], identity["type"] = "account", "registered"
+                q.addElement("feature")["var"] = NS_VCARD
         else:
             return self._refuse(element, "service-unavailable", "not served here")
         self.send(answer)
+
+    async def _vcard(self, to: JID) -> domish.Element:
+        """A federation user's vCard (XEP-0054) from their userInfo: name, phone, portrait."""
+        uid = self.mapping.user_of(to)
+        if uid is None:
+            raise NotFound("%s is not a user's address here" % to.full(), "unknown_user")
+        info, _ = await self.h.users.info(uid)
+        card = domish.Element((NS_VCARD, "vCard"))
+        name = _name(info)
+        if name:
+            card.addElement("FN", content=name)
+            card.addElement("NICKNAME", content=name)
+        if info.get("phoneNumber"):
+            card.addElement("TEL").addElement("NUMBER", content=info["phoneNumber"])
+        if info.get("portrait"):
+            card.addElement("PHOTO").addElement("EXTVAL", content=info["portrait"])
+        return card
+
+    async def _search(self, element: domish.Element, query: domish.Element) -> domish.Element:
+        """jabber:iq:search (XEP-0055) on the component: the form (a name or phone number),
+        or the federation users it finds, each a JID ready to add to the roster."""
+        out = domish.Element((NS_SEARCH, "query"))
+        if element["type"] == "get":
+            out.addElement("instructions", content="A name or a phone number: users of every "
+                           "server of the federation this one may reach.")
+            out.addElement("nick")
+            return out
+        if self.mapping.local_user(parse_jid(element.getAttribute("from"))) is None:
+            raise Forbidden("only this gateway's users search", "outside_namespace")
+        text = " ".join(_text(_child(query, NS_SEARCH, f)).strip()
+                        for f in ("nick", "first", "last", "email")).strip()
+        if not text:
+            raise BadRequest("say whom to look for: nick", "bad_query")
+        found, _ = await self.h.users.search(text[:64])
+        for info in found[:50]:
+            if not isinstance(info.get("userID"), str):
+                continue
+            item = out.addElement("item")
+            item["jid"] = self.mapping.contact_jid(info["userID"]).full()
+            for field in ("first", "nick"):
+                item.addElement(field, content=_name(info))
+            item.addElement("last", content="")
+            item.addElement("email", content="")
+        return out
 
     async def _destroy_room(self, element: domish.Element, to: JID) -> None:
         """A room destroyed (XEP-0045 10.9): the group dissolved, by its owner, on the server
@@ -350,7 +413,7 @@ class Gateway(MultiService):
         return any(f["userID"] == contact for f in await self.h.friends.list(user))
 
     def _presence(self, from_user: str, to_user: str, kind_type: str | None,
-                  status: str = "") -> None:
+                  status: str = "", nick: str = "") -> None:
         p = domish.Element((None, "presence"))
         p["from"] = self.mapping.contact_jid(from_user).full()
         p["to"] = self.mapping.user_jid(to_user).full()
@@ -358,6 +421,8 @@ class Gateway(MultiService):
             p["type"] = kind_type
         if status:
             p.addElement("status", content=status)
+        if nick:  # XEP-0172: the name a client puts on the roster item it makes
+            p.addElement((NS_NICK, "nick"), content=nick)
         self.send(p)
 
     # -- one-to-one messages --
@@ -510,10 +575,27 @@ class Gateway(MultiService):
         return None
 
     def _nick(self, group_id: str, member_id: str) -> str:
+        """A member's nick in the room: the one an XMPP occupant chose, else the member's
+        name made unique in the room (their ID when no name is known)."""
         for uid, nick in self.occupants.get(group_id, {}).values():
             if uid == member_id:
                 return nick
-        return member_id
+        return self._names.get(group_id, {}).get(member_id, member_id)
+
+    def _learn_names(self, group_id: str, infos) -> None:
+        """Nicks from members' userInfo: the name, with the ID after it when another member
+        of the room has that name (or an occupant took it as a nick)."""
+        names = self._names.setdefault(group_id, {})
+        taken = {nick for _, nick in self.occupants.get(group_id, {}).values()}
+        taken.update(n for uid, n in names.items())
+        for info in infos:
+            uid = info.get("userID") if isinstance(info, dict) else None
+            name = _name(info)
+            if not isinstance(uid, str) or not name or uid in names:
+                continue
+            nick = name if name not in taken else "%s (%s)" % (name, uid)
+            names[uid] = nick
+            taken.add(nick)
 
     def _item(self, presence, affiliation: str, codes=(), destroy: bool = False) -> None:
         x = presence.addElement((NS_MUC_USER, "x"))
@@ -532,6 +614,8 @@ class Gateway(MultiService):
         as the subject."""
         info = await self.h.groups.info(user, group_id)
         self.occupants.setdefault(group_id, {})[full] = (user.user_id, nick)
+        self._learn_names(group_id, [m.get("userInfo") for m in info.get("members") or []
+                                     if isinstance(m, dict)])
         mine = "member"
         for m in info.get("members") or []:
             member_id = (m.get("userInfo") or {}).get("userID")
@@ -645,11 +729,13 @@ class Gateway(MultiService):
             m.addChild(err.getElement())
             self.send(m)
         elif kind == "friend_request":
-            self._presence(data["from"], user_id, "subscribe", data.get("remark") or "")
+            self._presence(data["from"], user_id, "subscribe", data.get("remark") or "",
+                           _name(data.get("fromInfo")))
         elif kind == "friend_answer":
             if data.get("agree"):
-                self._presence(data["userID"], user_id, "subscribed")
-                self._presence(data["userID"], user_id, "subscribe")
+                nick = _name(data.get("userInfo"))
+                self._presence(data["userID"], user_id, "subscribed", nick=nick)
+                self._presence(data["userID"], user_id, "subscribe", nick=nick)
             else:
                 self._presence(data["userID"], user_id, "unsubscribed")
         elif kind == "friend_deleted":
@@ -727,6 +813,8 @@ class Gateway(MultiService):
 
     async def _group_notify(self, user_id: str, data: dict) -> None:
         group_id, oper = data["groupID"], data.get("operType")
+        if oper == OperType.ADD:
+            self._learn_names(group_id, data.get("users") or [])
         mine = [full for full, (uid, _) in self.occupants.get(group_id, {}).items()
                 if uid == user_id]
         affected = [u.get("userID") for u in data.get("users") or [] if isinstance(u, dict)]
