@@ -193,20 +193,19 @@ class AdminApi:
     @app.route("/users/<user_id>/disable", methods=["POST"])
     @endpoint()
     async def disable_user(self, request, user_id):
-
-        role = self._role("node", request)
-        uid = await self._user_change(request, user_id, users.set_disabled, "user-disable",
-                                      True, now_ms(role.clock))
-        return {"code": 0, "error": "", "userID": uid, "disabled": True}
+        return await self._set_disabled(request, user_id, True)
 
     @app.route("/users/<user_id>/enable", methods=["POST"])
     @endpoint()
     async def enable_user(self, request, user_id):
+        return await self._set_disabled(request, user_id, False)
 
+    async def _set_disabled(self, request, user_id: str, disabled: bool) -> dict:
         role = self._role("node", request)
-        uid = await self._user_change(request, user_id, users.set_disabled, "user-enable",
-                                      False, now_ms(role.clock))
-        return {"code": 0, "error": "", "userID": uid, "disabled": False}
+        uid = await self._user_change(request, user_id, users.set_disabled,
+                                      "user-disable" if disabled else "user-enable",
+                                      disabled, now_ms(role.clock))
+        return {"code": 0, "error": "", "userID": uid, "disabled": disabled}
 
     @app.route("/users/<user_id>/password", methods=["POST"])
     @endpoint()
@@ -227,7 +226,6 @@ class AdminApi:
     @app.route("/users/<user_id>", methods=["DELETE"])
     @endpoint()
     async def delete_user(self, request, user_id):
-
         uid = await self._user_change(request, user_id, users.delete_user, "user-del")
         return {"code": 0, "error": "", "userID": uid}
 
@@ -236,7 +234,6 @@ class AdminApi:
     @app.route("/acl", methods=["GET"])
     @endpoint()
     async def acl_show(self, request):
-
         self._operator(request)
         rules = await self._role("node", request).db.runInteraction(acl.read)
         return {"code": 0, "error": "", "acl": {
@@ -247,7 +244,6 @@ class AdminApi:
     @app.route("/acl/<direction>/mode", methods=["PUT"])
     @endpoint()
     async def acl_mode(self, request, direction):
-
         actor = self._operator(request)
         role = self._role("node", request)
         directions = _directions(direction)
@@ -291,7 +287,6 @@ class AdminApi:
     @app.route("/acl/<direction>/<name>/<server_id>", methods=["DELETE"])
     @endpoint()
     async def acl_remove(self, request, direction, name, server_id):
-
         actor = self._operator(request)
         role = self._role("node", request)
         directions, listed = _directions(direction), _list(name)
@@ -309,7 +304,6 @@ class AdminApi:
     @app.route("/queue", methods=["GET"])
     @endpoint()
     async def queue(self, request):
-
         self._operator(request)
         role = self._role("node", request)
         now = now_ms(role.clock)
@@ -322,7 +316,6 @@ class AdminApi:
     @app.route("/queue/<server_id>/retry", methods=["POST"])
     @endpoint()
     async def queue_retry(self, request, server_id):
-
         actor = self._operator(request)
         role = self._role("node", request)
         n = await self._audited(role, actor, outbox.retry_now, server_id,

@@ -634,18 +634,11 @@ async def test_group_made_from_xmpp_with_remote_members(world):
     assert got["messageInfo"]["senderID"] == "13600000001@node-a"
 
 
-@pytest.mark.xmpp
-@pytest_twisted.ensureDeferred
-async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
-    """Issue #27, 5: a subject set by the owner renames the group (announced to every
-    member); a retraction of one's own room message is refused, not posted to everyone as
-    its fallback text; a destroy by someone not the owner is refused, and by the owner
-    dissolves the group (before, every destroy was answered success and nothing happened)."""
-    from twisted.words.protocols.jabber.error import StanzaError
-
-    w = world
+async def room_with_bob(w: World, name: str):
+    """A room Alice made from XMPP (a group on node A, she its owner), Bob (node B) a member
+    of it: (alice, bob, the room's JID, the groupID)."""
     alice, bob = await w.alice_and_bob(friends=False)
-    room = "plans@" + COMPONENT
+    room = name + "@" + COMPONENT
     alice.join(room, "alice")
     await alice.wait(lambda e: e.name == "presence" and "110" in muc_codes(e),
                      what="the new room")
@@ -656,6 +649,20 @@ async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
     await bob.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
                  {"agree": True})
     await bob.wait_event("group_joined")
+    return alice, bob, room, gid
+
+
+@pytest.mark.xmpp
+@pytest_twisted.ensureDeferred
+async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
+    """Issue #27, 5: a subject set by the owner renames the group (announced to every
+    member); a retraction of one's own room message is refused, not posted to everyone as
+    its fallback text; a destroy by someone not the owner is refused, and by the owner
+    dissolves the group (before, every destroy was answered success and nothing happened)."""
+    from twisted.words.protocols.jabber.error import StanzaError
+
+    w = world
+    alice, bob, room, gid = await room_with_bob(w, "plans")
 
     subject = domish.Element((None, "message"))
     subject["to"], subject["type"], subject["id"] = room, "groupchat", alice.next_id()
@@ -699,18 +706,7 @@ async def test_joining_a_room_brings_its_recent_history_delayed(world):
     a room gets its newest messages (at most 20, fewer if the join asks), each with a
     XEP-0203 delay and its sender's nick, before the subject; maxstanzas="0" gets none."""
     w = world
-    alice, bob = await w.alice_and_bob(friends=False)
-    room = "history@" + COMPONENT
-    alice.join(room, "alice")
-    await alice.wait(lambda e: e.name == "presence" and "110" in muc_codes(e),
-                     what="the new room")
-    gid = (await w.a.role.handlers.groups.mine(
-        await w.gateway.access.act_as("13600000001@node-a")))[0]["groupInfo"]["groupID"]
-    alice.invite(room, contact("13600000002@node-b"))
-    invitation = await bob.wait_event("group_invitation")
-    await bob.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
-                 {"agree": True})
-    await bob.wait_event("group_joined")
+    alice, bob, room, gid = await room_with_bob(w, "history")
     for i in range(25):
         await bob.ok("POST", "groups/%s/messages" % gid, {"messageType": "text",
                                                          "content": {"message": "h%02d" % i}})
