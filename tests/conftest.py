@@ -538,7 +538,9 @@ def blocking_writer(location: str):
         import sqlite3
 
         conn = sqlite3.connect(location, timeout=10)
-    conn.cursor().execute("BEGIN IMMEDIATE")
+    from imfed.storage import begin_write
+
+    begin_write(conn.cursor())
     return conn
 
 

@@ -7,9 +7,8 @@ for long; each run's counts are logged and counted (``imfed_purged_total``)."""
 
 from __future__ import annotations
 
-from twisted.logger import Logger
-
 import attrs
+from twisted.logger import Logger
 
 from ..metrics import PURGED
 from ..storage import Database, transaction
