@@ -25,7 +25,7 @@ from .management import review
 from .management import store as registry
 from .management.admin import application_json
 from .node import acl, outbox, retention, users
-from .node.admin import MIN_PASSWORD, check_user_fields, import_users
+from .node.admin import MIN_PASSWORD, check_user_fields, import_users, local_id
 from .storage import transaction
 from .storage.audit import audit, audit_log
 from .web import body_size, endpoint, install_errors, int_arg, query_arg, read_json
@@ -62,9 +62,8 @@ class AdminApi:
     install_errors(app)
 
     def __init__(self, roles, token: str | None) -> None:
-        """``roles()``: the roles of the process (a node role has ``users_admin`` said below,
-        the management role ``ca``); ``token``: the operator token, or None (loopback
-        alone)."""
+        """``roles()``: the roles of the process (each with its ``kind``, ``server_id``,
+        ``db`` and ``clock``); ``token``: the operator token, or None (loopback alone)."""
         self.roles, self.token = roles, token
 
     @property
@@ -126,7 +125,7 @@ class AdminApi:
 
         @transaction
         def both(cur):
-            result = _bare(change)(cur, *args)
+            result = change(cur, *args)
             audit(cur, now, actor, action, subject, reason, **detail(result))
             return result
 
@@ -138,7 +137,6 @@ class AdminApi:
     @endpoint()
     async def list_users(self, request):
         self._operator(request)
-
         found = await self._role("node", request).db.runInteraction(users.list_users)
         return {"code": 0, "error": "", "users": [
             dict(u.info(), verifyType=u.verify_type, searchable=bool(u.searchable),
@@ -148,7 +146,6 @@ class AdminApi:
     @endpoint()
     async def add_user(self, request):
         actor = self._operator(request)
-
         role = self._role("node", request)
         body = read_json(request, BODY_MAX)
         fields = check_user_fields(body, role.server_id)
@@ -167,7 +164,6 @@ class AdminApi:
         """A CSV file (``imfed user import``'s columns) as the body: every user or none;
         ``?dryRun=1`` checks it only."""
         actor = self._operator(request)
-
         role = self._role("node", request)
         if body_size(request) > IMPORT_MAX:
             raise TooLarge("an import is at most %d bytes" % IMPORT_MAX)
@@ -185,8 +181,7 @@ class AdminApi:
     async def _user_change(self, request, user_id: str, fn, action: str, *args):
         actor = self._operator(request)
         role = self._role("node", request)
-        if "@" not in user_id:
-            user_id = "%s@%s" % (user_id, role.server_id)
+        user_id = local_id(user_id, role.server_id)
         await self._audited(role, actor, fn, user_id, *args, action=action, subject=user_id)
         return user_id
 
@@ -211,7 +206,6 @@ class AdminApi:
     @endpoint()
     async def reset_password(self, request, user_id):
         """``{"password": ...}``: the new password; every session of the user ends."""
-
         self._operator(request)
         role = self._role("node", request)
         password = read_json(request, BODY_MAX).get("password")
@@ -253,7 +247,7 @@ class AdminApi:
 
         def each(cur):
             for d in directions:
-                _bare(acl.set_mode)(cur, d, mode)
+                acl.set_mode(cur, d, mode)
 
         await self._audited(role, actor, each, action="acl-mode", subject=direction,
                             detail=lambda _: {"mode": mode})
@@ -264,7 +258,6 @@ class AdminApi:
     async def acl_add(self, request, direction, name):
         """``{"serverId": ..., "force": false}``: a server put on a list (one the directory
         does not know needs ``force``)."""
-
         actor = self._operator(request)
         role = self._role("node", request)
         directions, listed = _directions(direction), _list(name)
@@ -278,7 +271,7 @@ class AdminApi:
 
         def each(cur):
             for d in directions:
-                _bare(acl.add)(cur, d, listed, server_id)
+                acl.add(cur, d, listed, server_id)
 
         await self._audited(role, actor, each, action="acl-add", subject=server_id,
                             detail=lambda _: {"direction": direction, "list": listed})
@@ -292,7 +285,7 @@ class AdminApi:
         directions, listed = _directions(direction), _list(name)
 
         def each(cur):
-            removed = sum(_bare(acl.remove)(cur, d, listed, server_id) for d in directions)
+            removed = sum(acl.remove(cur, d, listed, server_id) for d in directions)
             if not removed:
                 raise NotFound("%s is not on the %s %s" % (server_id, direction, listed),
                                "not_listed")
@@ -329,7 +322,6 @@ class AdminApi:
     async def purge(self, request):
         """``{"user": ID}``, ``{"conversation": [ID, ID]}`` or ``{"group": groupID}``: that
         data removed from this node for good (``imfed purge``)."""
-
         actor = self._operator(request)
         role = self._role("node", request)
         body = read_json(request, BODY_MAX)
@@ -384,7 +376,6 @@ class AdminApi:
     @endpoint()
     async def applications(self, request):
         """Pending applications (``?all=1``: every one)."""
-
         self._operator(request)
         role = self._role("management", request)
         apps = await role.db.runInteraction(
@@ -397,7 +388,6 @@ class AdminApi:
         """``approve`` (``{"days": N, "note": ...}``, both optional) or ``reject``
         (``{"reason": ...}``, required), audited by the management role as ``imfed admin``
         decisions are."""
-
         actor = self._operator(request)
         role = self._role("management", request)
         body = read_json(request, BODY_MAX) if body_size(request) else {}
@@ -422,11 +412,6 @@ class AdminApi:
         return {"code": 0, "error": "", "application": application_json(app)}
 
 
-def _bare(fn):
-    """A cursor function without its own transaction (it runs inside ours)."""
-    return getattr(fn, "__wrapped__", fn)
-
-
 def _directions(value: str) -> tuple:
     if value == "both":
         return acl.DIRECTIONS
@@ -444,7 +429,7 @@ def _list(value: str) -> str:
 def _local(value, server_id: str) -> str:
     if not isinstance(value, str) or not value:
         raise BadRequest("user is a userID or a phone number", "bad_purge")
-    return value if "@" in value else "%s@%s" % (value, server_id)
+    return local_id(value, server_id)
 
 
 def read_token(path: str | None) -> str | None:

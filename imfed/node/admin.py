@@ -55,9 +55,13 @@ def _joined_config(args):
     return _node_config(args)
 
 
+def local_id(value: str, server_id: str) -> str:
+    """A user of this node by its ID or its phone number alone (the CLI and the admin API)."""
+    return value if "@" in value else "%s@%s" % (value, server_id)
+
+
 def _user_id(config, value: str) -> str:
-    """A user of this node by its ID or its phone number alone."""
-    return value if "@" in value else "%s@%s" % (value, config.node.server_id)
+    return local_id(value, config.node.server_id)
 
 
 def _db(config) -> str:
@@ -269,9 +273,9 @@ def _add_all(cur, rows: list[dict], hashes: list[str], server_id: str, now: int,
     """Every row added, or (a user that appeared meanwhile) none; with its audit entry."""
     _refuse(_existing(cur, rows, server_id))
     for row, hashed in zip(rows, hashes):
-        users.add_user.__wrapped__(cur, server_id, row["phone"], row["name"], hashed, now,
-                                   verify_type=row["verify_type"],
-                                   searchable=row["searchable"], portrait=row["portrait"])
+        users.add_user(cur, server_id, row["phone"], row["name"], hashed, now,
+                       verify_type=row["verify_type"], searchable=row["searchable"],
+                       portrait=row["portrait"])
     audit(cur, now, actor, "user-import", source, count=len(rows),
           users=[r["phone"] for r in rows])
 

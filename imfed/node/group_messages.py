@@ -242,7 +242,7 @@ def send_from_member(cur, info: MessageInfo, server_id: str, now_ms: int,
         return first
     txns.remember(cur, info.sender_id, txn, info.message_id, now_ms)
     if server_of(info.recv_id) == server_id:
-        post_message.__wrapped__(cur, info, server_id, now_ms)
+        post_message(cur, info, server_id, now_ms)
     else:
-        send_to_master.__wrapped__(cur, info, now_ms)
+        send_to_master(cur, info, now_ms)
     return info.message_id

@@ -34,18 +34,16 @@ log = Logger()
 class Work:
     """One transaction's cursor and what it owes after commit."""
 
-    __slots__ = ("cur", "users", "events", "queued", "locked")
+    __slots__ = ("cur", "users", "events", "queued")
 
-    def __init__(self, cur, locked: bool = False) -> None:
+    def __init__(self, cur) -> None:
         self.cur = cur
         self.users: set[str] = set()
         self.events: list[tuple] = []  # (user_id, (seq, type, payload)) as emitted
         self.queued = False
-        self.locked = locked  # in a batch that already holds the write lock
 
     def begin_write(self) -> None:
-        if not self.locked:  # @transaction inside a batch: the batch began it
-            begin_write(self.cur)
+        begin_write(self.cur)  # (nothing, inside a batch: the batch began it)
 
     def execute(self, sql: str, args=()):
         return self.cur.execute(sql, args)
@@ -186,7 +184,7 @@ def _batch(cur, units) -> list[tuple]:
     begin_write(cur)
     outcomes: list[tuple] = []
     for fn, args, kwargs in units:
-        work = Work(cur, locked=True)
+        work = Work(cur)
         cur.execute("SAVEPOINT unit")
         try:
             result = fn(work, *args, **kwargs)

@@ -35,12 +35,14 @@ def begin_write(cur) -> None:
     """Begin a write transaction that holds the store's write lock from its first statement:
     SQLite's ``BEGIN IMMEDIATE`` (no other process, an operator's CLI say, writes in between);
     on PostgreSQL the advisory lock the write transactions of every process take turns on
-    (postgresql.py).  A cursor that knows better (a unit of work inside a batch that holds the
-    lock already; a PostgreSQL cursor) says how through its own ``begin_write``."""
+    (postgresql.py).  Inside a transaction already under way (a ``@transaction`` function
+    called by another, a unit of work in a batch) it does nothing: transactions compose.  A
+    cursor that knows better (a PostgreSQL cursor, a unit of work) says how through its own
+    ``begin_write``."""
     own = getattr(cur, "begin_write", None)
     if own is not None:
         own()
-    else:
+    elif not cur.connection.in_transaction:
         cur.execute("BEGIN IMMEDIATE")
 
 
@@ -301,7 +303,6 @@ def transaction(fn):
 
     txn.__name__ = txn.__qualname__ = fn.__name__
     txn.__doc__ = fn.__doc__
-    txn.__wrapped__ = fn  # for a unit that does it inside a transaction of its own
     return txn
 
 
