@@ -100,7 +100,6 @@ class Node:
             await task.deferLater(reactor, 0.05, lambda: None)
         self.log.close()
 
-
     def negotiated(self) -> str:
         """The protocols and suites of the federation calls this node answered, as its access
         log's last field has them (counted), once the node has stopped."""

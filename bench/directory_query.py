@@ -31,7 +31,6 @@ from imfed.storage import run_sync, transaction  # noqa: E402
 SERVERS = "/sns/restApi/managerserver/servers"
 
 
-
 @transaction
 def fill(cur, count: int, cert: pki.Certificate, now_ms: int) -> None:
     rows = []

@@ -52,7 +52,6 @@ from imfed.storage import migrate, run_sync  # noqa: E402
 from imfed.testing import free_port, postgresql_database  # noqa: E402
 
 
-
 def percentiles(latencies: list[float]) -> tuple[float, float, float]:
     """(p50, p99, max) in ms."""
     latencies = sorted(latencies)

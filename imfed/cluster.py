@@ -80,11 +80,11 @@ class Alone:
         pass
 
 
-
 def _daemon_thread(*args, **kwargs) -> threading.Thread:
     """A thread that does not hold up the process's exit (a role never stopped: a test's, a
     crash)."""
     return threading.Thread(*args, daemon=True, **kwargs)
+
 
 class Cluster(Service):
     """One of several processes on one PostgreSQL database (see the module's note)."""

@@ -77,6 +77,7 @@ class MemoryDatabase:
         except Exception:
             return fail()
 
+
 # Below Linux's ephemeral range (32768-60999): a port chosen here cannot be taken, between the
 # choice and the listen, by one of the many outgoing connections a federation on loopback makes.
 _LOW, _HIGH = 20000, 32767

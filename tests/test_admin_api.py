@@ -271,7 +271,6 @@ async def _pending(admin):
     return apps or None
 
 
-
 @pytest_twisted.ensureDeferred
 async def test_imfed_user_disable_and_enable(pair):
     from test_node_delivery import imfed

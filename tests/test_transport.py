@@ -148,6 +148,7 @@ async def test_client_refuses_server_with_unexpected_identity(management, tmp_pa
             await client.call("manager", management.url.replace("127.0.0.1", "localhost"),
                               "POST", SERVERS, {})
         # A response signed by anyone but the destination is a failed call.
+
         async def wrong_cert(server_id):
             return node.cert
 

@@ -430,8 +430,6 @@ def certify_key(ca_key: sm2.PrivateKey, ca: Certificate, spki_der: bytes, server
     return _sign_tbs(tbs, ca_key)
 
 
-
-
 def write_file(path: str, data: bytes, private: bool = False) -> None:
     """Write atomically; private files (keys) are created mode 0600."""
     tmp = path + ".tmp"

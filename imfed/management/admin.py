@@ -59,7 +59,6 @@ def _open(args) -> Site:
     return site
 
 
-
 def _when(ms: int | None) -> str:
     if not ms:
         return "-"

@@ -72,7 +72,6 @@ def _db(config) -> str:
     return path
 
 
-
 def operator() -> str:
     """Who runs the command, for the audit log: the login name, and the person behind sudo."""
     name = getpass.getuser()

@@ -31,6 +31,7 @@ def _address_key(address: str) -> tuple[str, int] | None:
         return None
     return host.lower().rstrip("."), port
 
+
 log = Logger()
 
 
@@ -170,6 +171,7 @@ class Directory:
             return self.management_cert
         peer = self.active(server_id)
         return peer.cert if peer is not None else None
+
 
 class DirectoryRefused(PeerError):
     """The management server answered the directory query with a refusal."""

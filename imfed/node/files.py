@@ -79,7 +79,6 @@ def remove_leftovers(folder: str, older_than: float | None = None) -> int:
     return removed
 
 
-
 _COLUMNS = "file_id, owner_id, name, size, md5, sm3, path, created_at"
 
 

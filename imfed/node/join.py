@@ -23,7 +23,6 @@ from ..wire import paths
 __all__ = ["JoinError", "join", "application_fields"]
 
 
-
 class JoinError(Exception):
     pass
 

@@ -400,12 +400,12 @@ STREAM_STALL_SECONDS = 60.0
 closed (what it would have been sent stays in the store)."""
 
 
-@implementer(IPushProducer)
-
 def _fire(d: Deferred, value) -> None:
     if not d.called:
         d.callback(value)
 
+
+@implementer(IPushProducer)
 class _Flow:
     """An event stream's producer: told by the connection to pause when the client stops
     reading, and to resume when it reads again."""

@@ -106,7 +106,6 @@ def _text(element: domish.Element | None) -> str:
     return str(element) if element is not None else ""
 
 
-
 HISTORY = 20
 """The room's newest messages a joining occupant is sent, unless its join asks for fewer
 (``<history maxstanzas="N"/>``, 0 for none)."""
@@ -145,6 +144,7 @@ def error_reply(element: domish.Element, condition: str, text: str) -> domish.El
             reply[ours] = element[theirs]
     reply.addChild(jerror.StanzaError(condition, text=text[:500]).getElement())
     return reply
+
 
 class Gateway(MultiService):
     def __init__(self, config: XmppConfig, handlers, store: NodeStore, server_id: str,
