@@ -719,8 +719,9 @@ async def test_joining_a_room_brings_its_recent_history_delayed(world):
     await alice.wait(lambda e: e.name == "presence" and _type(e, "unavailable"),
                      what="leaving")
     alice.join(room, "alice")
-    await alice.wait(lambda e: e.name == "message" and e.subject is not None,
-                     what="the subject")
+    subject = await alice.wait(lambda e: e.name == "message" and e.subject is not None,
+                               what="the subject")
+    assert str(subject.subject) == "history"  # the group's name, after the history
     history = [e for e in alice.received if _type(e, "groupchat") and e.body is not None]
     assert [body(e) for e in history] == ["h%02d" % i for i in range(5, 25)]
     delay = next(history[0].elements("urn:xmpp:delay", "delay"))

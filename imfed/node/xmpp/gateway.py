@@ -253,7 +253,7 @@ class Gateway(MultiService):
         if frm is None or to is None or kind_type == "error":
             return
         if kind == "iq":
-            return await self._iq(element, to)
+            return await self._iq(element, frm, to)
         user_id = self.mapping.local_user(frm)
         if user_id is None:
             raise Forbidden("%s is not one of this gateway's users" % frm.userhost(),
@@ -279,7 +279,7 @@ class Gateway(MultiService):
             self._users[user_id] = user
         return user
 
-    async def _iq(self, element: domish.Element, to: JID) -> None:
+    async def _iq(self, element: domish.Element, frm: JID, to: JID) -> None:
         if element.getAttribute("type") not in ("get", "set"):
             return
         query = next(element.elements(), None)
@@ -289,16 +289,16 @@ class Gateway(MultiService):
         answer["to"], answer["from"] = element["from"], element["to"]
         if uri == NS_MUC_OWNER and element["type"] == "set" and \
                 _child(query, NS_MUC_OWNER, "destroy") is not None:
-            await self._destroy_room(element, to)  # errors answered by the caller
+            await self._destroy_room(frm, to)  # errors answered by the caller
         elif uri == NS_PING or uri == NS_MUC_OWNER:
             pass  # a ping; a room's configuration (rooms need none: taken as it is)
         elif uri == NS_VCARD and element["type"] == "get" and to.user:
-            if self.mapping.local_user(parse_jid(element.getAttribute("from")) or to) is None:
+            if self.mapping.local_user(frm) is None:
                 raise Forbidden("only this gateway's users see its users' cards",
                                 "outside_namespace")
             answer.addChild(await self._vcard(to))
         elif uri == NS_SEARCH and not to.user:
-            answer.addChild(await self._search(element, query))
+            answer.addChild(await self._search(element, frm, query))
         elif uri == NS_DISCO_INFO and element["type"] == "get":
             q = answer.addElement((NS_DISCO_INFO, "query"))
             if to.user and self.mapping.user_of(to) is None:
@@ -339,7 +339,8 @@ class Gateway(MultiService):
             card.addElement("PHOTO").addElement("EXTVAL", content=info["portrait"])
         return card
 
-    async def _search(self, element: domish.Element, query: domish.Element) -> domish.Element:
+    async def _search(self, element: domish.Element, frm: JID,
+                      query: domish.Element) -> domish.Element:
         """jabber:iq:search (XEP-0055) on the component: the form (a name or phone number),
         or the federation users it finds, each a JID ready to add to the roster."""
         out = domish.Element((NS_SEARCH, "query"))
@@ -348,7 +349,7 @@ class Gateway(MultiService):
                            "server of the federation this one may reach.")
             out.addElement("nick")
             return out
-        if self.mapping.local_user(parse_jid(element.getAttribute("from"))) is None:
+        if self.mapping.local_user(frm) is None:
             raise Forbidden("only this gateway's users search", "outside_namespace")
         text = " ".join(_text(_child(query, NS_SEARCH, f)).strip()
                         for f in ("nick", "first", "last", "email")).strip()
@@ -366,10 +367,10 @@ class Gateway(MultiService):
             item.addElement("email", content="")
         return out
 
-    async def _destroy_room(self, element: domish.Element, to: JID) -> None:
+    async def _destroy_room(self, frm: JID, to: JID) -> None:
         """A room destroyed (XEP-0045 10.9): the group dissolved, by its owner, on the server
         that masters it; anything else an error that says why."""
-        user_id = self.mapping.local_user(parse_jid(element.getAttribute("from")) or to)
+        user_id = self.mapping.local_user(frm)
         if user_id is None:
             raise Forbidden("not one of this gateway's users", "outside_namespace")
         group_id = await self._group_of_room(to.user) if to.user else None
@@ -587,7 +588,7 @@ class Gateway(MultiService):
         of the room has that name (or an occupant took it as a nick)."""
         names = self._names.setdefault(group_id, {})
         taken = {nick for _, nick in self.occupants.get(group_id, {}).values()}
-        taken.update(n for uid, n in names.items())
+        taken.update(names.values())
         for info in infos:
             uid = info.get("userID") if isinstance(info, dict) else None
             name = _name(info)
@@ -632,20 +633,19 @@ class Gateway(MultiService):
         p["from"], p["to"] = (await self._room_jid(group_id, nick)).full(), full
         self._item(p, mine, ("110", "100") + (("201",) if created else ()))
         self.send(p)
+        room = (await self._room_jid(group_id)).full()
         if history and not created:
             for kept in await self.h.groups.recent(user, group_id, history):
-                info = kept["messageInfo"]
-                sender = info["senderID"]
-                m = self._message(info, full, "groupchat", info["messageID"], user.user_id)
-                m["from"] = (await self._room_jid(group_id,
-                                                  self._nick(group_id, sender))).full()
+                message = kept["messageInfo"]
+                m = self._message(message, full, "groupchat", message["messageID"],
+                                  user.user_id)
+                m["from"] = (await self._room_jid(
+                    group_id, self._nick(group_id, message["senderID"]))).full()
                 delay = m.addElement((NS_DELAY, "delay"))
-                delay["from"] = (await self._room_jid(group_id)).full()
-                delay["stamp"] = _stamp(kept["createTime"])
+                delay["from"], delay["stamp"] = room, _stamp(kept["createTime"])
                 self.send(m)
         subject = domish.Element((None, "message"))
-        subject["from"], subject["to"], subject["type"] = (
-            await self._room_jid(group_id)).full(), full, "groupchat"
+        subject["from"], subject["to"], subject["type"] = room, full, "groupchat"
         subject.addElement("subject", content=(info.get("groupInfo") or {}).get(
             "groupName", ""))
         self.send(subject)
