@@ -38,7 +38,12 @@ class PeerFailed(Exception):
         status = getattr(error, "status", None)
         if status is None:
             return cls(server_id, UNREACHABLE, str(error))
-        return cls(server_id, NOT_FOUND if status == 404 else REFUSED, str(error), status)
+        return cls.answered(server_id, status, str(error))
+
+    @classmethod
+    def answered(cls, server_id: str, status: int, message: str) -> "PeerFailed":
+        """The server answered ``status``, an error: not found (404), or refused."""
+        return cls(server_id, NOT_FOUND if status == 404 else REFUSED, message, status)
 
     def api_error(self, what: str, not_found: str) -> ApiError:
         """What a user is told: 404 with the errcode ``not_found`` when the server said no
@@ -71,10 +76,8 @@ def _checked(server_id: str, answer: PeerResponse, what: str) -> dict:
     """The body of an answer that says yes; PeerFailed for one that does not."""
     if not answer.ok:
         detail = answer.body.get("error") or answer.body.get("desc") or ""
-        raise PeerFailed(server_id, NOT_FOUND if answer.status == 404 else REFUSED,
-                         "%s answered HTTP %d for %s%s" % (server_id, answer.status, what,
-                                                           ": " + detail if detail else ""),
-                         answer.status)
+        raise PeerFailed.answered(server_id, answer.status, "%s answered HTTP %d for %s%s" % (
+            server_id, answer.status, what, ": " + detail if detail else ""))
     return answer.body
 
 
