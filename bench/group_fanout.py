@@ -25,7 +25,7 @@ from benchlib import Node, Stream, call, login  # noqa: E402
 
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
-from imfed.node import users  # noqa: E402
+from imfed.node.store import users  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import migrate, run_sync  # noqa: E402
 from imfed.testing import free_port  # noqa: E402

@@ -22,8 +22,8 @@ from twisted.internet import task  # noqa: E402
 
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
-from imfed.node import users  # noqa: E402
-from imfed.node.groups import LARGE_GROUP  # noqa: E402
+from imfed.node.store import users  # noqa: E402
+from imfed.node.store.groups import LARGE_GROUP  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import run_sync, transaction  # noqa: E402
 from imfed.testing import free_port  # noqa: E402

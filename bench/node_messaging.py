@@ -46,7 +46,7 @@ from benchlib import (Node, Stream, call, cpu_seconds, login, postgres_cpu,  # n
 
 from imfed.config import parse  # noqa: E402
 from imfed.devdefault import join_and_approve  # noqa: E402
-from imfed.node import users  # noqa: E402
+from imfed.node.store import users  # noqa: E402
 from imfed.service import make_service  # noqa: E402
 from imfed.storage import migrate, run_sync  # noqa: E402
 from imfed.testing import free_port, postgresql_database  # noqa: E402

@@ -23,9 +23,9 @@ from twisted.internet.threads import deferToThread
 from .config import ConfigError
 from .management import review
 from .management import store as registry
-from .management.admin import application_json
-from .node import acl, outbox, retention, users
-from .node.admin import MIN_PASSWORD, check_user_fields, import_users, local_id
+from .node.store import acl, outbox, retention, users
+from .node.handlers import accounts
+from .node.handlers.accounts import MIN_PASSWORD, check_user_fields, import_users, local_id
 from .storage import transaction
 from .storage.audit import audit, audit_log
 from .web import body_size, endpoint, install_errors, int_arg, query_arg, read_json
@@ -151,7 +151,7 @@ class AdminApi:
         fields = check_user_fields(body, role.server_id)
         hashed = await deferToThread(users.hash_password, fields.pop("password"))
         user = await self._audited(
-            role, actor, users.add_user, role.server_id, fields["phone"], fields["name"],
+            role, actor, accounts.add_account, role.server_id, fields["phone"], fields["name"],
             hashed, now_ms(role.clock), fields["verify_type"],
             fields["searchable"], fields["portrait"], action="user-add",
             subject="%s@%s" % (fields["phone"], role.server_id))
@@ -197,7 +197,7 @@ class AdminApi:
 
     async def _set_disabled(self, request, user_id: str, disabled: bool) -> dict:
         role = self._role("node", request)
-        uid = await self._user_change(request, user_id, users.set_disabled,
+        uid = await self._user_change(request, user_id, accounts.disable_account,
                                       "user-disable" if disabled else "user-enable",
                                       disabled, now_ms(role.clock))
         return {"code": 0, "error": "", "userID": uid, "disabled": disabled}
@@ -213,14 +213,15 @@ class AdminApi:
             raise BadRequest("password is a string of at least %d characters" % MIN_PASSWORD,
                              "bad_password")
         hashed = await deferToThread(users.hash_password, password)
-        uid = await self._user_change(request, user_id, users.set_password, "user-passwd",
+        uid = await self._user_change(request, user_id, accounts.set_account_password,
+                                      "user-passwd",
                                       hashed, now_ms(role.clock))
         return {"code": 0, "error": "", "userID": uid}
 
     @app.route("/users/<user_id>", methods=["DELETE"])
     @endpoint()
     async def delete_user(self, request, user_id):
-        uid = await self._user_change(request, user_id, users.delete_user, "user-del")
+        uid = await self._user_change(request, user_id, accounts.delete_account, "user-del")
         return {"code": 0, "error": "", "userID": uid}
 
     # --- node: access control, queue, purge, audit ---------------------------------------
@@ -380,7 +381,7 @@ class AdminApi:
         role = self._role("management", request)
         apps = await role.db.runInteraction(
             registry.list_applications, pending_only=query_arg(request, "all", "0") != "1")
-        return {"code": 0, "error": "", "applications": [application_json(a) for a in apps]}
+        return {"code": 0, "error": "", "applications": [a.to_json() for a in apps]}
 
     @app.route("/applications/<application_id>/<decision>", methods=["POST"])
     @endpoint()
@@ -409,7 +410,7 @@ class AdminApi:
                                                now)
         else:
             raise NotFound("approve or reject", "no_such_path")
-        return {"code": 0, "error": "", "application": application_json(app)}
+        return {"code": 0, "error": "", "application": app.to_json()}
 
 
 def _directions(value: str) -> tuple:

@@ -14,8 +14,8 @@ from twisted.logger import Logger
 from .config import Config
 from .management import review, store
 from .management.service import ManagementRole
-from .node import users
-from .node.join import application_fields, join
+from .node.store import users
+from .node.clients.join import application_fields, join
 from .listening import InOrder
 from .storage import run_sync
 

@@ -24,11 +24,11 @@ from zope.interface import implementer
 from .config import https_address
 from .crypto import sm2, tls
 from .crypto.pki import Certificate
-from .crypto.signing import (SignatureError, off_reactor, parse_response_signature,
-                             sign_request, verify_response)
+from .crypto.signing import (SignatureError, off_reactor, parse_response_signature, sign_request,
+                             verify_response)
 from .crypto.sm3 import SM3
-from .pipelined import PIPELINE_HEADER, PIPELINE_IN_ORDER, Behind, Broken, Pipes, \
-    PipelinedConnection
+from .pipelined import (PIPELINE_HEADER, PIPELINE_IN_ORDER, Behind, Broken, Pipes,
+                        PipelinedConnection)
 from .timers import now_ms
 
 __all__ = ["PeerError", "PeerBehind", "PeerRefusedDownload", "PeerResponse", "PeerClient", "Lane",

@@ -510,7 +510,7 @@ def node_write(node: RunningNode, sql: str, *args, many: list | None = None) -> 
 def add_user(node: RunningNode, phone: str, name: str, password: str = "secret", **kw):
     import time
 
-    from imfed.node import users
+    from imfed.node.store import users
 
     return run_sync(node.role.db.path, users.add_user, node.server_id, phone, name,
                     users.hash_password(password), int(time.time() * 1000), **kw)

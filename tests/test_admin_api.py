@@ -19,7 +19,7 @@ from imfed.config import Limits, Listen
 from imfed.devdefault import application_fields
 from imfed.listening import Listener
 from imfed.management import store as registry
-from imfed.node.join import join
+from imfed.node.clients.join import join
 from imfed.operations import operator_site
 
 TOKEN = "0123456789abcdef-operator"

@@ -4,7 +4,11 @@ constants, read with ast; nothing is imported or run):
 - no import cycle inside imfed/;
 - no role (imfed/node, imfed/management) imports the composition root (imfed/service.py and
   the development default built on it);
-- no route module touches the database: routes call handlers;
+- no route module touches the database, nor imports a store: routes call handlers;
+- the node's store (imfed/node/store/) is the bottom layer: it imports no handler, route,
+  service, client or CLI module, and no HTTP error type (imfed/wire/errors.py, imfed/web.py):
+  the rules that refuse a caller live in the handlers;
+- handlers import no route; no role imports the CLI (imfed/cli/ is on top);
 - no federation path is spelled outside imfed/wire/ (paths.py owns them);
 - the write lock is taken by a call (``storage.begin_write``), never spelled as SQL outside
   imfed/storage/__init__.py (the one place that knows what it is on SQLite).
@@ -26,10 +30,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 COMPOSITION_ROOT = {"imfed.service", "imfed.devdefault", "imfed.tap"}
 ROLES = ("imfed.node.", "imfed.management.")
 ROUTE_MODULES = ("imfed.node.routes.", "imfed.management.routes")
-DATA_MODULES = {"imfed.storage", "imfed.node.users", "imfed.node.friends",
-                "imfed.node.messages", "imfed.node.groups", "imfed.node.group_messages",
-                "imfed.node.files", "imfed.node.events", "imfed.node.outbox",
-                "imfed.node.unit", "imfed.management.store"}
+STORES = ("imfed.storage", "imfed.node.store", "imfed.management.store")
 DATABASE_CALLS = {"runInteraction", "runQuery", "runOperation", "execute", "executemany",
                   "run_sync", "read_now", "cursor", "run", "read"}
 
@@ -122,13 +123,41 @@ def routes_touching_database(tree: dict[str, str], graph: dict[str, set[str]]
     for module, source in tree.items():
         if not module.startswith(ROUTE_MODULES):
             continue
-        out += [(module, "imports " + i) for i in sorted(graph[module] & DATA_MODULES)]
+        out += [(module, "imports " + i) for i in sorted(graph[module])
+                if i in STORES or i.startswith(tuple(s + "." for s in STORES))]
         for node in ast.walk(ast.parse(source)):
             name = node.attr if isinstance(node, ast.Attribute) else \
                 node.id if isinstance(node, ast.Name) else None
             if name in DATABASE_CALLS:
                 out.append((module, "uses %s (line %d)" % (name, node.lineno)))
     return out
+
+
+NODE_STORE = "imfed.node.store"
+ABOVE_THE_STORE = ("imfed.node.handlers", "imfed.node.routes", "imfed.node.services",
+                   "imfed.node.clients", "imfed.node.xmpp", "imfed.node.service",
+                   "imfed.node.application", "imfed.node.directory", "imfed.cli")
+HTTP_ERRORS = ("imfed.wire.errors", "imfed.web")
+
+
+def _within(module: str, packages) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def layering(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(module, what it must not import): the store imports nothing above it and no HTTP
+    error; a handler imports no route; no role imports the CLI."""
+    out = []
+    for module, deps in graph.items():
+        for i in sorted(deps):
+            if _within(module, (NODE_STORE,)) and _within(i, ABOVE_THE_STORE + HTTP_ERRORS):
+                out.append((module, i))
+            elif _within(module, ("imfed.node.handlers",)) and \
+                    _within(i, ("imfed.node.routes",)):
+                out.append((module, i))
+            elif module.startswith(ROLES) and _within(i, ("imfed.cli",)):
+                out.append((module, i))
+    return sorted(out)
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -207,6 +236,10 @@ def test_no_route_module_touches_the_database():
     assert routes_touching_database(TREE, GRAPH) == []
 
 
+def test_each_layer_imports_only_below_it():
+    assert layering(GRAPH) == []
+
+
 def test_no_federation_path_outside_wire():
     assert path_strings(TREE) == []
 
@@ -227,11 +260,20 @@ BROKEN = {
     "imfed.node.routes": "",
     "imfed.node.routes.client": (
         '"""Docstrings may say /sns/chat."""\n'
-        "from .. import messages\n"
+        "from ..store import messages\n"
         "async def send(db):\n"
         "    await db.runInteraction(None)\n"
         '    return "/sns/chat", "invite/grpreq?groupID="\n'),
-    "imfed.node.messages": 'def f(cur):\n    cur.execute("begin immediate")\n',
+    "imfed.node.store": "",
+    "imfed.node.store.messages": ('from ...wire.errors import NotFound\n'
+                                  'def f(cur):\n    cur.execute("begin immediate")\n'),
+    "imfed.node.store.groups": "from ..handlers import groups\n",
+    "imfed.node.handlers": "",
+    "imfed.node.handlers.groups": "from ..routes.client import send\n",
+    "imfed.wire": "",
+    "imfed.wire.errors": "",
+    "imfed.cli": "",
+    "imfed.node.xmpp": "from ..cli import main\n",
 }
 
 
@@ -241,21 +283,28 @@ def test_the_rules_fail_on_a_broken_tree():
     assert ["imfed.node.service", "imfed.service"] in cycles(graph)
     assert roles_importing_root(graph) == [("imfed.node.service", "imfed.service")]
     found = routes_touching_database(BROKEN, graph)
-    assert ("imfed.node.routes.client", "imports imfed.node.messages") in found
+    assert ("imfed.node.routes.client", "imports imfed.node.store.messages") in found
     assert any("runInteraction" in why for _, why in found)
     assert [(m, s) for m, _, s in path_strings(BROKEN)] == [
         ("imfed.node.routes.client", "/sns/chat"),
         ("imfed.node.routes.client", "invite/grpreq?groupID=")]
-    assert write_lock_spelled(BROKEN) == [("imfed.node.messages", 2)]
+    assert write_lock_spelled(BROKEN) == [("imfed.node.store.messages", 3)]
+    assert layering(graph) == [
+        ("imfed.node.handlers.groups", "imfed.node.routes.client"),
+        ("imfed.node.store.groups", "imfed.node.handlers"),
+        ("imfed.node.store.groups", "imfed.node.handlers.groups"),
+        ("imfed.node.store.messages", "imfed.wire.errors"),
+        ("imfed.node.xmpp", "imfed.cli")]
 
 
-@pytest.mark.parametrize("rule", ["cycle", "root", "routes", "paths", "lock"])
+@pytest.mark.parametrize("rule", ["cycle", "root", "routes", "paths", "lock", "layers"])
 def test_each_rule_names_what_breaks_it(rule):
     graph = imports(BROKEN)
     result = {"cycle": lambda: cycles(graph), "root": lambda: roles_importing_root(graph),
               "routes": lambda: routes_touching_database(BROKEN, graph),
               "paths": lambda: path_strings(BROKEN),
-              "lock": lambda: write_lock_spelled(BROKEN)}[rule]()
+              "lock": lambda: write_lock_spelled(BROKEN),
+              "layers": lambda: layering(graph)}[rule]()
     assert result, rule
 
 

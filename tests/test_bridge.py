@@ -359,7 +359,7 @@ def test_the_push_cursor_survives_the_upgrade_to_event_cursors(tmp_path):
     upgraded node goes on pushing after what the system already acknowledged."""
     import sqlite3
 
-    from imfed.node import feeds
+    from imfed.node.services import feeds
     from imfed.storage import migrate
     from test_outbox_heads import _store_at
 

@@ -19,7 +19,7 @@ from twisted.web.client import HTTPConnectionPool
 
 from imfed.devdefault import join_and_approve
 from imfed.storage import migrate, run_sync
-from imfed.node import users
+from imfed.node.store import users
 from imfed.testing import postgresql_database
 
 from conftest import ApiClient, RunningNode, add_user, join_node, node_config, wait_until

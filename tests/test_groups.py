@@ -419,7 +419,7 @@ def _delete(node: RunningNode, group_id: str, *texts: str) -> None:
 async def bulk_users(node, phones: list[str]) -> list:
     """Users made straight in a running node's store, in one transaction (their password
     hash a placeholder: they never log in)."""
-    from imfed.node import users
+    from imfed.node.store import users
     from imfed.storage import transaction
 
     @transaction
@@ -446,7 +446,7 @@ async def test_a_five_thousand_member_group_across_servers(pair):
     local = await bulk_users(a, ["2%05d" % i for i in range(4000)])
     remote = await bulk_users(b, ["3%05d" % i for i in range(1000)])
     h_a, h_b = a.role.handlers.groups, b.role.handlers.groups
-    from imfed.node.users import get_user
+    from imfed.node.store.users import get_user
 
     me = await a.role.store.run(get_user, "1@node-a")
     g = await h_a.create(me, "五千人群", "")
@@ -473,7 +473,7 @@ async def test_a_five_thousand_member_group_across_servers(pair):
     joined = time.monotonic() - started
     # Each join below LARGE_GROUP members is told to every member, then to the joiner and
     # the admins: at most LARGE_GROUP²/2 + 3 per member; told to every member, ~12.5 million.
-    from imfed.node.groups import LARGE_GROUP
+    from imfed.node.store.groups import LARGE_GROUP
 
     notices = node_rows(a, "SELECT COUNT(*) FROM events WHERE type = 'group_notify'")[0][0]
     assert notices <= LARGE_GROUP ** 2 / 2 + 3 * 5001, notices

@@ -14,19 +14,19 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from imfed.node import users
+from imfed.node.store import users
 from imfed.config import parse
-from imfed.node.acl import AccessControl
+from imfed.node.handlers.access import AccessControl
 from imfed.node.application import build
 from imfed.node.directory import Directory, Peer
-from imfed.node.events import events_since
-from imfed.node.remote import FederationClient, PeerFailed
-from imfed.node import events
+from imfed.node.store.events import events_since
+from imfed.node.clients.remote import FederationClient, PeerFailed
+from imfed.node.store import events
 from imfed.peer import PeerBehind, PeerError, PeerResponse
 from imfed.testing import MemoryDatabase, postgresql_database
 from imfed.wire.errors import Conflict, Forbidden, NotFound
 from imfed.wire import paths
-from imfed.wire.messages import MessageInfo
+from imfed.wire.message_info import MessageInfo
 from imfed.wire.records import ServerStatus
 
 from conftest import TEST_DATABASE
@@ -161,7 +161,7 @@ def test_a_commit_wakes_the_users_it_showed_events_and_the_outbox(node):
 
 def test_a_waiting_stream_is_handed_the_committed_events_unless_others_wrote_between(node):
     from imfed.node.handlers.events import EventsHandler
-    from imfed.node.unit import Work
+    from imfed.node.store.unit import Work
 
     alice, bob = node.user("100", "Alice"), node.user("101", "Bob")
     handler = EventsHandler(node.store)

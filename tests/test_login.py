@@ -12,7 +12,7 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.internet.task import deferLater
 
 from conftest import ApiClient, add_user, lone_node, signed_up
-from imfed.node import users
+from imfed.node.store import users
 
 
 async def _attempt(node, login: str, password: str):

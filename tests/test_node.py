@@ -8,7 +8,7 @@ import os
 import pytest
 import pytest_twisted
 
-from imfed.node.join import JoinError, application_fields, join
+from imfed.node.clients.join import JoinError, application_fields, join
 from twisted.internet import reactor
 
 from conftest import ApiClient, add_user, node_config, signed_up
@@ -286,7 +286,7 @@ async def test_certificate_renewal_through_modify(pair, management):
 
     from imfed.crypto import pki
     from imfed.management import review, store
-    from imfed.node.join import renew
+    from imfed.node.clients.join import renew
 
     from conftest import RunningNode, wait_until
 

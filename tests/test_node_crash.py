@@ -59,7 +59,7 @@ async def test_sigkill_with_queued_messages(management, tmp_path):
     a_path = os.path.join(a_config.data_dir, "imfed.toml")
     b = await join_node(management, str(tmp_path / "b"), "node-b")
     await wait_until(lambda: b.role.directory.active("node-a"), what="B to know A")
-    from imfed.node import users
+    from imfed.node.store import users
     from imfed.storage import migrate, run_sync
 
     db = a_config.node.database

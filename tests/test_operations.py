@@ -173,8 +173,8 @@ def test_json_log_lines_have_stable_keys():
     globalLogPublisher.addObserver(observer)
     try:
         Logger(namespace="imfed.management.x").info("hello {who}", who="operator")
-        Logger(namespace="imfed.node.outbox").info("not shown: below the node's level")
-        Logger(namespace="imfed.node.outbox").warn("shown {n}", n=3)
+        Logger(namespace="imfed.node.services.outbox").info("not shown: below the node's level")
+        Logger(namespace="imfed.node.services.outbox").warn("shown {n}", n=3)
         try:
             1 / 0
         except ZeroDivisionError:
@@ -184,7 +184,7 @@ def test_json_log_lines_have_stable_keys():
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["message"] for line in lines] == ["hello operator", "shown 3", "boom"]
     assert all(set(line) >= {"time", "level", "namespace", "message"} for line in lines)
-    assert lines[1]["level"] == "warn" and lines[1]["namespace"] == "imfed.node.outbox"
+    assert lines[1]["level"] == "warn" and lines[1]["namespace"] == "imfed.node.services.outbox"
     assert "ZeroDivisionError" in lines[2]["failure"]
 
 

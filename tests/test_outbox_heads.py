@@ -7,7 +7,7 @@ import json
 import random
 import sqlite3
 
-from imfed.node.outbox import _heads
+from imfed.node.store.outbox import heads
 from imfed.storage import migrate, run_sync, schema_files
 from imfed.wire import paths
 
@@ -52,7 +52,7 @@ def test_heads_follow_every_insert_delete_and_postponement(tmp_path):
                 cur.execute("DELETE FROM outbox WHERE destination = ?",
                             ("d%d" % rng.randint(0, 3),))
             now = rng.randint(0, 100)
-            due = [tuple(r) for r in _heads(cur, now, 10 ** 9)]
+            due = [tuple(r) for r in heads(cur, now, 10 ** 9)]
             assert due == [tuple(r) for r in _from_queue(cur, now)], "step %d" % step
             seen_due += bool(due)
         return seen_due
@@ -81,11 +81,11 @@ def test_heads_of_a_queue_that_existed_before_the_upgrade(tmp_path):
     conn.close()
     assert migrate(path, "node") >= 4
     conn = sqlite3.connect(path)
-    assert _heads(conn.cursor(), 5, 10 ** 9) == [("b", "x"), ("c", "y")]
-    assert _heads(conn.cursor(), 9, 10 ** 9) == [("b", "x"), ("c", "y"), ("b", "z")]
+    assert heads(conn.cursor(), 5, 10 ** 9) == [("b", "x"), ("c", "y")]
+    assert heads(conn.cursor(), 9, 10 ** 9) == [("b", "x"), ("c", "y"), ("b", "z")]
     # Issue #29, 15: an item due later than any backoff puts it was scheduled on a clock set
     # back since: due now.
-    assert _heads(conn.cursor(), 5, 8) == [("b", "x"), ("c", "y"), ("b", "z")]
+    assert heads(conn.cursor(), 5, 8) == [("b", "x"), ("c", "y"), ("b", "z")]
     conn.close()
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 from treq.testing import StubTreq
 
-from imfed.node import users
+from imfed.node.store import users
 from imfed.node.handlers.events import EventsHandler
 from imfed.node.handlers.links import FileLinks
 from imfed.node.handlers.sessions import Sessions

@@ -73,10 +73,10 @@ async def test_services_stop_one_at_a_time_last_first():
 
 @pytest_twisted.ensureDeferred
 async def test_units_arriving_during_a_commit_go_together_and_fail_alone(tmp_path):
-    """Group commit (imfed/node/unit.py): a lone unit goes at once; the units that arrive
+    """Group commit (imfed/node/store/unit.py): a lone unit goes at once; the units that arrive
     while it commits go next as one transaction, each in its own savepoint."""
-    from imfed.node import events, users
-    from imfed.node.unit import NodeStore
+    from imfed.node.store import events, users
+    from imfed.node.store.unit import NodeStore
     from imfed.metrics import REGISTRY
     from imfed.storage import transaction
     from twisted.internet.defer import DeferredList

@@ -296,7 +296,7 @@ async def test_a_message_that_fails_later_is_reported_to_the_resource_that_sent_
     """Issue #27, 2: node B refuses node A's calls (its access rules): Alice's message fails
     after it was taken, and the error reaches the client that sent it (its full JID: a server
     drops a message error addressed to a bare JID), with the id the client gave it."""
-    from imfed.node import acl
+    from imfed.node.store import acl
     from imfed.storage import run_sync
 
     w = world

@@ -139,6 +139,13 @@ class Application:
     enc_csr_pem: str | None = None
     enc_cert_pem: str | None = None
 
+    def to_json(self) -> dict:
+        """What operators see of it (``imfed admin show --json``, the admin API): every field
+        but the hash of its applicant's token."""
+        value = attrs.asdict(self)
+        value.pop("token_hash")
+        return value
+
 
 _APP_COLUMNS = tuple(a.name for a in attrs.fields(Application))
 

@@ -12,22 +12,21 @@ from __future__ import annotations
 import attrs
 
 from ..config import NodeConfig
-from . import friends, groups, messages
-from .acl import AccessControl
+from .store import friends, groups, messages
+from .handlers.access import AccessControl
 from .directory import Directory
-from .events import EventHub
-from .groupsync import GroupSync
+from .store.events import EventHub
+from .services.groupsync import GroupSync
 from .handlers.files import FilesHandler
 from .handlers.friends import FriendsHandler
 from .handlers.groups import GroupsHandler
-from .handlers.messages import MessagesHandler
+from .handlers.messages import MessagesHandler, StrangerLimits
 from .handlers.sources import UserSources
 from .handlers.users import UsersHandler
-from .messages import StrangerLimits
-from .outbox import Outbox
-from .reach import Reach
-from .remote import FederationClient
-from .unit import NodeStore
+from .services.outbox import Outbox
+from .clients.reach import Reach
+from .clients.remote import FederationClient
+from .store.unit import NodeStore
 
 __all__ = ["Application", "build"]
 

@@ -24,19 +24,20 @@ from ..operations import store_and_certificates
 from ..storage import Database, days_left
 from ..throttle import SendRates
 from ..wire.errors import Style
-from . import files
-from .acl import AccessControl
+from .store import blobs
+from .handlers.access import AccessControl
 from .application import build
-from .bridge_lookup import BridgeUsers
-from .bridge_push import BridgePusher
-from .directory import Directory, Refresher
+from .clients.bridge_lookup import BridgeUsers
+from .services.bridge_push import BridgePusher
+from .directory import Directory
+from .services.refresher import Refresher
 from .handlers.bridge import BridgeAccess
 from .handlers.events import EventsHandler
 from .handlers.links import FileLinks, load_key
 from .handlers.sessions import Sessions
-from .housekeeping import Housekeeping, Retention
-from .remote import FederationClient
-from .renewal import IdentityWatch, Renewal
+from .services.housekeeping import Housekeeping, Retention
+from .clients.remote import FederationClient
+from .services.renewal import IdentityWatch, Renewal
 from .routes.client import ClientRoutes, Handlers
 from .routes.federation import FederationRoutes
 from ..wire.records import ServerStatus
@@ -90,7 +91,7 @@ class NodeRole:
         # group check, the handlers.
         self.file_dir = config.path("node", "files")
         os.makedirs(self.file_dir, exist_ok=True)
-        files.remove_leftovers(self.file_dir, 3600.0 if self.cluster.several else None)
+        blobs.remove_leftovers(self.file_dir, 3600.0 if self.cluster.several else None)
         app = self.app = build(n, db=self.db, clock=reactor, directory=self.directory,
                                acl=self.acl, remote=FederationClient(self.client),
                                file_dir=self.file_dir, cluster=self.cluster)

@@ -9,7 +9,7 @@ import unicodedata
 from .errors import BadRequest
 
 __all__ = ["SERVER_ID", "ascii_digits", "server_id", "optional_int", "string_list", "text",
-           "search_query", "MIN_SUBSTRING", "flag"]
+           "search_query", "MIN_SUBSTRING", "flag", "txn_id"]
 
 MIN_SUBSTRING = 2
 """A search shorter than this matches phone numbers and IDs exactly, names not at all."""
@@ -115,4 +115,17 @@ def search_query(value, field: str) -> str:
         raise BadRequest("%s holds a control character" % field, "bad_" + field)
     if not any(c[0] in "LN" for c in categories):
         raise BadRequest("%s must hold a letter or a digit" % field, "bad_" + field)
+    return value
+
+
+_TXN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+
+
+def txn_id(body: dict) -> str | None:
+    """The body's ``txnId`` (1-64 of A-Z a-z 0-9 . _ ~ -), or None; 400 bad_txnId."""
+    value = body.get("txnId")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TXN.match(value):
+        raise BadRequest("txnId must be 1-64 of A-Z a-z 0-9 . _ ~ -", "bad_txnId")
     return value

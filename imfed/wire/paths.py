@@ -90,7 +90,7 @@ GETSERVERCERT = _e("getservercert", "POST", "restApi/getservercert")
 
 QUEUED = {e.kind: e for e in (CHAT, ADD_USERS, RSP_USERS, DEL_USERS, INVITE_GRPREQ,
                               INVITE_GRPREP, QUIT_GRPMEMBER, NOTIFY_GRPCHAT, NOTIFY_GRPNOTIFY)}
-"""The calls a node queues for another (imfed/node/outbox.py), by kind."""
+"""The calls a node queues for another (imfed/node/store/outbox.py), by kind."""
 
 
 def queued(kind: str) -> Endpoint:

@@ -1,4 +1,4 @@
-"""What a node queues for another server (imfed/node/outbox.py): one attrs payload per kind
+"""What a node queues for another server (imfed/node/store/outbox.py): one attrs payload per kind
 of queued call, each naming its endpoint (``kind``, a key of :data:`paths.QUEUED`) and
 writing the body the standard gives that endpoint.  The outbox stores ``kind`` and
 ``to_wire()``; nothing else builds these bodies."""
@@ -9,7 +9,7 @@ from typing import ClassVar, Union
 
 import attrs
 
-from .messages import MessageInfo
+from .message_info import MessageInfo
 from .records import Answer
 
 __all__ = ["Queued", "Chat", "AddUsers", "RspUsers", "DelUsers", "InviteGrpReq",

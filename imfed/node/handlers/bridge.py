@@ -9,9 +9,10 @@ import hmac
 from typing import Callable
 
 from ...wire.errors import Forbidden, NotFound, Unauthorized
-from ...wire.messages import split_id
-from .. import users
-from ..unit import NodeStore
+from ...wire.message_info import split_id
+from ..store import users
+from .accounts import add_account
+from ..store.unit import NodeStore
 
 __all__ = ["BridgeAccess", "NO_PASSWORD"]
 
@@ -58,7 +59,7 @@ class BridgeAccess:
         existing = await self.store.run(users.get_user, "%s@%s" % (phone, self.server_id))
         if existing is not None:
             return existing, False
-        user = await self.store.run(users.add_user, self.server_id, phone, name, NO_PASSWORD,
+        user = await self.store.run(add_account, self.server_id, phone, name, NO_PASSWORD,
                                     self.store.now_ms(), verify_type=verify_type,
                                     searchable=searchable)
         return user, True

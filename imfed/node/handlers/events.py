@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .. import events
-from ..unit import NodeStore
+from ..store import events
+from ..store.unit import NodeStore
 
 __all__ = ["EventsHandler"]
 

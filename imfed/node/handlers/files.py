@@ -12,12 +12,13 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from ...wire.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
-from ...wire.messages import MessageInfo, new_object_id, server_of, split_id
-from .. import files, users
+from ...wire.message_info import MessageInfo, new_object_id, server_of, split_id
+from ..clients import downloads
+from ..store import blobs, files, users
 from ..directory import Directory
-from ..reach import Reach
-from ..remote import NOT_FOUND, FederationClient, PeerFailed
-from ..unit import NodeStore
+from ..clients.reach import Reach
+from ..clients.remote import NOT_FOUND, FederationClient, PeerFailed
+from ..store.unit import NodeStore
 
 __all__ = ["FilesHandler"]
 
@@ -41,7 +42,7 @@ class FilesHandler:
         file_id = new_object_id(self.server_id)
         path = self._path(file_id)
         try:
-            size, md5, sm3 = await deferToThread(files.hash_copy, source, path,
+            size, md5, sm3 = await deferToThread(blobs.hash_copy, source, path,
                                                  self.max_file_bytes)
         except ValueError:
             raise TooLarge("file over %d bytes" % self.max_file_bytes, "too_large") from None
@@ -110,7 +111,7 @@ class FilesHandler:
         peer = await self.reach.require_now(origin)
         path = self._path(stored.file_id, "cache-")
         try:
-            sm3 = await files.fetch_checked(self.remote, peer, stored.file_id, path,
+            sm3 = await downloads.fetch_checked(self.remote, peer, stored.file_id, path,
                                             stored.size, stored.md5,
                                             min(stored.size, self.max_file_bytes))
         except PeerFailed as e:
@@ -119,7 +120,7 @@ class FilesHandler:
                                "unknown_file") from None
             raise Unavailable("fetching %s failed: %s" % (stored.file_id, e),
                               "peer_unreachable") from None
-        except files.FileMismatch as e:
+        except downloads.FileMismatch as e:
             raise Unavailable(str(e), "file_mismatch") from None
         await self.store.run(files.set_cached, stored.file_id, path, sm3)
         return attrs.evolve(stored, path=path, sm3=sm3)
@@ -137,12 +138,12 @@ class FilesHandler:
         file_id = new_object_id(self.server_id)
         path = self._path(file_id)
         try:
-            sm3 = await files.fetch_checked(self.remote, peer, "%s@%s" % (opaque, origin), path,
+            sm3 = await downloads.fetch_checked(self.remote, peer, "%s@%s" % (opaque, origin), path,
                                             content["size"], content["md5"], content["size"])
         except PeerFailed as e:
             raise Unavailable("copying %s failed: %s" % (content["fileID"], e),
                               "peer_unreachable") from None
-        except files.FileMismatch:
+        except downloads.FileMismatch:
             raise BadRequest("the file does not match its size and md5",
                              "file_mismatch") from None
         await self.store.run(files.add_file, files.StoredFile(

@@ -6,18 +6,272 @@ from __future__ import annotations
 
 import attrs
 
-from ...wire.errors import Forbidden, NotFound, Unavailable
-from ...wire.messages import MessageInfo, server_of
-from ...wire.records import ChatType, UserInfo
-from .. import group_messages, groups
-from ..groupsync import GroupSync
-from ..reach import Reach
-from ..remote import FederationClient, PeerFailed
-from ..unit import NodeStore
+from ...storage import transaction
+from ...wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from ...wire.message_info import MessageInfo, announced_by, server_of
+from ...wire.records import ChatType, Setting, UserInfo
+from ..store import group_messages, groups, txns, users
+from ..store.groups import ADMIN, MEMBER, OWNER, Group
+from ..services.groupsync import GroupSync
+from ..clients.reach import Reach
+from ..clients.remote import FederationClient, PeerFailed
+from ..store.unit import NodeStore
 from .files import FilesHandler
 from .messages import MessagesHandler
 
-__all__ = ["GroupsHandler"]
+__all__ = ["GroupsHandler", "remove_members", "dissolve"]
+
+
+# -- the rules, each checked in the unit of work that writes what it allows --
+
+def _mastered(work, group_id: str, server_id: str) -> Group:
+    """A live group mastered here (``server_id``); 404 otherwise."""
+    g = groups.get_group(work, group_id)
+    if g is None or not g.master or g.dissolved or server_of(group_id) != server_id:
+        raise NotFound("no group %s here" % group_id, "unknown_group")
+    return g
+
+
+def _require_role(work, g: Group, user_id: str, allowed: tuple, errcode: str) -> int:
+    role = groups.member_type(work, g.group_id, user_id)
+    if role not in allowed:
+        raise Forbidden("%s may not do that in %s" % (user_id, g.group_id), errcode)
+    return role
+
+
+def _member_info(work, g: Group, user_id: str) -> dict:
+    info = groups.member_info(work, g.group_id, user_id)
+    if info is None:
+        raise NotFound("%s is not a member of %s" % (user_id, g.group_id), "not_member")
+    return info
+
+
+@transaction
+def _create(work, owner: users.User, name: str, server_id: str, now_ms: int,
+            icon: str = "") -> Group:
+    if not name.strip() or len(name) > 64:
+        raise BadRequest("groupName must be 1-64 characters", "bad_groupName")
+    return groups.create_group(work, owner, name, server_id, now_ms, icon)
+
+
+@transaction
+def _invite(work, group_id: str, inviter_id: str, inviter_info: dict, invitees: list[str],
+            server_id: str, now_ms: int) -> int:
+    """Invite users (§6.4.2.4) at the master, for a member here or on another server (who
+    asked with invite/grpreq); answer how many invitations went out."""
+    g = _mastered(work, group_id, server_id)
+    role = groups.member_type(work, group_id, inviter_id)
+    if role is None:
+        raise Forbidden("only members invite", "not_member")
+    if role == MEMBER and g.is_allow == Setting.NO:
+        raise Forbidden("members may not invite to this group", "invites_closed")
+    for invitee in dict.fromkeys(invitees):
+        if server_of(invitee) == server_id and \
+                groups.member_type(work, group_id, invitee) is None and \
+                users.get_user(work, invitee) is None:
+            raise NotFound("no user %s" % invitee, "unknown_user")
+    return groups.add_invitations(work, g, inviter_id, inviter_info, invitees, server_id,
+                                  now_ms)
+
+
+@transaction
+def _request_invitations(work, group_id: str, inviter: users.User, invitees: list[str],
+                         now_ms: int) -> None:
+    """A member of a group mastered elsewhere invites: asked of the master."""
+    g = groups.get_group(work, group_id)
+    role = groups.member_type(work, group_id, inviter.user_id)
+    if g is None or g.dissolved or role is None:
+        raise Forbidden("%s is not a member of %s" % (inviter.user_id, group_id), "not_member")
+    if g.is_allow == Setting.NO and role == MEMBER:
+        raise Forbidden("members may not invite to this group", "invites_closed")
+    groups.request_invitations(work, g, inviter, invitees, now_ms)
+
+
+def _answered(work, group_id: str, invitee: str, agree: bool, info: dict, server_id: str,
+              now_ms: int) -> None:
+    """An invitee's answer at the master: a member from now on if it agreed."""
+    g = _mastered(work, group_id, server_id)
+    if not groups.close_invitations(work, group_id, invitee, agree):
+        raise Conflict("%s was not invited to %s" % (invitee, group_id), "not_invited")
+    if agree:
+        groups.add_member(work, g, invitee, info, server_id, now_ms)
+
+
+@transaction
+def _answer(work, invitation_id: str, user: users.User, agree: bool, server_id: str,
+            now_ms: int) -> str:
+    group_id = groups.pending_invitation(work, invitation_id, user.user_id)
+    if group_id is None:
+        raise NotFound("no pending invitation %s" % invitation_id, "unknown_invitation")
+    if server_of(group_id) == server_id:
+        _answered(work, group_id, user.user_id, agree, user.info(), server_id, now_ms)
+    else:
+        groups.set_invitation(work, invitation_id, agree)
+        groups.queue_answer(work, user, group_id, agree, now_ms)
+    return group_id
+
+
+@transaction
+def _receive_answer(work, group_id: str, invitee: str, agree: bool, info: dict,
+                    server_id: str, now_ms: int) -> None:
+    """invite/grprep at the master (§6.4.2.5)."""
+    _answered(work, group_id, invitee, agree, info, server_id, now_ms)
+
+
+@transaction
+def _quit(work, group_id: str, user: users.User, server_id: str, now_ms: int) -> None:
+    """A member leaves (§6.4.2.7); the owner dissolves instead."""
+    if server_of(group_id) == server_id:
+        g = _mastered(work, group_id, server_id)
+        if g.owner_id == user.user_id:
+            raise Conflict("the owner cannot quit; dissolve the group instead", "owner_quits")
+        groups.remove_member(work, g, _member_info(work, g, user.user_id), user.info(),
+                             server_id, now_ms)
+        return
+    if groups.member_type(work, group_id, user.user_id) is None:
+        raise NotFound("%s is not a member of %s" % (user.user_id, group_id), "not_member")
+    groups.leave_view(work, group_id, user.user_id, now_ms)
+
+
+@transaction
+def _receive_quit(work, group_id: str, user_id: str, server_id: str, now_ms: int) -> None:
+    g = _mastered(work, group_id, server_id)
+    if g.owner_id == user_id:
+        raise Conflict("the owner cannot quit", "owner_quits")
+    groups.remove_member(work, g, _member_info(work, g, user_id), {"userID": user_id},
+                         server_id, now_ms)
+
+
+@transaction
+def dissolve(work, group_id: str, user: users.User, server_id: str, now_ms: int) -> None:
+    """The owner dissolves the group on its master (§6.4.2.8), announced with operType 3."""
+    g = _mastered(work, group_id, server_id)
+    if g.owner_id != user.user_id:
+        raise Forbidden("only the owner dissolves a group", "not_owner")
+    groups.dissolve(work, g, user.info(), server_id, now_ms)
+
+
+@transaction
+def _receive_notify(work, group_id: str, body: dict, server_id: str, now_ms: int) -> None:
+    """notify/grpnotify from the master: a view is kept only of a group one of our users
+    was invited to."""
+    if groups.get_group(work, group_id) is None and not groups.invited_here(work, group_id):
+        raise NotFound("no group %s here" % group_id, "unknown_group")
+    groups.apply_notify(work, group_id, body, server_id, now_ms)
+
+
+@transaction
+def remove_members(work, group_id: str, owner: users.User, user_ids: list[str],
+                   server_id: str, now_ms: int) -> None:
+    """Only the owner removes members (§6.4.2.6), each announced with operType 2."""
+    g = _mastered(work, group_id, server_id)
+    _require_role(work, g, owner.user_id, (OWNER,), "not_owner")
+    for uid in dict.fromkeys(user_ids):
+        if uid == owner.user_id:
+            raise BadRequest("the owner cannot remove itself", "bad_delateMembers")
+        groups.remove_member(work, g, _member_info(work, g, uid), owner.info(), server_id,
+                             now_ms)
+
+
+@transaction
+def _set_admin(work, group_id: str, owner: users.User, user_id: str, admin: bool,
+               server_id: str, now_ms: int) -> None:
+    """The owner makes a member an admin, or a member again (operType 4 / 5).  Admins are
+    users of the master server (§6.4.2.1)."""
+    g = _mastered(work, group_id, server_id)
+    _require_role(work, g, owner.user_id, (OWNER,), "not_owner")
+    role = groups.member_type(work, group_id, user_id)
+    if role is None or role == OWNER:
+        raise NotFound("%s is not a member of %s" % (user_id, group_id), "not_member")
+    if admin and server_of(user_id) != server_id:
+        raise Forbidden("admins are users of the group's master server", "not_master_user")
+    groups.set_member_type(work, g, user_id, admin, owner.info(), server_id, now_ms)
+
+
+@transaction
+def _update(work, group_id: str, user: users.User, server_id: str, now_ms: int,
+            name: str | None = None, icon: str | None = None,
+            is_allow: int | None = None, is_visible: int | None = None) -> Group:
+    """The owner or an admin changes the group's info or settings (§6.4.2.13, operType 7)."""
+    g = _mastered(work, group_id, server_id)
+    _require_role(work, g, user.user_id, (OWNER, ADMIN), "not_admin")
+    g = attrs.evolve(g, name=g.name if name is None else name,
+                     icon=g.icon if icon is None else icon,
+                     is_allow=g.is_allow if is_allow is None else is_allow,
+                     is_visible=g.is_visible if is_visible is None else is_visible)
+    groups.update_group(work, g, user.info(), server_id, now_ms)
+    return g
+
+
+@transaction
+def _transfer(work, group_id: str, owner: users.User, new_owner: str, server_id: str,
+              now_ms: int) -> None:
+    """The owner hands the group to another member who is a user of the master server (never
+    to another server's member, §6.4.2.1); the old owner stays as an admin (operType 6)."""
+    g = _mastered(work, group_id, server_id)
+    _require_role(work, g, owner.user_id, (OWNER,), "not_owner")
+    if groups.member_type(work, group_id, new_owner) is None or new_owner == owner.user_id:
+        raise NotFound("%s is not another member of %s" % (new_owner, group_id), "not_member")
+    if server_of(new_owner) != server_id:
+        raise Forbidden("a group is never transferred to another server's member",
+                        "not_master_user")
+    groups.transfer(work, g, owner, new_owner, server_id, now_ms)
+
+
+def _post(work, info: MessageInfo, server_id: str, now_ms: int) -> bool:
+    """A member's message at the master; False for a repeat."""
+    g = _mastered(work, info.recv_id, server_id)
+    if groups.member_type(work, g.group_id, info.sender_id) is None:
+        raise Forbidden("%s is not a member of %s" % (info.sender_id, g.group_id),
+                        "not_member")
+    return group_messages.post_message(work, g, info, server_id, now_ms)
+
+
+@transaction
+def _post_from_member(work, info: MessageInfo, server_id: str, now_ms: int) -> bool:
+    return _post(work, info, server_id, now_ms)
+
+
+@transaction
+def _send(work, info: MessageInfo, server_id: str, now_ms: int, txn: str | None) -> str:
+    """A local member's group message, once per ``txn``: to the group here or to its master
+    elsewhere; its message ID (the first one's, for a repeated ``txn``)."""
+    first = txns.seen(work, info.sender_id, txn)
+    if first is not None:
+        return first
+    txns.remember(work, info.sender_id, txn, info.message_id, now_ms)
+    if server_of(info.recv_id) == server_id:
+        _post(work, info, server_id, now_ms)
+    else:
+        if groups.member_type(work, info.recv_id, info.sender_id) is None:
+            raise Forbidden("%s is not a member of %s" % (info.sender_id, info.recv_id),
+                            "not_member")
+        group_messages.send_to_master(work, info, now_ms)
+    return info.message_id
+
+
+@transaction
+def _receive_group_chat(work, group_id: str, user_ids: list[str], info: MessageInfo,
+                        now_ms: int) -> list[str]:
+    """notify/grpchat from the master: kept, shown to the members it lists who are members
+    in our view (one who quit here meanwhile is left out); the users shown it.  Refused for
+    a group we hold no view of, or when none of them is a member."""
+    g = groups.get_group(work, group_id)
+    if g is None or g.master or g.dissolved:
+        raise NotFound("no group %s here" % group_id, "unknown_group")
+    members = [uid for uid in dict.fromkeys(user_ids)
+               if groups.member_type(work, group_id, uid) is not None]
+    if not members:
+        raise Forbidden("none of userIDs is a member of %s here" % group_id, "not_member")
+    group_messages.keep(work, group_id, members, info, now_ms)
+    return members
+
+
+def _history(work, group_id: str, after: str, limit: int) -> tuple[list, str]:
+    page = group_messages.history(work, group_id, after, limit)
+    if page is None:
+        raise NotFound("no message %s in %s" % (after, group_id), "unknown_message")
+    return page
 
 
 class GroupsHandler:
@@ -46,14 +300,13 @@ class GroupsHandler:
     # -- what a local user does --
 
     async def create(self, user, name: str, icon: str) -> groups.Group:
-        return await self.store.run(groups.create_group, user, name, self.server_id,
-                                    self.now_ms(), icon)
+        return await self.store.run(_create, user, name, self.server_id, self.now_ms(), icon)
 
     async def mine(self, user) -> list[dict]:
-        return await self.store.run(groups.my_groups, user.user_id)
+        return [m.to_wire() for m in await self.store.run(groups.my_groups, user.user_id)]
 
     async def search(self, query: str) -> list[dict]:
-        return await self.store.run(groups.search, query)
+        return [m.to_wire() for m in await self.store.run(groups.search, query)]
 
     async def info(self, user, group_id: str) -> dict:
         """groupInfo, gset and members as the master knows them: from here, or asked of
@@ -61,10 +314,10 @@ class GroupsHandler:
         if server_of(group_id) == self.server_id:
             g = await self.store.run(groups.get_group, group_id)
             found = await self.store.run(groups.members, group_id) if g else []
-            if g is None or g.dissolved or user.user_id not in [
-                    m["userInfo"]["userID"] for m in found]:
+            if g is None or g.dissolved or user.user_id not in [m.user_id for m in found]:
                 raise NotFound("no group %s for you" % group_id, "unknown_group")
-            return {"groupInfo": g.info(len(found)), "gset": g.gset(), "members": found}
+            return {"groupInfo": g.info(len(found)), "gset": g.gset(),
+                    "members": [m.to_wire() for m in found]}
         peer = await self.reach.require(server_of(group_id))
         try:
             view = await self.remote.group(peer, group_id, user.user_id)
@@ -80,19 +333,19 @@ class GroupsHandler:
             if server_of(uid) == self.server_id:
                 await self.messages.sources.ensure(uid)
         if server_of(group_id) == self.server_id:
-            return await self.store.run(groups.invite, group_id, user.user_id, user.info(),
+            return await self.store.run(_invite, group_id, user.user_id, user.info(),
                                         invitees, self.server_id, self.now_ms())
         await self.reach.require(server_of(group_id), queue=True)
-        await self.store.run(groups.request_invitation, group_id, user, invitees,
-                             self.now_ms())
+        await self.store.run(_request_invitations, group_id, user, invitees, self.now_ms())
         return None
 
     async def invitations(self, user) -> list[dict]:
-        return await self.store.run(groups.invitations, user.user_id)
+        return [i.to_client() for i in
+                await self.store.run(groups.invitations, user.user_id)]
 
     async def answer(self, user, invitation_id: str, agree: bool) -> str:
-        return await self.store.run(groups.answer_invitation, invitation_id, user, agree,
-                                    self.server_id, self.now_ms())
+        return await self.store.run(_answer, invitation_id, user, agree, self.server_id,
+                                    self.now_ms())
 
     async def send(self, user, group_id: str, message_type, content,
                    txn: str | None = None) -> str:
@@ -103,12 +356,11 @@ class GroupsHandler:
                                            ChatType.GROUP)
         if server_of(group_id) != self.server_id:
             await self.reach.require(server_of(group_id), queue=True)
-        return await self.store.run(group_messages.send_from_member, info, self.server_id,
-                                    self.now_ms(), txn)
+        return await self.store.run(_send, info, self.server_id, self.now_ms(), txn)
 
     async def history(self, user, group_id: str, after: str, limit: int) -> tuple[list, str]:
         await self._member(user, group_id)
-        return await self.store.run(group_messages.history, group_id, after, limit)
+        return await self.store.run(_history, group_id, after, limit)
 
     async def recent(self, user, group_id: str, limit: int) -> list:
         """A member's view of the group's newest ``limit`` messages, oldest first."""
@@ -123,35 +375,35 @@ class GroupsHandler:
             raise Unavailable(e.message, "peer_unreachable") from None
 
     async def quit(self, user, group_id: str) -> None:
-        await self.store.run(groups.quit_group, group_id, user, self.server_id, self.now_ms())
+        await self.store.run(_quit, group_id, user, self.server_id, self.now_ms())
 
     async def remove(self, user, group_id: str, members: list[str]) -> None:
-        await self.store.run(groups.remove_members, self._managed_here(group_id), user,
+        await self.store.run(remove_members, self._managed_here(group_id), user,
                              members, self.server_id, self.now_ms())
 
     async def set_admin(self, user, group_id: str, member: str, admin: bool) -> None:
-        await self.store.run(groups.set_admin, self._managed_here(group_id), user, member,
+        await self.store.run(_set_admin, self._managed_here(group_id), user, member,
                              admin, self.server_id, self.now_ms())
 
     async def transfer(self, user, group_id: str, new_owner: str) -> None:
-        await self.store.run(groups.transfer, self._managed_here(group_id), user, new_owner,
+        await self.store.run(_transfer, self._managed_here(group_id), user, new_owner,
                              self.server_id, self.now_ms())
 
-    async def update(self, user, group_id: str, **changes) -> groups.Group:
-        return await self.store.run(groups.update_group, self._managed_here(group_id), user,
+    async def update(self, user, group_id: str, **changes) -> Group:
+        return await self.store.run(_update, self._managed_here(group_id), user,
                                     self.server_id, self.now_ms(), **changes)
 
     async def dissolve(self, user, group_id: str) -> None:
-        await self.store.run(groups.dissolve, self._managed_here(group_id), user,
+        await self.store.run(dissolve, self._managed_here(group_id), user,
                              self.server_id, self.now_ms())
 
     # -- what other servers bring; the route has checked who speaks for whom --
 
-    async def mastered(self, group_id: str) -> groups.Group:
+    async def mastered(self, group_id: str) -> Group:
         """A live group mastered here; 404 otherwise."""
-        return await self.store.run(groups.master_group, group_id, self.server_id)
+        return await self.store.run(_mastered, group_id, self.server_id)
 
-    async def require_member(self, g: groups.Group, uid: str) -> None:
+    async def require_member(self, g: Group, uid: str) -> None:
         if await self.store.run(groups.member_type, g.group_id, uid) is None:
             raise Forbidden("%s is not a member of %s" % (uid, g.group_id), "not_member")
 
@@ -162,13 +414,13 @@ class GroupsHandler:
             return
         if "fileID" in info.content:
             info = await self.files.copy_from_member(info, origin)
-        await self.store.run(group_messages.post_message, info, self.server_id, self.now_ms())
+        await self.store.run(_post_from_member, info, self.server_id, self.now_ms())
 
     async def invite_for_member(self, group_id: str, inviter: str, info, invitees: list[str]
                                 ) -> None:
         """invite/grpreq at the master: a member on the calling server invites."""
         await self.mastered(group_id)
-        await self.store.run(groups.invite, group_id, inviter,
+        await self.store.run(_invite, group_id, inviter,
                              UserInfo.from_wire(info, inviter).to_wire(), invitees,
                              self.server_id, self.now_ms())
 
@@ -179,35 +431,34 @@ class GroupsHandler:
                              UserInfo.from_wire(info, inviter).to_wire(), invitees,
                              self.now_ms())
 
-    async def receive_answer(self, g: groups.Group, invitee: str, agree: bool, info) -> None:
-        await self.store.run(groups.receive_answer, g.group_id, invitee, agree,
+    async def receive_answer(self, g: Group, invitee: str, agree: bool, info) -> None:
+        await self.store.run(_receive_answer, g.group_id, invitee, agree,
                              UserInfo.from_wire(info, invitee).to_wire(), self.server_id,
                              self.now_ms())
 
-    async def receive_quit(self, g: groups.Group, uid: str) -> None:
-        await self.store.run(groups.receive_quit, g.group_id, uid, self.server_id,
-                             self.now_ms())
+    async def receive_quit(self, g: Group, uid: str) -> None:
+        await self.store.run(_receive_quit, g.group_id, uid, self.server_id, self.now_ms())
 
-    async def group_info(self, g: groups.Group) -> tuple[dict, dict]:
+    async def group_info(self, g: Group) -> tuple[dict, dict]:
         count = len(await self.store.run(groups.members, g.group_id))
         return g.gset(), g.info(count)
 
-    async def members(self, g: groups.Group) -> list[dict]:
-        return await self.store.run(groups.members, g.group_id)
+    async def members(self, g: Group) -> list[dict]:
+        return [m.to_wire() for m in await self.store.run(groups.members, g.group_id)]
 
-    async def history_for(self, g: groups.Group, origin: str, after: str,
+    async def history_for(self, g: Group, origin: str, after: str,
                           limit: int) -> tuple[list, str]:
         """grpchat (§6.4.2.12): history to a server with a member."""
         if origin not in await self.store.run(groups.servers_with_members, g.group_id):
             raise Forbidden("%s has no member in %s" % (origin, g.group_id), "not_member")
-        return await self.store.run(group_messages.history, g.group_id, after, limit)
+        return await self.store.run(_history, g.group_id, after, limit)
 
     async def receive_group_chat(self, group_id: str, user_ids: list[str],
                                  info: MessageInfo) -> None:
         info = attrs.evolve(info, recv_id=group_id)
-        await self.store.run(group_messages.receive_group_chat, group_id, user_ids, info,
-                             self.now_ms())
+        if not announced_by(info, server_of(group_id)):
+            raise BadRequest("a group message's fileID names the group's master", "bad_fileID")
+        await self.store.run(_receive_group_chat, group_id, user_ids, info, self.now_ms())
 
     async def receive_notify(self, group_id: str, body: dict) -> None:
-        await self.store.run(groups.receive_notify, group_id, body, self.server_id,
-                             self.now_ms())
+        await self.store.run(_receive_notify, group_id, body, self.server_id, self.now_ms())

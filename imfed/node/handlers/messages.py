@@ -5,26 +5,132 @@ from __future__ import annotations
 
 import attrs
 
-from ...wire.errors import BadRequest
-from ...wire.messages import MessageInfo, new_object_id, parse_message_info, split_id
+from ...storage import transaction
+from ...wire.errors import BadRequest, Conflict, Forbidden, NotFound, TooMany
+from ...wire.message_info import (MessageInfo, new_object_id, parse_message_info, server_of,
+                                  split_id)
+from ...wire.queued import Chat
 from ...wire.records import ChatType
-from .. import messages, users
+from ..store import messages, txns, users
+from ..store.outbox import enqueue
 from ..directory import Directory
-from ..reach import Reach
-from ..unit import NodeStore
+from ..clients.reach import Reach
+from ..store.unit import NodeStore
 from .files import FilesHandler
 from .sources import UserSources
 
-__all__ = ["MessagesHandler", "MEDIA"]
+__all__ = ["MessagesHandler", "MEDIA", "StrangerLimits"]
 
 MEDIA = ("image", "voice", "file")
+
+
+@attrs.frozen
+class StrangerLimits:
+    """How many one-to-one messages a user takes in a day from one user who is not a friend
+    (and whom the user has not written to), and from all such users together."""
+
+    per_sender: int = 200
+    per_recipient: int = 1000
+
+
+DAY_MS = 86_400_000
+
+
+# -- the rules, each checked in the unit of work that writes what it allows --
+
+def _stranger_check(work, info: MessageInfo, now_ms: int, limits: StrangerLimits) -> None:
+    """403 when the recipient takes nothing from strangers, 429 (Retry-After: the sender may
+    try again later, and its server does) past either limit; nothing for an acquaintance."""
+    recv, sender = info.recv_id, info.sender_id
+    if sender == recv or messages.acquainted(work, recv, sender):
+        return
+    user = users.get_user(work, recv)
+    if user is not None and not user.accept_strangers:
+        raise Forbidden("%s takes messages from friends only" % recv, "strangers_refused")
+    since = now_ms - DAY_MS
+    count, oldest = messages.received_from(work, recv, sender, since)
+    if count >= limits.per_sender:
+        raise TooMany("%s has had %d messages from %s today without being friends"
+                      % (recv, count, sender), (oldest + DAY_MS - now_ms) / 1000,
+                      "stranger_limit")
+    count, oldest = messages.received_from_strangers(work, recv, since)
+    if count >= limits.per_recipient:
+        raise TooMany("%s has had %d messages from users who are not friends today"
+                      % (recv, count), (oldest + DAY_MS - now_ms) / 1000, "stranger_limit")
+
+
+@transaction
+def _send(work, info: MessageInfo, server_id: str, now_ms: int, limits: StrangerLimits,
+          txn: str | None) -> messages.StoredMessage:
+    """A local user's one-to-one message, once per ``txn`` (the first one again)."""
+    first = txns.seen(work, info.sender_id, txn)
+    if first is not None:
+        return messages.get_message(work, first)
+    txns.remember(work, info.sender_id, txn, info.message_id, now_ms)
+    local = info.recv_server == server_id
+    if local:
+        if users.get_user(work, info.recv_id) is None:
+            raise NotFound("no user %s" % info.recv_id, "unknown_user")
+        _stranger_check(work, info, now_ms, limits)
+    return messages.record_sent(work, info, local, now_ms)
+
+
+@transaction
+def _receive(work, info: MessageInfo, now_ms: int, recall_limit_ms: int,
+             limits: StrangerLimits) -> bool:
+    """A message from another server for a local user; False for a repeat (docs/protocol.md
+    §5).  A recall (``repeal``) is taken within ``recall_limit_ms`` of the message's arrival
+    (the recall window plus a grace for the recall's own journey), refused after (409)."""
+    if users.get_user(work, info.recv_id) is None:
+        raise NotFound("no user %s" % info.recv_id, "unknown_user")
+    message = messages.get_message(work, info.message_id)
+    if info.message_type == "repeal":
+        if message is not None and not message.recalled and \
+                now_ms - message.created_at > recall_limit_ms:
+            raise Conflict("the recall window has passed", "recall_window_passed")
+        if message is None:
+            raise NotFound("no message %s" % info.message_id, "unknown_message")
+        if message.info.sender_id != info.sender_id:
+            raise Forbidden("only its sender may recall a message", "not_sender")
+        return messages.mark_recalled(work, message, now_ms)
+    if message is not None:
+        return False  # a repeat: taken before, limits or not
+    _stranger_check(work, info, now_ms, limits)
+    return messages.record_received(work, info, now_ms)
+
+
+def _of(work, message_id: str, user_id: str) -> messages.StoredMessage:
+    """A message of a conversation ``user_id`` is in; 404 otherwise."""
+    message = messages.get_message(work, message_id)
+    if message is None or user_id not in (message.info.sender_id, message.info.recv_id):
+        raise NotFound("no message %s" % message_id, "unknown_message")
+    return message
+
+
+@transaction
+def _recall(work, message_id: str, user_id: str, server_id: str, now_ms: int,
+            window_ms: int) -> None:
+    """The sender takes a message back within the window; the recipient's server hears of it
+    through a ``repeal`` message (§6.2.2)."""
+    message = _of(work, message_id, user_id)
+    if message.info.sender_id != user_id:
+        raise Forbidden("only its sender may recall a message", "not_sender")
+    if now_ms - message.created_at > window_ms:
+        raise Conflict("the recall window has passed", "recall_window_passed")
+    if not messages.mark_recalled(work, message, now_ms):
+        return
+    recv = message.info.recv_id
+    if server_of(recv) != server_id:
+        repeal = MessageInfo(user_id, recv, "repeal", ChatType.ONE_TO_ONE, message_id, {})
+        enqueue(work, server_of(recv), messages.conversation_key(user_id, recv),
+                Chat(repeal), now_ms)
 
 
 class MessagesHandler:
     def __init__(self, store: NodeStore, directory: Directory, reach: Reach,
                  files: FilesHandler, *, recall_window_seconds: float,
                  recall_grace_seconds: float, sources: UserSources | None = None,
-                 strangers: messages.StrangerLimits = messages.StrangerLimits()) -> None:
+                 strangers: StrangerLimits = StrangerLimits()) -> None:
         self.store, self.directory, self.reach, self.files = store, directory, reach, files
         self.strangers = strangers
         self.sources = sources or UserSources(store, directory.server_id)
@@ -56,18 +162,19 @@ class MessagesHandler:
             await self.reach.require(info.recv_server, queue=True)
         else:
             await self.sources.ensure(info.recv_id)
-        return await self.store.run(messages.send_message, info, self.server_id,
-                                    self.store.now_ms(), self.strangers, txn)
+        return await self.store.run(_send, info, self.server_id, self.store.now_ms(),
+                                    self.strangers, txn)
 
     async def recall(self, user, message_id: str) -> None:
-        await self.store.run(messages.recall, message_id, user, self.server_id,
+        await self.store.run(_recall, message_id, user.user_id, self.server_id,
                              self.store.now_ms(), self.window_ms)
 
     async def get(self, user, message_id: str) -> messages.StoredMessage:
-        return await self.store.run(messages.message_state, message_id, user.user_id)
+        return await self.store.run(_of, message_id, user.user_id)
 
     async def conversations(self, user) -> list[dict]:
-        return await self.store.run(messages.conversations, user.user_id)
+        return [c.to_client() for c in
+                await self.store.run(messages.conversations, user.user_id)]
 
     async def history(self, user, peer_id: str, before: int | None,
                       limit: int) -> list[messages.StoredMessage]:
@@ -85,8 +192,8 @@ class MessagesHandler:
             content = dict(content, fileID="%s@%s" % (file_opaque, origin))
         info = attrs.evolve(info, content=content)
         await self.sources.ensure(info.recv_id)
-        await self.store.run(messages.receive_message, info, self.store.now_ms(),
-                             self.limit_ms, self.strangers)
+        await self.store.run(_receive, info, self.store.now_ms(), self.limit_ms,
+                             self.strangers)
 
     async def accept_strangers(self, user, accept: bool) -> None:
         """Whether ``user`` takes one-to-one messages from users who are not friends."""

@@ -7,8 +7,8 @@ from twisted.internet.threads import deferToThread
 from ...metrics import LOGIN_FAILURES
 from ...throttle import Throttle
 from ...wire.errors import Forbidden, TooMany, Unauthorized
-from .. import users
-from ..unit import NodeStore
+from ..store import users
+from ..store.unit import NodeStore
 
 __all__ = ["Sessions", "REMEMBER_SECONDS"]
 

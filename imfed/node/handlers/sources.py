@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Awaitable, Protocol
 
 from ...wire.errors import Unavailable
-from ...wire.messages import split_id
-from .. import users
-from ..unit import NodeStore
+from ...wire.message_info import split_id
+from ..store import users
+from ..store.unit import NodeStore
 
 __all__ = ["UserSource", "UserSources"]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from twisted.internet.defer import DeferredList, ensureDeferred
 
 from ...wire.errors import NotFound
-from ...wire.messages import server_of
-from .. import friends, users
+from ...wire.message_info import server_of
+from ..store import friends, users
 from ..directory import Directory
-from ..reach import Reach
-from ..remote import UNREACHABLE, FederationClient, PeerFailed
-from ..unit import NodeStore
+from ..clients.reach import Reach
+from ..clients.remote import UNREACHABLE, FederationClient, PeerFailed
+from ..store.unit import NodeStore
 from .sources import UserSources
 
 __all__ = ["UsersHandler"]

@@ -24,10 +24,9 @@ from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_err
                     query_arg, read_json, send_file)
 from ...wire import fields
 from ...wire.errors import NotFound, Style, TooMany, Unauthorized, ok_body
-from ...wire.messages import user_id
+from ...wire.message_info import user_id
 from ...throttle import SendRates
 from ..directory import Directory
-from .. import txns
 from ..handlers.bridge import BridgeAccess
 from ..handlers.events import EventsHandler
 from ..handlers.files import FilesHandler
@@ -282,7 +281,7 @@ class ClientRoutes(Endpoints):
         body = read_json(request, self.max_body)
         recv = self._user_id(body.get("recvID"), "recvID")
         message = await self.h.messages.send(user, recv, body.get("messageType"),
-                                             body.get("content"), txns.txn_id(body))
+                                             body.get("content"), fields.txn_id(body))
         return ok_body(self.style, message=message.to_client())
 
     @app.route(V1 + "messages/<message_id>", methods=["GET"])

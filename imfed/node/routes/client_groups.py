@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from klein import Klein
 
-from .. import txns
 from ...web import SESSION, Endpoints, endpoint, install_errors, int_arg, query_arg, read_json
 from ...wire import fields
 from ...wire.errors import BadRequest, Style, ok_body
-from ...wire.messages import object_id, user_id
+from ...wire.message_info import object_id, user_id
 from ...wire.records import Setting
 from ..directory import Directory
 
@@ -102,7 +101,7 @@ class GroupRoutes(Endpoints):
         gid = self._group(group_id)
         body = read_json(request, self.max_body)
         message_id = await self.groups.send(user, gid, body.get("messageType"),
-                                            body.get("content"), txns.txn_id(body))
+                                            body.get("content"), fields.txn_id(body))
         return ok_body(self.style, messageID=message_id)
 
     @app.route("/<group_id>/messages", methods=["GET"])

@@ -12,14 +12,15 @@ from typing import Callable
 import attrs
 from klein import Klein
 
-from ...web import SIGNED, Endpoints, endpoint, install_errors, int_arg, query_arg, read_json, \
-    required_arg, send_file, sign_answer, sns_route
+from ...web import (SIGNED, Endpoints, endpoint, install_errors, int_arg, query_arg, read_json,
+                    required_arg, send_file, sign_answer, sns_route)
 from ...wire import fields, paths
 from ...wire.errors import BadRequest, Forbidden, NotFound, Style, ok_body
-from ...wire.messages import object_id, parse_message_info, split_id, user_id
+from ...wire.message_info import object_id, parse_message_info, split_id, user_id
 from ...wire.records import Answer, ChatType, OperType
-from ..acl import AccessControl
-from ..directory import Directory, Refresher
+from ..handlers.access import AccessControl
+from ..directory import Directory
+from ..services.refresher import Refresher
 from ..handlers.files import FilesHandler
 from ..handlers.friends import FriendsHandler
 from ..handlers.groups import GroupsHandler

@@ -37,13 +37,13 @@ from twisted.words.xish import domish
 
 from ...config import XmppConfig
 from ...metrics import XMPP_BACKLOG, XMPP_CONNECTED, XMPP_STANZAS
-from ...wire.errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, TooLarge,
-                            TooMany, Unauthorized, Unavailable)
-from ...wire.messages import split_id
+from ...wire.errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, TooLarge, TooMany,
+                            Unauthorized, Unavailable)
+from ...wire.message_info import split_id
 from ...wire.records import OperType, UserType
-from ..feeds import EventFeed
+from ..services.feeds import EventFeed
 from ..handlers.bridge import BridgeAccess
-from ..unit import NodeStore
+from ..store.unit import NodeStore
 from . import state
 from .jids import Mapping, parse_jid, unescape
 from .link import NS_PING, ComponentLink, Offline

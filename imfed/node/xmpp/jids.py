@@ -12,7 +12,7 @@ from __future__ import annotations
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 
 from ...config import PHONE, XmppConfig
-from ...wire.messages import split_id
+from ...wire.message_info import split_id
 
 __all__ = ["escape", "unescape", "Mapping"]
 
