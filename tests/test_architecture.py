@@ -9,6 +9,8 @@ constants, read with ast; nothing is imported or run):
   service, client or CLI module, and no HTTP error type (imfed/wire/errors.py, imfed/web.py):
   the rules that refuse a caller live in the handlers;
 - handlers import no route; no role imports the CLI (imfed/cli/ is on top);
+- in the node (and the node's CLI and admin API) SQL is run by the store alone: no
+  ``execute`` outside imfed/node/store/ (and the XMPP gateway's own tables, xmpp/state.py);
 - no federation path is spelled outside imfed/wire/ (paths.py owns them);
 - the write lock is taken by a call (``storage.begin_write``), never spelled as SQL outside
   imfed/storage/__init__.py (the one place that knows what it is on SQLite).
@@ -160,6 +162,24 @@ def layering(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+SQL_CHECKED = ("imfed.node", "imfed.cli.node", "imfed.adminapi")
+SQL_HOMES = ("imfed.node.store", "imfed.node.xmpp.state")
+
+
+def sql_outside_the_store(tree: dict[str, str]) -> list[tuple[str, int]]:
+    """(module, line) of every ``execute``/``executemany`` call in the node's modules (its
+    CLI and the admin API too) outside its store."""
+    out = []
+    for module, source in tree.items():
+        if not _within(module, SQL_CHECKED) or _within(module, SQL_HOMES):
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("execute", "executemany"):
+                out.append((module, node.lineno))
+    return out
+
+
 def _docstrings(tree: ast.AST) -> set[int]:
     ids = set()
     for node in ast.walk(tree):
@@ -240,6 +260,10 @@ def test_each_layer_imports_only_below_it():
     assert layering(GRAPH) == []
 
 
+def test_sql_is_run_by_the_store_alone():
+    assert sql_outside_the_store(TREE) == []
+
+
 def test_no_federation_path_outside_wire():
     assert path_strings(TREE) == []
 
@@ -269,7 +293,8 @@ BROKEN = {
                                   'def f(cur):\n    cur.execute("begin immediate")\n'),
     "imfed.node.store.groups": "from ..handlers import groups\n",
     "imfed.node.handlers": "",
-    "imfed.node.handlers.groups": "from ..routes.client import send\n",
+    "imfed.node.handlers.groups": ("from ..routes.client import send\n"
+                                   "def f(cur):\n    cur.execute('SELECT 1')\n"),
     "imfed.wire": "",
     "imfed.wire.errors": "",
     "imfed.cli": "",
@@ -289,6 +314,7 @@ def test_the_rules_fail_on_a_broken_tree():
         ("imfed.node.routes.client", "/sns/chat"),
         ("imfed.node.routes.client", "invite/grpreq?groupID=")]
     assert write_lock_spelled(BROKEN) == [("imfed.node.store.messages", 3)]
+    assert sql_outside_the_store(BROKEN) == [("imfed.node.handlers.groups", 3)]
     assert layering(graph) == [
         ("imfed.node.handlers.groups", "imfed.node.routes.client"),
         ("imfed.node.store.groups", "imfed.node.handlers"),
@@ -297,14 +323,15 @@ def test_the_rules_fail_on_a_broken_tree():
         ("imfed.node.xmpp", "imfed.cli")]
 
 
-@pytest.mark.parametrize("rule", ["cycle", "root", "routes", "paths", "lock", "layers"])
+@pytest.mark.parametrize("rule", ["cycle", "root", "routes", "paths", "lock", "layers", "sql"])
 def test_each_rule_names_what_breaks_it(rule):
     graph = imports(BROKEN)
     result = {"cycle": lambda: cycles(graph), "root": lambda: roles_importing_root(graph),
               "routes": lambda: routes_touching_database(BROKEN, graph),
               "paths": lambda: path_strings(BROKEN),
               "lock": lambda: write_lock_spelled(BROKEN),
-              "layers": lambda: layering(graph)}[rule]()
+              "layers": lambda: layering(graph),
+              "sql": lambda: sql_outside_the_store(BROKEN)}[rule]()
     assert result, rule
 
 

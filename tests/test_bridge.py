@@ -359,7 +359,7 @@ def test_the_push_cursor_survives_the_upgrade_to_event_cursors(tmp_path):
     upgraded node goes on pushing after what the system already acknowledged."""
     import sqlite3
 
-    from imfed.node.services import feeds
+    from imfed.node.store import cursors
     from imfed.storage import migrate
     from test_outbox_heads import _store_at
 
@@ -369,8 +369,8 @@ def test_the_push_cursor_survives_the_upgrade_to_event_cursors(tmp_path):
     conn.close()
     assert migrate(path, "node") >= 8
     conn = sqlite3.connect(path)
-    assert feeds.cursor(conn.cursor(), "bridge") == 41
-    assert feeds.cursor(conn.cursor(), "xmpp") == 0
+    assert cursors.cursor(conn.cursor(), "bridge") == 41
+    assert cursors.cursor(conn.cursor(), "xmpp") == 0
     conn.close()
 
 

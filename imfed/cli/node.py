@@ -22,7 +22,7 @@ from ..node.handlers import accounts
 from ..node.handlers import groups as group_rules
 from ..node.handlers.accounts import (MIN_PASSWORD, add_all, check_user_fields, existing,
                                       hash_all, import_rows, local_id, refuse)
-from ..node.store import acl, groups, outbox, retention, unit, users
+from ..node.store import acl, directory, group_messages, groups, outbox, retention, unit, users
 from ..timers import now_ms
 
 __all__ = ["add_parsers"]
@@ -237,15 +237,8 @@ def cmd_group_list(args) -> None:
     config = _node_config(args)
 
     def listing(cur):
-        cur.execute("SELECT group_id FROM groups WHERE dissolved = 0 ORDER BY master DESC, "
-                    "created_at")
-        out = []
-        for (gid,) in cur.fetchall():
-            g = groups.get_group(cur, gid)
-            members = groups.members(cur, gid)
-            cur.execute("SELECT COUNT(*) FROM group_messages WHERE group_id = ?", (gid,))
-            out.append((g, members, cur.fetchone()[0]))
-        return out
+        return [(g, groups.members(cur, g.group_id), group_messages.count(cur, g.group_id))
+                for g in groups.live_groups(cur)]
 
     rows = run_sync(_db(config), listing)
     if args.json:
@@ -355,16 +348,11 @@ def cmd_acl_mode(args) -> None:
     print("%s: %s" % (args.direction, args.mode))
 
 
-def _in_directory(cur, server_id: str) -> bool:
-    cur.execute("SELECT 1 FROM directory WHERE server_id = ?", (server_id,))
-    return cur.fetchone() is not None
-
-
 def cmd_acl_add(args) -> None:
     config = _node_config(args)
     if not SERVER_ID.match(args.server_id):
         raise ApiError("%r is not a serverId" % args.server_id)
-    known = run_sync(_db(config), _in_directory, args.server_id)
+    known = run_sync(_db(config), directory.known, args.server_id)
     if not known and not args.force:
         raise ApiError("%s is not in this node's directory (a typo?); --force to add it "
                        "anyway" % args.server_id)

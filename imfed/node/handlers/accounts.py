@@ -107,8 +107,7 @@ def import_rows(handle, server_id: str) -> tuple[list[dict], list[tuple[int, str
 
 def existing(cur, rows: list[dict], server_id: str) -> list[tuple[int, str]]:
     """The rows naming a user the store has, as problems."""
-    cur.execute("SELECT phone FROM users")
-    have = {r[0] for r in cur.fetchall()}
+    have = users.phones(cur)
     return [(r["line"], "%s@%s exists" % (r["phone"], server_id))
             for r in rows if r["phone"] in have]
 

@@ -105,10 +105,11 @@ class FriendsHandler:
         self.sources = sources or UserSources(store, server_id)
 
     async def list(self, user) -> List[dict]:
-        return await self.store.run(friends.friends, user.user_id)
+        return [f.to_client() for f in await self.store.run(friends.friends, user.user_id)]
 
     async def requests(self, user) -> List[dict]:
-        return await self.store.run(friends.friend_requests, user.user_id)
+        return [r.to_client(user.user_id)
+                for r in await self.store.run(friends.friend_requests, user.user_id)]
 
     async def request(self, user, target: str, remark: str) -> str:
         """Ask ``target`` (canonical ID) to be friends; the request's ID."""

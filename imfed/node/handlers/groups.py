@@ -271,7 +271,8 @@ def _history(work, group_id: str, after: str, limit: int) -> tuple[list, str]:
     page = group_messages.history(work, group_id, after, limit)
     if page is None:
         raise NotFound("no message %s in %s" % (after, group_id), "unknown_message")
-    return page
+    messages, newest = page
+    return [m.to_wire() for m in messages], newest
 
 
 class GroupsHandler:
@@ -365,7 +366,8 @@ class GroupsHandler:
     async def recent(self, user, group_id: str, limit: int) -> list:
         """A member's view of the group's newest ``limit`` messages, oldest first."""
         await self._member(user, group_id)
-        return await self.store.run(group_messages.recent, group_id, limit)
+        return [m.to_wire() for m in
+                await self.store.run(group_messages.recent, group_id, limit)]
 
     async def sync_now(self, user, group_id: str) -> int:
         await self._member(user, group_id)

@@ -8,51 +8,12 @@ it; until then the same batch is handed over again.  The events are in the store
 
 from __future__ import annotations
 
-from ...storage import transaction
 from ...timers import Periodic
+from ..store import cursors
+from ..store.cursors import Row, advance, after, backlog, cursor, set_sending
 from ..store.unit import NodeStore
 
 __all__ = ["EventFeed", "Row"]
-
-Row = tuple
-"""(seq, userID, type, payload as JSON text)."""
-
-
-def cursor(cur, name: str) -> int:
-    cur.execute("SELECT seq FROM event_cursors WHERE name = ?", (name,))
-    row = cur.fetchone()
-    return row[0] if row else 0
-
-
-def after(cur, seq: int, limit: int, upto: int | None = None) -> list[Row]:
-    """Every user's events after ``seq`` (and up to ``upto``), oldest first."""
-    cur.execute("SELECT seq, user_id, type, payload FROM events WHERE seq > ? AND seq <= ? "
-                "ORDER BY seq LIMIT ?", (seq, upto if upto is not None else 2 ** 62, limit))
-    return cur.fetchall()
-
-
-def _sending(name: str) -> str:
-    return name + ":sending"
-
-
-@transaction
-def set_sending(cur, name: str, last: int) -> None:
-    """The batch now handed over ends at ``last``: until it is taken, it is the one handed
-    over again, the same events under the same bounds (a restart included)."""
-    cur.execute("INSERT INTO event_cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "seq = excluded.seq", (_sending(name), last))
-
-
-def backlog(cur, name: str) -> int:
-    cur.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (cursor(cur, name),))
-    return cur.fetchone()[0]
-
-
-@transaction
-def advance(cur, name: str, seq: int) -> None:
-    cur.execute("INSERT INTO event_cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "seq = excluded.seq WHERE excluded.seq > event_cursors.seq", (name, seq))
-
 
 class EventFeed(Periodic):
     """A feed: ``owns`` picks its users' events, ``hand_over`` gives a batch of them to the
@@ -78,7 +39,7 @@ class EventFeed(Periodic):
     async def tick(self) -> None:
         while self.running and self.ready():
             position = await self.store.read(cursor, self.name)
-            sending = await self.store.read(cursor, _sending(self.name))
+            sending = await self.store.read(cursor, cursors.sending(self.name))
             if sending > position:
                 # A batch was handed over and not taken (a failure, a timeout, a restart):
                 # the same one again, though newer events have come since.

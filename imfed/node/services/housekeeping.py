@@ -11,39 +11,14 @@ import attrs
 from twisted.logger import Logger
 
 from ...metrics import PURGED
-from ...storage import Database, transaction
+from ...storage import Database
 from ...timers import Periodic, now_ms
-from ..store import retention, txns
+from ..store import events, retention, txns, users
 from ..xmpp.state import FORGET_IDS_SECONDS, forget_ids
 
-__all__ = ["Housekeeping", "Retention", "prune_events", "prune_sessions"]
+__all__ = ["Housekeeping", "Retention"]
 
 log = Logger()
-
-BATCH = 5000
-
-
-@transaction
-def prune_events(cur, before_ms: int, batch: int = BATCH) -> int:
-    """Delete up to ``batch`` of the oldest events created before ``before_ms``; the number
-    deleted.  Events are numbered in time order, so the first one young enough to keep is
-    found by reading only the ones that go."""
-    cur.execute("SELECT seq FROM events WHERE created_at >= ? ORDER BY seq LIMIT 1",
-                (before_ms,))
-    row = cur.fetchone()
-    if row is None:
-        cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
-        row = cur.fetchone()
-    cur.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq < ? "
-                "ORDER BY seq LIMIT ?)", (row[0], batch))
-    return cur.rowcount
-
-
-@transaction
-def prune_sessions(cur, now_ms: int) -> int:
-    cur.execute("DELETE FROM sessions WHERE expires_at < ?", (now_ms,))
-    return cur.rowcount
-
 
 DAY_MS = 86_400_000
 
@@ -89,17 +64,17 @@ class Housekeeping(Periodic):
         keep = self.keep
         # Events about messages no longer kept go with them.
         event_days = min(d for d in (keep.events_days, keep.messages_days) if d)
-        events = 0
+        pruned = 0
         while True:
-            n = await self.db.runInteraction(prune_events, keep.before(event_days, now))
-            events += n
-            if n < BATCH:
+            n = await self.db.runInteraction(events.prune, keep.before(event_days, now))
+            pruned += n
+            if n < events.PRUNE_BATCH:
                 break
-        sessions = await self.db.runInteraction(prune_sessions, now)
+        sessions = await self.db.runInteraction(users.prune_sessions, now)
         await self.db.runInteraction(txns.prune, now - txns.KEEP_MS)
         ids = await self.db.runInteraction(forget_ids, now - FORGET_IDS_SECONDS * 1000)
         purged = await self.retain(now)
-        purged.events = events
+        purged.events = pruned
         for kind, n in purged.counts().items():
             if n:
                 PURGED.labels(self.server_id, kind).inc(n)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...cluster import DIRECTORY, notify
 from ...storage import transaction
 
-__all__ = ["load", "save"]
+__all__ = ["load", "save", "known"]
 
 
 def load(cur) -> tuple[list[tuple], int, int]:
@@ -34,3 +34,9 @@ def save(cur, peers: list[tuple], mark: int, now_ms: int) -> None:
                 (mark, now_ms))
     if peers:
         notify(cur, DIRECTORY)  # the node's other processes read it again
+
+
+def known(cur, server_id: str) -> bool:
+    """Whether the directory as last fetched lists ``server_id``."""
+    cur.execute("SELECT 1 FROM directory WHERE server_id = ?", (server_id,))
+    return cur.fetchone() is not None

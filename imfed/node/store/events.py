@@ -9,9 +9,9 @@ import json
 
 from twisted.internet.defer import Deferred
 
-from ...storage import write_lock
+from ...storage import transaction, write_lock
 
-__all__ = ["EventHub", "emit", "events_since", "last_seq", "compact_json", "Event"]
+__all__ = ["EventHub", "emit", "events_since", "last_seq", "compact_json", "Event", "prune"]
 
 
 def compact_json(value) -> str:
@@ -85,3 +85,22 @@ class EventHub:
                     d.callback(fresh)
         for listener in self.listeners:
             listener(user_ids)
+
+
+PRUNE_BATCH = 5000
+
+
+@transaction
+def prune(cur, before_ms: int, batch: int = PRUNE_BATCH) -> int:
+    """Delete up to ``batch`` of the oldest events created before ``before_ms``; the number
+    deleted.  Events are numbered in time order, so the first one young enough to keep is
+    found by reading only the ones that go."""
+    cur.execute("SELECT seq FROM events WHERE created_at >= ? ORDER BY seq LIMIT 1",
+                (before_ms,))
+    row = cur.fetchone()
+    if row is None:
+        cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
+        row = cur.fetchone()
+    cur.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq < ? "
+                "ORDER BY seq LIMIT ?)", (row[0], batch))
+    return cur.rowcount

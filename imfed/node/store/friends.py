@@ -7,26 +7,40 @@ from __future__ import annotations
 import json
 import secrets
 
+import attrs
+
 from ...wire.message_info import server_of
 from ...wire.queued import AddUsers, DelUsers, RspUsers
 from .events import compact_json, emit
 from .messages import conversation_key
 from .outbox import enqueue
 
-__all__ = ["lane", "friends", "is_friend", "friend_requests", "pending", "add_request",
-           "show_request", "pending_to", "decide", "befriend", "answered", "unfriend",
-           "friend_deleted", "request_failed", "queue_request", "queue_answer", "queue_delete"]
+__all__ = ["Friend", "FriendRequest", "lane", "friends", "is_friend", "friend_requests", "pending",
+           "add_request", "show_request", "pending_to", "decide", "befriend", "answered",
+           "unfriend", "friend_deleted", "request_failed", "queue_request", "queue_answer",
+           "queue_delete"]
 
 
 def lane(a: str, b: str) -> str:
     return "friends:" + conversation_key(a, b)
 
 
-def friends(cur, owner_id: str) -> list[dict]:
+@attrs.frozen
+class Friend:
+    user_id: str
+    remark: str
+    info: dict  # the userInfo as last heard
+    since: int
+
+    def to_client(self) -> dict:
+        return {"userID": self.user_id, "remark": self.remark, "userInfo": self.info,
+                "since": self.since}
+
+
+def friends(cur, owner_id: str) -> list[Friend]:
     cur.execute("SELECT friend_id, remark, friend_info, created_at FROM friends WHERE "
                 "owner_id = ? ORDER BY friend_id", (owner_id,))
-    return [{"userID": f, "remark": r, "userInfo": json.loads(i), "since": c}
-            for f, r, i, c in cur.fetchall()]
+    return [Friend(f, r, json.loads(i), c) for f, r, i, c in cur.fetchall()]
 
 
 def is_friend(cur, owner_id: str, friend_id: str) -> bool:
@@ -35,13 +49,29 @@ def is_friend(cur, owner_id: str, friend_id: str) -> bool:
     return cur.fetchone() is not None
 
 
-def friend_requests(cur, user_id: str) -> list[dict]:
+@attrs.frozen
+class FriendRequest:
+    request_id: str
+    from_id: str
+    to_id: str
+    remark: str
+    from_info: dict
+    status: str
+    created_at: int
+
+    def to_client(self, viewer: str) -> dict:
+        return {"requestID": self.request_id, "from": self.from_id, "to": self.to_id,
+                "remark": self.remark, "fromInfo": self.from_info, "status": self.status,
+                "createTime": self.created_at,
+                "direction": "incoming" if self.to_id == viewer else "outgoing"}
+
+
+def friend_requests(cur, user_id: str) -> list[FriendRequest]:
+    """``user_id``'s pending requests, made and received, oldest first."""
     cur.execute("SELECT request_id, from_id, to_id, remark, from_info, status, created_at "
                 "FROM friend_requests WHERE (to_id = ? OR from_id = ?) AND status = 'pending' "
                 "ORDER BY created_at", (user_id, user_id))
-    return [{"requestID": rid, "from": f, "to": t, "remark": r, "fromInfo": json.loads(i),
-             "status": s, "createTime": c,
-             "direction": "incoming" if t == user_id else "outgoing"}
+    return [FriendRequest(rid, f, t, r, json.loads(i), s, c)
             for rid, f, t, r, i, s, c in cur.fetchall()]
 
 

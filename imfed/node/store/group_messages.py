@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import attrs
+
 from ...storage import transaction
 from ...wire.message_info import MessageInfo, server_of
 from ...wire.queued import Chat, NotifyGrpChat
@@ -19,8 +21,8 @@ from .groups import Group, lane, servers_with_members
 from .events import compact_json, emit
 from .outbox import enqueue
 
-__all__ = ["post_message", "send_to_master", "keep", "history", "has_message", "oldest", "recent",
-           "views_to_check", "fill", "mark_synced"]
+__all__ = ["GroupMessage", "post_message", "send_to_master", "keep", "history", "has_message",
+           "count", "oldest", "recent", "views_to_check", "fill", "mark_synced"]
 
 
 def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
@@ -35,10 +37,22 @@ def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
     return row[0] if row else None
 
 
-def _message(row) -> dict:
+@attrs.frozen
+class GroupMessage:
+    gseq: int  # its place here (each server numbers its own)
+    info: MessageInfo
+    created_at: int
+
+    def to_wire(self) -> dict:
+        """As the client API and grpchat (§6.4.2.12) show it."""
+        return {"gseq": self.gseq, "messageInfo": self.info.to_wire(),
+                "createTime": self.created_at}
+
+
+def _message(row) -> GroupMessage:
     gseq, gid, mid, sender, mtype, content, created = row
-    info = MessageInfo(sender, gid, mtype, ChatType.GROUP, mid, json.loads(content))
-    return {"gseq": gseq, "messageInfo": info.to_wire(), "createTime": created}
+    return GroupMessage(gseq, MessageInfo(sender, gid, mtype, ChatType.GROUP, mid,
+                                          json.loads(content)), created)
 
 
 _M = "gseq, group_id, message_id, sender_id, message_type, content, created_at"
@@ -61,7 +75,7 @@ def post_message(cur, g: Group, info: MessageInfo, server_id: str, now_ms: int) 
         # fetch it while it has members.
         files.grant(cur, info.content["fileID"], g.group_id)
     cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
-    shown = _message(cur.fetchone())
+    shown = _message(cur.fetchone()).to_wire()
     for server, ids in servers_with_members(cur, g.group_id).items():
         if server == server_id:
             for uid in ids:
@@ -93,7 +107,7 @@ def keep(cur, group_id: str, user_ids: list[str], info: MessageInfo, now_ms: int
         files.expect_remote(cur, info.content, info.sender_id, user_ids, now_ms,
                             origin=server_of(group_id))
     cur.execute("SELECT %s FROM group_messages WHERE gseq = ?" % _M, (gseq,))
-    shown = _message(cur.fetchone())
+    shown = _message(cur.fetchone()).to_wire()
     for uid in user_ids:
         if users.get_user(cur, uid) is not None:
             emit(cur, uid, "group_message", shown, now_ms)
@@ -101,7 +115,7 @@ def keep(cur, group_id: str, user_ids: list[str], info: MessageInfo, now_ms: int
 
 
 def history(cur, group_id: str, after_message_id: str, limit: int
-            ) -> tuple[list, str] | None:
+            ) -> tuple[list[GroupMessage], str] | None:
     """At most ``limit`` messages newer than ``after_message_id`` (the oldest kept when
     empty), oldest first, and the newest message ID (§6.4.2.12); None when the group has no
     message ``after_message_id``."""
@@ -119,7 +133,7 @@ def history(cur, group_id: str, after_message_id: str, limit: int
     return page, row[0] if row else ""
 
 
-def recent(cur, group_id: str, limit: int) -> list:
+def recent(cur, group_id: str, limit: int) -> list[GroupMessage]:
     """The newest ``limit`` messages of the group kept here, oldest first (as ``history``
     gives them)."""
     cur.execute("SELECT %s FROM group_messages WHERE group_id = ? ORDER BY ord DESC LIMIT ?"
@@ -132,6 +146,11 @@ def _position(cur, group_id: str, message_id: str) -> float | None:
                 (message_id, group_id))
     row = cur.fetchone()
     return row[0] if row else None
+
+
+def count(cur, group_id: str) -> int:
+    cur.execute("SELECT COUNT(*) FROM group_messages WHERE group_id = ?", (group_id,))
+    return cur.fetchone()[0]
 
 
 def oldest(cur, group_id: str) -> str:

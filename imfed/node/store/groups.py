@@ -24,12 +24,12 @@ from .events import compact_json, emit
 from .outbox import enqueue
 
 __all__ = ["Group", "Member", "Membership", "Invitation", "OWNER", "ADMIN", "MEMBER", "lane",
-           "get_group", "members", "member_type", "member_info", "servers_with_members",
-           "my_groups", "search", "invitations", "announce", "create_group", "add_invitations",
-           "receive_invitation", "request_invitations", "queue_answer", "pending_invitation",
-           "set_invitation", "close_invitations", "add_member", "remove_member", "leave_view",
-           "set_member_type", "update_group", "transfer", "dissolve", "invited_here",
-           "apply_notify", "joined", "LARGE_GROUP"]
+           "get_group", "live_groups", "members", "member_type", "member_info",
+           "servers_with_members", "my_groups", "search", "invitations", "announce", "create_group",
+           "add_invitations", "receive_invitation", "request_invitations", "queue_answer",
+           "pending_invitation", "set_invitation", "close_invitations", "add_member",
+           "remove_member", "leave_view", "set_member_type", "update_group", "transfer", "dissolve",
+           "invited_here", "apply_notify", "joined", "LARGE_GROUP"]
 
 MEMBER, ADMIN, OWNER = UserType.MEMBER, UserType.ADMIN, UserType.OWNER
 ADD, REMOVE, DISSOLVE = OperType.ADD, OperType.REMOVE, OperType.DISSOLVE
@@ -87,6 +87,13 @@ def members(cur, group_id: str) -> list[Member]:
     cur.execute("SELECT user_id, user_type, user_info FROM group_members WHERE group_id = ? "
                 "ORDER BY user_type DESC, joined_at, user_id", (group_id,))
     return [Member(u, t, dict(json.loads(i), userID=u)) for u, t, i in cur.fetchall()]
+
+
+def live_groups(cur) -> list[Group]:
+    """Every group not dissolved: those mastered here first, each by age."""
+    cur.execute("SELECT %s FROM groups WHERE dissolved = 0 ORDER BY master DESC, created_at"
+                % _G)
+    return [Group(*row) for row in cur.fetchall()]
 
 
 def member_type(cur, group_id: str, user_id: str) -> int | None:

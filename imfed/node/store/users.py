@@ -16,8 +16,8 @@ from ...storage import like_pattern, transaction
 from ...wire.fields import MIN_SUBSTRING
 
 __all__ = ["User", "set_disabled", "hash_password", "check_password", "needs_rehash", "end_session",
-           "end_sessions", "add_user", "get_user", "find_user",
-           "list_users", "delete_user", "taken", "set_password", "search", "new_session",
+           "end_sessions", "add_user", "get_user", "find_user", "list_users", "delete_user",
+           "taken", "prune_sessions", "phones", "set_password", "search", "new_session",
            "session_user", "LOCAL_PART"]
 
 LOCAL_PART = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
@@ -204,3 +204,16 @@ def set_accept_strangers(cur, user_id: str, accept: bool, now_ms: int) -> None:
     """Whether ``user_id`` takes one-to-one messages from users who are not friends."""
     cur.execute("UPDATE users SET accept_strangers = ?, update_time = ? WHERE user_id = ?",
                 (int(accept), now_ms, user_id))
+
+
+@transaction
+def prune_sessions(cur, now_ms: int) -> int:
+    """Expired sessions deleted; how many."""
+    cur.execute("DELETE FROM sessions WHERE expires_at < ?", (now_ms,))
+    return cur.rowcount
+
+
+def phones(cur) -> set[str]:
+    """Every phone (the local part of a user ID) taken here."""
+    cur.execute("SELECT phone FROM users")
+    return {r[0] for r in cur.fetchall()}
