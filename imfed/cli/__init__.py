@@ -1,4 +1,7 @@
-"""The ``imfed`` command: operator tools that work on files and data directories."""
+"""The ``imfed`` command: operator tools that work on files and data directories.  This module
+parses the command line and holds the PKI commands; management.py (``imfed admin``), node.py
+(``imfed node``, ``user``, ``acl``, ``group``, ``queue``, ``purge``), ops.py (backup,
+restore, ``db``) and check.py (``imfed check``) the rest."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The node's directory (§6.3, docs/protocol.md §4): :class:`Directory` is what this node knows
-of the federation's servers (address, status, certificate), kept in SQLite so a node keeps
-federating from its last known directory while the management server is unreachable, and read
-back when the node starts; :class:`Refresher` keeps it current with incremental ``servers``
-queries to the management server, each server's certificate fetched once per fingerprint."""
+of the federation's servers (address, status, certificate), kept in the store
+(imfed/node/store/directory.py) so a node keeps federating from its last known directory while
+the management server is unreachable, and read back when the node starts;
+imfed/node/services/refresher.py keeps it current."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Durable outbound delivery (docs/protocol.md §6): the ``outbox`` table, one FIFO per
-destination server and lane (a conversation; a pair of users for friend requests; a group),
-drained by a timer and on demand.
+"""Durable outbound delivery (docs/protocol.md §6): the ``outbox`` table
+(imfed/node/store/outbox.py), one FIFO per destination server and lane, drained by a timer and
+on demand.
 
 An item is a *kind* (a call of imfed/wire/paths.py, ``chat``, ``add_users``...) and its
-payload; :func:`enqueue` writes it in the transaction of the change that owes it.  Destinations
+payload; ``enqueue`` writes it in the transaction of the change that owes it.  Destinations
 and lanes are served in parallel (at most ``lanes_per_destination`` at once for one server);
 inside a lane the order is kept, a failure holds the lane back with exponential backoff, and
 after the give-up time an item is dropped as failed.  When an item ends (sent, or failed for

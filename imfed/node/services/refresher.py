@@ -1,8 +1,7 @@
-"""The node's directory (§6.3, docs/protocol.md §4): :class:`Directory` is what this node knows
-of the federation's servers (address, status, certificate), kept in SQLite so a node keeps
-federating from its last known directory while the management server is unreachable, and read
-back when the node starts; :class:`Refresher` keeps it current with incremental ``servers``
-queries to the management server, each server's certificate fetched once per fingerprint."""
+"""The directory kept current (§6.3, docs/protocol.md §4): :class:`Refresher` asks the
+management server for what changed (incremental ``servers`` queries), fetches each server's
+certificate once per fingerprint, saves the result and hands it to the node's
+:class:`~imfed.node.directory.Directory`."""
 
 from __future__ import annotations
 

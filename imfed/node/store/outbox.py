@@ -1,16 +1,11 @@
-"""Durable outbound delivery (docs/protocol.md §6): the ``outbox`` table, one FIFO per
-destination server and lane (a conversation; a pair of users for friend requests; a group),
-drained by a timer and on demand.
+"""The ``outbox`` table (docs/protocol.md §6): what this node owes other servers, one FIFO per
+destination server and lane (a conversation; a pair of users for friend requests; a group).
 
 An item is a *kind* (a call of imfed/wire/paths.py, ``chat``, ``add_users``...) and its
-payload; :func:`enqueue` writes it in the transaction of the change that owes it.  Destinations
-and lanes are served in parallel (at most ``lanes_per_destination`` at once for one server);
-inside a lane the order is kept, a failure holds the lane back with exponential backoff, and
-after the give-up time an item is dropped as failed.  When an item ends (sent, or failed for
-good), the hooks registered for its kind run in the transaction that removes it (a message's
-delivery state, a refused friend request, a group joined): the outbox knows no feature.  Rows
-are removed only after a verified 2xx, so a crash at any point means a resend, which the
-receiver's messageID dedupe absorbs."""
+payload (imfed/wire/queued.py); :func:`enqueue` writes it in the transaction of the change that
+owes it.  The delivery service (imfed/node/services/outbox.py) reads the lanes' heads, and
+ends an item (:func:`finish`: removed, its kind's hooks run in the same transaction) or
+postpones it."""
 
 from __future__ import annotations
 
