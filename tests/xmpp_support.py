@@ -1,10 +1,14 @@
-"""A real Prosody for the XMPP gateway's tests (Debian's ``prosody``, started from a config
-written to a temporary folder, on loopback ports picked free), and a small XMPP client built
-on Twisted Words that logs in to it as an ordinary user would."""
+"""Real XMPP servers for the XMPP gateway's tests, each started from a config written to a
+temporary folder, on loopback ports picked free: Debian's Prosody and Debian's ejabberd (whose
+config is docs/bridge.md's excerpt); and a small XMPP client built on Twisted Words that logs
+in to either as an ordinary user would."""
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -66,6 +70,8 @@ Component "{upload}" "http_file_share"
 class Prosody:
     """A Prosody of its own in ``folder``."""
 
+    name = "prosody"
+
     def __init__(self, folder: str) -> None:
         if shutil.which("prosody") is None or shutil.which("prosodyctl") is None:
             pytest.fail("prosody is not installed (apt-get install prosody; .ci/run does)")
@@ -109,6 +115,173 @@ class Prosody:
                 return "".join(f.readlines()[-n:])
         except OSError:
             return "(no log)"
+
+
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                    "bridge.md")
+
+
+def ejabberd_excerpt() -> str:
+    """docs/bridge.md's ejabberd.yml excerpt, as it stands."""
+    with open(DOCS, encoding="utf-8") as f:
+        text = f.read()
+    found = re.search(r"\*\*ejabberd\*\* \(`ejabberd.yml`\):\n\n```yaml\n(.*?)```", text, re.S)
+    assert found, "docs/bridge.md has no ejabberd.yml excerpt"
+    return found.group(1)
+
+
+EJABBERD_REST = """\
+# written by tests/xmpp_support.py: docs/bridge.md's excerpt (the listeners and mod_http_upload
+# above, loopback ports and plain HTTP put in) and what a test server needs besides
+hosts:
+  - "{domain}"
+loglevel: info
+log_rotate_count: 0
+auth_method: internal
+auth_password_format: plain
+acl:
+  loopback:
+    ip:
+      - 127.0.0.0/8
+api_permissions:
+  "accounts made by the tests":
+    from:
+      - mod_http_api
+    who:
+      acl: loopback
+    what:
+      - register
+"""
+
+EJABBERD_LISTEN = """\
+  -
+    port: {c2s}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 1048576
+    starttls_required: false
+"""
+
+EJABBERD_MODULES = """\
+  mod_roster: {{}}
+  mod_disco: {{}}
+  mod_ping: {{}}
+  mod_offline: {{}}
+  mod_http_api: {{}}
+"""
+
+
+def ejabberd_config(c2s: int, component: int, http: int) -> str:
+    """docs/bridge.md's excerpt with this test's ports, plain HTTP on loopback, the secret
+    and names of tests/xmpp_support.py; a client listener, the HTTP API (to make the test's
+    accounts) and the modules a client needs added."""
+    excerpt = ejabberd_excerpt()
+    for old, new in (("5347", str(component)), ("5443", str(http)), ('"::"', '"127.0.0.1"'),
+                     ("tls: true", "tls: false"), ("imfed.example.com", COMPONENT),
+                     ('"..."', '"%s"' % SECRET),
+                     ("https://@HOST@:%d/upload" % http, "http://127.0.0.1:%d/upload" % http)):
+        assert old in excerpt, "docs/bridge.md's ejabberd excerpt lost %r" % old
+        excerpt = excerpt.replace(old, new)
+    listen, _, modules = excerpt.partition("modules:\n")
+    assert listen.startswith("listen:\n") and modules, "docs/bridge.md's excerpt changed shape"
+    listen = listen.replace("      /upload: mod_http_upload",
+                            "      /api: mod_http_api\n      /upload: mod_http_upload")
+    return (EJABBERD_REST.format(domain=DOMAIN) + listen + EJABBERD_LISTEN.format(c2s=c2s) +
+            "modules:\n" + modules + EJABBERD_MODULES.format())
+
+
+class Ejabberd:
+    """Debian's ejabberd, its own in ``folder``: the Erlang VM started as ejabberdctl starts
+    it (ejabberdctl itself runs only as root or as the ejabberd user), without distribution;
+    accounts made through its HTTP API once it runs."""
+
+    name = "ejabberd"
+
+    def __init__(self, folder: str) -> None:
+        libs = glob.glob("/usr/lib/*/ejabberd-*/ebin")
+        if shutil.which("erl") is None or not libs:
+            pytest.fail("ejabberd is not installed (apt-get install ejabberd; .ci/run does)")
+        self.libs = os.path.dirname(os.path.dirname(libs[0]))
+        self.folder = folder
+        self.spool = os.path.join(folder, "spool")
+        os.makedirs(self.spool, exist_ok=True)
+        self.c2s, self.component, self.http = free_port(), free_port(), free_port()
+        self.config = os.path.join(folder, "ejabberd.yml")
+        with open(self.config, "w") as f:
+            f.write(ejabberd_config(self.c2s, self.component, self.http))
+        self.accounts: list[tuple[str, str]] = []
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def upload_prefix(self) -> str:
+        return "http://127.0.0.1:%d/upload/" % self.http
+
+    def register(self, user: str, password: str) -> None:
+        """Made at start (or now, when it runs)."""
+        if self.process is not None:
+            self._register_once(user, password)
+        else:
+            self.accounts.append((user, password))
+
+    def _register(self, user: str, password: str) -> None:
+        import urllib.request
+
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d/api/register" % self.http, method="POST",
+            data=json.dumps({"user": user, "host": DOMAIN, "password": password}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200, answer.read()
+
+    async def start(self) -> None:
+        env = dict(os.environ, EJABBERD_CONFIG_PATH=self.config, HOME=self.folder,
+                   EJABBERD_LOG_PATH=os.path.join(self.folder, "ejabberd.log"),
+                   ERL_LIBS=self.libs,
+                   ERL_CRASH_DUMP=os.path.join(self.folder, "erl_crash.dump"))
+        self.process = subprocess.Popen(
+            ["erl", "-noinput", "+K", "true", "-mnesia", "dir", '"%s"' % self.spool,
+             "-s", "ejabberd"], cwd=self.spool, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not all(_listening(p) for p in (self.c2s, self.component, self.http)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("ejabberd did not start: %s" % self.log_tail())
+            await deferLater(reactor, 0.1, lambda: None)
+        made = self.accounts
+        self.accounts = []
+        for user, password in made:
+            self._register_once(user, password)
+
+    def _register_once(self, user: str, password: str) -> None:
+        """A restart keeps the accounts (mnesia in the spool): "already registered" is fine."""
+        import urllib.error
+
+        try:
+            self._register(user, password)
+        except urllib.error.HTTPError as e:
+            if b"already registered" not in e.read():
+                raise
+        self.accounts.append((user, password))
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: the VM stops as init:stop() would
+            deadline = time.monotonic() + 30
+            while self.process.poll() is None:
+                if time.monotonic() > deadline:
+                    self.process.kill()
+                await deferLater(reactor, 0.05, lambda: None)
+        self.process = None
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            with open(os.path.join(self.folder, "ejabberd.log")) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+SERVERS = {"prosody": Prosody, "ejabberd": Ejabberd}
 
 
 def _listening(port: int) -> bool:
