@@ -1,8 +1,8 @@
-"""The XMPP gateway (docs/bridge.md) against a real Prosody: node A's [xmpp] section makes
-it a component of a Prosody whose users are A's users; they befriend, message, send files to,
-recall and talk in groups with users of node B (plain imfed, through its client API), and a
-Prosody restart in the middle loses nothing.  XMPP clients are real clients logging in to
-Prosody (tests/xmpp_support.py)."""
+"""The XMPP gateway (docs/bridge.md) against real XMPP servers, each test on Prosody and on
+ejabberd (issue #27): node A's [xmpp] section makes it a component of a server whose users are
+A's users; they befriend, message, send files to, recall and talk in groups with users of node
+B (plain imfed, through its client API), and a restart of the XMPP server in the middle loses
+nothing.  XMPP clients are real clients logging in to the server (tests/xmpp_support.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from twisted.words.xish import domish
 
 from conftest import join_node, node_rows, signed_up, start_management, wait_until
 from imfed.config import ConfigError, parse
-from xmpp_support import COMPONENT, DOMAIN, SECRET, Prosody, XmppUser
+from xmpp_support import COMPONENT, DOMAIN, SECRET, SERVERS, XmppUser
 
 
 ALICE = "13600000001"  # an XMPP user whose localpart is her phone number
@@ -32,7 +32,7 @@ def contact(user_id: str) -> str:
 
 @attrs.define
 class World:
-    prosody: Prosody
+    server: object  # xmpp_support.Prosody or Ejabberd
     a: object
     b: object
     management: object
@@ -43,12 +43,12 @@ class World:
         return self.a.role.gateway
 
     async def xmpp(self, user: str, password: str = "password") -> XmppUser:
-        client = await XmppUser(self.prosody, user, password).connect()
+        client = await XmppUser(self.server, user, password).connect()
         self.clients.append(client)
         return client
 
     async def alice_and_bob(self, friends: bool = True) -> tuple[XmppUser, object]:
-        """Alice on Prosody (a user of node A), Bob on node B's client API; friends, unless
+        """Alice on the XMPP server (a user of node A), Bob on node B's client API; friends, unless
         ``friends`` is false."""
         alice = await self.xmpp(ALICE)
         bob = await signed_up(self.b, "13600000002", "Bob")
@@ -57,10 +57,10 @@ class World:
         return alice, bob
 
 
-def gateway_top(prosody: Prosody, **overrides) -> dict:
+def gateway_top(server, **overrides) -> dict:
     xmpp = {"component": COMPONENT, "domain": DOMAIN, "secret": SECRET,
-            "connect": "127.0.0.1:%d" % prosody.component,
-            "fetch_from": [prosody.upload_prefix], "accounts": {CAROL_LOCAL: CAROL},
+            "connect": "127.0.0.1:%d" % server.component,
+            "fetch_from": [server.upload_prefix], "accounts": {CAROL_LOCAL: CAROL},
             "users": r"136\d{8}", "reconnect_max_seconds": 1.0}
     xmpp.update(overrides)
     return {"xmpp": xmpp}
@@ -111,20 +111,23 @@ def test_xmpp_config_and_the_id_mapping():
     assert unescape(escape(odd)) == odd and "@" not in escape(odd) and " " not in escape(odd)
 
 
-@pytest_twisted.async_yield_fixture
-async def world(tmp_path):
-    prosody = Prosody(str(tmp_path / "prosody"))
+XMPP_SERVERS = sorted(SERVERS)
+
+
+@pytest_twisted.async_yield_fixture(params=XMPP_SERVERS)
+async def world(tmp_path, request):
+    server = SERVERS[request.param](str(tmp_path / request.param))
     for user in (ALICE, CAROL_LOCAL, "13900000004", "outsider"):
-        prosody.register(user, "password")
-    await prosody.start()
+        server.register(user, "password")
+    await server.start()
     management = start_management(str(tmp_path / "m"))
-    a = await join_node(management, str(tmp_path / "a"), "node-a", top=gateway_top(prosody))
+    a = await join_node(management, str(tmp_path / "a"), "node-a", top=gateway_top(server))
     b = await join_node(management, str(tmp_path / "b"), "node-b")
     await a.role.refresher.refresh()
     await b.role.refresher.refresh()
     await wait_until(lambda: a.role.directory.active("node-b") and
                      b.role.directory.active("node-a"), what="directories")
-    w = World(prosody, a, b, management)
+    w = World(server, a, b, management)
     await wait_until(lambda: a.role.gateway.link.online, what="the component's stream")
     yield w
     for c in w.clients:
@@ -132,7 +135,7 @@ async def world(tmp_path):
     await a.stop()
     await b.stop()
     await management.service.stopService()
-    await prosody.stop()
+    await server.stop()
 
 
 def _type(element, kind):
@@ -449,21 +452,22 @@ async def test_names_reach_xmpp_and_federation_users_can_be_found(world):
 
 
 @pytest.mark.xmpp
+@pytest.mark.parametrize("kind", XMPP_SERVERS)
 @pytest_twisted.ensureDeferred
-async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path):
+async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path, kind):
     """Issue #27, 3: the XMPP server refusing the component's secret is retried with a
     growing wait (it was ~2 a second for ever: Twisted's factory reset its backoff at every
     TCP connection), and logged with docs/bridge.md's words, once."""
     from twisted.logger import formatEvent, globalLogPublisher
 
-    prosody = Prosody(str(tmp_path / "prosody"))
-    await prosody.start()
+    server = SERVERS[kind](str(tmp_path / kind))
+    await server.start()
     management = start_management(str(tmp_path / "m"))
     lines: list[dict] = []
     globalLogPublisher.addObserver(lines.append)
     try:
         a = await join_node(management, str(tmp_path / "a"), "node-a", top=gateway_top(
-            prosody, secret="not-the-secret-at-all", reconnect_max_seconds=4.0))
+            server, secret="not-the-secret-at-all", reconnect_max_seconds=4.0))
         try:
             link = a.role.gateway.link
             await deferLater(reactor, 6.0, lambda: None)
@@ -475,7 +479,7 @@ async def test_a_wrong_secret_backs_off_and_is_logged_as_documented(tmp_path):
     finally:
         globalLogPublisher.removeObserver(lines.append)
         await management.service.stopService()
-        await prosody.stop()
+        await server.stop()
     said = [formatEvent(e) for e in lines if "XMPP gateway" in formatEvent(e)]
     refused = [s for s in said if "the XMPP server refused the component" in s and
                "check [xmpp] component and secret" in s]
@@ -495,7 +499,7 @@ def oob_url(element) -> str:
 async def test_files_both_ways(world):
     w = world
     alice, bob = await w.alice_and_bob()
-    # Alice uploads to Prosody (XEP-0363) and sends the link (XEP-0066): the gateway fetches
+    # Alice uploads to her server (XEP-0363) and sends the link (XEP-0066): the gateway fetches
     # it from the allowed upload service and Bob gets an image message he downloads.
     picture = bytes(range(256)) * 400
     url = await alice.upload("cat.png", picture, "image/png")
@@ -739,16 +743,16 @@ async def test_joining_a_room_brings_its_recent_history_delayed(world):
 
 @pytest.mark.xmpp
 @pytest_twisted.ensureDeferred
-async def test_prosody_restart_loses_nothing(world):
+async def test_an_xmpp_server_restart_loses_nothing(world):
     w = world
     alice, bob = await w.alice_and_bob()
     await bob.ok("POST", "messages", {"recvID": "13600000001@node-a", "messageType": "text",
                                       "content": {"message": "before"}})
     await alice.wait(lambda e: body(e) == "before", what="the first text")
     connections = w.gateway.link.connections
-    await w.prosody.stop()
+    await w.server.stop()
     await wait_until(lambda: not w.gateway.link.online, what="the gateway to notice")
-    # While Prosody is down Bob writes; the events wait in the node's store.
+    # While the XMPP server is down Bob writes; the events wait in the node's store.
     for i in range(10):
         await bob.ok("POST", "messages", {"recvID": "13600000001@node-a",
                                           "messageType": "text",
@@ -758,14 +762,14 @@ async def test_prosody_restart_loses_nothing(world):
         return (await w.a.role.health())[1]["xmpp"]["backlog"] >= 10
 
     await wait_until(waiting, what="the texts to wait at node A")
-    await w.prosody.start()
+    await w.server.start()
     await wait_until(lambda: w.gateway.link.connections > connections, timeout=30,
                      what="the gateway to connect again")
     await alice.wait_online(timeout=30)
     got = []
     while len(got) < 10:
         m = await alice.wait(lambda e: body(e).startswith("while down"), timeout=30,
-                             what="the texts sent while Prosody was down")
+                             what="the texts sent while the server was down")
         got.append(body(m))
     assert got == ["while down %d" % i for i in range(10)]
     # And Alice's side works again.

@@ -140,9 +140,14 @@ log_rotate_count: 0
 auth_method: internal
 auth_password_format: plain
 acl:
+  local:
+    user_regexp: ""
   loopback:
     ip:
       - 127.0.0.0/8
+access_rules:
+  local:
+    allow: local
 api_permissions:
   "accounts made by the tests":
     from:
