@@ -77,11 +77,19 @@ def operator() -> str:
     return "%s (sudo by %s)" % (name, behind) if behind and behind != name else name
 
 
-def _audit(config, action: str, subject: str, reason: str = "", **detail) -> None:
-    """An entry in the node's audit log for what an operator command did (written once the
-    change is in the store)."""
-    run_sync(_db(config), transaction(audit), now_ms(), operator(), action, subject, reason,
-             **detail)
+def _audited(config, action: str, subject: str, change, *args, detail=lambda result: {},
+             **fixed):
+    """``change(work, *args)`` and its entry in the node's audit log, in one transaction (as
+    the admin API writes them): both or neither."""
+    now, actor = now_ms(), operator()
+
+    @transaction
+    def both(work):
+        result = change(work, *args)
+        audit(work, now, actor, action, subject, "", **fixed, **detail(result))
+        return result
+
+    return unit.run_sync(_db(config), both)
 
 
 def _react(flow) -> None:
@@ -152,11 +160,10 @@ def cmd_user_add(args) -> None:
                                 "password": _password(args), "verifyType": args.verify_type,
                                 "searchable": not args.hidden,
                                 "portrait": args.portrait or ""}, server_id)
-    user = run_sync(_db(config), accounts.add_account, server_id, fields["phone"], fields["name"],
-                    users.hash_password(fields["password"]), now_ms(),
-                    verify_type=fields["verify_type"], searchable=fields["searchable"],
-                    portrait=fields["portrait"])
-    _audit(config, "user-add", user.user_id)
+    user = _audited(config, "user-add", "%s@%s" % (fields["phone"], server_id),
+                    accounts.add_account, server_id, fields["phone"], fields["name"],
+                    users.hash_password(fields["password"]), now_ms(), fields["verify_type"],
+                    fields["searchable"], fields["portrait"])
     print("added %s (%s)" % (user.user_id, user.name))
 
 
@@ -186,8 +193,8 @@ def cmd_user_import(args) -> None:
 def _set_disabled(args, disabled: bool) -> None:
     config = _node_config(args)
     user_id = _user_id(config, args.user_id)
-    changed = run_sync(_db(config), accounts.disable_account, user_id, disabled, now_ms())
-    _audit(config, "user-disable" if disabled else "user-enable", user_id)
+    changed = _audited(config, "user-disable" if disabled else "user-enable", user_id,
+                       accounts.disable_account, user_id, disabled, now_ms())
     state = "disabled (sessions ended)" if disabled else "enabled"
     print("%s %s%s" % (user_id, state, "" if changed else ", as it was"))
 
@@ -219,17 +226,15 @@ def cmd_user_list(args) -> None:
 def cmd_user_del(args) -> None:
     config = _node_config(args)
     user_id = _user_id(config, args.user_id)
-    run_sync(_db(config), accounts.delete_account, user_id)
-    _audit(config, "user-del", user_id)
+    _audited(config, "user-del", user_id, accounts.delete_account, user_id)
     print("deleted %s" % user_id)
 
 
 def cmd_user_passwd(args) -> None:
     config = _node_config(args)
     user_id = _user_id(config, args.user_id)
-    run_sync(_db(config), accounts.set_account_password, user_id,
+    _audited(config, "user-passwd", user_id, accounts.set_account_password, user_id,
              users.hash_password(_password(args)), now_ms())
-    _audit(config, "user-passwd", user_id)
     print("password of %s changed; its sessions ended" % user_id)
 
 
@@ -273,40 +278,43 @@ def cmd_group_show(args) -> None:
         print("  %-7s %s %s" % (roles[m.user_type], m.user_id, m.info.get("name", "")))
 
 
-def _as_owner(config, group_id: str, action) -> None:
-    """Run ``action(cur, group, owner)`` on a group mastered here, acting as its owner (the
-    operator's moderation); what it announces goes out through the daemon's outbox."""
+def _as_owner(config, group_id: str, action: str, change, **detail) -> None:
+    """``change(work, group_id, owner, server_id, now)`` on a group mastered here, acting as
+    its owner (the operator's moderation), audited in its transaction; what it announces goes
+    out through the daemon's outbox."""
 
-    def run(cur):
-        g = groups.get_group(cur, group_id)
+    def run(work):
+        g = groups.get_group(work, group_id)
         if g is None or not g.master or g.dissolved:
             raise ApiError("no live group %s mastered here" % group_id)
-        owner = users.get_user(cur, g.owner_id)
-        return action(cur, g, owner, config.node.server_id, now_ms())
+        owner = users.get_user(work, g.owner_id)
+        return change(work, group_id, owner, config.node.server_id, now_ms())
 
-    unit.run_sync(_db(config), run)
+    _audited(config, action, group_id, run, **detail)
 
 
 def cmd_group_remove(args) -> None:
     config = _node_config(args)
     members = [_user_id(config, u) for u in args.user_ids]
-    _as_owner(config, args.group_id, lambda cur, g, owner, server_id, now:
-              group_rules.remove_members(cur, g.group_id, owner, members, server_id,
-                                         now))
-    _audit(config, "group-remove", args.group_id, members=members)
+    _as_owner(config, args.group_id, "group-remove",
+              lambda work, *a: group_rules.remove_members(work, a[0], a[1], members, *a[2:]),
+              members=members)
     print("removed %s from %s" % (", ".join(members), args.group_id))
 
 
 def cmd_group_dissolve(args) -> None:
     config = _node_config(args)
-    _as_owner(config, args.group_id, lambda cur, g, owner, server_id, now: group_rules.dissolve(
-        cur, g.group_id, owner, server_id, now))
-    _audit(config, "group-dissolve", args.group_id)
+    _as_owner(config, args.group_id, "group-dissolve", group_rules.dissolve)
     print("dissolved %s" % args.group_id)
 
 
 def _directions(value: str) -> tuple:
     return acl.DIRECTIONS if value == "both" else (value,)
+
+
+def _each_direction(work, value: str, change, *args) -> list:
+    """``change(work, direction, *args)`` for each direction ``value`` names."""
+    return [change(work, direction, *args) for direction in _directions(value)]
 
 
 def cmd_queue_show(args) -> None:
@@ -325,8 +333,8 @@ def cmd_queue_show(args) -> None:
 
 def cmd_queue_retry(args) -> None:
     config = _node_config(args)
-    n = run_sync(_db(config), outbox.retry_now, args.server_id, now_ms())
-    _audit(config, "queue-retry", args.server_id, items=n)
+    n = _audited(config, "queue-retry", args.server_id, outbox.retry_now, args.server_id,
+                 now_ms(), detail=lambda n: {"items": n})
     print("%d item(s) owed to %s due now" % (n, args.server_id))
 
 
@@ -342,9 +350,8 @@ def cmd_acl_show(args) -> None:
 
 def cmd_acl_mode(args) -> None:
     config = _node_config(args)
-    for direction in _directions(args.direction):
-        run_sync(_db(config), acl.set_mode, direction, args.mode)
-    _audit(config, "acl-mode", args.direction, mode=args.mode)
+    _audited(config, "acl-mode", args.direction, _each_direction, args.direction, acl.set_mode,
+             args.mode, mode=args.mode)
     print("%s: %s" % (args.direction, args.mode))
 
 
@@ -356,31 +363,38 @@ def cmd_acl_add(args) -> None:
     if not known and not args.force:
         raise ApiError("%s is not in this node's directory (a typo?); --force to add it "
                        "anyway" % args.server_id)
-    for direction in _directions(args.direction):
-        run_sync(_db(config), acl.add, direction, args.list, args.server_id)
-    _audit(config, "acl-add", args.server_id, direction=args.direction, list=args.list)
+    _audited(config, "acl-add", args.server_id, _each_direction, args.direction, acl.add,
+             args.list, args.server_id, direction=args.direction, list=args.list)
     print("%s added to the %s %s" % (args.server_id, args.direction, args.list))
 
 
 def cmd_acl_remove(args) -> None:
     config = _node_config(args)
-    removed = sum(run_sync(_db(config), acl.remove, d, args.list, args.server_id)
-                  for d in _directions(args.direction))
-    if not removed:
-        raise ApiError("%s is not on the %s %s" % (args.server_id, args.direction, args.list))
-    _audit(config, "acl-remove", args.server_id, direction=args.direction, list=args.list)
+
+    def remove(work):
+        if not sum(_each_direction(work, args.direction, acl.remove, args.list,
+                                   args.server_id)):
+            raise ApiError("%s is not on the %s %s" % (args.server_id, args.direction,
+                                                       args.list))
+
+    _audited(config, "acl-remove", args.server_id, remove, direction=args.direction,
+             list=args.list)
     print("%s removed from the %s %s" % (args.server_id, args.direction, args.list))
+
+
+def _purge_counts(purged) -> dict:
+    counts = purged.counts()
+    del counts["events"]
+    return counts
 
 
 def _purge(config, args, action: str, subject: str, fn, *fn_args) -> None:
     if not args.yes:
         raise ApiError("imfed purge removes %s's data from this node for good; add --yes"
                        % subject)
-    purged = run_sync(_db(config), fn, *fn_args)
+    purged = _audited(config, action, subject, fn, *fn_args, detail=_purge_counts)
     purged.unlink()
-    counts = purged.counts()
-    del counts["events"]
-    _audit(config, action, subject, **counts)
+    counts = _purge_counts(purged)
     print("purged %s: %s" % (subject, ", ".join("%d %s" % (n, kind)
                                                 for kind, n in counts.items())))
 
