@@ -28,40 +28,58 @@ MIN_PASSWORD = 8
 PHONE = re.compile(r"^\+?[0-9]{3,20}$")
 
 
+def _field_problems(phone, name, password, verify, searchable,
+                    portrait) -> list[tuple[str, str]]:
+    """(errcode, what is wrong) for each field of a new user that cannot be: the one set of
+    rules for a user added alone (admin API, ``imfed user add``) and for a CSV's rows."""
+    wrong = []
+    if not isinstance(phone, str) or not PHONE.match(phone):
+        wrong.append(("bad_phone", "phone is 3-20 digits, with + in front or not"))
+    if not isinstance(name, str) or not name.strip() or len(name) > 64:
+        wrong.append(("bad_name", "name is 1-64 characters"))
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        wrong.append(("bad_password", "a password has at least %d characters" % MIN_PASSWORD))
+    if verify not in (1, 2) or isinstance(verify, bool):
+        wrong.append(("bad_verifyType",
+                      "verifyType is 1 (refuse friend requests) or 2 (allow them)"))
+    if not isinstance(searchable, bool):
+        wrong.append(("bad_user", "searchable is true or false (1 or 0)"))
+    if not isinstance(portrait, str):
+        wrong.append(("bad_user", "portrait is text"))
+    return wrong
+
+
+def _local_part(phone, server_id: str):
+    if isinstance(phone, str) and phone.endswith("@" + server_id):
+        return phone[:-len(server_id) - 1]
+    return phone
+
+
 def check_user_fields(body: dict, server_id: str) -> dict:
     """A new user's fields (the admin API's body; the CLI's options): phone, name, password,
     verifyType, searchable, portrait, checked; BadRequest naming what is wrong."""
-    phone = body.get("phone")
-    if isinstance(phone, str) and phone.endswith("@" + server_id):
-        phone = phone[:-len(server_id) - 1]
-    if not isinstance(phone, str) or not PHONE.match(phone):
-        raise BadRequest("phone is 3-20 digits, with + in front or not: %r" % (phone,),
-                         "bad_phone")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 64:
-        raise BadRequest("name is 1-64 characters", "bad_name")
-    password = body.get("password")
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise BadRequest("a password has at least %d characters" % MIN_PASSWORD,
-                         "bad_password")
+    phone = _local_part(body.get("phone"), server_id)
+    name, password = body.get("name"), body.get("password")
     verify = body.get("verifyType", 2)
-    if verify not in (1, 2) or isinstance(verify, bool):
-        raise BadRequest("verifyType is 1 (refuse friend requests) or 2 (allow them)",
-                         "bad_verifyType")
     searchable, portrait = body.get("searchable", True), body.get("portrait", "")
-    if not isinstance(searchable, bool) or not isinstance(portrait, str):
-        raise BadRequest("searchable is true or false, portrait text", "bad_user")
+    wrong = _field_problems(phone, name, password, verify, searchable, portrait)
+    if wrong:
+        errcode, what = wrong[0]
+        raise BadRequest("%s: %r" % (what, phone) if errcode == "bad_phone" else what,
+                         errcode)
     return {"phone": phone, "name": name.strip(), "password": password,
             "verify_type": verify, "searchable": searchable, "portrait": portrait}
 
 
 IMPORT_COLUMNS = ("phone", "name", "password", "verifyType", "searchable", "portrait")
+_YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
 
 
 def import_rows(handle, server_id: str) -> tuple[list[dict], list[tuple[int, str]]]:
     """The users of a CSV file (a header row naming its columns: phone, name and password
     required; verifyType, searchable, portrait optional), and what is wrong with it, as
-    (line, what): every row is checked before anything is written."""
+    (line, what): every row is checked, by the rules of a user added alone, before anything
+    is written."""
     import csv
 
     reader = csv.DictReader(handle)
@@ -75,33 +93,24 @@ def import_rows(handle, server_id: str) -> tuple[list[dict], list[tuple[int, str
     rows, problems, seen = [], [], set()
     for row in reader:
         line = reader.line_num
-        phone = (row.get("phone") or "").strip()
-        if phone.endswith("@" + server_id):
-            phone = phone[:-len(server_id) - 1]
+        phone = _local_part((row.get("phone") or "").strip(), server_id)
         name = (row.get("name") or "").strip()
         password = row.get("password") or ""
         verify = (row.get("verifyType") or "2").strip()
         searchable = (row.get("searchable") or "1").strip().lower()
-        wrong = []
-        if not PHONE.match(phone):
-            wrong.append("phone is 3-20 digits, with + in front or not")
-        elif phone in seen:
-            wrong.append("%s twice in the file" % phone)
-        if not name or len(name) > 64:
-            wrong.append("name is 1-64 characters")
-        if len(password) < MIN_PASSWORD:
-            wrong.append("a password has at least %d characters" % MIN_PASSWORD)
-        if verify not in ("1", "2"):
-            wrong.append("verifyType is 1 or 2")
-        if searchable not in ("1", "0", "true", "false", "yes", "no"):
-            wrong.append("searchable is 1 or 0")
+        portrait = (row.get("portrait") or "").strip()
+        fields = {"phone": phone, "name": name, "password": password,
+                  "verify_type": int(verify) if verify in ("1", "2") else verify,
+                  "searchable": searchable in _YES if searchable in _YES + _NO else searchable,
+                  "portrait": portrait, "line": line}
+        wrong = [what for _, what in _field_problems(
+            phone, name, password, fields["verify_type"], fields["searchable"], portrait)]
+        if phone in seen and not any(w.startswith("phone") for w in wrong):
+            wrong.insert(0, "%s twice in the file" % phone)
         if wrong:
             problems.append((line, "; ".join(wrong)))
         seen.add(phone)
-        rows.append({"phone": phone, "name": name, "password": password,
-                     "verify_type": int(verify) if verify in ("1", "2") else 2,
-                     "searchable": searchable in ("1", "true", "yes"),
-                     "portrait": (row.get("portrait") or "").strip(), "line": line})
+        rows.append(fields)
     return rows, problems
 
 
