@@ -60,7 +60,8 @@ SCHEMAS = {
     "Event": obj(("seq", "type", "data"), seq=I, data=ANY,
                  type={"enum": ["message", "delivery", "recall", "friend_request",
                                 "friend_answer", "friend_deleted", "group_invitation",
-                                "group_joined", "group_notify", "group_message"]}),
+                                "group_joined", "group_notify", "group_message", "read",
+                                "profile"]}),
     "Error": obj(("code", "errcode"), code={"enum": [1, "1"]}, error=S, desc=S, errcode=S),
     "ServerEntry": obj(serverId=S, serverName=S, serverAddress=S,
                        status={"enum": [0, 1, 2], "description": "0 active, 1 suspended, "
@@ -95,6 +96,12 @@ CLIENT = {
                            answer=dict(userInfo=ref("UserInfo"), verifyType=I,
                                        acceptStrangers=B, lastEventSeq=I,
                                        settings=obj(recallWindowSeconds=I, maxFileBytes=I))),
+    ("PUT", V1 + "me"): op("Change this user's name", auth=SESSION,
+                           body=obj(("name",), name=S), answer=dict(userInfo=ref("UserInfo"))),
+    ("POST", V1 + "me/password"): op(
+        "Change this user's password (giving the one it has); every other session ends",
+        auth=SESSION, body=obj(("password", "newPassword"), password=S, newPassword=S),
+        answer=dict(ended=I)),
     ("PUT", V1 + "me/strangers"): op(
         "Whether this user takes one-to-one messages from users who are not friends",
         auth=SESSION, body=obj(("acceptStrangers",), acceptStrangers=B),
@@ -131,13 +138,21 @@ CLIENT = {
                                            messageType=S, content={"type": "object"},
                                            txnId=S),
                                   answer=dict(message=ref("Message"))),
+    ("GET", V1 + "messages/search"): op(
+        "This user's text messages, one-to-one and in its groups, containing q",
+        auth=SESSION, query=("q!", "limit"),
+        answer=dict(messages=arr(ref("Message")), groupMessages=arr(ref("GroupMessage")))),
     ("GET", V1 + "messages/{message_id}"): op("A message and its delivery state",
                                               auth=SESSION, answer=dict(message=ref("Message"))),
     ("POST", V1 + "messages/{message_id}/recall"): op("Recall a message within the window",
                                                       auth=SESSION),
     ("GET", V1 + "conversations"): op("Conversations, newest first", auth=SESSION,
                                       answer=dict(conversations=arr(obj(
-                                          peerID=S, messages=I, last=ref("Message"))))),
+                                          peerID=S, messages=I, last=ref("Message"),
+                                          readSeq=I, unread=I)))),
+    ("POST", V1 + "conversations/{peer_id}/read"): op(
+        "Read the conversation to a message's seq (a marker that only moves forward)",
+        auth=SESSION, body=obj(("seq",), seq=I), answer=dict(readSeq=I)),
     ("GET", V1 + "conversations/{peer_id}/messages"): op(
         "History, newest first", auth=SESSION, query=("before", "limit"),
         answer=dict(messages=arr(ref("Message")), nextBefore={"type": ["integer", "null"]})),
@@ -157,7 +172,7 @@ CLIENT = {
                     body=obj(("groupName",), groupName=S, groupIcon=S),
                     answer=dict(groupInfo=ref("GroupInfo"), gset=ref("Gset"))),
     ("GET", G): op("My groups", auth=SESSION, answer=dict(groups=arr(obj(
-        groupInfo=ref("GroupInfo"), gset=ref("Gset"), userType=I)))),
+        groupInfo=ref("GroupInfo"), gset=ref("Gset"), userType=I, readGseq=I, unread=I)))),
     ("GET", G + "/search"): op("Visible groups of this server by name", auth=SESSION,
                                query=("q!",), answer=dict(groups=arr(obj(
                                    groupInfo=ref("GroupInfo"), gset=ref("Gset"))))),
@@ -181,10 +196,14 @@ CLIENT = {
                  messageType=S,
                  content={"type": "object"}, txnId=S),
         answer=dict(messageID=S)),
-    ("GET", G + "/{group_id}/messages"): op("Group history held here, oldest first",
-                                            auth=SESSION, query=("after", "limit"),
-                                            answer=dict(messages=arr(ref("GroupMessage")),
-                                                        newestMessageID=S)),
+    ("GET", G + "/{group_id}/messages"): op(
+        "Group history held here, oldest first: after a messageID, or a page back from "
+        "before (empty: the newest)", auth=SESSION, query=("after", "before", "limit"),
+        answer=dict(messages=arr(ref("GroupMessage")), newestMessageID=S,
+                    nextBefore={"type": ["string", "null"]})),
+    ("POST", G + "/{group_id}/read"): op(
+        "Read the group to a message's gseq (a marker that only moves forward)",
+        auth=SESSION, body=obj(("gseq",), gseq=I), answer=dict(readGseq=I)),
     ("POST", G + "/{group_id}/sync"): op("Check this copy against the master now",
                                          auth=SESSION, answer=dict(fetched=I)),
     ("POST", G + "/{group_id}/quit"): op("Leave a group", auth=SESSION),

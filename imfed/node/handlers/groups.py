@@ -10,14 +10,15 @@ from ...storage import transaction
 from ...wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from ...wire.message_info import MessageInfo, announced_by, server_of
 from ...wire.records import ChatType, Setting, UserInfo
-from ..store import group_messages, groups, txns, users
+from ..store import group_messages, groups, reads, txns, users
+from ..store.events import emit
 from ..store.groups import ADMIN, MEMBER, OWNER, Group
 from ..services.groupsync import GroupSync
 from ..clients.reach import Reach
 from ..clients.remote import FederationClient, PeerFailed
 from ..store.unit import NodeStore
 from .files import FilesHandler
-from .messages import MessagesHandler
+from .messages import MessagesHandler, text_has, text_pattern
 
 __all__ = ["GroupsHandler", "remove_members", "dissolve"]
 
@@ -267,6 +268,25 @@ def _receive_group_chat(work, group_id: str, user_ids: list[str], info: MessageI
     return members
 
 
+@transaction
+def _mark_read(work, user_id: str, group_id: str, gseq: int, now_ms: int) -> int:
+    """A member has read the group to ``gseq`` (no further than its newest message here);
+    the member's every stream hears of it.  The marker as it now stands."""
+    if groups.member_type(work, group_id, user_id) is None:
+        raise NotFound("no group %s for you" % group_id, "unknown_group")
+    gseq = min(gseq, group_messages.newest_gseq(work, group_id))
+    if reads.advance(work, user_id, group_id, gseq, now_ms):
+        emit(work, user_id, "read", {"groupID": group_id, "gseq": gseq}, now_ms)
+    return reads.marker(work, user_id, group_id)
+
+
+def _before(work, group_id: str, before: str, limit: int) -> list:
+    page = group_messages.before(work, group_id, before, limit)
+    if page is None:
+        raise NotFound("no message %s in %s" % (before, group_id), "unknown_message")
+    return [m.to_wire() for m in page]
+
+
 def _history(work, group_id: str, after: str, limit: int) -> tuple[list, str]:
     page = group_messages.history(work, group_id, after, limit)
     if page is None:
@@ -362,6 +382,26 @@ class GroupsHandler:
     async def history(self, user, group_id: str, after: str, limit: int) -> tuple[list, str]:
         await self._member(user, group_id)
         return await self.store.run(_history, group_id, after, limit)
+
+    async def history_before(self, user, group_id: str, before: str,
+                             limit: int) -> tuple[list, str | None]:
+        """A page of the group's history held here, going back from ``before`` (a messageID;
+        the newest when empty), oldest first; and the ``before`` of the page that precedes
+        it (None at the beginning)."""
+        await self._member(user, group_id)
+        page = await self.store.run(_before, group_id, before, limit)
+        return page, (page[0]["messageInfo"]["messageID"] if len(page) == limit else None)
+
+    async def mark_read(self, user, group_id: str, gseq: int) -> int:
+        return await self.store.run(_mark_read, user.user_id, group_id, gseq, self.now_ms())
+
+    async def search_messages(self, user, query: str, limit: int) -> list[dict]:
+        """Text messages of the user's groups that contain ``query`` (case aside), newest
+        first, each with its group."""
+        found = await self.store.run(group_messages.search, user.user_id,
+                                     text_pattern(query), limit * 4)
+        return [dict(m.to_wire(), groupID=m.info.recv_id) for m in found
+                if text_has(m.info.content, query)][:limit]
 
     async def recent(self, user, group_id: str, limit: int) -> list:
         """A member's view of the group's newest ``limit`` messages, oldest first."""

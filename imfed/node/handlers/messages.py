@@ -3,15 +3,18 @@ bring for our users."""
 
 from __future__ import annotations
 
+import json
+
 import attrs
 
-from ...storage import transaction
+from ...storage import like_pattern, transaction
 from ...wire.errors import BadRequest, Conflict, Forbidden, NotFound, TooMany
 from ...wire.message_info import (MessageInfo, new_object_id, parse_message_info, server_of,
                                   split_id)
 from ...wire.queued import Chat
 from ...wire.records import ChatType
-from ..store import messages, txns, users
+from ..store import messages, reads, txns, users
+from ..store.events import emit
 from ..store.outbox import enqueue
 from ..directory import Directory
 from ..clients.reach import Reach
@@ -126,6 +129,28 @@ def _recall(work, message_id: str, user_id: str, server_id: str, now_ms: int,
                 Chat(repeal), now_ms)
 
 
+@transaction
+def _mark_read(work, user_id: str, peer_id: str, seq: int, now_ms: int) -> int:
+    """The user has read the conversation with ``peer_id`` to ``seq`` (no further than its
+    newest message); the user's every stream hears of it (a ``read`` event), so another tab
+    or device clears it too.  The marker as it now stands."""
+    seq = min(seq, messages.newest_seq(work, user_id, peer_id))
+    if reads.advance(work, user_id, peer_id, seq, now_ms):
+        emit(work, user_id, "read", {"peerID": peer_id, "seq": seq}, now_ms)
+    return reads.marker(work, user_id, peer_id)
+
+
+def text_pattern(query: str) -> str:
+    """The LIKE pattern that finds ``query`` in a text message's content as stored (compact
+    JSON, not ASCII-escaped: Chinese is stored as it is)."""
+    return like_pattern(json.dumps(query, ensure_ascii=False)[1:-1])
+
+
+def text_has(content: dict, query: str) -> bool:
+    text = content.get("message")
+    return isinstance(text, str) and query.casefold() in text.casefold()
+
+
 class MessagesHandler:
     def __init__(self, store: NodeStore, directory: Directory, reach: Reach,
                  files: FilesHandler, *, recall_window_seconds: float,
@@ -194,6 +219,17 @@ class MessagesHandler:
         await self.sources.ensure(info.recv_id)
         await self.store.run(_receive, info, self.store.now_ms(), self.limit_ms,
                              self.strangers)
+
+    async def mark_read(self, user, peer_id: str, seq: int) -> int:
+        return await self.store.run(_mark_read, user.user_id, peer_id, seq,
+                                    self.store.now_ms())
+
+    async def search(self, user, query: str, limit: int) -> list[messages.StoredMessage]:
+        """The user's one-to-one text messages that contain ``query`` (case aside), newest
+        first."""
+        found = await self.store.run(messages.search, user.user_id, text_pattern(query),
+                                     limit * 4)
+        return [m for m in found if text_has(m.info.content, query)][:limit]
 
     async def accept_strangers(self, user, accept: bool) -> None:
         """Whether ``user`` takes one-to-one messages from users who are not friends."""

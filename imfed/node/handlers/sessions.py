@@ -6,8 +6,10 @@ from twisted.internet.threads import deferToThread
 
 from ...metrics import LOGIN_FAILURES
 from ...throttle import Throttle
-from ...wire.errors import Forbidden, TooMany, Unauthorized
+from ...storage import transaction
+from ...wire.errors import BadRequest, Forbidden, TooMany, Unauthorized
 from ..store import users
+from .accounts import MIN_PASSWORD
 from ..store.unit import NodeStore
 
 __all__ = ["Sessions", "REMEMBER_SECONDS"]
@@ -17,6 +19,14 @@ REMEMBER_SECONDS = 1.0
 lookup saved on most requests of a busy client); a session ended here stops working at once,
 one ended by another process (`imfed user del/passwd`) within this second, as the access
 rules changed by `imfed acl` do."""
+
+
+@transaction
+def _new_password(work, user_id: str, password_hash: str, token: str, now_ms: int) -> int:
+    """The user's new password; every other session of the user ends (this one stays).
+    How many ended."""
+    users.set_password(work, user_id, password_hash, now_ms, keep_sessions=True)
+    return users.end_other_sessions(work, user_id, token)
 
 
 class Sessions:
@@ -88,6 +98,28 @@ class Sessions:
         for token, (_, known) in list(self._known.items()):
             if known.user_id == user_id:
                 del self._known[token]
+
+    async def change_password(self, user: users.User, token: str, password: str,
+                              new_password: str) -> int:
+        """The user, logged in, changes its password, giving the one it has: a wrong one is
+        403 and counts as a failed login of the account (throttled alike).  Every other
+        session ends; how many did."""
+        if len(new_password) < MIN_PASSWORD:
+            raise BadRequest("a password has at least %d characters" % MIN_PASSWORD,
+                             "bad_newPassword")
+        key = "account:" + user.user_id
+        wait = self.login_throttle.retry_after(key)
+        if wait is not None:
+            raise TooMany("too many wrong passwords; try again later", wait, "throttled")
+        current = await self.store.run(users.get_user, user.user_id)
+        if not await deferToThread(users.check_password, password, current.password_hash):
+            self.login_throttle.hit(key)
+            self.failures.inc()
+            raise Forbidden("that is not the account's password", "wrong_password")
+        new_hash = await deferToThread(users.hash_password, new_password)
+        self.forget(user.user_id)
+        return await self.store.run(_new_password, user.user_id, new_hash, token,
+                                    self.store.now_ms())
 
     async def logout_all(self, user: users.User) -> int:
         self.forget(user.user_id)

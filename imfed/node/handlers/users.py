@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from twisted.internet.defer import DeferredList, ensureDeferred
 
+from ...storage import transaction
 from ...wire.errors import NotFound
 from ...wire.message_info import server_of
 from ..store import friends, users
+from ..store.events import emit
 from ..directory import Directory
 from ..clients.reach import Reach
 from ..clients.remote import UNREACHABLE, FederationClient, PeerFailed
@@ -15,6 +17,15 @@ from ..store.unit import NodeStore
 from .sources import UserSources
 
 __all__ = ["UsersHandler"]
+
+
+@transaction
+def _rename(work, user_id: str, name: str, now_ms: int) -> users.User:
+    """The user's new name; the user's every stream hears of it (a ``profile`` event)."""
+    users.set_name(work, user_id, name, now_ms)
+    user = users.get_user(work, user_id)
+    emit(work, user_id, "profile", {"userInfo": user.info()}, now_ms)
+    return user
 
 
 class UsersHandler:
@@ -34,6 +45,9 @@ class UsersHandler:
         if user is None:
             raise NotFound("no user %s" % uid, "unknown_user")
         return user
+
+    async def rename(self, user, name: str) -> users.User:
+        return await self.store.run(_rename, user.user_id, name, self.store.now_ms())
 
     async def find_local(self, query: str) -> list[users.User]:
         await self.sources.ensure("%s@%s" % (query, self.server_id), searching=True)

@@ -207,6 +207,27 @@ class ClientRoutes(Endpoints):
                        settings={"recallWindowSeconds": self.h.messages.window_ms // 1000,
                                  "maxFileBytes": self.max_file_bytes})
 
+    @app.route(V1 + "me", methods=["PUT"])
+    @endpoint(SESSION)
+    async def edit_me(self, request, user):
+        """``{"name": "..."}``: the user's name (1-64 characters people can read); the user's
+        other streams get a ``profile`` event."""
+        body = read_json(request, self.max_body)
+        user = await self.h.users.rename(user, fields.name(body, "name", max_len=64).strip())
+        self.h.sessions.forget(user.user_id)
+        return ok_body(self.style, userInfo=user.info())
+
+    @app.route(V1 + "me/password", methods=["POST"])
+    @endpoint(SESSION)
+    async def change_password(self, request, user):
+        """``{"password": <the one it has>, "newPassword": ...}``: every other session ends
+        (this one stays); 403 wrong_password, throttled as failed logins are."""
+        body = read_json(request, self.max_body)
+        ended = await self.h.sessions.change_password(
+            user, bearer(request), fields.text(body, "password", max_len=256),
+            fields.text(body, "newPassword", max_len=256))
+        return ok_body(self.style, ended=ended)
+
     @app.route(V1 + "me/strangers", methods=["PUT"])
     @endpoint(SESSION)
     async def accept_strangers(self, request, user):
@@ -284,6 +305,19 @@ class ClientRoutes(Endpoints):
                                              body.get("content"), fields.txn_id(body))
         return ok_body(self.style, message=message.to_client())
 
+    @app.route(V1 + "messages/search", methods=["GET"])
+    @endpoint(SESSION)
+    async def search_messages(self, request, user):
+        """The user's text messages, one-to-one and in its groups, that contain ``q`` (case
+        aside; Chinese as it is), newest first: ``messages`` and ``groupMessages``, at most
+        ``limit`` (≤ 100) of each."""
+        query = fields.search_query(query_arg(request, "q") or "", "q")
+        limit = int_arg(request, "limit", 20, 100) or 20
+        found = await self.h.messages.search(user, query, limit)
+        in_groups = await self.h.groups.search_messages(user, query, limit)
+        return ok_body(self.style, messages=[m.to_client() for m in found],
+                       groupMessages=in_groups)
+
     @app.route(V1 + "messages/<message_id>", methods=["GET"])
     @endpoint(SESSION)
     async def message(self, request, user, message_id):
@@ -310,6 +344,17 @@ class ClientRoutes(Endpoints):
         page = await self.h.messages.history(user, peer, before, limit)
         return ok_body(self.style, messages=[m.to_client() for m in page],
                        nextBefore=page[-1].seq if len(page) == limit else None)
+
+    @app.route(V1 + "conversations/<peer_id>/read", methods=["POST"])
+    @endpoint(SESSION)
+    async def read(self, request, user, peer_id):
+        """``{"seq": N}``: the user has read the conversation to message ``seq``; its unread
+        count is what came after.  The marker only moves forward; every stream of the user
+        gets a ``read`` event."""
+        peer = self._user_id(peer_id, "peerID")
+        body = read_json(request, self.max_body)
+        seq = fields.optional_int(body, "seq", default=None, minimum=0)
+        return ok_body(self.style, readSeq=await self.h.messages.mark_read(user, peer, seq))
 
     # -- files --
 

@@ -107,13 +107,29 @@ class GroupRoutes(Endpoints):
     @app.route("/<group_id>/messages", methods=["GET"])
     @endpoint(SESSION)
     async def group_history(self, request, user, group_id):
-        """What this server holds of the group, oldest first, after ``after`` (a
-        messageID)."""
+        """What this server holds of the group, oldest first: after ``after`` (a messageID),
+        or going back from ``before`` (a messageID; empty: from the newest) a page at a
+        time, ``nextBefore`` the next page's."""
         gid = self._group(group_id)
-        after = query_arg(request, "after", "") or ""
         limit = int_arg(request, "limit", 100, 500) or 100
+        before = query_arg(request, "before")
+        if before is not None:
+            page, next_before = await self.groups.history_before(user, gid, before, limit)
+            return ok_body(self.style, messages=page, nextBefore=next_before)
+        after = query_arg(request, "after", "") or ""
         page, newest = await self.groups.history(user, gid, after, limit)
         return ok_body(self.style, messages=page, newestMessageID=newest)
+
+    @app.route("/<group_id>/read", methods=["POST"])
+    @endpoint(SESSION)
+    async def group_read(self, request, user, group_id):
+        """``{"gseq": N}``: the member has read the group to ``gseq``; its unread count is
+        what came after.  The marker only moves forward; a ``read`` event to every stream of
+        the member."""
+        gid = self._group(group_id)
+        body = read_json(request, self.max_body)
+        gseq = fields.optional_int(body, "gseq", default=None, minimum=0)
+        return ok_body(self.style, readGseq=await self.groups.mark_read(user, gid, gseq))
 
     @app.route("/<group_id>/sync", methods=["POST"])
     @endpoint(SESSION)

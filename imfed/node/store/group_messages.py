@@ -22,7 +22,8 @@ from .events import compact_json, emit
 from .outbox import enqueue
 
 __all__ = ["GroupMessage", "post_message", "send_to_master", "keep", "history", "has_message",
-           "count", "oldest", "recent", "views_to_check", "fill", "mark_synced"]
+           "count", "oldest", "recent", "views_to_check", "fill", "mark_synced", "before",
+           "newest_gseq", "search"]
 
 
 def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
@@ -139,6 +140,36 @@ def recent(cur, group_id: str, limit: int) -> list[GroupMessage]:
     cur.execute("SELECT %s FROM group_messages WHERE group_id = ? ORDER BY ord DESC LIMIT ?"
                 % _M, (group_id, limit))
     return [_message(r) for r in reversed(cur.fetchall())]
+
+
+def before(cur, group_id: str, before_message_id: str, limit: int
+           ) -> list[GroupMessage] | None:
+    """At most ``limit`` messages older than ``before_message_id`` (the newest when empty),
+    oldest first; None when the group has no message ``before_message_id``."""
+    if not before_message_id:
+        return recent(cur, group_id, limit)
+    upto = _position(cur, group_id, before_message_id)
+    if upto is None:
+        return None
+    cur.execute("SELECT %s FROM group_messages WHERE group_id = ? AND ord < ? ORDER BY ord DESC "
+                "LIMIT ?" % _M, (group_id, upto, limit))
+    return [_message(r) for r in reversed(cur.fetchall())]
+
+
+def newest_gseq(cur, group_id: str) -> int:
+    cur.execute("SELECT COALESCE(MAX(gseq), 0) FROM group_messages WHERE group_id = ?",
+                (group_id,))
+    return cur.fetchone()[0]
+
+
+def search(cur, user_id: str, like: str, limit: int) -> list[GroupMessage]:
+    """Text messages of the groups ``user_id`` is a member of, whose JSON content matches
+    ``like`` (a LIKE pattern; the caller checks the text itself), newest first."""
+    cur.execute("SELECT %s FROM group_messages WHERE group_id IN (SELECT group_id FROM "
+                "group_members WHERE user_id = ?) AND message_type = 'text' AND "
+                "LOWER(content) LIKE LOWER(?) ESCAPE '\\' ORDER BY gseq DESC LIMIT ?"
+                % _M, (user_id, like, limit))
+    return [_message(r) for r in cur.fetchall()]
 
 
 def _position(cur, group_id: str, message_id: str) -> float | None:

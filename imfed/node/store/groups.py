@@ -19,7 +19,7 @@ from ...storage import like_pattern, transaction
 from ...wire.message_info import new_object_id, server_of
 from ...wire.queued import InviteGrpRep, InviteGrpReq, NotifyGrpNotify, QuitGrpMember
 from ...wire.records import Answer, GroupInfo, GroupSettings, OperType, Setting, UserType
-from . import users
+from . import reads, users
 from .events import compact_json, emit
 from .outbox import enqueue
 
@@ -124,11 +124,13 @@ class Membership:
     group: Group
     count: int
     user_type: int | None = None
+    read_gseq: int = 0  # the member's read marker (reads.py)
+    unread: int = 0  # messages of others kept here after it
 
     def to_wire(self) -> dict:
         out: dict = {"groupInfo": self.group.info(self.count), "gset": self.group.gset()}
         if self.user_type is not None:
-            out["userType"] = self.user_type
+            out.update(userType=self.user_type, readGseq=self.read_gseq, unread=self.unread)
         return out
 
 
@@ -136,8 +138,16 @@ def my_groups(cur, user_id: str) -> list[Membership]:
     cur.execute("SELECT g.group_id, m.user_type FROM groups g JOIN group_members m "
                 "ON g.group_id = m.group_id WHERE m.user_id = ? AND g.dissolved = 0 "
                 "ORDER BY g.created_at", (user_id,))
-    return [Membership(get_group(cur, gid), _count(cur, gid), user_type)
-            for gid, user_type in cur.fetchall()]
+    found = cur.fetchall()
+    read = reads.markers(cur, user_id)
+    out = []
+    for gid, user_type in found:
+        cur.execute("SELECT COUNT(*) FROM group_messages WHERE group_id = ? AND gseq > ? AND "
+                    "sender_id != ?", (gid, read.get(gid, 0), user_id))
+        unread = cur.fetchone()[0]
+        out.append(Membership(get_group(cur, gid), _count(cur, gid), user_type,
+                              read.get(gid, 0), unread))
+    return out
 
 
 def member_info(cur, group_id: str, user_id: str) -> dict | None:

@@ -12,13 +12,13 @@ import attrs
 
 from ...wire.message_info import MessageInfo
 from ...wire.queued import Chat
-from . import files, users
+from . import files, reads, users
 from .events import compact_json, emit
 from .outbox import enqueue
 
 __all__ = ["conversation_key", "StoredMessage", "get_message", "acquainted", "received_from",
            "received_from_strangers", "record_sent", "record_received", "mark_recalled",
-           "delivered", "history", "conversations", "Conversation"]
+           "delivered", "history", "conversations", "Conversation", "newest_seq", "search"]
 
 
 def conversation_key(a: str, b: str) -> str:
@@ -166,17 +166,44 @@ class Conversation:
     peer_id: str
     count: int
     last: StoredMessage
+    read_seq: int = 0  # the user's read marker (reads.py)
+    unread: int = 0  # messages from the peer after it, not recalled
 
     def to_client(self) -> dict:
-        return {"peerID": self.peer_id, "messages": self.count, "last": self.last.to_client()}
+        return {"peerID": self.peer_id, "messages": self.count, "last": self.last.to_client(),
+                "readSeq": self.read_seq, "unread": self.unread}
 
 
 def conversations(cur, user_id: str) -> list[Conversation]:
     cur.execute("SELECT conversation, MAX(seq), COUNT(*) FROM messages WHERE sender_id = ? OR "
                 "recv_id = ? GROUP BY conversation ORDER BY MAX(seq) DESC", (user_id, user_id))
+    found = cur.fetchall()
+    read = reads.markers(cur, user_id)
     out = []
-    for key, last_seq, count in cur.fetchall():
+    for key, last_seq, count in found:
         a, _, b = key.partition("|")
+        peer = b if a == user_id else a
         cur.execute("SELECT %s FROM messages WHERE seq = ?" % _MSG_COLUMNS, (last_seq,))
-        out.append(Conversation(b if a == user_id else a, count, _message(cur.fetchone())))
+        last = _message(cur.fetchone())
+        read_seq = read.get(peer, 0)
+        cur.execute("SELECT COUNT(*) FROM messages WHERE conversation = ? AND seq > ? AND "
+                    "sender_id = ? AND recalled = 0", (key, read_seq, peer))
+        out.append(Conversation(peer, count, last, read_seq, cur.fetchone()[0]))
     return out
+
+
+def newest_seq(cur, user_id: str, peer_id: str) -> int:
+    """The seq of the newest message between the two (0 for none)."""
+    cur.execute("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation = ?",
+                (conversation_key(user_id, peer_id),))
+    return cur.fetchone()[0]
+
+
+def search(cur, user_id: str, like: str, limit: int) -> list[StoredMessage]:
+    """The user's text messages (sent or received, not recalled) whose JSON content matches
+    ``like`` (a LIKE pattern; the caller checks the text itself), newest first."""
+    cur.execute("SELECT %s FROM messages WHERE (sender_id = ? OR recv_id = ?) AND "
+                "message_type = 'text' AND recalled = 0 AND LOWER(content) LIKE LOWER(?) "
+                "ESCAPE '\\' ORDER BY seq DESC LIMIT ?" % _MSG_COLUMNS,
+                (user_id, user_id, like, limit))
+    return [_message(r) for r in cur.fetchall()]

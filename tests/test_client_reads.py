@@ -1,0 +1,204 @@
+"""Issue #26's client API additions, through real nodes on loopback: read markers that every
+device of a user shares (one-to-one, and in a group mastered on another server), group history
+paged back from the newest, message search (Chinese included, recalled messages never), a new
+name, a password change that ends the other sessions."""
+
+from __future__ import annotations
+
+import pytest_twisted
+
+from conftest import ApiClient, signed_up, wait_until
+
+
+async def _texts(client, peer: str, texts) -> list[dict]:
+    out = []
+    for text in texts:
+        answer = await client.ok("POST", "messages", {"recvID": peer, "messageType": "text",
+                                                      "content": {"message": text}})
+        out.append(answer["message"])
+    return out
+
+
+async def _conversation(client, peer: str) -> dict:
+    answer = await client.ok("GET", "conversations")
+    return next(c for c in answer["conversations"] if c["peerID"] == peer)
+
+
+@pytest_twisted.ensureDeferred
+async def test_read_markers_are_shared_by_every_device_of_a_user(pair):
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
+    bob_tablet = await ApiClient(b, "200").login()
+    sent = await _texts(alice, "200@node-b", ["一", "二", "三"])
+    await wait_until(lambda: _unread(bob, "100@node-a", 3), what="three unread at B")
+    # Bob's own messages are never unread to him.
+    await _texts(bob, "100@node-a", ["reply"])
+    assert (await _conversation(bob, "100@node-a"))["unread"] == 3
+    # Bob reads up to the second on his phone: his tablet hears of it and counts one unread.
+    got = [m["seq"] for m in (await bob.ok(
+        "GET", "conversations/100@node-a/messages"))["messages"]
+        if m["messageInfo"]["senderID"] == "100@node-a"]
+    second = sorted(got)[1]
+    answer = await bob.ok("POST", "conversations/100@node-a/read", {"seq": second})
+    assert answer["readSeq"] == second
+    event = await bob_tablet.wait_event("read")
+    assert event == {"peerID": "100@node-a", "seq": second}
+    tablet_view = await _conversation(bob_tablet, "100@node-a")
+    assert (tablet_view["readSeq"], tablet_view["unread"]) == (second, 1)
+    # A marker never goes back, and never past the newest message.
+    assert (await bob.ok("POST", "conversations/100@node-a/read", {"seq": 1}))["readSeq"] \
+        == second
+    newest = max(got + [m["seq"] for m in (await bob.ok(
+        "GET", "conversations/100@node-a/messages"))["messages"]])
+    assert (await bob.ok("POST", "conversations/100@node-a/read",
+                         {"seq": 10 ** 12}))["readSeq"] == newest
+    assert (await _conversation(bob, "100@node-a"))["unread"] == 0
+    # A recalled message is not unread.
+    late = await _texts(alice, "200@node-b", ["oops"])
+    await wait_until(lambda: _unread(bob, "100@node-a", 1), what="one unread")
+    await alice.ok("POST", "messages/%s/recall" % late[0]["messageInfo"]["messageID"])
+    await wait_until(lambda: _unread(bob, "100@node-a", 0), what="the recall")
+    assert sent  # (Alice's sends were answered)
+    # Bad input changes nothing.
+    for body, errcode in (({}, "bad_seq"), ({"seq": -1}, "bad_seq"), ({"seq": "x"}, "bad_seq"),
+                          ({"seq": True}, "bad_seq")):
+        status, answer = await bob.call("POST", "conversations/100@node-a/read", body)
+        assert (status, answer["errcode"]) == (400, errcode), body
+    status, answer = await bob.call("POST", "conversations/nobody/read", {"seq": 1})
+    assert status == 400
+
+
+async def _unread(client, peer: str, n: int) -> bool:
+    answer = await client.ok("GET", "conversations")
+    found = [c for c in answer["conversations"] if c["peerID"] == peer]
+    return bool(found) and found[0]["unread"] == n
+
+
+async def _group(owner, members) -> str:
+    gid = (await owner.ok("POST", "groups", {"groupName": "读过"}))["groupInfo"]["groupID"]
+    await owner.ok("POST", "groups/%s/invite" % gid,
+                   {"userIDs": [m.login_name + "@" + m.node.server_id for m in members]})
+    for member in members:
+        invitation = await member.wait_event("group_invitation")
+        await member.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
+                        {"agree": True})
+        await member.wait_event("group_joined")
+    return gid
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_read_markers_and_history_paged_back_from_the_newest(pair):
+    a, b = pair
+    owner = await signed_up(a, "100", "Owner")
+    bob = await signed_up(b, "200", "Bob")
+    bob_tablet = await ApiClient(b, "200").login()
+    gid = await _group(owner, [bob])
+    for i in range(7):
+        await owner.ok("POST", "groups/%s/messages" % gid,
+                       {"messageType": "text", "content": {"message": "m%d" % i}})
+
+    async def bob_has(n):
+        groups = (await bob.ok("GET", "groups"))["groups"]
+        return groups and groups[0]["unread"] == n
+
+    await wait_until(lambda: bob_has(7), what="seven unread at B")
+    # Paged back from the newest, three at a time.
+    pages, before = [], ""
+    while before is not None:
+        answer = await bob.ok("GET", "groups/%s/messages" % gid,
+                              params={"before": before, "limit": "3"})
+        pages.append([m["messageInfo"]["content"]["message"] for m in answer["messages"]])
+        before = answer["nextBefore"]
+    assert pages == [["m4", "m5", "m6"], ["m1", "m2", "m3"], ["m0"]]
+    status, answer = await bob.call("GET", "groups/%s/messages" % gid,
+                                    params={"before": "nope@node-a"})
+    assert (status, answer["errcode"]) == (404, "unknown_message")
+    # Read to the fifth: the tablet hears of it; two unread.
+    kept = (await bob.ok("GET", "groups/%s/messages" % gid))["messages"]
+    fifth = kept[4]["gseq"]
+    assert (await bob.ok("POST", "groups/%s/read" % gid, {"gseq": fifth}))["readGseq"] == fifth
+    assert await bob_tablet.wait_event("read") == {"groupID": gid, "gseq": fifth}
+    mine = (await bob_tablet.ok("GET", "groups"))["groups"][0]
+    assert (mine["readGseq"], mine["unread"]) == (fifth, 2)
+    # The owner's own messages are not unread to the owner.
+    assert (await owner.ok("GET", "groups"))["groups"][0]["unread"] == 0
+    # Not a member: 404, nothing written.
+    carol = await signed_up(b, "201", "Carol")
+    status, answer = await carol.call("POST", "groups/%s/read" % gid, {"gseq": 1})
+    assert (status, answer["errcode"]) == (404, "unknown_group")
+    status, answer = await carol.call("GET", "groups/%s/messages" % gid,
+                                      params={"before": ""})
+    assert status == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_message_search_finds_chinese_and_never_a_recalled_message(pair):
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
+    eve = await signed_up(a, "101", "Eve")
+    await _texts(alice, "200@node-b", ["明天下午开会", "Lunch at NOON?", "no match here"])
+    recalled = await _texts(alice, "200@node-b", ["开会改到周五"])
+    await _texts(eve, "101@node-a", ["开会 (Eve's note to herself)"])
+    await alice.ok("POST", "messages/%s/recall" % recalled[0]["messageInfo"]["messageID"])
+    gid = await _group(alice, [bob])
+    await bob.ok("POST", "groups/%s/messages" % gid,
+                 {"messageType": "text", "content": {"message": "群里也开会"}})
+
+    async def found(client, q, expect_direct, expect_group):
+        answer = await client.ok("GET", "messages/search", params={"q": q})
+        direct = [m["messageInfo"]["content"]["message"] for m in answer["messages"]]
+        group = [m["messageInfo"]["content"]["message"] for m in answer["groupMessages"]]
+        return direct == expect_direct and group == expect_group
+
+    await wait_until(lambda: found(bob, "开会", ["明天下午开会"], ["群里也开会"]),
+                     what="Bob's search")
+    assert await found(alice, "开会", ["明天下午开会"], ["群里也开会"])
+    assert await found(alice, "noon", ["Lunch at NOON?"], [])  # case aside
+    assert await found(eve, "开会", ["开会 (Eve's note to herself)"], [])  # only one's own
+    assert await found(alice, "message", [], [])  # the JSON's key is not the text
+    answer = await alice.ok("GET", "messages/search", params={"q": "开会"})
+    assert answer["groupMessages"][0]["groupID"] == gid
+    for q in ("", " ", "\x00", "x" * 65):
+        status, answer = await alice.call("GET", "messages/search", params={"q": q})
+        assert (status, answer["errcode"]) == (400, "bad_q"), q
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_name_and_a_password_change_that_ends_the_other_sessions(pair):
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    other = await ApiClient(a, "100").login()
+    answer = await alice.ok("PUT", "me", {"name": "  爱丽丝 "})
+    assert answer["userInfo"]["name"] == "爱丽丝"
+    assert (await other.wait_event("profile"))["userInfo"]["name"] == "爱丽丝"
+    assert (await other.ok("GET", "me"))["userInfo"]["name"] == "爱丽丝"
+    bob = await signed_up(b, "200", "Bob")
+    info = await bob.ok("GET", "users/info", params={"userID": "100@node-a"})
+    assert info["userInfo"]["name"] == "爱丽丝"
+    for body, errcode in (({"name": ""}, "missing_name"), ({"name": "x" * 65}, "bad_name"),
+                          ({"name": "a\u202eb"}, "bad_name"), ({}, "missing_name")):
+        status, answer = await alice.call("PUT", "me", body)
+        assert (status, answer["errcode"]) == (400, errcode), body
+    # A wrong current password: 403, and nothing changes.
+    status, answer = await alice.call("POST", "me/password",
+                                      {"password": "wrong", "newPassword": "longer one"})
+    assert (status, answer["errcode"]) == (403, "wrong_password")
+    status, answer = await alice.call("POST", "me/password",
+                                      {"password": "secret", "newPassword": "short"})
+    assert (status, answer["errcode"]) == (400, "bad_newPassword")
+    assert (await other.call("GET", "me"))[0] == 200
+    answer = await alice.ok("POST", "me/password",
+                            {"password": "secret", "newPassword": "a new secret"})
+    assert answer["ended"] == 1
+    assert (await alice.call("GET", "me"))[0] == 200  # this session stays
+    await wait_until(lambda: _refused(other), what="the other session to end")
+    status, _ = await ApiClient(a, "100", "secret").call(
+        "POST", "login", {"login": "100", "password": "secret"})
+    assert status == 401
+    await ApiClient(a, "100", "a new secret").login()
+
+
+async def _refused(client) -> bool:
+    return (await client.call("GET", "me"))[0] == 401
