@@ -96,8 +96,9 @@ CLIENT = {
                            answer=dict(userInfo=ref("UserInfo"), verifyType=I,
                                        acceptStrangers=B, lastEventSeq=I,
                                        settings=obj(recallWindowSeconds=I, maxFileBytes=I))),
-    ("PUT", V1 + "me"): op("Change this user's name", auth=SESSION,
-                           body=obj(("name",), name=S), answer=dict(userInfo=ref("UserInfo"))),
+    ("PUT", V1 + "me"): op("Change this user's name or portrait (an uploaded image's fileID)",
+                           auth=SESSION, body=obj(name=S, portrait=S),
+                           answer=dict(userInfo=ref("UserInfo"))),
     ("POST", V1 + "me/password"): op(
         "Change this user's password (giving the one it has); every other session ends",
         auth=SESSION, body=obj(("password", "newPassword"), password=S, newPassword=S),
@@ -121,6 +122,9 @@ CLIENT = {
                                                           "additionalProperties": S})),
     ("GET", V1 + "users/info"): op("A user of any server", auth=SESSION, query=("userID!",),
                                    answer=dict(userInfo=ref("UserInfo"), verifyType=I)),
+    ("GET", V1 + "users/{user_id}/portrait"): op(
+        "A user's portrait image, of any server (ETag: its fileID)", auth=SESSION,
+        raw="image/png"),
     ("GET", V1 + "friends"): op("Friends", auth=SESSION, answer=dict(friends=arr(obj(
         userID=S, remark=S, userInfo=ref("UserInfo"), since=I)))),
     ("GET", V1 + "friends/requests"): op("Pending friend requests, in and out", auth=SESSION,

@@ -202,3 +202,77 @@ async def test_a_new_name_and_a_password_change_that_ends_the_other_sessions(pai
 
 async def _refused(client) -> bool:
     return (await client.call("GET", "me"))[0] == 401
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+       b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff"
+       b"\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+async def _upload(client, data: bytes, name: str) -> str:
+    status, answer = await client.call("POST", "files?name=" + name, data)
+    assert status == 200, answer
+    return answer["fileID"]
+
+
+async def _portrait(client, user_id: str, etag: str | None = None):
+    import treq
+
+    headers = {"Authorization": "Bearer " + client.token}
+    if etag:
+        headers["If-None-Match"] = etag
+    response = await treq.get(client.node.client_url + "users/%s/portrait" % user_id,
+                              headers=headers)
+    return response.code, await treq.content(response), response.headers
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_portrait_is_seen_by_users_of_every_server(pair):
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    other = await ApiClient(a, "100").login()
+    bob = await signed_up(b, "200", "Bob")
+    carol = await signed_up(b, "201", "Carol")
+    code, _, _ = await _portrait(bob, "100@node-a")
+    assert code == 404
+    picture = await _upload(alice, PNG, "me.png")
+    answer = await alice.ok("PUT", "me", {"portrait": picture})
+    assert answer["userInfo"]["portrait"] == picture
+    assert (await other.wait_event("profile"))["userInfo"]["portrait"] == picture
+    # Bob on B sees it (B fetches it from A once), Carol too, from B's copy.
+    code, body, headers = await _portrait(bob, "100@node-a")
+    assert (code, body) == (200, PNG)
+    assert headers.getRawHeaders("content-type") == ["image/png"]
+    etag = headers.getRawHeaders("etag")[0]
+    assert (await _portrait(carol, "100@node-a", etag))[0] == 304
+    copies = await b.role.db.runQuery("SELECT file_id FROM files WHERE file_id = ?",
+                                      (picture,))
+    assert len(copies) == 1
+    # Alice sees her own; a new one is a new fileID, and the old one is no longer public.
+    assert (await _portrait(alice, "100@node-a"))[:2] == (200, PNG)
+    newer_png = PNG + b"\x00" * 10
+    newer = await _upload(alice, newer_png, "me2.png")
+    await alice.ok("PUT", "me", {"portrait": newer})
+    code, body, _ = await _portrait(bob, "100@node-a")
+    assert (code, body) == (200, newer_png)
+    # The old portrait was public on A, and is not any more (B's users keep B's copy of what
+    # was public; a new one is what they are shown).
+    eve = await signed_up(a, "101", "Eve")
+    status, _ = await eve.call("GET", "files/" + picture)
+    assert status == 404
+    # What cannot be a portrait: not an image, not one's own upload, too large.
+    text = await _upload(alice, b"just text, not an image", "notes.txt")
+    status, answer = await alice.call("PUT", "me", {"portrait": text})
+    assert (status, answer["errcode"]) == (400, "bad_portrait")
+    bobs = await _upload(bob, PNG, "bob.png")
+    status, answer = await alice.call("PUT", "me", {"portrait": bobs})
+    assert (status, answer["errcode"]) == (404, "unknown_file")
+    large = await _upload(alice, PNG + b"\x00" * (1 << 20), "large.png")
+    status, answer = await alice.call("PUT", "me", {"portrait": large})
+    assert (status, answer["errcode"]) == (413, "too_large")
+    assert (await alice.ok("GET", "me"))["userInfo"]["portrait"] == newer
+    # No portrait any more: 404.
+    await alice.ok("PUT", "me", {"portrait": ""})
+    assert (await _portrait(bob, "100@node-a"))[0] == 404
+    status, answer = await alice.call("PUT", "me", {})
+    assert status == 400

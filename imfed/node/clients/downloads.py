@@ -7,7 +7,7 @@ import os
 
 from ..store.blobs import PARTIAL, remove_quietly
 
-__all__ = ["FileMismatch", "fetch_checked"]
+__all__ = ["FileMismatch", "fetch_checked", "fetch_public"]
 
 
 class FileMismatch(ValueError):
@@ -30,3 +30,18 @@ async def fetch_checked(remote, peer, file_id: str, path: str, size: int, md5: s
         raise
     os.replace(partial, path)
     return sm3
+
+
+async def fetch_public(remote, peer, file_id: str, path: str,
+                       limit: int) -> tuple[int, str, str]:
+    """A public file of its origin server's (a portrait: no message announced its size and
+    MD5), at most ``limit`` bytes, into ``path``: (size, md5, sm3).  PeerFailed otherwise;
+    nothing is left behind."""
+    partial = path + PARTIAL
+    try:
+        got = await remote.download_file(peer, file_id, partial, limit)
+    except BaseException:
+        remove_quietly(partial)
+        raise
+    os.replace(partial, path)
+    return got

@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
+from ...storage import transaction
 from ...wire.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
 from ...wire.message_info import MessageInfo, new_object_id, server_of, split_id
 from ..clients import downloads
@@ -20,7 +21,25 @@ from ..clients.reach import Reach
 from ..clients.remote import NOT_FOUND, FederationClient, PeerFailed
 from ..store.unit import NodeStore
 
-__all__ = ["FilesHandler"]
+__all__ = ["FilesHandler", "PORTRAIT_MAX", "image_type"]
+
+PORTRAIT_MAX = 1 << 20
+"""A portrait is an image of at most this many bytes."""
+
+_IMAGES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+           (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))
+
+
+def image_type(path: str) -> str | None:
+    """The image type of a file by its first bytes (PNG, JPEG, GIF, WebP), or None."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    for magic, kind in _IMAGES:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 class FilesHandler:
@@ -86,6 +105,55 @@ class FilesHandler:
             raise NotFound("no file %s for you" % file_id, "unknown_file")
         return await self.for_user(user, file_id)
 
+    async def check_portrait(self, user, file_id: str) -> files.StoredFile:
+        """An upload of the user's that can be a portrait: an image, PORTRAIT_MAX bytes at
+        most."""
+        stored = await self.store.run(files.get_file, file_id)
+        if stored is None or stored.owner_id != user.user_id or stored.path is None:
+            raise NotFound("no uploaded file %s of yours" % file_id, "unknown_file")
+        if stored.size > PORTRAIT_MAX:
+            raise TooLarge("a portrait has at most %d bytes" % PORTRAIT_MAX, "too_large")
+        if await deferToThread(image_type, stored.path) is None:
+            raise BadRequest("a portrait is a PNG, JPEG, GIF or WebP image", "bad_portrait")
+        return stored
+
+    async def portrait(self, user_id: str, portrait: str) -> files.StoredFile:
+        """The portrait ``portrait`` (a fileID, from the userInfo of ``user_id``) on disk
+        here: fetched once from the user's server, whose public file it must be, then kept
+        (a new portrait is a new fileID)."""
+        if not portrait or "@" not in portrait or server_of(portrait) != server_of(user_id):
+            raise NotFound("%s has no portrait" % user_id, "no_portrait")
+        stored = await self.store.run(files.get_file, portrait)
+        if server_of(portrait) == self.server_id:
+            if stored is None or stored.path is None or not await self.store.run(
+                    files.user_entitled, portrait, files.PUBLIC):
+                raise NotFound("%s has no portrait" % user_id, "no_portrait")
+            return stored
+        if stored is not None and stored.path is not None:
+            return stored
+        pending = self._relays.get(portrait)
+        if pending is None:
+            pending = self._relays[portrait] = ensureDeferred(
+                self._fetch_portrait(user_id, portrait))
+            pending.addBoth(lambda r: (self._relays.pop(portrait, None), r)[1])
+        return await _share(pending)
+
+    async def _fetch_portrait(self, user_id: str, portrait: str) -> files.StoredFile:
+        peer = await self.reach.require_now(server_of(portrait))
+        path = self._path(portrait, "cache-")
+        try:
+            size, md5, sm3 = await downloads.fetch_public(self.remote, peer, portrait, path,
+                                                          PORTRAIT_MAX)
+        except PeerFailed as e:
+            if e.kind == NOT_FOUND:
+                raise NotFound("%s has no portrait" % user_id, "no_portrait") from None
+            raise Unavailable("fetching %s failed: %s" % (portrait, e),
+                              "peer_unreachable") from None
+        stored = files.StoredFile(portrait, user_id, "portrait", size, md5, sm3, path,
+                                  self.store.now_ms())
+        await self.store.run(_keep_portrait, stored)
+        return stored
+
     async def for_server(self, file_id: str, origin: str) -> files.StoredFile:
         """§6.2.9: a file of ours, to a server with a user it was sent to."""
         stored = None
@@ -112,8 +180,8 @@ class FilesHandler:
         path = self._path(stored.file_id, "cache-")
         try:
             sm3 = await downloads.fetch_checked(self.remote, peer, stored.file_id, path,
-                                            stored.size, stored.md5,
-                                            min(stored.size, self.max_file_bytes))
+                                                stored.size, stored.md5,
+                                                min(stored.size, self.max_file_bytes))
         except PeerFailed as e:
             if e.kind == NOT_FOUND:
                 raise NotFound("%s is no longer kept by its server" % stored.file_id,
@@ -138,8 +206,9 @@ class FilesHandler:
         file_id = new_object_id(self.server_id)
         path = self._path(file_id)
         try:
-            sm3 = await downloads.fetch_checked(self.remote, peer, "%s@%s" % (opaque, origin), path,
-                                            content["size"], content["md5"], content["size"])
+            sm3 = await downloads.fetch_checked(self.remote, peer, "%s@%s" % (opaque, origin),
+                                                path, content["size"], content["md5"],
+                                                content["size"])
         except PeerFailed as e:
             raise Unavailable("copying %s failed: %s" % (content["fileID"], e),
                               "peer_unreachable") from None
@@ -150,6 +219,17 @@ class FilesHandler:
             file_id, info.sender_id, content.get("name", ""), content["size"],
             content["md5"], sm3, path, self.store.now_ms()))
         return attrs.evolve(info, content=dict(content, fileID=file_id))
+
+
+@transaction
+def _keep_portrait(work, stored: files.StoredFile) -> None:
+    """Another server's portrait, kept here for every user to see (again, when housekeeping
+    let its bytes go)."""
+    if files.get_file(work, stored.file_id) is None:
+        files.add_file(work, stored)
+    else:
+        files.set_cached(work, stored.file_id, stored.path, stored.sm3)
+    files.grant(work, stored.file_id, files.PUBLIC)
 
 
 def _share(d: Deferred) -> Deferred:

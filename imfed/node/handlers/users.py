@@ -8,7 +8,7 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 from ...storage import transaction
 from ...wire.errors import NotFound
 from ...wire.message_info import server_of
-from ..store import friends, users
+from ..store import files, friends, users
 from ..store.events import emit
 from ..directory import Directory
 from ..clients.reach import Reach
@@ -23,6 +23,21 @@ __all__ = ["UsersHandler"]
 def _rename(work, user_id: str, name: str, now_ms: int) -> users.User:
     """The user's new name; the user's every stream hears of it (a ``profile`` event)."""
     users.set_name(work, user_id, name, now_ms)
+    user = users.get_user(work, user_id)
+    emit(work, user_id, "profile", {"userInfo": user.info()}, now_ms)
+    return user
+
+
+@transaction
+def _set_portrait(work, user_id: str, file_id: str, now_ms: int) -> users.User:
+    """The user's portrait (a checked upload of the user's, made public; "" for none); the
+    one before is no longer public.  The user's every stream hears of it."""
+    before = users.get_user(work, user_id).portrait
+    if before and before != file_id and files.get_file(work, before) is not None:
+        files.withdraw(work, before, files.PUBLIC)
+    if file_id:
+        files.grant(work, file_id, files.PUBLIC)
+    users.set_portrait(work, user_id, file_id, now_ms)
     user = users.get_user(work, user_id)
     emit(work, user_id, "profile", {"userInfo": user.info()}, now_ms)
     return user
@@ -48,6 +63,10 @@ class UsersHandler:
 
     async def rename(self, user, name: str) -> users.User:
         return await self.store.run(_rename, user.user_id, name, self.store.now_ms())
+
+    async def set_portrait(self, user, file_id: str) -> users.User:
+        return await self.store.run(_set_portrait, user.user_id, file_id,
+                                    self.store.now_ms())
 
     async def find_local(self, query: str) -> list[users.User]:
         await self.sources.ensure("%s@%s" % (query, self.server_id), searching=True)

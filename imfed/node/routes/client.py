@@ -16,6 +16,7 @@ import attrs
 from klein import Klein
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
 from ...metrics import STREAM_CLIENTS, STREAM_STALLS
@@ -23,13 +24,13 @@ from ... import openapi
 from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg,
                     query_arg, read_json, send_file)
 from ...wire import fields
-from ...wire.errors import NotFound, Style, TooMany, Unauthorized, ok_body
+from ...wire.errors import BadRequest, NotFound, Style, TooMany, Unauthorized, ok_body
 from ...wire.message_info import user_id
 from ...throttle import SendRates
 from ..directory import Directory
 from ..handlers.bridge import BridgeAccess
 from ..handlers.events import EventsHandler
-from ..handlers.files import FilesHandler
+from ..handlers.files import FilesHandler, image_type
 from ..handlers.friends import FriendsHandler
 from ..handlers.groups import GroupsHandler
 from ..handlers.links import FileLinks
@@ -210,12 +211,40 @@ class ClientRoutes(Endpoints):
     @app.route(V1 + "me", methods=["PUT"])
     @endpoint(SESSION)
     async def edit_me(self, request, user):
-        """``{"name": "..."}``: the user's name (1-64 characters people can read); the user's
-        other streams get a ``profile`` event."""
+        """``{"name": "...", "portrait": "<fileID>"}``, either or both: the user's name (1-64
+        characters people can read), its portrait (an image the user uploaded, at most
+        1 MiB; "" for none); the user's other streams get a ``profile`` event."""
         body = read_json(request, self.max_body)
-        user = await self.h.users.rename(user, fields.name(body, "name", max_len=64).strip())
+        if "name" not in body and "portrait" not in body:
+            raise BadRequest("give name, portrait or both", "missing_name")
+        name = fields.name(body, "name", max_len=64).strip() if "name" in body else None
+        portrait = fields.text(body, "portrait", required=False, max_len=128) \
+            if "portrait" in body else None
+        if portrait:
+            await self.h.files.check_portrait(user, portrait)
+        if name is not None:
+            user = await self.h.users.rename(user, name)
+        if portrait is not None:
+            user = await self.h.users.set_portrait(user, portrait)
         self.h.sessions.forget(user.user_id)
         return ok_body(self.style, userInfo=user.info())
+
+    @app.route(V1 + "users/<user_id>/portrait", methods=["GET"])
+    @endpoint(SESSION, raw=True)
+    async def portrait(self, request, user, user_id):
+        """A user's portrait image, of any server (fetched from the user's server once, then
+        kept); ``ETag`` is its fileID, a new portrait a new one."""
+        uid = self._user_id(user_id, "userID")
+        info, _ = await self.h.users.info(uid)
+        stored = await self.h.files.portrait(uid, info.get("portrait") or "")
+        etag = b'"%s"' % stored.file_id.encode()
+        request.setHeader(b"etag", etag)
+        request.setHeader(b"cache-control", b"private, no-cache")
+        if request.getHeader(b"if-none-match") == etag:
+            request.setResponseCode(304)
+            return b""
+        kind = await deferToThread(image_type, stored.path) or "application/octet-stream"
+        return await send_file(request, stored.path, kind.encode())
 
     @app.route(V1 + "me/password", methods=["POST"])
     @endpoint(SESSION)

@@ -9,7 +9,7 @@ from ...storage import like_pattern, transaction
 from .blobs import remove_quietly
 
 __all__ = ["StoredFile", "add_file", "get_file", "set_cached", "user_entitled",
-           "server_entitled", "expect_remote", "grant", "withdraw", "NotTheirs"]
+           "server_entitled", "expect_remote", "grant", "withdraw", "NotTheirs", "PUBLIC"]
 
 class NotTheirs(ValueError):
     """A server announced a file that is not its own (the handlers refuse such a message
@@ -39,8 +39,14 @@ def add_file(cur, f: StoredFile) -> None:
     grant(cur, f.file_id, f.owner_id)
 
 
+PUBLIC = "*"
+"""The holder that makes a file anyone's to fetch: a user's portrait (any user here, any
+server of the federation)."""
+
+
 def grant(cur, file_id: str, holder: str) -> None:
-    """``holder`` (a user, or a group mastered here: its members) may fetch the file."""
+    """``holder`` (a user, a group mastered here: its members, or PUBLIC) may fetch the
+    file."""
     cur.execute("INSERT INTO file_access VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (file_id, holder))
 
@@ -107,7 +113,8 @@ def _group_members(cur, file_id: str) -> list[str]:
 
 
 def user_entitled(cur, file_id: str, user_id: str) -> bool:
-    cur.execute("SELECT 1 FROM file_access WHERE file_id = ? AND user_id = ?", (file_id, user_id))
+    cur.execute("SELECT 1 FROM file_access WHERE file_id = ? AND user_id IN (?, ?)",
+                (file_id, user_id, PUBLIC))
     return cur.fetchone() is not None or user_id in _group_members(cur, file_id)
 
 
@@ -115,4 +122,4 @@ def server_entitled(cur, file_id: str, server_id: str) -> bool:
     """Has ``server_id`` a user the file was sent to (directly, or as a group member)?"""
     cur.execute("SELECT user_id FROM file_access WHERE file_id = ?", (file_id,))
     holders = [uid for (uid,) in cur.fetchall()] + _group_members(cur, file_id)
-    return any(uid.rsplit("@", 1)[1] == server_id for uid in holders)
+    return PUBLIC in holders or any(uid.rsplit("@", 1)[-1] == server_id for uid in holders)

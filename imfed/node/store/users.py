@@ -17,8 +17,8 @@ from ...wire.fields import MIN_SUBSTRING
 
 __all__ = ["User", "set_disabled", "hash_password", "check_password", "needs_rehash", "end_session",
            "end_sessions", "add_user", "get_user", "find_user", "list_users", "delete_user",
-           "taken", "prune_sessions", "phones", "set_name", "end_other_sessions", "set_password",
-           "search", "new_session", "session_user", "LOCAL_PART"]
+           "taken", "prune_sessions", "phones", "set_name", "set_portrait", "end_other_sessions",
+           "set_password", "search", "new_session", "session_user", "LOCAL_PART"]
 
 LOCAL_PART = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
 
@@ -203,6 +203,12 @@ def set_name(cur, user_id: str, name: str, now_ms: int) -> None:
     """A new name; the userInfo's updateTime moves (other servers refresh on it)."""
     cur.execute("UPDATE users SET name = ?, update_time = ? WHERE user_id = ?",
                 (name, now_ms, user_id))
+
+
+def set_portrait(cur, user_id: str, portrait: str, now_ms: int) -> None:
+    """The userInfo's portrait: a fileID of the user's (a public upload) or ""."""
+    cur.execute("UPDATE users SET portrait = ?, update_time = ? WHERE user_id = ?",
+                (portrait, now_ms, user_id))
 
 
 def end_other_sessions(cur, user_id: str, token: str) -> int:
