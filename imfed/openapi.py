@@ -56,12 +56,12 @@ SCHEMAS = {
     "Message": obj(seq=I, messageInfo=ref("MessageInfo"), createTime=I,
                    state={"enum": ["queued", "sent", "received", "failed"]}, recalled=B,
                    error=S),
-    "GroupMessage": obj(gseq=I, messageInfo=ref("MessageInfo"), createTime=I),
+    "GroupMessage": obj(gseq=I, messageInfo=ref("MessageInfo"), createTime=I, recalled=B),
     "Event": obj(("seq", "type", "data"), seq=I, data=ANY,
                  type={"enum": ["message", "delivery", "recall", "friend_request",
                                 "friend_answer", "friend_deleted", "group_invitation",
-                                "group_joined", "group_notify", "group_message", "read",
-                                "profile"]}),
+                                "group_joined", "group_notify", "group_message",
+                                "group_recall", "read", "profile"]}),
     "Error": obj(("code", "errcode"), code={"enum": [1, "1"]}, error=S, desc=S, errcode=S),
     "ServerEntry": obj(serverId=S, serverName=S, serverAddress=S,
                        status={"enum": [0, 1, 2], "description": "0 active, 1 suspended, "
@@ -205,6 +205,9 @@ CLIENT = {
         "before (empty: the newest)", auth=SESSION, query=("after", "before", "limit"),
         answer=dict(messages=arr(ref("GroupMessage")), newestMessageID=S,
                     nextBefore={"type": ["string", "null"]})),
+    ("POST", G + "/{group_id}/messages/{message_id}/recall"): op(
+        "Recall a group message (one's own within the window; owner and admins: any)",
+        auth=SESSION),
     ("POST", G + "/{group_id}/read"): op(
         "Read the group to a message's gseq (a marker that only moves forward)",
         auth=SESSION, body=obj(("gseq",), gseq=I), answer=dict(readGseq=I)),

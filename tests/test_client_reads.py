@@ -83,7 +83,10 @@ async def _group(owner, members) -> str:
         invitation = await member.wait_event("group_invitation")
         await member.ok("POST", "groups/invitations/%s/answer" % invitation["invitationID"],
                         {"agree": True})
-        await member.wait_event("group_joined")
+        # A member of another server hears its master took it; one of the master's, the
+        # group's announcement.
+        await member.wait_event("group_joined" if member.node is not owner.node
+                                else "group_notify")
     return gid
 
 
@@ -276,3 +279,86 @@ async def test_a_portrait_is_seen_by_users_of_every_server(pair):
     assert (await _portrait(bob, "100@node-a"))[0] == 404
     status, answer = await alice.call("PUT", "me", {})
     assert status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_recall_by_the_master_s_rule_reaches_every_server(management, tmp_path):
+    """A member on another server recalls its own message through the master; the owner
+    recalls anyone's; a member cannot recall another's, nor its own after the window (here
+    2 s, a tenth of a second of grace)."""
+    from conftest import acquainted, join_node
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    window = {"recall_window_seconds": 2.0, "recall_grace_seconds": 0.1}
+    a = await join_node(management, str(tmp_path / "a"), "node-a", **window)
+    b = await join_node(management, str(tmp_path / "b"), "node-b", **window)
+    try:
+        await acquainted(a, b)
+        owner = await signed_up(a, "100", "Owner")
+        local = await signed_up(a, "101", "Local")
+        bob = await signed_up(b, "200", "Bob")
+        gid = await _group(owner, [local, bob])
+
+        async def send(client, text) -> str:
+            answer = await client.ok("POST", "groups/%s/messages" % gid,
+                                     {"messageType": "text", "content": {"message": text}})
+            return answer["messageID"]
+
+        async def shown(client, message_id):
+            page = (await client.ok("GET", "groups/%s/messages" % gid))["messages"]
+            return next((m for m in page if m["messageInfo"]["messageID"] == message_id),
+                        None)
+
+        mine = await send(bob, "Bob's, recalled by Bob")
+        others = await send(local, "Local's, recalled by the owner")
+        kept = await send(owner, "the owner's, kept")
+        for client in (owner, local, bob):
+            await wait_until(lambda c=client: _all_shown(c, shown, [mine, others, kept]),
+                             what="the messages everywhere")
+        # Bob cannot recall the owner's message; he recalls his own, through the master.
+        status, answer = await bob.call("POST", "groups/%s/messages/%s/recall" % (gid, kept))
+        assert (status, answer["errcode"]) == (403, "not_sender")
+        await bob.ok("POST", "groups/%s/messages/%s/recall" % (gid, mine))
+        for client in (owner, local, bob):
+            event = await client.wait_event("group_recall",
+                                            match=lambda e: e["messageID"] == mine)
+            assert (event["senderID"], event["by"]) == ("200@node-b", "200@node-b")
+            gone = await shown(client, mine)
+            assert gone["recalled"] is True and gone["messageInfo"]["messageType"] == "repeal"
+            assert gone["messageInfo"].get("content") in ({}, None)
+        # The owner recalls a member's message; the master's history (grpchat) shows it
+        # recalled to B as well.
+        await owner.ok("POST", "groups/%s/messages/%s/recall" % (gid, others))
+        await bob.wait_event("group_recall", match=lambda e: e["messageID"] == others)
+        assert (await shown(bob, others))["recalled"] is True
+        # Local cannot recall the owner's, and after the window not its own.
+        status, answer = await local.call("POST", "groups/%s/messages/%s/recall" % (gid, kept))
+        assert (status, answer["errcode"]) == (403, "not_sender")
+        late = await send(local, "too late to recall")
+        await deferLater(reactor, 2.2, lambda: None)
+        status, answer = await local.call("POST", "groups/%s/messages/%s/recall" % (gid, late))
+        assert (status, answer["errcode"]) == (409, "recall_window_passed")
+        assert (await shown(owner, late))["recalled"] is False
+        # Not a member / no such message.
+        carol = await signed_up(b, "201", "Carol")
+        status, answer = await carol.call("POST", "groups/%s/messages/%s/recall" % (gid, kept))
+        assert (status, answer["errcode"]) == (404, "unknown_group")
+        status, answer = await owner.call("POST", "groups/%s/messages/nope@node-a/recall"
+                                          % gid)
+        assert (status, answer["errcode"]) == (404, "unknown_message")
+        # Search never finds a recalled message; the kept one is still there.
+        found = await owner.ok("GET", "messages/search", params={"q": "recalled"})
+        assert found["groupMessages"] == []
+        assert (await shown(bob, kept))["messageInfo"]["content"]["message"] == \
+            "the owner's, kept"
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def _all_shown(client, shown, ids) -> bool:
+    for message_id in ids:
+        if await shown(client, message_id) is None:
+            return False
+    return True

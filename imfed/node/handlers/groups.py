@@ -9,9 +9,11 @@ import attrs
 from ...storage import transaction
 from ...wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from ...wire.message_info import MessageInfo, announced_by, server_of
+from ...wire.queued import Chat, NotifyGrpChat
 from ...wire.records import ChatType, Setting, UserInfo
 from ..store import group_messages, groups, reads, txns, users
 from ..store.events import emit
+from ..store.outbox import enqueue
 from ..store.groups import ADMIN, MEMBER, OWNER, Group
 from ..services.groupsync import GroupSync
 from ..clients.reach import Reach
@@ -280,6 +282,78 @@ def _mark_read(work, user_id: str, group_id: str, gseq: int, now_ms: int) -> int
     return reads.marker(work, user_id, group_id)
 
 
+def _recalled(work, g: Group, message: group_messages.GroupMessage, by: str, server_id: str,
+              now_ms: int) -> None:
+    """At the master: the message recalled here, and every other server with members told
+    with a ``repeal`` of it from ``by`` (notify/grpchat, in the group's lane)."""
+    targets = groups.servers_with_members(work, g.group_id)
+    if not group_messages.mark_recalled(work, message, by, targets.get(server_id, []), now_ms):
+        return
+    repeal = MessageInfo(by, g.group_id, "repeal", ChatType.GROUP, message.info.message_id, {})
+    for server, ids in targets.items():
+        if server != server_id:
+            enqueue(work, server, groups.lane(g.group_id),
+                    NotifyGrpChat(g.group_id, ids, info=repeal), now_ms)
+
+
+@transaction
+def _recall_here(work, group_id: str, message_id: str, user_id: str, server_id: str,
+                 now_ms: int, window_ms: int) -> None:
+    """The master's rule: a member recalls its own message within the recall window; the
+    owner and admins (users of the master) recall any message, at any time."""
+    g = _mastered(work, group_id, server_id)
+    role = groups.member_type(work, group_id, user_id)
+    if role is None:
+        raise NotFound("no group %s for you" % group_id, "unknown_group")
+    message = group_messages.get(work, group_id, message_id)
+    if message is None:
+        raise NotFound("no message %s in %s" % (message_id, group_id), "unknown_message")
+    if role not in (OWNER, ADMIN):
+        if message.info.sender_id != user_id:
+            raise Forbidden("only its sender, the owner and admins recall a message",
+                            "not_sender")
+        if not message.recalled and now_ms - message.created_at > window_ms:
+            raise Conflict("the recall window has passed", "recall_window_passed")
+    _recalled(work, g, message, user_id, server_id, now_ms)
+
+
+@transaction
+def _ask_recall(work, group_id: str, message_id: str, user_id: str, now_ms: int) -> None:
+    """A member here recalls its own message of a group mastered elsewhere: asked of the
+    master (a ``repeal`` through /sns/chat, in the group's lane), which decides and tells
+    every server, this one too."""
+    if groups.member_type(work, group_id, user_id) is None:
+        raise NotFound("no group %s for you" % group_id, "unknown_group")
+    message = group_messages.get(work, group_id, message_id)
+    if message is not None and message.info.sender_id != user_id:
+        raise Forbidden("only its sender, the owner and admins recall a message",
+                        "not_sender")
+    repeal = MessageInfo(user_id, group_id, "repeal", ChatType.GROUP, message_id, {})
+    enqueue(work, server_of(group_id), groups.lane(group_id), Chat(repeal), now_ms)
+
+
+@transaction
+def _receive_repeal(work, info: MessageInfo, server_id: str, now_ms: int,
+                    limit_ms: int) -> None:
+    """A member's recall from its server, at the master: its own message, within the window
+    (and the grace for the recall's journey)."""
+    _recall_here(work, info.recv_id, info.message_id, info.sender_id, server_id, now_ms,
+                 limit_ms)
+
+
+@transaction
+def _receive_group_repeal(work, group_id: str, user_ids: list[str], info: MessageInfo,
+                          now_ms: int) -> None:
+    """notify/grpchat with a ``repeal`` from the master: the message recalled in our copy
+    (if we hold it), the members it lists told."""
+    g = groups.get_group(work, group_id)
+    if g is None or g.master or g.dissolved:
+        raise NotFound("no group %s here" % group_id, "unknown_group")
+    message = group_messages.get(work, group_id, info.message_id)
+    if message is not None:
+        group_messages.mark_recalled(work, message, info.sender_id, user_ids, now_ms)
+
+
 def _before(work, group_id: str, before: str, limit: int) -> list:
     page = group_messages.before(work, group_id, before, limit)
     if page is None:
@@ -449,9 +523,24 @@ class GroupsHandler:
         if await self.store.run(groups.member_type, g.group_id, uid) is None:
             raise Forbidden("%s is not a member of %s" % (uid, g.group_id), "not_member")
 
+    async def recall(self, user, group_id: str, message_id: str) -> None:
+        """Recall a group message: at the master by its rule (docs/groups.md), or asked of
+        the master for a group mastered elsewhere."""
+        if server_of(group_id) == self.server_id:
+            await self.store.run(_recall_here, group_id, message_id, user.user_id,
+                                 self.server_id, self.now_ms(), self.messages.window_ms)
+            return
+        await self.reach.require(server_of(group_id), queue=True)
+        await self.store.run(_ask_recall, group_id, message_id, user.user_id, self.now_ms())
+
     async def receive_message(self, info: MessageInfo, origin: str) -> None:
         """A member's message from its server, at the master (§6.4.2.9-10); a repeat is
-        taken and ignored (docs/protocol.md §5)."""
+        taken and ignored (docs/protocol.md §5); a ``repeal`` is a recall, by the master's
+        rule."""
+        if info.message_type == "repeal":
+            await self.store.run(_receive_repeal, info, self.server_id, self.now_ms(),
+                                 self.messages.limit_ms)
+            return
         if await self.store.run(group_messages.has_message, info.message_id):
             return
         if "fileID" in info.content:
@@ -498,6 +587,10 @@ class GroupsHandler:
     async def receive_group_chat(self, group_id: str, user_ids: list[str],
                                  info: MessageInfo) -> None:
         info = attrs.evolve(info, recv_id=group_id)
+        if info.message_type == "repeal":
+            await self.store.run(_receive_group_repeal, group_id, user_ids, info,
+                                 self.now_ms())
+            return
         if not announced_by(info, server_of(group_id)):
             raise BadRequest("a group message's fileID names the group's master", "bad_fileID")
         await self.store.run(_receive_group_chat, group_id, user_ids, info, self.now_ms())

@@ -169,7 +169,8 @@ class MessagesHandler:
         (recalls have their own call); a media message's file is the sender's upload."""
         if isinstance(message_type, str) and message_type.lower() == "repeal":
             if chat_type == ChatType.GROUP:
-                raise BadRequest("group messages are not recalled", "bad_messageType")
+                raise BadRequest("recall with POST /api/v1/groups/<groupID>/messages/"
+                                 "<messageID>/recall", "bad_messageType")
             raise BadRequest("recall with POST /api/v1/messages/<messageID>/recall",
                              "bad_messageType")
         if isinstance(message_type, str) and message_type.lower() in MEDIA:

@@ -120,6 +120,16 @@ class GroupRoutes(Endpoints):
         page, newest = await self.groups.history(user, gid, after, limit)
         return ok_body(self.style, messages=page, newestMessageID=newest)
 
+    @app.route("/<group_id>/messages/<message_id>/recall", methods=["POST"])
+    @endpoint(SESSION)
+    async def group_recall(self, request, user, group_id, message_id):
+        """Recall a group message, by the master's rule: one's own within the recall window;
+        any, at any time, for the owner and admins.  Every member gets a ``group_recall``
+        event (through the master, for a group mastered elsewhere)."""
+        gid = self._group(group_id)
+        await self.groups.recall(user, gid, object_id(message_id, "messageID"))
+        return ok_body(self.style)
+
     @app.route("/<group_id>/read", methods=["POST"])
     @endpoint(SESSION)
     async def group_read(self, request, user, group_id):

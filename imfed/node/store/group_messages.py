@@ -21,19 +21,22 @@ from .groups import Group, lane, servers_with_members
 from .events import compact_json, emit
 from .outbox import enqueue
 
-__all__ = ["GroupMessage", "post_message", "send_to_master", "keep", "history", "has_message",
-           "count", "oldest", "recent", "views_to_check", "fill", "mark_synced", "before",
-           "newest_gseq", "search"]
+__all__ = ["GroupMessage", "get", "mark_recalled", "post_message", "send_to_master", "keep",
+           "history", "has_message", "count", "oldest", "recent", "views_to_check", "fill",
+           "mark_synced", "before", "newest_gseq", "search"]
 
 
 def _store(cur, group_id: str, info: MessageInfo, now_ms: int,
            ord: float | None = None) -> int | None:
-    """gseq of the new row (its position ``ord``, or last), or None for a repeat."""
+    """gseq of the new row (its position ``ord``, or last), or None for a repeat.  A
+    ``repeal`` (a recalled message, as a master's history shows one) is kept as recalled."""
+    recalled = info.message_type == "repeal"
     cur.execute("INSERT INTO group_messages (group_id, message_id, sender_id, message_type, "
-                "content, created_at, ord) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
-                "RETURNING gseq",
-                (group_id, info.message_id, info.sender_id, info.message_type,
-                 compact_json(info.content), now_ms, ord))
+                "content, created_at, ord, recalled) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING gseq",
+                (group_id, info.message_id, info.sender_id,
+                 "text" if recalled else info.message_type,
+                 "{}" if recalled else compact_json(info.content), now_ms, ord, int(recalled)))
     row = cur.fetchone()
     return row[0] if row else None
 
@@ -43,20 +46,48 @@ class GroupMessage:
     gseq: int  # its place here (each server numbers its own)
     info: MessageInfo
     created_at: int
+    recalled: bool = False
 
     def to_wire(self) -> dict:
-        """As the client API and grpchat (§6.4.2.12) show it."""
-        return {"gseq": self.gseq, "messageInfo": self.info.to_wire(),
-                "createTime": self.created_at}
+        """As the client API and grpchat (§6.4.2.12) show it: a recalled message as a
+        ``repeal`` of itself, without content."""
+        info = self.info
+        if self.recalled:
+            info = attrs.evolve(info, message_type="repeal", content={})
+        return {"gseq": self.gseq, "messageInfo": info.to_wire(),
+                "createTime": self.created_at, "recalled": self.recalled}
 
 
 def _message(row) -> GroupMessage:
-    gseq, gid, mid, sender, mtype, content, created = row
+    gseq, gid, mid, sender, mtype, content, created, recalled = row
     return GroupMessage(gseq, MessageInfo(sender, gid, mtype, ChatType.GROUP, mid,
-                                          json.loads(content)), created)
+                                          json.loads(content)), created, bool(recalled))
 
 
-_M = "gseq, group_id, message_id, sender_id, message_type, content, created_at"
+_M = "gseq, group_id, message_id, sender_id, message_type, content, created_at, recalled"
+
+
+def get(cur, group_id: str, message_id: str) -> GroupMessage | None:
+    cur.execute("SELECT %s FROM group_messages WHERE group_id = ? AND message_id = ?" % _M,
+                (group_id, message_id))
+    row = cur.fetchone()
+    return _message(row) if row else None
+
+
+def mark_recalled(cur, message: GroupMessage, by: str, user_ids: list[str],
+                  now_ms: int) -> bool:
+    """A group message recalled here (False: it was already): its content erased, a
+    ``group_recall`` event to the local users among ``user_ids``."""
+    if message.recalled:
+        return False
+    cur.execute("UPDATE group_messages SET recalled = 1, content = '{}' WHERE group_id = ? AND "
+                "message_id = ?", (message.info.recv_id, message.info.message_id))
+    payload = {"groupID": message.info.recv_id, "messageID": message.info.message_id,
+               "senderID": message.info.sender_id, "by": by}
+    for uid in user_ids:
+        if users.get_user(cur, uid) is not None:
+            emit(cur, uid, "group_recall", payload, now_ms)
+    return True
 
 
 def has_message(cur, message_id: str) -> bool:
@@ -103,6 +134,8 @@ def keep(cur, group_id: str, user_ids: list[str], info: MessageInfo, now_ms: int
     gseq = _store(cur, group_id, info, now_ms, ord)
     if gseq is None:
         return False
+    if info.message_type == "repeal":
+        return True  # a recalled message in the master's history: its place, nothing to show
     if "fileID" in info.content:
         # The master's copy, fetched from it when one of our members first downloads it.
         files.expect_remote(cur, info.content, info.sender_id, user_ids, now_ms,
@@ -166,7 +199,7 @@ def search(cur, user_id: str, like: str, limit: int) -> list[GroupMessage]:
     """Text messages of the groups ``user_id`` is a member of, whose JSON content matches
     ``like`` (a LIKE pattern; the caller checks the text itself), newest first."""
     cur.execute("SELECT %s FROM group_messages WHERE group_id IN (SELECT group_id FROM "
-                "group_members WHERE user_id = ?) AND message_type = 'text' AND "
+                "group_members WHERE user_id = ?) AND message_type = 'text' AND recalled = 0 AND "
                 "LOWER(content) LIKE LOWER(?) ESCAPE '\\' ORDER BY gseq DESC LIMIT ?"
                 % _M, (user_id, like, limit))
     return [_message(r) for r in cur.fetchall()]

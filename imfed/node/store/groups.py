@@ -143,7 +143,7 @@ def my_groups(cur, user_id: str) -> list[Membership]:
     out = []
     for gid, user_type in found:
         cur.execute("SELECT COUNT(*) FROM group_messages WHERE group_id = ? AND gseq > ? AND "
-                    "sender_id != ?", (gid, read.get(gid, 0), user_id))
+                    "sender_id != ? AND recalled = 0", (gid, read.get(gid, 0), user_id))
         unread = cur.fetchone()[0]
         out.append(Membership(get_group(cur, gid), _count(cur, gid), user_type,
                               read.get(gid, 0), unread))

@@ -636,6 +636,8 @@ class Gateway(MultiService):
         room = (await self._room_jid(group_id)).full()
         if history and not created:
             for kept in await self.h.groups.recent(user, group_id, history):
+                if kept["recalled"]:
+                    continue
                 message = kept["messageInfo"]
                 m = self._message(message, full, "groupchat", message["messageID"],
                                   user.user_id)
