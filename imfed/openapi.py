@@ -49,7 +49,10 @@ SCHEMAS = {
                                 "md5, name}; voice: the same and duration (seconds)",
                                 "type": "object"}),
     "GroupInfo": obj(groupID=S, groupName=S, groupIcon=S, groupMemberNum=I, createUser=S,
-                     createTime=I),
+                     createTime=I,
+                     groupNotice=dict(obj(text=S, userID=S, time=I), description=(
+                         "imfed's: the group's announcement, once it has had one "
+                         "(docs/groups.md)"))),
     "Gset": obj(isAllow={"enum": [1, 2]}, isVisible={"enum": [1, 2]}),
     "Member": obj(userType={"enum": [1, 2, 3], "description": "1 member, 2 admin, 3 owner"},
                   userInfo=ref("UserInfo")),
@@ -208,6 +211,10 @@ CLIENT = {
     ("POST", G + "/{group_id}/messages/{message_id}/recall"): op(
         "Recall a group message (one's own within the window; owner and admins: any)",
         auth=SESSION),
+    ("PUT", G + "/{group_id}/announcement"): op(
+        "Set the group's announcement (owner, admins; \"\" clears it)", auth=SESSION,
+        body=obj(("text",), text=S),
+        answer=dict(groupNotice=obj(text=S, userID=S, time=I))),
     ("POST", G + "/{group_id}/read"): op(
         "Read the group to a message's gseq (a marker that only moves forward)",
         auth=SESSION, body=obj(("gseq",), gseq=I), answer=dict(readGseq=I)),

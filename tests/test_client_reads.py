@@ -362,3 +362,39 @@ async def _all_shown(client, shown, ids) -> bool:
         if await shown(client, message_id) is None:
             return False
     return True
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_group_announcement_reaches_every_member_s_server(pair):
+    a, b = pair
+    owner = await signed_up(a, "100", "Owner")
+    admin = await signed_up(a, "101", "Admin")
+    bob = await signed_up(b, "200", "Bob")
+    gid = await _group(owner, [admin, bob])
+    # A group that never had an announcement is described as the standard does.
+    assert "groupNotice" not in (await bob.ok("GET", "groups/" + gid))["groupInfo"]
+    await owner.ok("POST", "groups/%s/admins" % gid, {"userID": "101@node-a", "admin": True})
+    text = "周五下午三点开会\nFriday 3 pm: all hands"
+    answer = await admin.ok("PUT", "groups/%s/announcement" % gid, {"text": text})
+    assert (answer["groupNotice"]["text"], answer["groupNotice"]["userID"]) == \
+        (text, "101@node-a")
+    event = await bob.wait_event("group_notify", match=lambda e: e.get("operType") == 7 and
+                                 (e.get("groupInfo") or {}).get("groupNotice"))
+    assert event["groupInfo"]["groupNotice"]["text"] == text
+    # B's own view keeps it (its group list), and the master says it (the group's info).
+    mine = (await bob.ok("GET", "groups"))["groups"][0]
+    assert mine["groupInfo"]["groupNotice"]["text"] == text
+    assert (await bob.ok("GET", "groups/" + gid))["groupInfo"]["groupNotice"]["text"] == text
+    # Only the owner and admins; not too long; "" clears it, everywhere.
+    status, answer = await bob.call("PUT", "groups/%s/announcement" % gid, {"text": "mine"})
+    assert (status, answer["errcode"]) == (403, "not_admin")
+    status, answer = await owner.call("PUT", "groups/%s/announcement" % gid,
+                                      {"text": "x" * 2001})
+    assert (status, answer["errcode"]) == (400, "bad_text")
+    await owner.ok("PUT", "groups/%s/announcement" % gid, {"text": ""})
+
+    async def cleared():
+        groups = (await bob.ok("GET", "groups"))["groups"]
+        return groups[0]["groupInfo"]["groupNotice"]["text"] == ""
+
+    await wait_until(cleared, what="the announcement cleared at B")

@@ -9,7 +9,7 @@ import unicodedata
 from .errors import BadRequest
 
 __all__ = ["SERVER_ID", "ascii_digits", "server_id", "optional_int", "string_list", "text",
-           "search_query", "MIN_SUBSTRING", "flag", "txn_id"]
+           "search_query", "MIN_SUBSTRING", "flag", "txn_id", "NOTICE_MAX"]
 
 MIN_SUBSTRING = 2
 """A search shorter than this matches phone numbers and IDs exactly, names not at all."""
@@ -129,3 +129,7 @@ def txn_id(body: dict) -> str | None:
     if not isinstance(value, str) or not _TXN.match(value):
         raise BadRequest("txnId must be 1-64 of A-Z a-z 0-9 . _ ~ -", "bad_txnId")
     return value
+
+
+NOTICE_MAX = 2000
+"""A group announcement's length, at most (docs/groups.md)."""

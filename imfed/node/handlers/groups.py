@@ -207,6 +207,15 @@ def _update(work, group_id: str, user: users.User, server_id: str, now_ms: int,
 
 
 @transaction
+def _set_notice(work, group_id: str, user: users.User, text: str, server_id: str,
+                now_ms: int) -> Group:
+    """The owner or an admin sets the group's announcement (operType 7 tells every server)."""
+    g = _mastered(work, group_id, server_id)
+    _require_role(work, g, user.user_id, (OWNER, ADMIN), "not_admin")
+    return groups.set_notice(work, g, text, user, server_id, now_ms)
+
+
+@transaction
 def _transfer(work, group_id: str, owner: users.User, new_owner: str, server_id: str,
               now_ms: int) -> None:
     """The owner hands the group to another member who is a user of the master server (never
@@ -508,6 +517,10 @@ class GroupsHandler:
     async def update(self, user, group_id: str, **changes) -> Group:
         return await self.store.run(_update, self._managed_here(group_id), user,
                                     self.server_id, self.now_ms(), **changes)
+
+    async def set_notice(self, user, group_id: str, text: str) -> Group:
+        return await self.store.run(_set_notice, self._managed_here(group_id), user, text,
+                                    self.server_id, self.now_ms())
 
     async def dissolve(self, user, group_id: str) -> None:
         await self.store.run(dissolve, self._managed_here(group_id), user,

@@ -206,6 +206,19 @@ class GroupRoutes(Endpoints):
         g = await self.groups.update(user, gid, name=name, icon=icon, **settings)
         return ok_body(self.style, gset=g.gset())
 
+    @app.route("/<group_id>/announcement", methods=["PUT"])
+    @endpoint(SESSION)
+    async def group_announcement(self, request, user, group_id):
+        """``{"text": "..."}`` (at most 2,000 characters, lines allowed; "" clears it): the
+        group's announcement, by the owner or an admin; every member gets a group_notify
+        (operType 7) whose groupInfo carries it."""
+        gid = self._group(group_id)
+        body = read_json(request, self.max_body)
+        text = fields.name(body, "text", required=False, max_len=fields.NOTICE_MAX, newlines=True)
+        g = await self.groups.set_notice(user, gid, text.strip())
+        return ok_body(self.style, groupNotice={"text": g.notice, "userID": g.notice_by,
+                                                "time": g.notice_at})
+
     @app.route("/<group_id>/dissolve", methods=["POST"])
     @endpoint(SESSION)
     async def group_dissolve(self, request, user, group_id):

@@ -16,6 +16,7 @@ import secrets
 import attrs
 
 from ...storage import like_pattern, transaction
+from ...wire.fields import NOTICE_MAX
 from ...wire.message_info import new_object_id, server_of
 from ...wire.queued import InviteGrpRep, InviteGrpReq, NotifyGrpNotify, QuitGrpMember
 from ...wire.records import Answer, GroupInfo, GroupSettings, OperType, Setting, UserType
@@ -28,8 +29,8 @@ __all__ = ["Group", "Member", "Membership", "Invitation", "OWNER", "ADMIN", "MEM
            "servers_with_members", "my_groups", "search", "invitations", "announce", "create_group",
            "add_invitations", "receive_invitation", "request_invitations", "queue_answer",
            "pending_invitation", "set_invitation", "close_invitations", "add_member",
-           "remove_member", "leave_view", "set_member_type", "update_group", "transfer", "dissolve",
-           "invited_here", "apply_notify", "joined", "LARGE_GROUP"]
+           "remove_member", "leave_view", "set_member_type", "set_notice", "update_group",
+           "transfer", "dissolve", "invited_here", "apply_notify", "joined", "LARGE_GROUP"]
 
 MEMBER, ADMIN, OWNER = UserType.MEMBER, UserType.ADMIN, UserType.OWNER
 ADD, REMOVE, DISSOLVE = OperType.ADD, OperType.REMOVE, OperType.DISSOLVE
@@ -52,21 +53,31 @@ class Group:
     created_at: int
     dissolved: int
     master: int
+    notice: str = ""
+    notice_by: str = ""
+    notice_at: int = 0
 
     def info(self, member_count: int) -> dict:
-        """The standard's groupInfo (§6.4.1.2)."""
-        return GroupInfo(self.group_id, self.name, self.icon, member_count, self.owner_id,
-                         self.created_at).to_wire()
+        """The standard's groupInfo (§6.4.1.2), and for a group that has had an announcement
+        (set or cleared) imfed's ``groupNotice`` (docs/groups.md): a group that never had one
+        is described exactly as the standard does."""
+        out = GroupInfo(self.group_id, self.name, self.icon, member_count, self.owner_id,
+                        self.created_at).to_wire()
+        if self.notice_at:
+            out["groupNotice"] = {"text": self.notice, "userID": self.notice_by,
+                                  "time": self.notice_at}
+        return out
 
     def gset(self) -> dict:
         return GroupSettings(Setting(self.is_allow), Setting(self.is_visible)).to_wire()
 
 
 _G = "group_id, name, icon, owner_id, is_allow, is_visible, created_at, dissolved, master"
+_GN = _G + ", notice, notice_by, notice_at"  # what a Group is read from
 
 
 def get_group(cur, group_id: str) -> Group | None:
-    cur.execute("SELECT %s FROM groups WHERE group_id = ?" % _G, (group_id,))
+    cur.execute("SELECT %s FROM groups WHERE group_id = ?" % _GN, (group_id,))
     row = cur.fetchone()
     return Group(*row) if row else None
 
@@ -92,7 +103,7 @@ def members(cur, group_id: str) -> list[Member]:
 def live_groups(cur) -> list[Group]:
     """Every group not dissolved: those mastered here first, each by age."""
     cur.execute("SELECT %s FROM groups WHERE dissolved = 0 ORDER BY master DESC, created_at"
-                % _G)
+                % _GN)
     return [Group(*row) for row in cur.fetchall()]
 
 
@@ -202,7 +213,7 @@ def create_group(cur, owner: users.User, name: str, server_id: str, now_ms: int,
     group_id = new_object_id(server_id)
     g = Group(group_id, name, icon, owner.user_id, 1, 1, now_ms, 0, 1)
     cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % _G,
-                attrs.astuple(g))
+                attrs.astuple(g)[:9])
     cur.execute("INSERT INTO group_members VALUES (?, ?, ?, ?, ?)",
                 (group_id, owner.user_id, OWNER, compact_json(owner.info()), now_ms))
     return g
@@ -358,6 +369,17 @@ def dissolve(cur, g: Group, oper_user: dict, server_id: str, now_ms: int) -> Non
                 "status = 'pending'", (g.group_id,))
 
 
+def set_notice(cur, g: Group, text: str, by: users.User, server_id: str,
+               now_ms: int) -> Group:
+    """The group's announcement (``""``: none), announced with operType 7 (groupInfo carries
+    it as groupNotice)."""
+    cur.execute("UPDATE groups SET notice = ?, notice_by = ?, notice_at = ? WHERE group_id = ?",
+                (text, by.user_id, now_ms, g.group_id))
+    g = get_group(cur, g.group_id)
+    announce(cur, g, UPDATE, by.info(), [], server_id, now_ms)
+    return g
+
+
 def set_member_type(cur, g: Group, user_id: str, admin: bool, oper_user: dict,
                     server_id: str, now_ms: int) -> None:
     """A member made an admin, or a member again (operType 4 / 5)."""
@@ -406,6 +428,10 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
     if gset.get("isAllow") in tuple(Setting) and gset.get("isVisible") in tuple(Setting):
         cur.execute("UPDATE groups SET is_allow = ?, is_visible = ? WHERE group_id = ?",
                     (gset["isAllow"], gset["isVisible"], group_id))
+    notice = _notice(info.get("groupNotice"))
+    if notice is not None:  # an imfed master says it; another vendor's may not
+        cur.execute("UPDATE groups SET notice = ?, notice_by = ?, notice_at = ? WHERE "
+                    "group_id = ?", (*notice, group_id))
     local_before = [uid for uid, in cur.execute(
         "SELECT user_id FROM group_members WHERE group_id = ?", (group_id,)).fetchall()]
     for u in affected:
@@ -436,6 +462,18 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
     for uid in told:
         if users.get_user(cur, uid) is not None:
             emit(cur, uid, "group_notify", dict(body, groupID=group_id), now_ms)
+
+
+def _notice(value) -> tuple[str, str, int] | None:
+    """(text, userID, time) of a groupNotice as a master sends it; None when it sends none
+    or one that cannot be."""
+    if not isinstance(value, dict):
+        return None
+    text, by, at = value.get("text"), value.get("userID", ""), value.get("time", 0)
+    if not isinstance(text, str) or len(text) > NOTICE_MAX or not isinstance(by, str) or \
+            len(by) > 200 or isinstance(at, bool) or not isinstance(at, int):
+        return None
+    return text, by, at
 
 
 def invited_here(cur, group_id: str) -> bool:
