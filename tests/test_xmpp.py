@@ -660,9 +660,10 @@ async def room_with_bob(w: World, name: str):
 @pytest_twisted.ensureDeferred
 async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
     """Issue #27, 5: a subject set by the owner renames the group (announced to every
-    member); a retraction of one's own room message is refused, not posted to everyone as
-    its fallback text; a destroy by someone not the owner is refused, and by the owner
-    dissolves the group (before, every destroy was answered success and nothing happened)."""
+    member); a retraction of one's own room message recalls it by the group's rule (issue
+    #26), never posted to everyone as its fallback text; a destroy by someone not the owner is
+    refused, and by the owner dissolves the group (before, every destroy was answered success
+    and nothing happened)."""
     from twisted.words.protocols.jabber.error import StanzaError
 
     w = world
@@ -683,9 +684,11 @@ async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
     retraction.addElement(("urn:xmpp:message-retract:1", "retract"))["id"] = said
     retraction.addElement("body", content="This person attempted to retract a message")
     alice.send(retraction)
-    error = await alice.wait(lambda e: _type(e, "error") and
-                             e.getAttribute("id") == retraction["id"], what="the refusal")
-    assert any(c.name == "feature-not-implemented" for c in error.error.elements())
+    recalled = await bob.wait_event("group_recall")
+    assert (recalled["groupID"], recalled["by"]) == (gid, "%s@node-a" % ALICE)
+    shown = await alice.wait(lambda e: any(e.elements("urn:xmpp:message-retract:1", "retract")),
+                             what="the retraction, back from the room")
+    assert next(shown.elements("urn:xmpp:message-retract:1", "retract"))["id"] == said
 
     carol = await w.xmpp(CAROL_LOCAL)
     destroy = domish.Element(("http://jabber.org/protocol/muc#owner", "query"))
@@ -698,9 +701,8 @@ async def test_a_room_s_subject_retraction_and_destroy_do_what_they_say(world):
     await alice.iq(room, "set", destroy)
     await bob.wait_event("group_notify", match=lambda n: n["operType"] == 3)
     assert node_rows(w.a, "SELECT dissolved FROM groups WHERE group_id = ?", gid) == [(1,)]
-    # Nothing of the retraction reached Bob as a message.
-    assert [r[0] for r in node_rows(w.b, "SELECT content FROM group_messages")] == \
-        ['{"message":"typo"}']
+    # Nothing of the retraction reached Bob as a message; the message is recalled there.
+    assert node_rows(w.b, "SELECT content, recalled FROM group_messages") == [("{}", 1)]
 
 
 @pytest.mark.xmpp

@@ -675,10 +675,14 @@ class Gateway(MultiService):
             return
         if frm.full() not in self.occupants.get(group_id, {}):
             raise Forbidden("join the room first", "not_occupant")
-        if self._retracted(element) is not None:
-            # Its fallback body would be posted to everyone as a message.
-            raise BadRequest("recalling a group message is not carried (yet): the message "
-                             "stays", "not_carried")
+        retracted = self._retracted(element)
+        if retracted is not None:
+            # A recall of the group's (never its fallback body posted to everyone): by the
+            # master's rule, one's own message within the window (docs/groups.md).
+            message_id = await self.store.read(state.message_of_stanza, user.user_id,
+                                               retracted)
+            await self.h.groups.recall(user, group_id, message_id or retracted)
+            return
         subject = element.subject
         if subject is not None and element.body is None:
             name = _text(subject).strip()
@@ -759,6 +763,8 @@ class Gateway(MultiService):
                 await self._enter(user, data["groupID"], full, nick, False)
         elif kind == "group_message":
             await self._group_message(user_id, data)
+        elif kind == "group_recall":
+            await self._group_recall(user_id, data)
         elif kind == "group_notify":
             await self._group_notify(user_id, data)
 
@@ -811,6 +817,24 @@ class Gateway(MultiService):
             if uid == user_id:
                 m = self._message(info, full, "groupchat", stanza_id, user_id)
                 m["from"] = room.full()
+                self.send(m)
+
+    async def _group_recall(self, user_id: str, data: dict) -> None:
+        """A room message recalled: a retraction (XEP-0424) from its sender's occupant JID
+        to the user's occupants of the room, by the id they know it by."""
+        group_id, sender = data["groupID"], data["senderID"]
+        stanza_id = data["messageID"]
+        if sender == user_id:
+            stanza_id = await self.store.read(state.stanza_of_message, user_id,
+                                              data["messageID"]) or stanza_id
+        room = await self._room_jid(group_id, self._nick(group_id, sender))
+        for full, (uid, _) in list(self.occupants.get(group_id, {}).items()):
+            if uid == user_id:
+                m = domish.Element((None, "message"))
+                m["from"], m["to"], m["type"] = room.full(), full, "groupchat"
+                m.addElement((NS_RETRACT_1, "retract"))["id"] = stanza_id
+                m.addElement((NS_FALLBACK, "fallback"))["for"] = NS_RETRACT_1
+                m.addElement("body", content="(a message was recalled)")
                 self.send(m)
 
     async def _group_notify(self, user_id: str, data: dict) -> None:
