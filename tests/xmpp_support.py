@@ -181,11 +181,13 @@ def ejabberd_config(c2s: int, component: int, http: int) -> str:
     and names of tests/xmpp_support.py; a client listener, the HTTP API (to make the test's
     accounts) and the modules a client needs added."""
     excerpt = ejabberd_excerpt()
-    for old, new in (("5347", str(component)), ("5443", str(http)), ('"::"', '"127.0.0.1"'),
+    # Whole tokens, the URL first: a port picked free may hold the digits of another.
+    for old, new in (("https://@HOST@:5443/upload", "http://127.0.0.1:%d/upload" % http),
+                     ("port: 5347\n", "port: %d\n" % component),
+                     ("port: 5443\n", "port: %d\n" % http), ('"::"', '"127.0.0.1"'),
                      ("tls: true", "tls: false"), ("imfed.example.com", COMPONENT),
-                     ('"..."', '"%s"' % SECRET),
-                     ("https://@HOST@:%d/upload" % http, "http://127.0.0.1:%d/upload" % http)):
-        assert old in excerpt, "docs/bridge.md's ejabberd excerpt lost %r" % old
+                     ('"..."', '"%s"' % SECRET)):
+        assert excerpt.count(old) == 1, "docs/bridge.md's ejabberd excerpt: %r" % old
         excerpt = excerpt.replace(old, new)
     listen, _, modules = excerpt.partition("modules:\n")
     assert listen.startswith("listen:\n") and modules, "docs/bridge.md's excerpt changed shape"
