@@ -296,9 +296,11 @@ def _as_owner(config, group_id: str, action: str, change, **detail) -> None:
 def cmd_group_remove(args) -> None:
     config = _node_config(args)
     members = [_user_id(config, u) for u in args.user_ids]
-    _as_owner(config, args.group_id, "group-remove",
-              lambda work, *a: group_rules.remove_members(work, a[0], a[1], members, *a[2:]),
-              members=members)
+
+    def remove(work, group_id, owner, server_id, now):
+        return group_rules.remove_members(work, group_id, owner, members, server_id, now)
+
+    _as_owner(config, args.group_id, "group-remove", remove, members=members)
     print("removed %s from %s" % (", ".join(members), args.group_id))
 
 

@@ -12,7 +12,6 @@ from ...wire.message_info import MessageInfo, announced_by, server_of
 from ...wire.queued import Chat, NotifyGrpChat
 from ...wire.records import ChatType, Setting, UserInfo
 from ..store import group_messages, groups, reads, txns, users
-from ..store.events import emit
 from ..store.outbox import enqueue
 from ..store.groups import ADMIN, MEMBER, OWNER, Group
 from ..services.groupsync import GroupSync
@@ -20,7 +19,7 @@ from ..clients.reach import Reach
 from ..clients.remote import FederationClient, PeerFailed
 from ..store.unit import NodeStore
 from .files import FilesHandler
-from .messages import MessagesHandler, text_has, text_pattern
+from .messages import MessagesHandler, find_texts
 
 __all__ = ["GroupsHandler", "remove_members", "dissolve"]
 
@@ -40,6 +39,29 @@ def _require_role(work, g: Group, user_id: str, allowed: tuple, errcode: str) ->
     if role not in allowed:
         raise Forbidden("%s may not do that in %s" % (user_id, g.group_id), errcode)
     return role
+
+
+def _role(work, group_id: str, user_id: str) -> int:
+    """The user's role in a group it is a member of (in this server's view); 404 for
+    another, as though there were no such group."""
+    role = groups.member_type(work, group_id, user_id)
+    if role is None:
+        raise NotFound("no group %s for you" % group_id, "unknown_group")
+    return role
+
+
+def _require_member(work, group_id: str, user_id: str) -> None:
+    """403 for a user (a message's sender, one another server names) who is not a member."""
+    if groups.member_type(work, group_id, user_id) is None:
+        raise Forbidden("%s is not a member of %s" % (user_id, group_id), "not_member")
+
+
+def _view(work, group_id: str) -> Group:
+    """This server's view of a live group mastered elsewhere; 404 otherwise."""
+    g = groups.get_group(work, group_id)
+    if g is None or g.master or g.dissolved:
+        raise NotFound("no group %s here" % group_id, "unknown_group")
+    return g
 
 
 def _member_info(work, g: Group, user_id: str) -> dict:
@@ -230,18 +252,12 @@ def _transfer(work, group_id: str, owner: users.User, new_owner: str, server_id:
     groups.transfer(work, g, owner, new_owner, server_id, now_ms)
 
 
+@transaction
 def _post(work, info: MessageInfo, server_id: str, now_ms: int) -> bool:
     """A member's message at the master; False for a repeat."""
     g = _mastered(work, info.recv_id, server_id)
-    if groups.member_type(work, g.group_id, info.sender_id) is None:
-        raise Forbidden("%s is not a member of %s" % (info.sender_id, g.group_id),
-                        "not_member")
+    _require_member(work, g.group_id, info.sender_id)
     return group_messages.post_message(work, g, info, server_id, now_ms)
-
-
-@transaction
-def _post_from_member(work, info: MessageInfo, server_id: str, now_ms: int) -> bool:
-    return _post(work, info, server_id, now_ms)
 
 
 @transaction
@@ -255,9 +271,7 @@ def _send(work, info: MessageInfo, server_id: str, now_ms: int, txn: str | None)
     if server_of(info.recv_id) == server_id:
         _post(work, info, server_id, now_ms)
     else:
-        if groups.member_type(work, info.recv_id, info.sender_id) is None:
-            raise Forbidden("%s is not a member of %s" % (info.sender_id, info.recv_id),
-                            "not_member")
+        _require_member(work, info.recv_id, info.sender_id)
         group_messages.send_to_master(work, info, now_ms)
     return info.message_id
 
@@ -268,9 +282,7 @@ def _receive_group_chat(work, group_id: str, user_ids: list[str], info: MessageI
     """notify/grpchat from the master: kept, shown to the members it lists who are members
     in our view (one who quit here meanwhile is left out); the users shown it.  Refused for
     a group we hold no view of, or when none of them is a member."""
-    g = groups.get_group(work, group_id)
-    if g is None or g.master or g.dissolved:
-        raise NotFound("no group %s here" % group_id, "unknown_group")
+    _view(work, group_id)
     members = [uid for uid in dict.fromkeys(user_ids)
                if groups.member_type(work, group_id, uid) is not None]
     if not members:
@@ -283,12 +295,10 @@ def _receive_group_chat(work, group_id: str, user_ids: list[str], info: MessageI
 def _mark_read(work, user_id: str, group_id: str, gseq: int, now_ms: int) -> int:
     """A member has read the group to ``gseq`` (no further than its newest message here);
     the member's every stream hears of it.  The marker as it now stands."""
-    if groups.member_type(work, group_id, user_id) is None:
-        raise NotFound("no group %s for you" % group_id, "unknown_group")
+    _role(work, group_id, user_id)
     gseq = min(gseq, group_messages.newest_gseq(work, group_id))
-    if reads.advance(work, user_id, group_id, gseq, now_ms):
-        emit(work, user_id, "read", {"groupID": group_id, "gseq": gseq}, now_ms)
-    return reads.marker(work, user_id, group_id)
+    return reads.read_to(work, user_id, group_id, gseq, {"groupID": group_id, "gseq": gseq},
+                         now_ms)
 
 
 def _recalled(work, g: Group, message: group_messages.GroupMessage, by: str, server_id: str,
@@ -311,9 +321,7 @@ def _recall_here(work, group_id: str, message_id: str, user_id: str, server_id: 
     """The master's rule: a member recalls its own message within the recall window; the
     owner and admins (users of the master) recall any message, at any time."""
     g = _mastered(work, group_id, server_id)
-    role = groups.member_type(work, group_id, user_id)
-    if role is None:
-        raise NotFound("no group %s for you" % group_id, "unknown_group")
+    role = _role(work, group_id, user_id)
     message = group_messages.get(work, group_id, message_id)
     if message is None:
         raise NotFound("no message %s in %s" % (message_id, group_id), "unknown_message")
@@ -331,8 +339,7 @@ def _ask_recall(work, group_id: str, message_id: str, user_id: str, now_ms: int)
     """A member here recalls its own message of a group mastered elsewhere: asked of the
     master (a ``repeal`` through /sns/chat, in the group's lane), which decides and tells
     every server, this one too."""
-    if groups.member_type(work, group_id, user_id) is None:
-        raise NotFound("no group %s for you" % group_id, "unknown_group")
+    _role(work, group_id, user_id)
     message = group_messages.get(work, group_id, message_id)
     if message is not None and message.info.sender_id != user_id:
         raise Forbidden("only its sender, the owner and admins recall a message",
@@ -342,22 +349,11 @@ def _ask_recall(work, group_id: str, message_id: str, user_id: str, now_ms: int)
 
 
 @transaction
-def _receive_repeal(work, info: MessageInfo, server_id: str, now_ms: int,
-                    limit_ms: int) -> None:
-    """A member's recall from its server, at the master: its own message, within the window
-    (and the grace for the recall's journey)."""
-    _recall_here(work, info.recv_id, info.message_id, info.sender_id, server_id, now_ms,
-                 limit_ms)
-
-
-@transaction
 def _receive_group_repeal(work, group_id: str, user_ids: list[str], info: MessageInfo,
                           now_ms: int) -> None:
     """notify/grpchat with a ``repeal`` from the master: the message recalled in our copy
     (if we hold it), the members it lists told."""
-    g = groups.get_group(work, group_id)
-    if g is None or g.master or g.dissolved:
-        raise NotFound("no group %s here" % group_id, "unknown_group")
+    _view(work, group_id)
     message = group_messages.get(work, group_id, info.message_id)
     if message is not None:
         group_messages.mark_recalled(work, message, info.sender_id, user_ids, now_ms)
@@ -398,8 +394,7 @@ class GroupsHandler:
         return group_id
 
     async def _member(self, user, group_id: str) -> None:
-        if await self.store.run(groups.member_type, group_id, user.user_id) is None:
-            raise NotFound("no group %s for you" % group_id, "unknown_group")
+        await self.store.run(_role, group_id, user.user_id)
 
     # -- what a local user does --
 
@@ -481,10 +476,8 @@ class GroupsHandler:
     async def search_messages(self, user, query: str, limit: int) -> list[dict]:
         """Text messages of the user's groups that contain ``query`` (case aside), newest
         first, each with its group."""
-        found = await self.store.run(group_messages.search, user.user_id,
-                                     text_pattern(query), limit * 4)
-        return [dict(m.to_wire(), groupID=m.info.recv_id) for m in found
-                if text_has(m.info.content, query)][:limit]
+        return [dict(m.to_wire(), groupID=m.info.recv_id) for m in await find_texts(
+            self.store, group_messages.search, user.user_id, query, limit)]
 
     async def recent(self, user, group_id: str, limit: int) -> list:
         """A member's view of the group's newest ``limit`` messages, oldest first."""
@@ -533,8 +526,7 @@ class GroupsHandler:
         return await self.store.run(_mastered, group_id, self.server_id)
 
     async def require_member(self, g: Group, uid: str) -> None:
-        if await self.store.run(groups.member_type, g.group_id, uid) is None:
-            raise Forbidden("%s is not a member of %s" % (uid, g.group_id), "not_member")
+        await self.store.run(_require_member, g.group_id, uid)
 
     async def recall(self, user, group_id: str, message_id: str) -> None:
         """Recall a group message: at the master by its rule (docs/groups.md), or asked of
@@ -551,14 +543,16 @@ class GroupsHandler:
         taken and ignored (docs/protocol.md §5); a ``repeal`` is a recall, by the master's
         rule."""
         if info.message_type == "repeal":
-            await self.store.run(_receive_repeal, info, self.server_id, self.now_ms(),
-                                 self.messages.limit_ms)
+            # A member's recall from its server: its own message, within the window and the
+            # grace for the recall's journey.
+            await self.store.run(_recall_here, info.recv_id, info.message_id, info.sender_id,
+                                 self.server_id, self.now_ms(), self.messages.limit_ms)
             return
         if await self.store.run(group_messages.has_message, info.message_id):
             return
         if "fileID" in info.content:
             info = await self.files.copy_from_member(info, origin)
-        await self.store.run(_post_from_member, info, self.server_id, self.now_ms())
+        await self.store.run(_post, info, self.server_id, self.now_ms())
 
     async def invite_for_member(self, group_id: str, inviter: str, info, invitees: list[str]
                                 ) -> None:

@@ -14,7 +14,6 @@ from ...wire.message_info import (MessageInfo, new_object_id, parse_message_info
 from ...wire.queued import Chat
 from ...wire.records import ChatType
 from ..store import messages, reads, txns, users
-from ..store.events import emit
 from ..store.outbox import enqueue
 from ..directory import Directory
 from ..clients.reach import Reach
@@ -135,20 +134,22 @@ def _mark_read(work, user_id: str, peer_id: str, seq: int, now_ms: int) -> int:
     newest message); the user's every stream hears of it (a ``read`` event), so another tab
     or device clears it too.  The marker as it now stands."""
     seq = min(seq, messages.newest_seq(work, user_id, peer_id))
-    if reads.advance(work, user_id, peer_id, seq, now_ms):
-        emit(work, user_id, "read", {"peerID": peer_id, "seq": seq}, now_ms)
-    return reads.marker(work, user_id, peer_id)
+    return reads.read_to(work, user_id, peer_id, seq, {"peerID": peer_id, "seq": seq}, now_ms)
 
 
-def text_pattern(query: str) -> str:
-    """The LIKE pattern that finds ``query`` in a text message's content as stored (compact
-    JSON, not ASCII-escaped: Chinese is stored as it is)."""
-    return like_pattern(json.dumps(query, ensure_ascii=False)[1:-1])
-
-
-def text_has(content: dict, query: str) -> bool:
+def _text_has(content: dict, query: str) -> bool:
     text = content.get("message")
     return isinstance(text, str) and query.casefold() in text.casefold()
+
+
+async def find_texts(store: NodeStore, search, user_id: str, query: str, limit: int) -> list:
+    """The user's text messages that ``search`` (a store query by LIKE pattern, newest first)
+    finds and whose text holds ``query``, case aside: at most ``limit``.  The pattern matches
+    the content as stored (compact JSON, not ASCII-escaped: Chinese as it is), so a match in
+    the JSON's key is read and dropped; more rows than ``limit`` are read for that."""
+    pattern = like_pattern(json.dumps(query, ensure_ascii=False)[1:-1])
+    found = await store.run(search, user_id, pattern, limit * 4)
+    return [m for m in found if _text_has(m.info.content, query)][:limit]
 
 
 class MessagesHandler:
@@ -228,9 +229,7 @@ class MessagesHandler:
     async def search(self, user, query: str, limit: int) -> list[messages.StoredMessage]:
         """The user's one-to-one text messages that contain ``query`` (case aside), newest
         first."""
-        found = await self.store.run(messages.search, user.user_id, text_pattern(query),
-                                     limit * 4)
-        return [m for m in found if text_has(m.info.content, query)][:limit]
+        return await find_texts(self.store, messages.search, user.user_id, query, limit)
 
     async def accept_strangers(self, user, accept: bool) -> None:
         """Whether ``user`` takes one-to-one messages from users who are not friends."""

@@ -20,24 +20,20 @@ __all__ = ["UsersHandler"]
 
 
 @transaction
-def _rename(work, user_id: str, name: str, now_ms: int) -> users.User:
-    """The user's new name; the user's every stream hears of it (a ``profile`` event)."""
-    users.set_name(work, user_id, name, now_ms)
-    user = users.get_user(work, user_id)
-    emit(work, user_id, "profile", {"userInfo": user.info()}, now_ms)
-    return user
-
-
-@transaction
-def _set_portrait(work, user_id: str, file_id: str, now_ms: int) -> users.User:
-    """The user's portrait (a checked upload of the user's, made public; "" for none); the
-    one before is no longer public.  The user's every stream hears of it."""
-    before = users.get_user(work, user_id).portrait
-    if before and before != file_id and files.get_file(work, before) is not None:
-        files.withdraw(work, before, files.PUBLIC)
-    if file_id:
-        files.grant(work, file_id, files.PUBLIC)
-    users.set_portrait(work, user_id, file_id, now_ms)
+def _edit_profile(work, user_id: str, name: str | None, portrait: str | None,
+                  now_ms: int) -> users.User:
+    """The user's new name and/or portrait (a checked upload of the user's, made public; ""
+    for none; the one before is no longer public), in one change: the user's every stream
+    hears of it (a ``profile`` event)."""
+    if name is not None:
+        users.set_name(work, user_id, name, now_ms)
+    if portrait is not None:
+        before = users.get_user(work, user_id).portrait
+        if before and before != portrait and files.get_file(work, before) is not None:
+            files.withdraw(work, before, files.PUBLIC)
+        if portrait:
+            files.grant(work, portrait, files.PUBLIC)
+        users.set_portrait(work, user_id, portrait, now_ms)
     user = users.get_user(work, user_id)
     emit(work, user_id, "profile", {"userInfo": user.info()}, now_ms)
     return user
@@ -61,11 +57,9 @@ class UsersHandler:
             raise NotFound("no user %s" % uid, "unknown_user")
         return user
 
-    async def rename(self, user, name: str) -> users.User:
-        return await self.store.run(_rename, user.user_id, name, self.store.now_ms())
-
-    async def set_portrait(self, user, file_id: str) -> users.User:
-        return await self.store.run(_set_portrait, user.user_id, file_id,
+    async def edit_profile(self, user, name: str | None = None,
+                           portrait: str | None = None) -> users.User:
+        return await self.store.run(_edit_profile, user.user_id, name, portrait,
                                     self.store.now_ms())
 
     async def find_local(self, query: str) -> list[users.User]:

@@ -222,10 +222,7 @@ class ClientRoutes(Endpoints):
             if "portrait" in body else None
         if portrait:
             await self.h.files.check_portrait(user, portrait)
-        if name is not None:
-            user = await self.h.users.rename(user, name)
-        if portrait is not None:
-            user = await self.h.users.set_portrait(user, portrait)
+        user = await self.h.users.edit_profile(user, name, portrait)
         self.h.sessions.forget(user.user_id)
         return ok_body(self.style, userInfo=user.info())
 

@@ -212,8 +212,8 @@ def create_group(cur, owner: users.User, name: str, server_id: str, now_ms: int,
     """A new group mastered here, ``owner`` its first member."""
     group_id = new_object_id(server_id)
     g = Group(group_id, name, icon, owner.user_id, 1, 1, now_ms, 0, 1)
-    cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % _G,
-                attrs.astuple(g)[:9])
+    cur.execute("INSERT INTO groups (%s) VALUES (%s)"
+                % (_GN, ", ".join("?" * len(attrs.fields(Group)))), attrs.astuple(g))
     cur.execute("INSERT INTO group_members VALUES (?, ?, ?, ?, ?)",
                 (group_id, owner.user_id, OWNER, compact_json(owner.info()), now_ms))
     return g

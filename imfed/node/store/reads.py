@@ -4,7 +4,9 @@ counts are derived from them (imfed/node/store/messages.py, groups.py)."""
 
 from __future__ import annotations
 
-__all__ = ["markers", "marker", "advance"]
+from .events import emit
+
+__all__ = ["markers", "marker", "advance", "read_to"]
 
 
 def markers(cur, user_id: str) -> dict[str, int]:
@@ -28,3 +30,11 @@ def advance(cur, user_id: str, conversation: str, seq: int, now_ms: int) -> bool
                 "excluded.updated_at WHERE excluded.seq > read_markers.seq",
                 (user_id, conversation, seq, now_ms))
     return cur.rowcount == 1
+
+
+def read_to(cur, user_id: str, conversation: str, seq: int, shown: dict, now_ms: int) -> int:
+    """``advance``, and when the marker moved a ``read`` event (``shown``) to every stream
+    of the user, so another tab or device clears it too.  The marker as it now stands."""
+    if advance(cur, user_id, conversation, seq, now_ms):
+        emit(cur, user_id, "read", shown, now_ms)
+    return marker(cur, user_id, conversation)

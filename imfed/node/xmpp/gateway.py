@@ -126,6 +126,17 @@ def _name(info) -> str:
     return name.strip()[:64] if isinstance(name, str) else ""
 
 
+def _retraction(to: str, kind_type: str, stanza_id: str) -> domish.Element:
+    """A retraction (XEP-0424) of the message known by ``stanza_id``, with the fallback body
+    a client that knows no retraction shows."""
+    m = domish.Element((None, "message"))
+    m["to"], m["type"] = to, kind_type
+    m.addElement((NS_RETRACT_1, "retract"))["id"] = stanza_id
+    m.addElement((NS_FALLBACK, "fallback"))["for"] = NS_RETRACT_1
+    m.addElement("body", content="(a message was recalled)")
+    return m
+
+
 def _stamp(ms: int) -> str:
     """XEP-0082's date-time, UTC."""
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime(
@@ -709,12 +720,8 @@ class Gateway(MultiService):
                 m["from"] = self.mapping.contact_jid(info["senderID"]).full()
                 self.send(m)
         elif kind == "recall" and data["senderID"] != user_id:
-            m = domish.Element((None, "message"))
-            m["from"], m["to"], m["type"] = self.mapping.contact_jid(data["senderID"]).full(), \
-                to, "chat"
-            m.addElement((NS_RETRACT_1, "retract"))["id"] = data["messageID"]
-            m.addElement((NS_FALLBACK, "fallback"))["for"] = NS_RETRACT_1
-            m.addElement("body", content="(a message was recalled)")
+            m = _retraction(to, "chat", data["messageID"])
+            m["from"] = self.mapping.contact_jid(data["senderID"]).full()
             m.addElement((NS_HINTS, "store"))
             self.send(m)
         elif kind == "delivery" and data.get("state") == "sent":
@@ -805,37 +812,33 @@ class Gateway(MultiService):
         sid["id"], sid["by"] = info["messageID"], self.mapping.component
         return m
 
-    async def _group_message(self, user_id: str, data: dict) -> None:
-        info = data["messageInfo"]
-        group_id, sender = info["recvID"], info["senderID"]
-        stanza_id = info["messageID"]
+    async def _to_occupants(self, user_id: str, group_id: str, sender: str, message_id: str,
+                            build) -> None:
+        """``build(full JID, stanza id)``, a stanza about a room message, to each of the
+        user's occupants of the room, from the sender's occupant JID, naming the message by
+        the id the user knows it by (for the user's own message, its client's)."""
+        stanza_id = message_id
         if sender == user_id:
             stanza_id = await self.store.read(state.stanza_of_message, user_id,
-                                              info["messageID"]) or stanza_id
+                                              message_id) or stanza_id
         room = await self._room_jid(group_id, self._nick(group_id, sender))
         for full, (uid, _) in list(self.occupants.get(group_id, {}).items()):
             if uid == user_id:
-                m = self._message(info, full, "groupchat", stanza_id, user_id)
+                m = build(full, stanza_id)
                 m["from"] = room.full()
                 self.send(m)
 
+    async def _group_message(self, user_id: str, data: dict) -> None:
+        info = data["messageInfo"]
+        await self._to_occupants(
+            user_id, info["recvID"], info["senderID"], info["messageID"],
+            lambda full, stanza_id: self._message(info, full, "groupchat", stanza_id, user_id))
+
     async def _group_recall(self, user_id: str, data: dict) -> None:
-        """A room message recalled: a retraction (XEP-0424) from its sender's occupant JID
-        to the user's occupants of the room, by the id they know it by."""
-        group_id, sender = data["groupID"], data["senderID"]
-        stanza_id = data["messageID"]
-        if sender == user_id:
-            stanza_id = await self.store.read(state.stanza_of_message, user_id,
-                                              data["messageID"]) or stanza_id
-        room = await self._room_jid(group_id, self._nick(group_id, sender))
-        for full, (uid, _) in list(self.occupants.get(group_id, {}).items()):
-            if uid == user_id:
-                m = domish.Element((None, "message"))
-                m["from"], m["to"], m["type"] = room.full(), full, "groupchat"
-                m.addElement((NS_RETRACT_1, "retract"))["id"] = stanza_id
-                m.addElement((NS_FALLBACK, "fallback"))["for"] = NS_RETRACT_1
-                m.addElement("body", content="(a message was recalled)")
-                self.send(m)
+        """A room message recalled: a retraction (XEP-0424) to the user's occupants."""
+        await self._to_occupants(
+            user_id, data["groupID"], data["senderID"], data["messageID"],
+            lambda full, stanza_id: _retraction(full, "groupchat", stanza_id))
 
     async def _group_notify(self, user_id: str, data: dict) -> None:
         group_id, oper = data["groupID"], data.get("operType")
