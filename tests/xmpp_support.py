@@ -373,7 +373,8 @@ class XmppUser:
         self.received.append(element)
         waiting, self._waiting = self._waiting, []
         for d in waiting:
-            d.callback(None)
+            if not d.called:  # its timer may have fired it already
+                d.callback(None)
 
     def next_id(self) -> str:
         self._counter += 1
@@ -474,6 +475,18 @@ class XmppUser:
         await treq.content(response)
         assert response.code in (200, 201), response.code
         return get["url"]
+
+    async def log_in_again(self) -> None:
+        """A new session: this one closed, another opened as the client's next start would
+        (what the server kept while the user was away comes with its initial presence)."""
+        self.close()
+        while self.xs is not None:
+            await deferLater(reactor, 0.05, lambda: None)
+        self.factory = self.factory.__class__(self.factory.authenticator)
+        self.factory.maxDelay, self.factory.initialDelay = 1.0, 0.2
+        self.factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, self._authd)
+        self.factory.addBootstrap(xmlstream.STREAM_END_EVENT, self._ended)
+        await self.connect()
 
     def close(self) -> None:
         self.factory.stopTrying()
