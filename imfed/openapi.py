@@ -115,8 +115,12 @@ CLIENT = {
         "The bridged system provisions one of its users (bridge token; docs/bridge.md)",
         body=obj(("phoneNumber", "name"), phoneNumber=S, name=S, verifyType={"enum": [1, 2]}),
         answer=dict(userInfo=ref("UserInfo"), created=B)),
-    ("GET", "/static/{name}"): op("The web client's script and style sheet",
+    ("GET", "/static/{name}"): op("A file of the web client (asked again each time)",
                                   raw="text/javascript"),
+    ("GET", "/static/{version}/{name}"): op(
+        "A file of the web client under the client's version (kept a year)",
+        raw="text/javascript"),
+    ("GET", "/favicon.ico"): op("The web client's icon", raw="image/svg+xml"),
     ("GET", V1 + "openapi.json"): op("This description", raw="application/json"),
     ("GET", V1 + "users/search"): op(
         "Search users here and (remote=1, the default) on every reachable server",
@@ -179,7 +183,8 @@ CLIENT = {
                     body=obj(("groupName",), groupName=S, groupIcon=S),
                     answer=dict(groupInfo=ref("GroupInfo"), gset=ref("Gset"))),
     ("GET", G): op("My groups", auth=SESSION, answer=dict(groups=arr(obj(
-        groupInfo=ref("GroupInfo"), gset=ref("Gset"), userType=I, readGseq=I, unread=I)))),
+        groupInfo=ref("GroupInfo"), gset=ref("Gset"), userType=I, readGseq=I, unread=I,
+        last={"oneOf": [ref("GroupMessage"), {"type": "null"}]})))),
     ("GET", G + "/search"): op("Visible groups of this server by name", auth=SESSION,
                                query=("q!",), answer=dict(groups=arr(obj(
                                    groupInfo=ref("GroupInfo"), gset=ref("Gset"))))),

@@ -374,6 +374,15 @@ def _history(work, group_id: str, after: str, limit: int) -> tuple[list, str]:
     return [m.to_wire() for m in messages], newest
 
 
+
+@transaction
+def _mine(cur, user_id: str) -> list[dict]:
+    out = []
+    for membership in groups.my_groups(cur, user_id):
+        newest = group_messages.recent(cur, membership.group.group_id, 1)
+        out.append(dict(membership.to_wire(), last=newest[0].to_wire() if newest else None))
+    return out
+
 class GroupsHandler:
     def __init__(self, store: NodeStore, reach: Reach, remote: FederationClient,
                  files: FilesHandler, messages: MessagesHandler, sync: GroupSync,
@@ -402,7 +411,9 @@ class GroupsHandler:
         return await self.store.run(_create, user, name, self.server_id, self.now_ms(), icon)
 
     async def mine(self, user) -> list[dict]:
-        return [m.to_wire() for m in await self.store.run(groups.my_groups, user.user_id)]
+        """The user's groups, each with its newest message kept here (``last``, or None), so
+        that a client orders them by activity as it does conversations."""
+        return await self.store.run(_mine, user.user_id)
 
     async def search(self, query: str) -> list[dict]:
         return [m.to_wire() for m in await self.store.run(groups.search, query)]

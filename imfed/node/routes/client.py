@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
 from urllib.parse import quote
 
 import attrs
@@ -37,6 +36,7 @@ from ..handlers.links import FileLinks
 from ..handlers.messages import MessagesHandler
 from ..handlers.sessions import Sessions
 from ..handlers.users import UsersHandler
+from . import webclient
 from .client_groups import GroupRoutes
 
 __all__ = ["ClientRoutes", "V1", "Handlers"]
@@ -144,11 +144,19 @@ class ClientRoutes(Endpoints):
 
     @app.route("/", methods=["GET"])
     def web_client(self, request):
-        return _static(request, "index.html")
+        return webclient.serve_page(request)
 
     @app.route("/static/<name>", methods=["GET"])
     def web_client_file(self, request, name):
-        return _static(request, name)
+        return webclient.serve_file(request, name)
+
+    @app.route("/static/<version>/<name>", methods=["GET"])
+    def web_client_versioned(self, request, version, name):
+        return webclient.serve_file(request, name, version)
+
+    @app.route("/favicon.ico", methods=["GET"])
+    def favicon(self, request):
+        return webclient.serve_file(request, "icon.svg")
 
     @app.route(V1 + "openapi.json", methods=["GET"])
     @endpoint(raw=True)
@@ -504,30 +512,6 @@ class _Flow:
         finally:
             if timer.active():
                 timer.cancel()
-
-
-_STATIC_TYPES = {"index.html": b"text/html;charset=utf-8",
-                 "app.js": b"text/javascript;charset=utf-8",
-                 "app.css": b"text/css;charset=utf-8"}
-CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-       b"img-src 'self' blob:; media-src 'self' blob:; form-action 'self'; base-uri 'none'; "
-       b"frame-ancestors 'none'")
-"""No inline script, nothing from another origin, no framing (docs/webclient.md)."""
-
-
-def _static(request, name: str) -> bytes:
-    """A file of the web client, served with its security headers; 404 for anything else."""
-    kind = _STATIC_TYPES.get(name)
-    if kind is None:
-        raise NotFound("no such file", "no_such_path")
-    body = resources.files("imfed").joinpath("webclient", name).read_bytes()
-    for header, value in ((b"content-type", kind), (b"content-security-policy", CSP),
-                          (b"x-content-type-options", b"nosniff"),
-                          (b"referrer-policy", b"no-referrer"),
-                          (b"x-frame-options", b"DENY"),
-                          (b"cache-control", b"no-cache")):
-        request.setHeader(header, value)
-    return body
 
 
 @functools.cache
