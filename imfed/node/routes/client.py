@@ -23,7 +23,7 @@ from ... import openapi
 from ...web import (JSON_TYPE, SESSION, Endpoints, bearer, endpoint, install_errors, int_arg,
                     query_arg, read_json, send_file)
 from ...wire import fields
-from ...wire.errors import BadRequest, NotFound, Style, TooMany, Unauthorized, ok_body
+from ...wire.errors import BadRequest, Style, TooMany, Unauthorized, ok_body
 from ...wire.message_info import user_id
 from ...throttle import SendRates
 from ..directory import Directory
