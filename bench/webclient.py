@@ -57,6 +57,19 @@ def main() -> None:
             alice = Person(browser, fed, "a", ALICE)
             bob = Person(browser, fed, "b", BOB)
             peer_a, peer_b = ALICE + "@node-a", BOB + "@node-b"
+            # Friends first: a stranger may send only stranger_messages_per_sender (200).
+            alice.call("POST", "friends/requests", {"userID": peer_b, "remark": ""})
+            deadline = time.monotonic() + 30
+            while not (asked := [r for r in bob.call("GET", "friends/requests")["body"][
+                    "requests"] if r["from"] == peer_a]):
+                assert time.monotonic() < deadline, "no friend request came"
+                time.sleep(0.2)
+            bob.call("POST", "friends/requests/%s/answer" % asked[0]["requestID"],
+                     {"agree": True})
+            while not [f for f in alice.call("GET", "friends")["body"]["friends"]
+                       if f["userID"] == peer_b]:
+                assert time.monotonic() < deadline, "never friends"
+                time.sleep(0.2)
             started = time.monotonic()
             bob.evaluate("""async ([to, n]) => {
                 const token = localStorage.getItem("imfed.token");

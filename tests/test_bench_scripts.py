@@ -21,6 +21,8 @@ from conftest import REPO
     ("tls_records.py", ["--seconds", "0.05"], b"TLCP ECDHE_SM4_GCM_SM3 (Tongsuo)"),
     ("large_group.py", ["--members", "300"], b"group_notify events stored"),
     ("group_fanout.py", ["--servers", "2", "--messages", "3"], b"N= 2 receiving servers"),
+    pytest.param("webclient.py", ["--messages", "60", "--reloads", "1"], b"reload to a usable",
+                 marks=pytest.mark.browser),
 ])
 def test_bench_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, os.path.join(REPO, "bench", script), *args],

@@ -126,6 +126,12 @@ async def test_group_read_markers_and_history_paged_back_from_the_newest(pair):
     assert (mine["readGseq"], mine["unread"]) == (fifth, 2)
     # The owner's own messages are not unread to the owner.
     assert (await owner.ok("GET", "groups"))["groups"][0]["unread"] == 0
+    # Each group comes with its newest message (a client orders groups by it), or null.
+    assert mine["last"]["messageInfo"]["content"]["message"] == "m6"
+    empty = await owner.ok("POST", "groups", {"groupName": "quiet"})
+    listed = {g["groupInfo"]["groupID"]: g for g in (await owner.ok("GET", "groups"))["groups"]}
+    assert listed[empty["groupInfo"]["groupID"]]["last"] is None
+    assert listed[gid]["last"]["messageInfo"]["content"]["message"] == "m6"
     # Not a member: 404, nothing written.
     carol = await signed_up(b, "201", "Carol")
     status, answer = await carol.call("POST", "groups/%s/read" % gid, {"gseq": 1})
