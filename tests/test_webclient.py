@@ -435,6 +435,11 @@ def test_search_pin_mute_and_forward(browser, federation):
     result = alice.wait_for_selector("#message-results li.result:has-text('会议改到周三下午')")
     result.click()
     alice.wait_for_selector("section.chat[data-key='u:%s']" % B)
+    # The list's filter searches the messages on Enter (the header's search is not on phones).
+    alice.fill("#chat-filter", "改到周三")
+    alice.press("#chat-filter", "Enter")
+    alice.wait_for_selector("#message-results li.result:has-text('会议改到周三下午')")
+    alice.fill("#chat-filter", "")
     # Pinned goes first; muted counts in no total.
     gid = group_of(alice, "pin me")
     alice.goto(federation.url("a") + "#/chat/g/" + gid)
@@ -813,3 +818,45 @@ def test_deleting_a_friend_asks_first(browser, federation):
     assert [f for f in alice.call("GET", "friends")["body"]["friends"] if f["userID"] == B]
     alice.close()
     bob.close()
+
+
+def test_dropped_files_are_sent_and_a_too_large_one_is_not(browser, federation):
+    alice = page_for(browser, federation, "a", ALICE)
+    bob = page_for(browser, federation, "b", BOB)
+    chat_between(alice, bob)
+    max_bytes = alice.call("GET", "me")["body"]["settings"]["maxFileBytes"]
+    drop = """([name, size]) => {
+        const file = new File([new Uint8Array(size)], name, {type: "application/octet-stream"});
+        const data = new DataTransfer(); data.items.add(file);
+        const chat = document.querySelector("section.chat");
+        chat.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true,
+                                                      cancelable: true}));
+        chat.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true,
+                                                  cancelable: true}));
+    }"""
+    alice.evaluate(drop, ["too big.bin", max_bytes + 1])
+    note = alice.wait_for_selector("#toasts [role=alert]:has-text('too big.bin')")
+    assert "larger than" in note.inner_text()
+    alice.evaluate(drop, ["dropped.bin", 2048])
+    bob.wait_for_selector(".msg .file:has-text('dropped.bin')")
+    assert bob.query_selector(".msg .file:has-text('too big.bin')") is None
+    assert alice.query_selector("#drop.hidden") is not None
+    alice.close()
+    bob.close()
+
+
+def test_groups_are_listed_by_their_latest_message(browser, federation):
+    alice = page_for(browser, federation, "a", ALICE)
+    older = group_of(alice, "older but busy")
+    newer = group_of(alice, "newer but quiet")
+    alice.call("POST", "groups/%s/messages" % older,
+               {"messageType": "text", "content": {"message": "busy now"}})
+    alice.reload()
+    alice.click("#tab-groups")
+    first = alice.wait_for_selector("#group-list li:first-child")
+    assert first.get_attribute("data-group") == older
+    alice.click("#tab-chats")
+    rows = alice.eval_on_selector_all("#conversations li[data-key]",
+                                      "es => es.map(e => e.dataset.key)")
+    assert rows.index("g:" + older) < rows.index("g:" + newer)
+    alice.close()

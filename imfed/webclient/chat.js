@@ -14,8 +14,12 @@ const EMOJI = "😀 😁 😂 🤣 😊 😍 😘 😎 🤔 😅 😭 😡 👍 
 
 export function renderList(side, go) {
   const list = h("ul", { class: "list", id: "conversations", "aria-label": t("chats") });
+  // Typing narrows the list; Enter searches the messages themselves (the header's search
+  // is not shown at phone width).
   const filter = h("input", { id: "chat-filter", type: "search", placeholder: t("filterChats"),
-                              "aria-label": t("filterChats"), oninput: () => fill() });
+                              "aria-label": t("filterChats"), oninput: () => fill(),
+                              onkeydown: (e) => { if (e.key === "Enter" && filter.value.trim())
+                                go("#/search/" + encodeURIComponent(filter.value.trim())); } });
   const rows = new Map();
   const fill = () => {
     const q = filter.value.trim().toLowerCase();
