@@ -202,6 +202,35 @@ def group_of(owner: Person, name: str, *members: Person) -> str:
     return gid
 
 
+@pytest.fixture
+def people(browser, federation):
+    """Alice (node-a) and Bob (node-b), each in a tab of their own; closed after the test,
+    which fails on any error their pages raised."""
+    made = [page_for(browser, federation, "a", ALICE), page_for(browser, federation, "b", BOB)]
+    yield made
+    for person in made:
+        person.close()
+
+
+@pytest.fixture
+def chatting(people):
+    """Alice and Bob in their conversation, on both pages."""
+    chat_between(*people)
+    return people
+
+
+def befriend(alice: Person, bob: Person) -> None:
+    """Alice and Bob friends (already, or now through the API)."""
+    if [f for f in alice.call("GET", "friends")["body"]["friends"] if f["userID"] == B]:
+        return
+    assert alice.call("POST", "friends/requests", {"userID": B, "remark": ""})["status"] == 200
+    deadline = time.monotonic() + 20
+    while not (asked := [r for r in bob.call("GET", "friends/requests")["body"]["requests"]
+                         if r["from"] == A]):
+        assert time.monotonic() < deadline, "no friend request came"
+        time.sleep(0.2)
+    bob.call("POST", "friends/requests/%s/answer" % asked[0]["requestID"], {"agree": True})
+
 # -- signing in; the page as served --
 
 
@@ -268,9 +297,8 @@ def test_assets_compressed_cached_versioned_and_an_icon(federation):
 # -- people and conversations --
 
 
-def test_friends_across_servers_by_name_then_chat_both_ways(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
+def test_friends_across_servers_by_name_then_chat_both_ways(people):
+    alice, bob = people
     if not [f for f in bob.call("GET", "friends")["body"]["friends"] if f["userID"] == A]:
         alice.click("#tab-contacts")
         alice.fill("#q", BOB)
@@ -300,14 +328,10 @@ def test_friends_across_servers_by_name_then_chat_both_ways(browser, federation)
     bob.wait_for_selector(".msg:has-text('hi Bob, from node-a')")
     assert alice.title() == "imfed"
     shot(alice, "conversation-list")
-    alice.close()
-    bob.close()
 
 
-def test_unread_counts_last_across_reloads_and_clear_in_other_tabs(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_unread_counts_last_across_reloads_and_clear_in_other_tabs(chatting, federation):
+    alice, bob = chatting
     alice.click("#tab-contacts")  # away from the chat
     for i in range(3):
         send_text(bob, "unread %d" % i)
@@ -323,14 +347,10 @@ def test_unread_counts_last_across_reloads_and_clear_in_other_tabs(browser, fede
     other.wait_for_selector(badge, state="detached")
     assert other.title() == "imfed"
     other.page.close()
-    alice.close()
-    bob.close()
 
 
-def test_a_recalled_message_stays_recalled_after_a_reload(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_a_recalled_message_stays_recalled_after_a_reload(chatting):
+    alice, bob = chatting
     send_text(alice, "secret to take back")
     alice.click(".msg.mine:has-text('secret to take back') button.recall")
     confirm(alice)
@@ -341,8 +361,6 @@ def test_a_recalled_message_stays_recalled_after_a_reload(browser, federation):
         page.wait_for_selector("#conversations")
         assert "secret" not in page.inner_text("#conversations")
         assert "Message recalled" in page.inner_text("#conversations li:first-child")
-    alice.close()
-    bob.close()
 
 
 def test_a_failed_send_keeps_the_text_and_says_why_in_the_interface(browser, federation):
@@ -358,10 +376,8 @@ def test_a_failed_send_keeps_the_text_and_says_why_in_the_interface(browser, fed
     alice.close()
 
 
-def test_drafts_are_kept_per_conversation(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_drafts_are_kept_per_conversation(chatting):
+    alice, bob = chatting
     alice.fill("#compose", "half a thought")
     alice.wait_for_timeout(500)
     alice.reload()
@@ -369,14 +385,10 @@ def test_drafts_are_kept_per_conversation(browser, federation):
     open_chat(alice, "u:" + B)
     assert alice.input_value("#compose") == "half a thought"
     alice.fill("#compose", "")
-    alice.close()
-    bob.close()
 
 
-def test_a_new_message_draws_only_itself(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_a_new_message_draws_only_itself(chatting):
+    alice, bob = chatting
     send_text(bob, "first, to keep")
     alice.wait_for_selector(".msg:has-text('first, to keep')")
     alice.evaluate("document.querySelector(\".msg[data-id]:last-of-type\").dataset.probe = 'kept'")
@@ -385,14 +397,11 @@ def test_a_new_message_draws_only_itself(browser, federation):
     alice.wait_for_selector(".msg:has-text('second, new')")
     assert alice.eval_on_selector(".msg:has-text('first, to keep')",
                                   "e => e.dataset.probe") == probe == "kept"
-    alice.close()
-    bob.close()
 
 
-def test_reply_mention_links_emoji_and_dates(browser, federation):
+def test_reply_mention_links_emoji_and_dates(people, federation):
     _dialogs.clear()
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
+    alice, bob = people
     gid = group_of(alice, "reply team", bob)
     alice.goto(federation.url("a") + "#/chat/g/" + gid)
     alice.wait_for_selector("#compose")
@@ -420,14 +429,10 @@ def test_reply_mention_links_emoji_and_dates(browser, federation):
     stored = alice.call("GET", "groups/%s/messages?before=&limit=1" % gid)["body"]["messages"]
     assert stored[-1]["messageInfo"]["content"]["message"].startswith("> Alice Demo: see ")
     assert _dialogs == []
-    alice.close()
-    bob.close()
 
 
-def test_search_pin_mute_and_forward(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_search_pin_mute_and_forward(chatting, federation):
+    alice, bob = chatting
     send_text(bob, "会议改到周三下午")
     alice.wait_for_selector(".msg:has-text('会议改到周三下午')")
     alice.fill("#message-search", "周三")
@@ -464,14 +469,10 @@ def test_search_pin_mute_and_forward(browser, federation):
     open_chat(alice, "g:" + gid)
     alice.wait_for_selector(".msg.mine:has-text('quiet please')")
     alice.click("#pin")  # unpinned again
-    alice.close()
-    bob.close()
 
 
-def test_profile_name_and_picture_reach_the_other_server(browser, federation, tmp_path):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_profile_name_and_picture_reach_the_other_server(chatting, tmp_path):
+    alice, bob = chatting
     alice.click("#tab-contacts")
     picture = tmp_path / "me.png"
     picture.write_bytes(png(40, 40))
@@ -487,8 +488,6 @@ def test_profile_name_and_picture_reach_the_other_server(browser, federation, tm
     alice.fill("#my-name", "Alice Demo")
     alice.click("#save-profile")
     alice.wait_for_selector(".me-name:text-is('Alice Demo')")
-    alice.close()
-    bob.close()
 
 
 def test_password_change_signs_out_the_other_sessions(browser, federation):
@@ -533,10 +532,8 @@ def png(width: int = 16, height: int = 16) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-def test_an_image_and_a_file_go_across_and_open_intact(browser, federation, tmp_path):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_an_image_and_a_file_go_across_and_open_intact(chatting, tmp_path):
+    alice, bob = chatting
     image = tmp_path / "dot.png"
     image.write_bytes(png(96, 64))
     alice.set_input_files("#attach", str(image))
@@ -560,14 +557,10 @@ def test_an_image_and_a_file_go_across_and_open_intact(browser, federation, tmp_
     bob.keyboard.press("Escape")
     bob.wait_for_selector(".dialog", state="detached")
     shot(bob, "chat-image-file-recall")
-    alice.close()
-    bob.close()
 
 
-def test_a_pasted_screenshot_is_sent(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_a_pasted_screenshot_is_sent(chatting):
+    alice, bob = chatting
     alice.evaluate("""(bytes) => {
         const file = new File([new Uint8Array(bytes)], "pasted.png", {type: "image/png"});
         const data = new DataTransfer(); data.items.add(file);
@@ -576,14 +569,10 @@ def test_a_pasted_screenshot_is_sent(browser, federation):
     }""", list(png(30, 20)))
     img = bob.wait_for_selector(".msg img[alt='pasted.png'][src^='blob:']")
     bob.wait_for_function("(img) => img.complete && img.naturalWidth === 30", arg=img)
-    alice.close()
-    bob.close()
 
 
-def test_injected_markup_stays_text(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_injected_markup_stays_text(chatting):
+    alice, bob = chatting
     _dialogs.clear()
     evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
     send_text(alice, evil)
@@ -592,8 +581,6 @@ def test_injected_markup_stays_text(browser, federation):
     assert bob.query_selector(".msg img[src='x']") is None
     bob.wait_for_timeout(300)
     assert _dialogs == []
-    alice.close()
-    bob.close()
 
 
 # -- groups --
@@ -603,15 +590,7 @@ def test_a_group_across_both_servers(browser, federation):
     alice = page_for(browser, federation, "a", ALICE)
     bob = page_for(browser, federation, "b", BOB)
     carol = page_for(browser, federation, "b", CAROL)
-    if not [f for f in alice.call("GET", "friends")["body"]["friends"] if f["userID"] == B]:
-        rid = alice.call("POST", "friends/requests", {"userID": B, "remark": ""})
-        assert rid["status"] == 200
-        deadline = time.monotonic() + 20
-        while not (reqs := [r for r in bob.call("GET", "friends/requests")["body"]["requests"]
-                            if r["from"] == A]):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        bob.call("POST", "friends/requests/%s/answer" % reqs[0]["requestID"], {"agree": True})
+    befriend(alice, bob)
     alice.click("#tab-groups")
     alice.fill("#group-name", "跨服务器 team")
     alice.click("#create-group button[type=submit]")
@@ -681,9 +660,8 @@ def test_group_history_opens_on_the_newest_and_pages_back(browser, federation):
     alice.close()
 
 
-def test_group_recall_by_an_admin(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
+def test_group_recall_by_an_admin(people, federation):
+    alice, bob = people
     gid = group_of(alice, "recall room", bob)
     bob.goto(federation.url("b") + "#/chat/g/" + gid)
     bob.wait_for_selector("#compose")
@@ -695,17 +673,13 @@ def test_group_recall_by_an_admin(browser, federation):
     confirm(alice)
     bob.wait_for_selector(".msg.recalled")
     assert bob.query_selector(".msg:has-text('oops, wrong group')") is None
-    alice.close()
-    bob.close()
 
 
 # -- resilience, phone, language, keyboard --
 
 
-def test_a_restart_during_a_chat_loses_nothing_on_screen(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_a_restart_during_a_chat_loses_nothing_on_screen(chatting, federation):
+    alice, bob = chatting
     send_text(alice, "before the restart")
     bob.wait_for_selector(".msg:has-text('before the restart')")
     federation.stop()
@@ -718,8 +692,6 @@ def test_a_restart_during_a_chat_loses_nothing_on_screen(browser, federation):
     bob.wait_for_selector("#live:not(.down)", timeout=30000)
     bob.wait_for_selector(".msg:has-text('after the restart')", timeout=30000)
     assert bob.query_selector(".msg:has-text('before the restart')") is not None
-    alice.close()
-    bob.close()
 
 
 def test_phone_width_navigation_contacts_and_chinese(browser, federation):
@@ -798,17 +770,9 @@ def test_dark_mode_follows_the_system(browser, federation):
     context.close()
 
 
-def test_deleting_a_friend_asks_first(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    if not [f for f in alice.call("GET", "friends")["body"]["friends"] if f["userID"] == B]:
-        alice.call("POST", "friends/requests", {"userID": B, "remark": ""})
-        deadline = time.monotonic() + 20
-        while not (reqs := [r for r in bob.call("GET", "friends/requests")["body"]["requests"]
-                            if r["from"] == A]):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        bob.call("POST", "friends/requests/%s/answer" % reqs[0]["requestID"], {"agree": True})
+def test_deleting_a_friend_asks_first(people):
+    alice, bob = people
+    befriend(alice, bob)
     alice.click("#tab-contacts")
     alice.click("#friends li.friend[data-user='%s'] button.delete-friend" % B)
     dialog = alice.wait_for_selector(".dialog")
@@ -816,14 +780,10 @@ def test_deleting_a_friend_asks_first(browser, federation):
     alice.click(".dialog button:text-is('Cancel')")
     alice.wait_for_selector(".dialog", state="detached")
     assert [f for f in alice.call("GET", "friends")["body"]["friends"] if f["userID"] == B]
-    alice.close()
-    bob.close()
 
 
-def test_dropped_files_are_sent_and_a_too_large_one_is_not(browser, federation):
-    alice = page_for(browser, federation, "a", ALICE)
-    bob = page_for(browser, federation, "b", BOB)
-    chat_between(alice, bob)
+def test_dropped_files_are_sent_and_a_too_large_one_is_not(chatting):
+    alice, bob = chatting
     max_bytes = alice.call("GET", "me")["body"]["settings"]["maxFileBytes"]
     drop = """([name, size]) => {
         const file = new File([new Uint8Array(size)], name, {type: "application/octet-stream"});
@@ -841,8 +801,6 @@ def test_dropped_files_are_sent_and_a_too_large_one_is_not(browser, federation):
     bob.wait_for_selector(".msg .file:has-text('dropped.bin')")
     assert bob.query_selector(".msg .file:has-text('too big.bin')") is None
     assert alice.query_selector("#drop.hidden") is not None
-    alice.close()
-    bob.close()
 
 
 def test_groups_are_listed_by_their_latest_message(browser, federation):
@@ -856,6 +814,7 @@ def test_groups_are_listed_by_their_latest_message(browser, federation):
     first = alice.wait_for_selector("#group-list li:first-child")
     assert first.get_attribute("data-group") == older
     alice.click("#tab-chats")
+    alice.wait_for_selector("#conversations li[data-key='g:%s']" % older)
     rows = alice.eval_on_selector_all("#conversations li[data-key]",
                                       "es => es.map(e => e.dataset.key)")
     assert rows.index("g:" + older) < rows.index("g:" + newer)

@@ -70,7 +70,7 @@ function row(c, go) {
 }
 
 export function personAvatar(c) {
-  if (c.kind === "g") return avatar(c.id, c.title || "#", null);
+  if (c.kind === "g") return avatar(c.id, c.title || "#", null, false, true);
   const el = avatar(c.id, nameOf(c.id), null);
   portrait(c.id).then((url) => { if (url) el.append(h("img", { alt: "", src: url })); });
   return el;

@@ -55,8 +55,8 @@ function mentions(text, names, myName) {
 
 // A person's or a group's picture: the image when there is one, else initials on a colour
 // taken from the ID (the same person, the same colour everywhere).
-export function avatar(id, name, url, small) {
-  const letters = initials(name || id || "?");
+export function avatar(id, name, url, small, group) {
+  const letters = initials(name || id || "?", group);
   let hue = 0;
   for (const ch of id || "") hue = (hue * 31 + ch.charCodeAt(0)) % 360;
   const el = h("span", { class: "avatar" + (small ? " small" : ""), "aria-hidden": "true",
@@ -70,9 +70,12 @@ export function avatar(id, name, url, small) {
   return el;
 }
 
-function initials(name) {
+function initials(name, group) {
   const s = name.replace(/@.*$/, "").trim();
-  if (/^[\u4e00-\u9fff]/.test(s)) return s.slice(-2);  // 张三 -> 张三, 欧阳娜娜 -> 娜娜
+  // Chinese: a person by the end of the name (欧阳娜娜 -> 娜娜), a group by its start
+  // (跨服务器 team -> 跨服).
+  const han = /[\u4e00-\u9fff]+/.exec(s);
+  if (han) return group ? han[0].slice(0, 2) : han[0].slice(-2);
   const words = s.split(/\s+/).filter(Boolean);
   if (words.length > 1) return (words[0][0] + words[1][0]).toUpperCase();
   return s.slice(0, 2).toUpperCase();

@@ -54,7 +54,7 @@ async function drawSide(side, go) {
       ...groups.map((e) => h("li", { tabindex: "0", "data-group": e.groupInfo.groupID, class: "conv",
         onclick: () => go("#/group/" + enc(e.groupInfo.groupID)),
         onkeydown: (ev) => { if (ev.key === "Enter") go("#/group/" + enc(e.groupInfo.groupID)); } },
-        avatar(e.groupInfo.groupID, e.groupInfo.groupName, null),
+        avatar(e.groupInfo.groupID, e.groupInfo.groupName, null, false, true),
         h("div", { class: "conv-body" }, h("div", { class: "title" }, e.groupInfo.groupName),
           h("div", { class: "muted member-count" }, e.groupInfo.groupMemberNum + " " + t("members") + " · " +
             roleName(e.userType)))))))));
@@ -81,7 +81,7 @@ async function showGroup(main, groupID, go, fresh) {
   }).catch(() => {});
   const notice = g.notice;
   main.replaceChildren(h("div", { class: "panel", id: "group-panel" },
-    h("div", { class: "row" }, avatar(groupID, g.name, null),
+    h("div", { class: "row" }, avatar(groupID, g.name, null, false, true),
       h("h2", { id: "group-title" }, g.name), h("span", { class: "muted", id: "group-count" }, g.info.groupMemberNum + " " + t("members")),
       h("button", { class: "primary", id: "open-group-chat", onclick: () => go("#/chat/g/" + enc(groupID)) }, t("chat"))),
     h("section", { id: "group-notice" }, h("h3", {}, t("announcement")),
