@@ -275,6 +275,60 @@ async def test_group_file_is_copied_to_the_master(trio):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_recalled_group_file_is_taken_back_everywhere(trio):
+    """A file sent to a group and recalled: no member fetches it any more, at the master or
+    at another server (each had it before); the sender's own upload stays the sender's; a
+    second message sending the same file keeps it for the group."""
+    import json
+    import os
+
+    import treq
+
+    a, b, c = trio
+    owner = await signed_up(a, "100", "Owner")
+    local = await signed_up(a, "101", "Local")
+    bob = await signed_up(b, "200", "Bob")
+    gid = await make_group(owner, "take back", [local, bob])
+
+    async def upload(data):
+        response = await treq.post(a.client_url + "files", data=data,
+                                   params={"name": "draft.pdf"},
+                                   headers={"Authorization": "Bearer " + owner.token})
+        return json.loads(await treq.content(response))["fileID"]
+
+    async def fetch(client, file_id) -> int:
+        response = await treq.get(client.node.client_url + "files/" + file_id,
+                                  headers={"Authorization": "Bearer " + client.token})
+        await treq.content(response)
+        return response.code
+
+    async def send(file_id) -> str:
+        answer = await owner.ok("POST", "groups/%s/messages" % gid,
+                                {"messageType": "file", "content": {"fileID": file_id}})
+        for client in (local, bob):
+            await client.wait_event("group_message", match=lambda m: m["messageInfo"][
+                "messageID"] == answer["messageID"])
+        return answer["messageID"]
+
+    once, twice = await upload(os.urandom(50_000)), await upload(os.urandom(60_000))
+    recalled = await send(once)
+    first, second = await send(twice), await send(twice)
+    for client in (owner, local, bob):
+        assert await fetch(client, once) == 200 and await fetch(client, twice) == 200
+    await owner.ok("POST", "groups/%s/messages/%s/recall" % (gid, recalled))
+    await owner.ok("POST", "groups/%s/messages/%s/recall" % (gid, first))
+    for client in (local, bob):
+        await client.wait_event("group_recall", match=lambda e: e["messageID"] == first)
+        assert await fetch(client, once) in (403, 404)
+        assert await fetch(client, twice) == 200  # the second message still sends it
+    assert await fetch(owner, once) == 200  # the sender's upload
+    await owner.ok("POST", "groups/%s/messages/%s/recall" % (gid, second))
+    await bob.wait_event("group_recall", match=lambda e: e["messageID"] == second)
+    assert await fetch(bob, twice) in (403, 404)
+    assert await fetch(local, twice) in (403, 404)
+
+
+@pytest_twisted.ensureDeferred
 async def test_member_on_another_server_invites_through_the_master(trio):
     a, b, c = trio
     add_user(c, "301", "Dave")

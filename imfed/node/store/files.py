@@ -72,6 +72,21 @@ def withdraw(cur, file_id: str, holder: str) -> None:
         remove_quietly(stored.path)
 
 
+def withdraw_from_group(cur, file_id: str, group_id: str, user_ids: list[str],
+                        sender_id: str) -> None:
+    """A recalled group message took ``file_id`` back: unless another message of the group
+    that still stands sent it, neither the group (its members, at the master) nor ``user_ids``
+    (the members here, at another server) but its sender may fetch it any more, each as
+    ``withdraw``."""
+    cur.execute("SELECT 1 FROM group_messages WHERE group_id = ? AND recalled = 0 AND content "
+                "LIKE ? ESCAPE '\\'", (group_id, like_pattern('"fileID":"%s"' % file_id)))
+    if cur.fetchone() is not None:
+        return
+    for holder in (group_id, *user_ids):
+        if holder != sender_id:
+            withdraw(cur, file_id, holder)
+
+
 def get_file(cur, file_id: str) -> StoredFile | None:
     cur.execute("SELECT %s FROM files WHERE file_id = ?" % _COLUMNS, (file_id,))
     row = cur.fetchone()

@@ -76,12 +76,16 @@ def get(cur, group_id: str, message_id: str) -> GroupMessage | None:
 
 def mark_recalled(cur, message: GroupMessage, by: str, user_ids: list[str],
                   now_ms: int) -> bool:
-    """A group message recalled here (False: it was already): its content erased, a
-    ``group_recall`` event to the local users among ``user_ids``."""
+    """A group message recalled here (False: it was already): its content erased, its file
+    (if any) taken back from the group and from the local users among ``user_ids``, a
+    ``group_recall`` event to them."""
     if message.recalled:
         return False
     cur.execute("UPDATE group_messages SET recalled = 1, content = '{}' WHERE group_id = ? AND "
                 "message_id = ?", (message.info.recv_id, message.info.message_id))
+    if "fileID" in message.info.content:
+        files.withdraw_from_group(cur, message.info.content["fileID"], message.info.recv_id,
+                                  user_ids, message.info.sender_id)
     payload = {"groupID": message.info.recv_id, "messageID": message.info.message_id,
                "senderID": message.info.sender_id, "by": by}
     for uid in user_ids:
