@@ -346,6 +346,14 @@ async def test_group_recall_by_the_master_s_rule_reaches_every_server(management
         status, answer = await local.call("POST", "groups/%s/messages/%s/recall" % (gid, late))
         assert (status, answer["errcode"]) == (409, "recall_window_passed")
         assert (await shown(owner, late))["recalled"] is False
+        # Bob, on another server, is told too: his server sees the window has passed.
+        bob_late = await send(bob, "Bob's, too late")
+        await wait_until(lambda: _all_shown(bob, shown, [bob_late]), what="Bob's copy")
+        await deferLater(reactor, 2.2, lambda: None)
+        status, answer = await bob.call("POST", "groups/%s/messages/%s/recall"
+                                        % (gid, bob_late))
+        assert (status, answer["errcode"]) == (409, "recall_window_passed")
+        assert (await shown(owner, bob_late))["recalled"] is False
         # Not a member / no such message.
         carol = await signed_up(b, "201", "Carol")
         status, answer = await carol.call("POST", "groups/%s/messages/%s/recall" % (gid, kept))

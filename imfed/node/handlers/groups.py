@@ -335,15 +335,20 @@ def _recall_here(work, group_id: str, message_id: str, user_id: str, server_id: 
 
 
 @transaction
-def _ask_recall(work, group_id: str, message_id: str, user_id: str, now_ms: int) -> None:
+def _ask_recall(work, group_id: str, message_id: str, user_id: str, now_ms: int,
+                window_ms: int) -> None:
     """A member here recalls its own message of a group mastered elsewhere: asked of the
     master (a ``repeal`` through /sns/chat, in the group's lane), which decides and tells
-    every server, this one too."""
+    every server, this one too.  What this server can see the master would refuse is
+    refused here, to the user: another's message, or one kept here longer ago than the
+    window (the master counts from its own, earlier, time)."""
     _role(work, group_id, user_id)
     message = group_messages.get(work, group_id, message_id)
     if message is not None and message.info.sender_id != user_id:
         raise Forbidden("only its sender, the owner and admins recall a message",
                         "not_sender")
+    if message is not None and now_ms - message.created_at > window_ms:
+        raise Conflict("the recall window has passed", "recall_window_passed")
     repeal = MessageInfo(user_id, group_id, "repeal", ChatType.GROUP, message_id, {})
     enqueue(work, server_of(group_id), groups.lane(group_id), Chat(repeal), now_ms)
 
@@ -547,7 +552,8 @@ class GroupsHandler:
                                  self.server_id, self.now_ms(), self.messages.window_ms)
             return
         await self.reach.require(server_of(group_id), queue=True)
-        await self.store.run(_ask_recall, group_id, message_id, user.user_id, self.now_ms())
+        await self.store.run(_ask_recall, group_id, message_id, user.user_id, self.now_ms(),
+                             self.messages.window_ms)
 
     async def receive_message(self, info: MessageInfo, origin: str) -> None:
         """A member's message from its server, at the master (§6.4.2.9-10); a repeat is
