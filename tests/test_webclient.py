@@ -317,6 +317,7 @@ def test_friends_across_servers_by_name_then_chat_both_ways(people):
     alice.click("#tab-chats")
     row = alice.wait_for_selector("#conversations li[data-key='u:%s']:has(.badge)" % B)
     assert "Bob Demo" in row.inner_text() and B not in row.inner_text()
+    assert row.query_selector(".time").inner_text() == "just now"
     assert alice.title().startswith("(")
     open_chat(alice, "u:" + B)
     assert alice.inner_text("#chat-title") == "Bob Demo"
@@ -819,3 +820,21 @@ def test_groups_are_listed_by_their_latest_message(browser, federation):
                                       "es => es.map(e => e.dataset.key)")
     assert rows.index("g:" + older) < rows.index("g:" + newer)
     alice.close()
+
+
+def test_a_notification_names_the_sender(chatting):
+    """A message while the page is hidden: a browser notification titled with the sender's
+    name (the page's Notification and visibility stood in for: a headless browser shows
+    neither)."""
+    alice, bob = chatting
+    alice.evaluate("""() => {
+        window.__shown = [];
+        window.Notification = class { constructor(title, options) {
+            window.__shown.push([title, options.body]); } };
+        window.Notification.permission = "granted";
+        Object.defineProperty(document, "hidden", {get: () => true});
+    }""")
+    alice.click("#tab-contacts")
+    send_text(bob, "are you there?")
+    alice.wait_for_function("() => window.__shown.length > 0")
+    assert alice.evaluate("window.__shown") == [["Bob Demo", "are you there?"]]
