@@ -83,6 +83,101 @@ def federation(tmp_path_factory):
     fed.stop()
 
 
+class ThirdServer:
+    """node-c beside the development federation: its own `twistd -n imfed --config FILE`
+    process, joined through the real flow (`imfed node join`, the operator's `imfed admin
+    approve`), with one user, Dave; a test stops and starts it to see failures."""
+
+    def __init__(self, federation: Federation) -> None:
+        from imfed.crypto.pki import Certificate
+        from imfed.testing import free_port
+
+        self.fed = federation
+        self.folder = os.path.join(federation.folder, "node-c")
+        os.makedirs(self.folder, exist_ok=True)
+        self.config = os.path.join(self.folder, "imfed.toml")
+        self.port, self.client_port = free_port(), free_port()
+        with open(self.config, "w") as f:
+            f.write('data_dir = "%s"\n[node]\nserver_id = "node-c"\nlisten = "127.0.0.1:%d"\n'
+                    'address = "https://127.0.0.1:%d"\nmanagement_url = "https://127.0.0.1:%d"'
+                    '\nmanagement_id = "manager"\nclient_listen = "127.0.0.1:%d"\n'
+                    'outbox_retry_max_seconds = 2\n'
+                    % (self.folder, self.port, self.port, 8443 + federation.offset,
+                       self.client_port))
+        with open(os.path.join(federation.folder, "imfed-data", "management", "ca",
+                               "ca.pem"), "rb") as f:
+            self.ca_fingerprint = Certificate.from_pem(f.read()).fingerprint
+        self.proc = None
+
+    def imfed(self, *args, cwd=None) -> str:
+        done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "imfed"), *args],
+                              cwd=cwd or self.folder, env=dict(os.environ, PYTHONPATH=REPO),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def join(self) -> None:
+        import json
+
+        joining = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "imfed"), "node", "join",
+             "--config", self.config, "--ca-fingerprint", self.ca_fingerprint,
+             "--contact-name", "Dev", "--contact-email", "dev@example.com",
+             "--contact-mobile", "13500000009", "--wait", "90"],
+            cwd=self.folder, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            pending = [a for a in json.loads(self.imfed("admin", "applications", "--json",
+                                                        cwd=self.fed.folder))
+                       if a.get("server_id") == "node-c"]
+            if pending:
+                break
+            assert joining.poll() is None, joining.stdout.read()
+            assert time.monotonic() < deadline, "node-c's application never came"
+            time.sleep(0.3)
+        self.imfed("admin", "approve", pending[0]["application_id"], cwd=self.fed.folder)
+        out, _ = joining.communicate(timeout=90)
+        assert joining.returncode == 0, out
+        self.imfed("user", "add", "13900000004", "--name", "Dave Demo", "--password", "demo",
+                   "--config", self.config)
+
+    def start(self) -> None:
+        log = open(os.path.join(self.folder, "twistd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "imfed", "--config", self.config], cwd=self.folder,
+            env=dict(os.environ, PYTHONPATH=REPO), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not _answers("http://127.0.0.1:%d/" % self.client_port):
+            assert self.proc.poll() is None, "node-c exited: see %s/twistd.log" % self.folder
+            assert time.monotonic() < deadline, "node-c never answered"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def node_c(federation):
+    third = ThirdServer(federation)
+    third.join()
+    third.start()
+    yield third
+    third.stop()
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -838,3 +933,27 @@ def test_a_notification_names_the_sender(chatting):
     send_text(bob, "are you there?")
     alice.wait_for_function("() => window.__shown.length > 0")
     assert alice.evaluate("window.__shown") == [["Bob Demo", "are you there?"]]
+
+
+def test_a_third_server_stopped_then_back(chatting, node_c, federation):
+    """node-c goes away: a message to its user waits as queued, the search names the server
+    that did not answer; node-c comes back: the message is sent, nothing typed again."""
+    alice, bob = chatting
+    dave = "13900000004@node-c"
+    deadline = time.monotonic() + 60
+    while alice.call("GET", "users/info?userID=" + dave)["status"] != 200:
+        assert time.monotonic() < deadline, "node-a never learnt node-c"
+        time.sleep(0.5)
+    node_c.stop()
+    alice.goto(federation.url("a") + "#/chat/u/" + dave)
+    alice.wait_for_selector("#compose")
+    send_text(alice, "for Dave, while node-c is away")
+    alice.wait_for_selector(".msg.mine:has-text('while node-c is away') .state-queued")
+    alice.click("#tab-contacts")
+    alice.fill("#q", "Dave")
+    alice.click("#search button[type=submit]")
+    assert "node-c" in alice.wait_for_selector("#silent-servers").inner_text()
+    node_c.start()
+    alice.goto(federation.url("a") + "#/chat/u/" + dave)
+    alice.wait_for_selector(".msg.mine:has-text('while node-c is away') .state-sent",
+                            timeout=60000)
