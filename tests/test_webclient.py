@@ -139,7 +139,7 @@ class ThirdServer:
         self.imfed("admin", "approve", pending[0]["application_id"], cwd=self.fed.folder)
         out, _ = joining.communicate(timeout=90)
         assert joining.returncode == 0, out
-        self.imfed("user", "add", "13900000004", "--name", "Dave Demo", "--password", "demo",
+        self.imfed("user", "add", "13900000004", "--name", "Dave Demo", "--password", "dave-demo",
                    "--config", self.config)
 
     def start(self) -> None:
