@@ -255,19 +255,18 @@ export function handle(ev) {
       if (m) { m.state = d.state; m.error = d.error; emit("msg", { key, m, op: "update" }); }
     }
   } else if (ev.type === "recall" || ev.type === "group_recall") {
-    const key = ev.type === "recall"
-      ? convKey("u", d.senderID === me ? null : d.senderID) : convKey("g", d.groupID);
+    let unreadOne = null;  // a recalled message of another's one had not read counts no more
     for (const [k, b] of state.messages) {
       const m = b.byId.get(d.messageID);
-      if (m) { m.recalled = true; m.recalledBy = d.by; emit("msg", { key: k, m, op: "update" }); }
+      if (!m) continue;
+      const c = state.convs.get(k);
+      if (c && !m.recalled && d.senderID !== me && order(m) > c.read && c.unread) unreadOne = c;
+      m.recalled = true; m.recalledBy = d.by; emit("msg", { key: k, m, op: "update" });
     }
+    if (unreadOne) unreadOne.unread -= 1;
     for (const c of state.convs.values())
       if (c.last && msgId(c.last) === d.messageID) { c.last = Object.assign({}, c.last, { recalled: true }); emit("conv", c.key); }
-    if (ev.type === "group_recall" && state.convs.get(key) && d.senderID !== me) {
-      // A recalled message one has not read counts no more.
-      const c = state.convs.get(key), m = (state.messages.get(key) || { byId: new Map() }).byId.get(d.messageID);
-      if (m && m.gseq > c.read && c.unread) { c.unread -= 1; emit("conv", key); }
-    }
+    if (unreadOne) emit("conv", unreadOne.key);
   } else if (ev.type === "read") {
     const key = d.peerID ? convKey("u", d.peerID) : convKey("g", d.groupID);
     const c = state.convs.get(key);
