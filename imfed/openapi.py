@@ -60,6 +60,9 @@ SCHEMAS = {
                    state={"enum": ["queued", "sent", "received", "failed"]}, recalled=B,
                    error=S),
     "GroupMessage": obj(gseq=I, messageInfo=ref("MessageInfo"), createTime=I, recalled=B),
+    "GroupLine": obj(id=I, after=S, time=I, operType=I, operUser={"type": "object"},
+                     users=arr({"type": "object"}), changed=arr(S), groupName=S,
+                     groupNotice={"type": "object"}),
     "Event": obj(("seq", "type", "data"), seq=I, data=ANY,
                  type={"enum": ["message", "delivery", "recall", "friend_request",
                                 "friend_answer", "friend_deleted", "group_invitation",
@@ -212,7 +215,7 @@ CLIENT = {
         "Group history held here, oldest first: after a messageID, or a page back from "
         "before (empty: the newest)", auth=SESSION, query=("after", "before", "limit"),
         answer=dict(messages=arr(ref("GroupMessage")), newestMessageID=S,
-                    nextBefore={"type": ["string", "null"]})),
+                    nextBefore={"type": ["string", "null"]}, lines=arr(ref("GroupLine")))),
     ("POST", G + "/{group_id}/messages/{message_id}/recall"): op(
         "Recall a group message (one's own within the window; owner and admins: any)",
         auth=SESSION),

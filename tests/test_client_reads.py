@@ -141,6 +141,76 @@ async def test_group_read_markers_and_history_paged_back_from_the_newest(pair):
     assert status == 404
 
 
+async def _walk(client, gid: str, limit: int) -> list[str]:
+    """The group's history as a chat shows it, paged back from the newest ``limit`` at a
+    time: each message's text, and each line where its ``after`` puts it."""
+    out: list[str] = []
+    before = ""
+    while before is not None:
+        answer = await client.ok("GET", "groups/%s/messages" % gid,
+                                 params={"before": before, "limit": str(limit)})
+        page = [(m["messageInfo"]["messageID"], m["messageInfo"]["content"]["message"])
+                for m in answer["messages"]]
+        ids = {mid for mid, _ in page}
+        shown = ["line %d %s" % (line["operType"], ",".join(
+            line.get("changed") or [u.get("name", "") for u in line["users"]]))
+            for line in answer["lines"] if line["after"] not in ids]  # before the page
+        for mid, text in page:
+            shown.append(text)
+            shown += ["line %d %s" % (line["operType"], ",".join(
+                line.get("changed") or [u.get("name", "") for u in line["users"]]))
+                for line in answer["lines"] if line["after"] == mid]
+        out = shown + out
+        before = answer["nextBefore"]
+    return out
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_lines_are_kept_between_the_same_messages_on_every_server(pair):
+    """Joins, renames, announcements, admins, departures stay in the group's history as lines
+    placed after the message they followed, on the master and on a member's server, whatever
+    the page size; a rename that changes nothing is no line."""
+    a, b = pair
+    owner = await signed_up(a, "100", "Owner")
+    dan = await signed_up(a, "101", "Dan")
+    bob = await signed_up(b, "200", "Bob")
+
+    async def say(text):
+        await owner.ok("POST", "groups/%s/messages" % gid,
+                       {"messageType": "text", "content": {"message": text}})
+
+    gid = await _group(owner, [bob, dan])
+    await say("m0")
+    await owner.ok("POST", "groups/%s/info" % gid, {"groupInfo": {"groupName": "新名字"}})
+    await owner.ok("POST", "groups/%s/info" % gid, {"groupInfo": {"groupName": "新名字"}})
+    await say("m1")
+    await owner.ok("PUT", "groups/%s/announcement" % gid, {"text": "周五开会"})
+    await owner.ok("POST", "groups/%s/admins" % gid, {"userID": "101@node-a", "admin": True})
+    await say("m2")
+    await dan.ok("POST", "groups/%s/quit" % gid)
+    await say("m3")
+    expected = ["line 1 Bob", "line 1 Dan", "m0", "line 7 groupName", "m1",
+                "line 7 groupNotice", "line 4 Dan", "m2", "line 2 Dan", "m3"]
+    for limit in (1, 2, 3, 50):
+        assert await _walk(owner, gid, limit) == expected, limit
+
+    async def bob_has_all():
+        return (await _walk(bob, gid, 50))[-1:] == ["m3"]
+
+    await wait_until(bob_has_all, what="m3 at B")
+    for limit in (1, 2, 50):
+        assert await _walk(bob, gid, limit) == expected, limit
+    # The announcement's line carries it; the first page's lines have their times.
+    answer = await bob.ok("GET", "groups/%s/messages" % gid, params={"before": ""})
+    notice = next(line for line in answer["lines"] if line.get("changed") == ["groupNotice"])
+    assert notice["groupNotice"]["text"] == "周五开会"
+    assert notice["operUser"] == {"userID": "100@node-a", "name": "Owner"}
+    assert all(isinstance(line["time"], int) for line in answer["lines"])
+    # Dan, gone, reads none of it.
+    status, answer = await dan.call("GET", "groups/%s/messages" % gid, params={"before": ""})
+    assert (status, answer["errcode"]) == (404, "unknown_group")
+
+
 @pytest_twisted.ensureDeferred
 async def test_message_search_finds_chinese_and_never_a_recalled_message(pair):
     a, b = pair

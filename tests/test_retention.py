@@ -76,8 +76,9 @@ async def test_housekeeping_purges_what_retention_no_longer_keeps(management, tm
 
         # All of it ten days old; then one message of today, and one from ten days ago
         # still queued for its recipient's server.
-        for table in ("messages", "group_messages", "files"):
+        for table in ("messages", "group_messages", "files", "group_log"):
             node_write(a, "UPDATE %s SET created_at = created_at - ?" % table, 10 * DAY_MS)
+        assert node_rows(a, "SELECT COUNT(*) FROM group_log") == [(1,)]  # Amy joined
         await alice.ok("POST", "messages", {"recvID": "200@node-b", "messageType": "text",
                                             "content": {"message": "today"}})
         node_write(a, "INSERT INTO messages (message_id, chat_type, sender_id, recv_id, "
@@ -94,6 +95,7 @@ async def test_housekeeping_purges_what_retention_no_longer_keeps(management, tm
             or left == [('{"message":"today"}', "received"),
                         ('{"message":"queued"}', "queued")]
         assert node_rows(a, "SELECT COUNT(*) FROM group_messages") == [(0,)]
+        assert node_rows(a, "SELECT COUNT(*) FROM group_log") == [(0,)]  # its lines with it
         # Alice's upload is gone whole; the copy of Bob's file lost its bytes only.
         assert node_rows(a, "SELECT file_id FROM files WHERE file_id = ?", ours) == []
         assert node_rows(a, "SELECT path FROM files WHERE file_id = ?", theirs) == [(None,)]

@@ -725,6 +725,18 @@ def test_a_group_across_both_servers(browser, federation):
     confirm(alice)
     bob.wait_for_selector(".chat .gone:has-text('no longer in this group')")
     assert bob.query_selector("#compose") is None
+    # The lines are kept: after a reload they stand where they stood, between the messages.
+    carol.goto(federation.url("b") + "#/chats")
+    carol.reload()
+    carol.click("#conversations li:has-text('跨服务器 team 2')")
+    carol.wait_for_selector(".system:has-text('left the group')")
+    seen = carol.eval_on_selector_all(
+        ".chat .system, .chat .msg .text", "els => els.map(e => e.textContent)")
+    order = ["Bob Demo joined", "set the announcement: 周五发版", "welcome to the group",
+             "glad to be here", "renamed the group to \"跨服务器 team 2\"",
+             "Bob Demo left the group"]
+    at = [next(i for i, text in enumerate(seen) if part in text) for part in order]
+    assert at == sorted(at), seen
     alice.close()
     bob.close()
     carol.close()

@@ -173,14 +173,30 @@ export async function loadMessages(key, older) {
   } else {
     const r = await api("GET", "groups/" + enc(c.id) + "/messages", undefined,
                         { limit: 50, before: older ? b.nextBefore : "" });
-    page = r.messages; b.nextBefore = r.nextBefore;
+    page = withLines(r.messages, r.lines || []); b.nextBefore = r.nextBefore;
   }
   const fresh = page.filter((m) => !b.byId.has(msgId(m)));
   for (const m of fresh) b.byId.set(msgId(m), m);
   b.items = older ? fresh.concat(b.items) : fresh.concat(b.items.filter((m) => !fresh.includes(m)));
   b.loaded = true;
-  askNames(page.map((m) => m.messageInfo.senderID));
+  askNames(page.filter((m) => !m.system).map((m) => m.messageInfo.senderID));
   return fresh;
+}
+
+// A page of a group's messages with the group's lines where the server placed them: each
+// after the message it follows, or before the page's first.
+function withLines(messages, lines) {
+  const out = lines.filter((l) => !messages.some((m) => msgId(m) === l.after)).map(lineItem);
+  for (const m of messages) {
+    out.push(m);
+    for (const l of lines) if (l.after === msgId(m)) out.push(lineItem(l));
+  }
+  return out.filter((m) => !(m.system && m.text === null));
+}
+
+function lineItem(l) {
+  return { system: true, text: lineText(l), createTime: l.time,
+           messageInfo: { messageID: "line-" + l.id } };
 }
 
 function addMessage(key, m) {
@@ -193,11 +209,11 @@ function addMessage(key, m) {
   return true;
 }
 
-// A line in a group's chat for what happened to it (joins, removals, renames), shown while
-// the page is open (the server keeps messages, not these).
+// A line in a group's chat for what happened to it (joins, removals, renames) as it happens;
+// the server keeps them too, given with the history (withLines).
 function systemLine(key, text) {
   const b = box(key);
-  if (!b.loaded) return;
+  if (!b.loaded || text === null) return;
   const m = { system: true, text, createTime: Date.now(),
               messageInfo: { messageID: "sys-" + Math.random().toString(36).slice(2) } };
   b.items.push(m); b.byId.set(m.messageInfo.messageID, m);
@@ -296,35 +312,46 @@ export function handle(ev) {
   emit("total");
 }
 
+// What a group's line says of a change: a group_notify event, or a line the server kept
+// (which has groupName and groupNotice at its top); null for nothing to say.
+function lineText(d) {
+  // The name known now, else the one the change carried.
+  const who = (u) => !u || !u.userID ? "" : state.names.has(u.userID) || u.userID === state.me.userID
+    ? nameOf(u.userID) : u.name || nameOf(u.userID);
+  const names = (d.users || []).map(who).join(", "), by = who(d.operUser), gi = d.groupInfo || d;
+  const changed = d.changed || [];
+  switch (Number(d.operType)) {
+    case 1: return t("joined", { who: names });
+    case 2: return t("removed", { who: names });
+    case 3: return t("dissolvedLine", { who: by });
+    case 4: return t("madeAdmin", { who: names });
+    case 5: return t("unmadeAdmin", { who: names });
+    case 6: return t("transferred", { who: names });
+    case 7: {
+      const notice = gi.groupNotice;
+      if (changed.includes("groupNotice") && notice && notice.text)
+        return t("announced", { who: nameOf(notice.userID), text: notice.text });
+      if (changed.includes("groupName")) return t("renamed", { who: by, name: gi.groupName });
+      if (changed.includes("groupIcon") || changed.includes("grpset"))
+        return t("settingsChanged", { who: by });
+      return null;  // nothing changed here, or an announcement taken down
+    }
+  }
+  return null;
+}
+
 function groupNotify(d) {
   const gid = d.groupID || (d.groupInfo || {}).groupID, key = convKey("g", gid);
   const c = conv(key, "g", gid), me = state.me.userID;
-  const users = d.users || [], who = (d.operUser || {}).userID;
-  for (const u of users) learn(u);
+  for (const u of d.users || []) learn(u);
   learn(d.operUser);
-  const names = users.map((u) => u.name || nameOf(u.userID)).join(", ");
-  const by = nameOf(who);
   const gi = d.groupInfo || {};
   if (gi.groupName) c.title = gi.groupName;
   if (gi.groupMemberNum) c.memberNum = gi.groupMemberNum;
   const type = Number(d.operType);
-  if (type === 1) systemLine(key, t("joined", { who: names }));
-  else if (type === 2) {
-    systemLine(key, t("removed", { who: names }));
-    if (users.some((u) => u.userID === me)) c.gone = "removed";
-  } else if (type === 3) { systemLine(key, t("dissolvedLine", { who: by })); c.gone = "dissolved"; }
-  else if (type === 4) systemLine(key, t("madeAdmin", { who: names }));
-  else if (type === 5) systemLine(key, t("unmadeAdmin", { who: names }));
-  else if (type === 6) systemLine(key, t("transferred", { who: names }));
-  else if (type === 7) {
-    const notice = gi.groupNotice;
-    const known = state.groups.get(gid);
-    if (notice && notice.text && (!known || !known.notice || known.notice.time !== notice.time))
-      systemLine(key, t("announced", { who: nameOf(notice.userID), text: notice.text }));
-    else if (gi.groupName && known && known.name !== gi.groupName)
-      systemLine(key, t("renamed", { who: by, name: gi.groupName }));
-    else if (!notice) systemLine(key, t("settingsChanged", { who: by }));
-  }
+  systemLine(key, lineText(d));
+  if (type === 2 && (d.users || []).some((u) => u.userID === me)) c.gone = "removed";
+  else if (type === 3) c.gone = "dissolved";
   if (state.groups.has(gid)) state.groups.delete(gid);  // looked at again when shown
   emit("conv", key);
   emit("group", gid);

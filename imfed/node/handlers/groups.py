@@ -11,7 +11,7 @@ from ...wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailabl
 from ...wire.message_info import MessageInfo, announced_by, server_of
 from ...wire.queued import Chat, NotifyGrpChat
 from ...wire.records import ChatType, Setting, UserInfo
-from ..store import group_messages, groups, reads, txns, users
+from ..store import group_log, group_messages, groups, reads, txns, users
 from ..store.outbox import enqueue
 from ..store.groups import ADMIN, MEMBER, OWNER, Group
 from ..services.groupsync import GroupSync
@@ -364,11 +364,14 @@ def _receive_group_repeal(work, group_id: str, user_ids: list[str], info: Messag
         group_messages.mark_recalled(work, message, info.sender_id, user_ids, now_ms)
 
 
-def _before(work, group_id: str, before: str, limit: int) -> list:
+def _before(work, group_id: str, before: str, limit: int) -> tuple[list, list]:
+    """A page of messages going back from ``before``, and the group's lines among them."""
     page = group_messages.before(work, group_id, before, limit)
     if page is None:
         raise NotFound("no message %s in %s" % (before, group_id), "unknown_message")
-    return [m.to_wire() for m in page]
+    first = page[0].info.message_id if len(page) == limit else None
+    lines = group_log.for_page(work, group_id, first, before or None)
+    return [m.to_wire() for m in page], lines
 
 
 def _history(work, group_id: str, after: str, limit: int) -> tuple[list, str]:
@@ -478,13 +481,14 @@ class GroupsHandler:
         return await self.store.run(_history, group_id, after, limit)
 
     async def history_before(self, user, group_id: str, before: str,
-                             limit: int) -> tuple[list, str | None]:
+                             limit: int) -> tuple[list, str | None, list]:
         """A page of the group's history held here, going back from ``before`` (a messageID;
-        the newest when empty), oldest first; and the ``before`` of the page that precedes
-        it (None at the beginning)."""
+        the newest when empty), oldest first; the ``before`` of the page that precedes it
+        (None at the beginning); and the group's lines (joins, renames, ...) among them
+        (group_log.for_page)."""
         await self._member(user, group_id)
-        page = await self.store.run(_before, group_id, before, limit)
-        return page, (page[0]["messageInfo"]["messageID"] if len(page) == limit else None)
+        page, lines = await self.store.run(_before, group_id, before, limit)
+        return page, (page[0]["messageInfo"]["messageID"] if len(page) == limit else None), lines
 
     async def mark_read(self, user, group_id: str, gseq: int) -> int:
         return await self.store.run(_mark_read, user.user_id, group_id, gseq, self.now_ms())

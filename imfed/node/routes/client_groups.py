@@ -109,13 +109,15 @@ class GroupRoutes(Endpoints):
     async def group_history(self, request, user, group_id):
         """What this server holds of the group, oldest first: after ``after`` (a messageID),
         or going back from ``before`` (a messageID; empty: from the newest) a page at a
-        time, ``nextBefore`` the next page's."""
+        time, ``nextBefore`` the next page's, ``lines`` what happened to the group among
+        them (docs/groups.md)."""
         gid = self._group(group_id)
         limit = int_arg(request, "limit", 100, 500) or 100
         before = query_arg(request, "before")
         if before is not None:
-            page, next_before = await self.groups.history_before(user, gid, before, limit)
-            return ok_body(self.style, messages=page, nextBefore=next_before)
+            page, next_before, lines = await self.groups.history_before(user, gid, before,
+                                                                        limit)
+            return ok_body(self.style, messages=page, nextBefore=next_before, lines=lines)
         after = query_arg(request, "after", "") or ""
         page, newest = await self.groups.history(user, gid, after, limit)
         return ok_body(self.style, messages=page, newestMessageID=newest)

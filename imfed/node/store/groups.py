@@ -20,7 +20,7 @@ from ...wire.fields import NOTICE_MAX
 from ...wire.message_info import new_object_id, server_of
 from ...wire.queued import InviteGrpRep, InviteGrpReq, NotifyGrpNotify, QuitGrpMember
 from ...wire.records import Answer, GroupInfo, GroupSettings, OperType, Setting, UserType
-from . import reads, users
+from . import group_log, reads, users
 from .events import compact_json, emit
 from .outbox import enqueue
 
@@ -170,19 +170,26 @@ def member_info(cur, group_id: str, user_id: str) -> dict | None:
 
 
 def announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dict],
-              server_id: str, now_ms: int, also: tuple = ()) -> None:
+              server_id: str, now_ms: int, also: tuple = (), changed: tuple = ()) -> None:
     """notify/grpnotify to every other server with members (and ``also``, servers of users
-    who just left); a ``group_notify`` event to the local members and affected users."""
+    who just left); a ``group_notify`` event to the local members and affected users; the
+    line in the group's log (``changed``: what an update changed, group_log.record)."""
     notice = NotifyGrpNotify(g.group_id, oper_type, oper_user, g.info(_count(cur, g.group_id)),
                              g.gset(), affected)
+    if oper_type != UPDATE or changed:  # an update changing nothing is no line
+        group_log.record(cur, g.group_id, oper_type, oper_user, affected, notice.group_info,
+                         changed, now_ms)
     targets = servers_with_members(cur, g.group_id)
     for server in set(targets) | set(also):
         if server != server_id:
             enqueue(cur, server, lane(g.group_id), notice, now_ms)
     local = _told(cur, g.group_id, oper_type, targets.get(server_id, []), affected,
                   server_id, notice.group_info["groupMemberNum"])
+    event = notice.to_wire()
+    if changed:
+        event["changed"] = list(changed)
     for uid in local:
-        emit(cur, uid, "group_notify", notice.to_wire(), now_ms)
+        emit(cur, uid, "group_notify", event, now_ms)
 
 
 LARGE_GROUP = 200
@@ -376,7 +383,7 @@ def set_notice(cur, g: Group, text: str, by: users.User, server_id: str,
     cur.execute("UPDATE groups SET notice = ?, notice_by = ?, notice_at = ? WHERE group_id = ?",
                 (text, by.user_id, now_ms, g.group_id))
     g = get_group(cur, g.group_id)
-    announce(cur, g, UPDATE, by.info(), [], server_id, now_ms)
+    announce(cur, g, UPDATE, by.info(), [], server_id, now_ms, changed=("groupNotice",))
     return g
 
 
@@ -391,9 +398,29 @@ def set_member_type(cur, g: Group, user_id: str, admin: bool, oper_user: dict,
 
 def update_group(cur, g: Group, oper_user: dict, server_id: str, now_ms: int) -> None:
     """The group's info and settings as ``g`` has them, announced with operType 7."""
+    before = get_group(cur, g.group_id)
+    changed = _changed(before, g.name, g.icon, None, (g.is_allow, g.is_visible))
     cur.execute("UPDATE groups SET name = ?, icon = ?, is_allow = ?, is_visible = ? "
                 "WHERE group_id = ?", (g.name, g.icon, g.is_allow, g.is_visible, g.group_id))
-    announce(cur, g, UPDATE, oper_user, [], server_id, now_ms)
+    announce(cur, g, UPDATE, oper_user, [], server_id, now_ms, changed=changed)
+
+
+def _changed(before: "Group | None", name: str, icon: str, notice: tuple | None,
+             gset: tuple) -> tuple:
+    """What an update changes of a group as ``before`` had it: of groupName, groupIcon,
+    groupNotice ((text, by, time); None: not said) and grpset ((isAllow, isVisible))."""
+    if before is None:
+        return ()
+    out = []
+    if name != before.name:
+        out.append("groupName")
+    if icon != before.icon:
+        out.append("groupIcon")
+    if notice is not None and notice != (before.notice, before.notice_by, before.notice_at):
+        out.append("groupNotice")
+    if gset != (before.is_allow, before.is_visible):
+        out.append("grpset")
+    return tuple(out)
 
 
 def transfer(cur, g: Group, owner: users.User, new_owner: str, server_id: str,
@@ -418,7 +445,19 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
     gset = body.get("grpset") or {}
     affected = [u for u in body.get("users") or [] if isinstance(u, dict)
                 and isinstance(u.get("userID"), str)]
-    if get_group(cur, group_id) is None:
+    before = get_group(cur, group_id)
+    notice = _notice(info.get("groupNotice"))
+    changed = ()
+    if oper_type == UPDATE and before is not None:
+        valid = gset.get("isAllow") in tuple(Setting) and gset.get("isVisible") in tuple(Setting)
+        changed = _changed(before, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
+                           notice, (gset["isAllow"], gset["isVisible"]) if valid
+                           else (before.is_allow, before.is_visible))
+    if oper_type != UPDATE or changed:  # an update changing nothing here is no line
+        oper_user = body.get("operUser")
+        group_log.record(cur, group_id, oper_type, oper_user if isinstance(oper_user, dict)
+                         else {}, affected, info, changed, now_ms)
+    if before is None:
         cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)" % _G,
                     (group_id, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
                      str(info.get("createUser", "")), 1, 1, now_ms, 0))
@@ -428,7 +467,6 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
     if gset.get("isAllow") in tuple(Setting) and gset.get("isVisible") in tuple(Setting):
         cur.execute("UPDATE groups SET is_allow = ?, is_visible = ? WHERE group_id = ?",
                     (gset["isAllow"], gset["isVisible"], group_id))
-    notice = _notice(info.get("groupNotice"))
     if notice is not None:  # an imfed master says it; another vendor's may not
         cur.execute("UPDATE groups SET notice = ?, notice_by = ?, notice_at = ? WHERE "
                     "group_id = ?", (*notice, group_id))
@@ -461,7 +499,8 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
                  count if isinstance(count, int) else len(local_before))
     for uid in told:
         if users.get_user(cur, uid) is not None:
-            emit(cur, uid, "group_notify", dict(body, groupID=group_id), now_ms)
+            emit(cur, uid, "group_notify", dict(body, groupID=group_id, changed=list(changed))
+                 if changed else dict(body, groupID=group_id), now_ms)
 
 
 def _notice(value) -> tuple[str, str, int] | None:

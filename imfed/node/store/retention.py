@@ -16,7 +16,7 @@ from __future__ import annotations
 import attrs
 
 from ...storage import like_pattern, transaction
-from . import blobs, files
+from . import blobs, files, group_log
 from .messages import conversation_key
 
 __all__ = ["Purged", "purge_old_messages", "purge_old_group_messages", "purge_old_files",
@@ -83,7 +83,10 @@ def purge_old_group_messages(cur, before_ms: int, batch: int = BATCH) -> Purged:
     cur.execute("DELETE FROM group_messages WHERE gseq IN (SELECT gseq FROM group_messages "
                 "WHERE gseq < ? AND created_at < ? ORDER BY gseq LIMIT ?)",
                 (limit, before_ms, batch))
-    return Purged(group_messages=cur.rowcount)
+    purged = Purged(group_messages=cur.rowcount)
+    cur.execute("DELETE FROM group_log WHERE id IN (SELECT id FROM group_log WHERE "
+                "created_at < ? ORDER BY id LIMIT ?)", (before_ms, batch))
+    return purged
 
 
 def _forget_files(cur, file_ids: list[str]) -> list[str]:
@@ -190,4 +193,6 @@ def purge_group_history(cur, group_id: str) -> Purged:
     """A group's messages kept on this node (the master's history, or a member server's
     copy)."""
     cur.execute("DELETE FROM group_messages WHERE group_id = ?", (group_id,))
-    return Purged(group_messages=cur.rowcount)
+    purged = Purged(group_messages=cur.rowcount)
+    group_log.purge_group(cur, group_id)
+    return purged
