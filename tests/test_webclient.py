@@ -715,9 +715,14 @@ def test_a_group_across_both_servers(browser, federation):
     bob.wait_for_selector("#announcement:has-text('周五发版')")
     send_text(bob, "glad to be here")
     alice.wait_for_selector(".msg:has-text('glad to be here') .sender:text-is('Bob Demo')")
+    gid = bob.eval_on_selector("section.chat", "e => e.dataset.key.slice(2)")
+    carol_name = carol.call("GET", "me")["body"]["userInfo"]["name"]
+    assert carol.call("POST", "groups/%s/messages" % gid, {
+        "messageType": "text", "content": {"message": "收到，周五见 👍"}})["status"] == 200
+    alice.wait_for_selector(".msg:has-text('周五见') .sender:text-is('%s')" % carol_name)
+    shot(alice, "group-chat")
     # A rename and a removal show in the chat as lines; the removed member can write no more.
-    alice.goto(federation.url("a") + "#/group/" + bob.eval_on_selector(
-        "section.chat", "e => e.dataset.key.slice(2)"))
+    alice.goto(federation.url("a") + "#/group/" + gid)
     alice.fill("#new-name", "跨服务器 team 2")
     alice.click("#rename button[type=submit]")
     bob.wait_for_selector(".system:has-text('renamed the group to \"跨服务器 team 2\"')")
