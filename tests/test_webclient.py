@@ -826,6 +826,13 @@ def test_phone_width_navigation_contacts_and_chinese(browser, federation):
     bob.go_back()  # the browser's Back: to the list, still in the app
     bob.wait_for_selector("#conversations")
     assert bob.url.startswith(federation.url("b"))
+    # Searching the messages from the list (the header's box is not shown on a phone).
+    assert not bob.is_visible("#message-search")
+    bob.fill("#chat-filter", "openi")
+    bob.click(".search-more:text-is('搜索聊天记录：“openi”')")
+    bob.wait_for_selector("#message-results li.result:has-text('opening')")
+    bob.go_back()
+    bob.wait_for_selector("#conversations")
     # Contacts at phone width: a friend request can be answered.
     carol = page_for(browser, federation, "b", CAROL)
     carol.call("POST", "friends/delete", {"userID": A})

@@ -14,15 +14,19 @@ const EMOJI = "😀 😁 😂 🤣 😊 😍 😘 😎 🤔 😅 😭 😡 👍 
 
 export function renderList(side, go) {
   const list = h("ul", { class: "list", id: "conversations", "aria-label": t("chats") });
-  // Typing narrows the list; Enter searches the messages themselves (the header's search
-  // is not shown at phone width).
+  // Typing narrows the list; Enter (or the button under it) searches the messages themselves.
   const filter = h("input", { id: "chat-filter", type: "search", placeholder: t("filterChats"),
                               "aria-label": t("filterChats"), oninput: () => fill(),
                               onkeydown: (e) => { if (e.key === "Enter" && filter.value.trim())
                                 go("#/search/" + encodeURIComponent(filter.value.trim())); } });
+  // What was typed, looked for in the messages too: a button under the filter (the way on a
+  // phone, where the header's search is not shown).
+  const more = h("button", { type: "button", class: "search-more", hidden: true,
+                             onclick: () => go("#/search/" + encodeURIComponent(filter.value.trim())) });
   const rows = new Map();
   const fill = () => {
     const q = filter.value.trim().toLowerCase();
+    more.hidden = !q; more.textContent = q ? t("searchFor", { q: filter.value.trim() }) : "";
     const shown = sortedConvs().filter((c) => !q || title(c).toLowerCase().includes(q) ||
                                          c.id.toLowerCase().includes(q));
     if (!shown.length) { list.replaceChildren(h("li", { class: "empty" }, t(q ? "noResults" : "noChats"))); rows.clear(); return; }
@@ -37,7 +41,7 @@ export function renderList(side, go) {
     if (c && old) { const li = row(c, go); old.replaceWith(li); rows.set(key, li); }
     fill();
   };
-  side.replaceChildren(h("div", { class: "list-head" }, filter), list);
+  side.replaceChildren(h("div", { class: "list-head" }, filter, more), list);
   fill();
   const offs = [on("conv", update), on("name", () => { rows.clear(); list.replaceChildren(); fill(); }),
                 on("open", () => rows.forEach((li, key) => li.classList.toggle("active", key === state.openKey)))];
