@@ -163,7 +163,10 @@ CLIENT = {
     ("GET", V1 + "conversations"): op("Conversations, newest first", auth=SESSION,
                                       answer=dict(conversations=arr(obj(
                                           peerID=S, messages=I, last=ref("Message"),
-                                          readSeq=I, unread=I)))),
+                                          readSeq=I, unread=I, pinned=B, muted=B)))),
+    ("PUT", V1 + "conversations/{peer_id}/pins"): op(
+        "Pin or mute the conversation on every device of the user (either may be left out)",
+        auth=SESSION, body=obj(pinned=B, muted=B), answer=dict(pinned=B, muted=B)),
     ("POST", V1 + "conversations/{peer_id}/read"): op(
         "Read the conversation to a message's seq (a marker that only moves forward)",
         auth=SESSION, body=obj(("seq",), seq=I), answer=dict(readSeq=I)),
@@ -187,7 +190,7 @@ CLIENT = {
                     answer=dict(groupInfo=ref("GroupInfo"), gset=ref("Gset"))),
     ("GET", G): op("My groups", auth=SESSION, answer=dict(groups=arr(obj(
         groupInfo=ref("GroupInfo"), gset=ref("Gset"), userType=I, readGseq=I, unread=I,
-        last={"oneOf": [ref("GroupMessage"), {"type": "null"}]})))),
+        last={"oneOf": [ref("GroupMessage"), {"type": "null"}]}, pinned=B, muted=B)))),
     ("GET", G + "/search"): op("Visible groups of this server by name", auth=SESSION,
                                query=("q!",), answer=dict(groups=arr(obj(
                                    groupInfo=ref("GroupInfo"), gset=ref("Gset"))))),
@@ -226,6 +229,9 @@ CLIENT = {
     ("POST", G + "/{group_id}/read"): op(
         "Read the group to a message's gseq (a marker that only moves forward)",
         auth=SESSION, body=obj(("gseq",), gseq=I), answer=dict(readGseq=I)),
+    ("PUT", G + "/{group_id}/pins"): op(
+        "Pin or mute the group on every device of the member (either may be left out)",
+        auth=SESSION, body=obj(pinned=B, muted=B), answer=dict(pinned=B, muted=B)),
     ("POST", G + "/{group_id}/sync"): op("Check this copy against the master now",
                                          auth=SESSION, answer=dict(fetched=I)),
     ("POST", G + "/{group_id}/quit"): op("Leave a group", auth=SESSION),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest_twisted
 
-from conftest import ApiClient, signed_up, wait_until
+from conftest import ApiClient, node_rows, signed_up, wait_until
 
 
 async def _texts(client, peer: str, texts) -> list[dict]:
@@ -139,6 +139,53 @@ async def test_group_read_markers_and_history_paged_back_from_the_newest(pair):
     status, answer = await carol.call("GET", "groups/%s/messages" % gid,
                                       params={"before": ""})
     assert status == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_pins_and_mutes_follow_the_user_to_every_device(pair):
+    a, b = pair
+    alice = await signed_up(a, "100", "Alice")
+    bob = await signed_up(b, "200", "Bob")
+    bob_tablet = await ApiClient(b, "200").login()
+    await _texts(alice, "200@node-b", ["hello"])
+    await wait_until(lambda: _unread(bob, "100@node-a", 1), what="the message at B")
+    gid = await _group(alice, [bob])
+    # Bob pins the chat with Alice on his phone: the tablet hears of it and lists it so.
+    answer = await bob.ok("PUT", "conversations/100@node-a/pins", {"pinned": True})
+    assert (answer["pinned"], answer["muted"]) == (True, False)
+    pinned = {"peerID": "100@node-a", "pinned": True, "muted": False}
+    assert await bob_tablet.wait_event("pins") == pinned
+    assert await bob.wait_event("pins") == pinned  # every stream, the phone's own too
+    view = await _conversation(bob_tablet, "100@node-a")
+    assert (view["pinned"], view["muted"]) == (True, False)
+    # He mutes the group on the tablet; the pin stays.
+    answer = await bob_tablet.ok("PUT", "groups/%s/pins" % gid, {"muted": True})
+    assert (answer["pinned"], answer["muted"]) == (False, True)
+    assert await bob.wait_event("pins") == {"groupID": gid, "pinned": False, "muted": True}
+    await bob_tablet.wait_event("pins")
+    mine = (await bob.ok("GET", "groups"))["groups"][0]
+    assert (mine["pinned"], mine["muted"]) == (False, True)
+    # The same again changes nothing and tells no one; unpinned and unmuted, the row goes.
+    await bob.ok("PUT", "groups/%s/pins" % gid, {"muted": True})
+    await bob.ok("PUT", "conversations/100@node-a/pins", {"pinned": False, "muted": False})
+    assert await bob_tablet.wait_event("pins") == {"peerID": "100@node-a", "pinned": False,
+                                                   "muted": False}
+    assert node_rows(b, "SELECT conversation FROM pins_mutes") == [(gid,)]
+    # Alice's own view is hers alone.
+    assert (await _conversation(alice, "200@node-b"))["pinned"] is False
+    # Bad input: a clear error and nothing written.
+    for body, code in (({}, "bad_pinned"), ({"pinned": "yes"}, "bad_pinned"),
+                       ({"muted": 1}, "bad_muted")):
+        status, answer = await bob.call("PUT", "conversations/100@node-a/pins", body)
+        assert (status, answer["errcode"]) == (400, code), body
+    status, answer = await bob.call("PUT", "conversations/300@node-b/pins", {"pinned": True})
+    assert (status, answer["errcode"]) == (404, "unknown_conversation")
+    status, answer = await bob.call("PUT", "conversations/not-an-id/pins", {"pinned": True})
+    assert status == 400
+    carol = await signed_up(b, "201", "Carol")
+    status, answer = await carol.call("PUT", "groups/%s/pins" % gid, {"pinned": True})
+    assert (status, answer["errcode"]) == (404, "unknown_group")
+    assert (await bob.ok("GET", "groups"))["groups"][0]["pinned"] is False
 
 
 async def _walk(client, gid: str, limit: int) -> list[str]:

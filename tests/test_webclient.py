@@ -527,7 +527,7 @@ def test_reply_mention_links_emoji_and_dates(people, federation):
     assert _dialogs == []
 
 
-def test_search_pin_mute_and_forward(chatting, federation):
+def test_search_pin_mute_and_forward(browser, chatting, federation):
     alice, bob = chatting
     send_text(bob, "会议改到周三下午")
     alice.wait_for_selector(".msg:has-text('会议改到周三下午')")
@@ -547,6 +547,16 @@ def test_search_pin_mute_and_forward(chatting, federation):
     alice.wait_for_selector("section.chat[data-key='g:%s'] #compose" % gid)
     alice.click("#pin")
     alice.wait_for_selector("#conversations li:first-child[data-key='g:%s'] .pin" % gid)
+    # Pins and mutes follow Alice to her other device (its own browser storage), live.
+    laptop = page_for(browser, federation, "a", ALICE)
+    laptop.wait_for_selector("#conversations li:first-child[data-key='g:%s'] .pin" % gid)
+    laptop.goto(federation.url("a") + "#/chat/g/" + gid)
+    laptop.wait_for_selector("#pin[aria-pressed='true']")
+    laptop.click("#mute")
+    alice.wait_for_selector("#mute[aria-pressed='true']")
+    laptop.click("#mute")
+    alice.wait_for_selector("#mute[aria-pressed='false']")
+    laptop.close()
     open_chat(alice, "u:" + B)
     alice.click("#mute")
     alice.click("#tab-contacts")

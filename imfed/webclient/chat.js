@@ -93,12 +93,16 @@ export async function renderChat(main, key, go) {
                           "aria-label": title(c), tabindex: "0" });
   const headTitle = h("h2", { id: "chat-title" }, title(c));
   const sub = h("span", { class: "muted", id: "chat-sub" });
-  const pinBtn = h("button", { class: "icon", id: "pin", "aria-pressed": String(!!flags(key).pinned),
-    onclick: () => { setFlag(key, "pinned", !flags(key).pinned); pinBtn.setAttribute("aria-pressed", String(!!flags(key).pinned)); pinBtn.textContent = flags(key).pinned ? t("unpin") : t("pin"); } },
-    flags(key).pinned ? t("unpin") : t("pin"));
-  const muteBtn = h("button", { class: "icon", id: "mute", "aria-pressed": String(!!flags(key).muted),
-    onclick: () => { setFlag(key, "muted", !flags(key).muted); muteBtn.setAttribute("aria-pressed", String(!!flags(key).muted)); muteBtn.textContent = flags(key).muted ? t("unmute") : t("mute"); emit("total"); } },
-    flags(key).muted ? t("unmute") : t("mute"));
+  // Pin and mute: the buttons show what the server keeps (changed here or on another device).
+  const toggle = (flag) => setFlag(key, flag, !flags(key)[flag]).catch((e) => toast(errorText(e), true));
+  const pinBtn = h("button", { class: "icon", id: "pin", onclick: () => toggle("pinned") });
+  const muteBtn = h("button", { class: "icon", id: "mute", onclick: () => toggle("muted") });
+  const showFlags = () => {
+    const f = flags(key);
+    pinBtn.setAttribute("aria-pressed", String(!!f.pinned)); pinBtn.textContent = t(f.pinned ? "unpin" : "pin");
+    muteBtn.setAttribute("aria-pressed", String(!!f.muted)); muteBtn.textContent = t(f.muted ? "unmute" : "mute");
+  };
+  showFlags();
   const head = h("div", { class: "head" },
     h("button", { class: "back", id: "back", "aria-label": t("back"), onclick: () => history.back() }, "‹"),
     personAvatar(c), h("div", { class: "head-title" }, headTitle, sub),
@@ -188,6 +192,7 @@ export async function renderChat(main, key, go) {
     if (c.gone) drawComposer();
   }));
   offs.push(on("name", (id) => { if (c.kind === "u" && id === c.id) headTitle.textContent = title(c); }));
+  offs.push(on("flags", (k) => { if (k === key) showFlags(); }));
   offs.push(on("group", (gid) => { if (c.kind === "g" && gid === c.id) groupHeader(true); }));
   me.stop = () => offs.forEach((off) => off());
 

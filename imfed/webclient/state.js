@@ -44,12 +44,23 @@ export function setDraft(key, text) {
   if (text) all[key] = text; else delete all[key];
   writeLocal("drafts", all);
 }
-export function flags(key) { return readLocal("flags", {})[key] || {}; }
-export function setFlag(key, flag, value) {
-  const all = readLocal("flags", {});
-  all[key] = Object.assign(all[key] || {}, { [flag]: value });
-  writeLocal("flags", all);
-  emit("conv", key);
+// Pinned and muted: kept on the server for every device; a change elsewhere comes as a
+// `pins` event.
+export function flags(key) {
+  const c = state.convs.get(key);
+  return c ? { pinned: !!c.pinned, muted: !!c.muted } : {};
+}
+export async function setFlag(key, flag, value) {
+  const c = state.convs.get(key);
+  if (!c) return;
+  const was = { pinned: c.pinned, muted: c.muted };
+  const show = () => { emit("conv", key); emit("flags", key); emit("total"); };
+  c[flag] = value; show();  // at once; put back if the server refuses
+  try {
+    const r = await api("PUT", (c.kind === "u" ? "conversations/" : "groups/") + enc(c.id) + "/pins",
+                        { [flag]: value });
+    c.pinned = r.pinned; c.muted = r.muted;
+  } catch (e) { Object.assign(c, was); throw e; } finally { show(); }
 }
 
 // -- names --
@@ -124,13 +135,22 @@ export async function loadAll() {
   for (const x of c.conversations) {
     const k = conv(convKey("u", x.peerID), "u", x.peerID);
     k.last = x.last; k.time = x.last ? x.last.createTime : 0;
-    k.unread = x.unread || 0; k.read = x.readSeq || 0;
+    k.unread = x.unread || 0; k.read = x.readSeq || 0; k.pinned = !!x.pinned; k.muted = !!x.muted;
   }
   for (const e of g.groups) {
     const gi = e.groupInfo, k = conv(convKey("g", gi.groupID), "g", gi.groupID);
     k.title = gi.groupName; k.memberNum = gi.groupMemberNum; k.userType = e.userType;
     k.last = e.last || null; k.time = e.last ? e.last.createTime : gi.createTime;
-    k.unread = e.unread || 0; k.read = e.readGseq || 0;
+    k.unread = e.unread || 0; k.read = e.readGseq || 0; k.pinned = !!e.pinned; k.muted = !!e.muted;
+  }
+  // Pins and mutes an earlier version kept in this browser go to the server, once.
+  const old = readLocal("flags", null);
+  if (old) {
+    localStorage.removeItem(local("flags"));
+    for (const [key, f] of Object.entries(old))
+      for (const flag of ["pinned", "muted"])
+        if (f && f[flag] && state.convs.has(key) && !state.convs.get(key)[flag])
+          setFlag(key, flag, true).catch(() => {});
   }
   // The people of the 30 latest conversations are asked again, after the list is shown.
   setTimeout(() => askNames(sortedConvs().filter((k) => k.kind === "u").slice(0, 30)
@@ -138,15 +158,13 @@ export async function loadAll() {
 }
 
 export function sortedConvs() {
-  const pinned = readLocal("flags", {});
   return [...state.convs.values()].sort((a, b) =>
-    ((pinned[b.key] || {}).pinned ? 1 : 0) - ((pinned[a.key] || {}).pinned ? 1 : 0) ||
-    b.time - a.time);
+    (b.pinned ? 1 : 0) - (a.pinned ? 1 : 0) || b.time - a.time);
 }
 
 export function unreadTotal() {
   let n = 0;
-  for (const c of state.convs.values()) if (!flags(c.key).muted) n += c.unread;
+  for (const c of state.convs.values()) if (!c.muted) n += c.unread;
   return n;
 }
 
@@ -292,6 +310,10 @@ export function handle(ev) {
       if (!c.last || order(c.last) <= c.read) c.unread = 0;
       emit("conv", key);
     }
+  } else if (ev.type === "pins") {
+    const key = d.peerID ? convKey("u", d.peerID) : convKey("g", d.groupID);
+    const c = state.convs.get(key);
+    if (c) { c.pinned = !!d.pinned; c.muted = !!d.muted; emit("conv", key); emit("flags", key); }
   } else if (ev.type === "profile") {
     state.me = d.userInfo; emit("me");
   } else if (ev.type === "group_joined") {

@@ -79,6 +79,14 @@ def flag(body: dict, field: str) -> bool:
     return value
 
 
+def pin_mute(body: dict) -> tuple[bool | None, bool | None]:
+    """``pinned`` and ``muted`` of a body, each true, false or absent (None), one at least."""
+    out = tuple(None if body.get(f) is None else flag(body, f) for f in ("pinned", "muted"))
+    if out == (None, None):
+        raise BadRequest("say pinned, muted or both (true or false)", "bad_pinned")
+    return out  # type: ignore[return-value]
+
+
 def optional_int(body: dict, field: str, default: int = 0, minimum: int = 0,
                  maximum: int = 2**63 - 1) -> int:
     """An integer, or a string of digits (docs/protocol.md §2 accepts both)."""

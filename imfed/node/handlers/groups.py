@@ -11,7 +11,7 @@ from ...wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailabl
 from ...wire.message_info import MessageInfo, announced_by, server_of
 from ...wire.queued import Chat, NotifyGrpChat
 from ...wire.records import ChatType, Setting, UserInfo
-from ..store import group_log, group_messages, groups, reads, txns, users
+from ..store import group_log, group_messages, groups, pins_mutes, reads, txns, users
 from ..store.outbox import enqueue
 from ..store.groups import ADMIN, MEMBER, OWNER, Group
 from ..services.groupsync import GroupSync
@@ -386,10 +386,22 @@ def _history(work, group_id: str, after: str, limit: int) -> tuple[list, str]:
 @transaction
 def _mine(cur, user_id: str) -> list[dict]:
     out = []
+    flags = pins_mutes.all_of(cur, user_id)
     for membership in groups.my_groups(cur, user_id):
-        newest = group_messages.recent(cur, membership.group.group_id, 1)
-        out.append(dict(membership.to_wire(), last=newest[0].to_wire() if newest else None))
+        gid = membership.group.group_id
+        newest = group_messages.recent(cur, gid, 1)
+        pinned, muted = flags.get(gid, (False, False))
+        out.append(dict(membership.to_wire(), last=newest[0].to_wire() if newest else None,
+                        pinned=pinned, muted=muted))
     return out
+
+
+@transaction
+def _pin_mute(work, user_id: str, group_id: str, pinned: bool | None, muted: bool | None,
+              now_ms: int) -> tuple[bool, bool]:
+    _role(work, group_id, user_id)
+    return pins_mutes.set_flags(work, user_id, group_id, pinned, muted, {"groupID": group_id},
+                                now_ms)
 
 class GroupsHandler:
     def __init__(self, store: NodeStore, reach: Reach, remote: FederationClient,
@@ -489,6 +501,12 @@ class GroupsHandler:
         await self._member(user, group_id)
         page, lines = await self.store.run(_before, group_id, before, limit)
         return page, (page[0]["messageInfo"]["messageID"] if len(page) == limit else None), lines
+
+    async def pin_mute(self, user, group_id: str, pinned: bool | None,
+                       muted: bool | None) -> tuple[bool, bool]:
+        """Pin or mute the group for the user (None: as it was), on every device."""
+        return await self.store.run(_pin_mute, user.user_id, group_id, pinned, muted,
+                                    self.now_ms())
 
     async def mark_read(self, user, group_id: str, gseq: int) -> int:
         return await self.store.run(_mark_read, user.user_id, group_id, gseq, self.now_ms())

@@ -13,7 +13,7 @@ from ...wire.message_info import (MessageInfo, new_object_id, parse_message_info
                                   split_id)
 from ...wire.queued import Chat
 from ...wire.records import ChatType
-from ..store import messages, reads, txns, users
+from ..store import messages, pins_mutes, reads, txns, users
 from ..store.outbox import enqueue
 from ..directory import Directory
 from ..clients.reach import Reach
@@ -137,6 +137,26 @@ def _mark_read(work, user_id: str, peer_id: str, seq: int, now_ms: int) -> int:
     return reads.read_to(work, user_id, peer_id, seq, {"peerID": peer_id, "seq": seq}, now_ms)
 
 
+@transaction
+def _conversations(cur, user_id: str) -> list[dict]:
+    flags = pins_mutes.all_of(cur, user_id)
+    out = []
+    for c in messages.conversations(cur, user_id):
+        pinned, muted = flags.get(c.peer_id, (False, False))
+        out.append(dict(c.to_client(), pinned=pinned, muted=muted))
+    return out
+
+
+@transaction
+def _pin_mute(work, user_id: str, peer_id: str, pinned: bool | None, muted: bool | None,
+              now_ms: int) -> tuple[bool, bool]:
+    """A conversation is pinned or muted only once it has a message: 404 before."""
+    if not messages.newest_seq(work, user_id, peer_id):
+        raise NotFound("no conversation with %s" % peer_id, "unknown_conversation")
+    return pins_mutes.set_flags(work, user_id, peer_id, pinned, muted, {"peerID": peer_id},
+                                now_ms)
+
+
 def _text_has(content: dict, query: str) -> bool:
     text = content.get("message")
     return isinstance(text, str) and query.casefold() in text.casefold()
@@ -200,8 +220,13 @@ class MessagesHandler:
         return await self.store.run(_of, message_id, user.user_id)
 
     async def conversations(self, user) -> list[dict]:
-        return [c.to_client() for c in
-                await self.store.run(messages.conversations, user.user_id)]
+        return await self.store.run(_conversations, user.user_id)
+
+    async def pin_mute(self, user, peer_id: str, pinned: bool | None,
+                       muted: bool | None) -> tuple[bool, bool]:
+        """Pin or mute the conversation for the user (None: as it was), on every device."""
+        return await self.store.run(_pin_mute, user.user_id, peer_id, pinned, muted,
+                                    self.store.now_ms())
 
     async def history(self, user, peer_id: str, before: int | None,
                       limit: int) -> list[messages.StoredMessage]:

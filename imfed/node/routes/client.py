@@ -390,6 +390,17 @@ class ClientRoutes(Endpoints):
         seq = fields.optional_int(body, "seq", default=None, minimum=0)
         return ok_body(self.style, readSeq=await self.h.messages.mark_read(user, peer, seq))
 
+    @app.route(V1 + "conversations/<peer_id>/pins", methods=["PUT"])
+    @endpoint(SESSION)
+    async def pin_mute(self, request, user, peer_id):
+        """``{"pinned": bool, "muted": bool}`` (either may be left out): the conversation
+        pinned or muted for the user on every device; every stream of the user gets a
+        ``pins`` event.  404 for a conversation without a message."""
+        peer = self._user_id(peer_id, "peerID")
+        pinned, muted = fields.pin_mute(read_json(request, self.max_body))
+        pinned, muted = await self.h.messages.pin_mute(user, peer, pinned, muted)
+        return ok_body(self.style, pinned=pinned, muted=muted)
+
     # -- files --
 
     @app.route(V1 + "files", methods=["POST"])

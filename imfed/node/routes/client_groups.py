@@ -143,6 +143,16 @@ class GroupRoutes(Endpoints):
         gseq = fields.optional_int(body, "gseq", default=None, minimum=0)
         return ok_body(self.style, readGseq=await self.groups.mark_read(user, gid, gseq))
 
+    @app.route("/<group_id>/pins", methods=["PUT"])
+    @endpoint(SESSION)
+    async def group_pin_mute(self, request, user, group_id):
+        """``{"pinned": bool, "muted": bool}`` (either may be left out): the group pinned or
+        muted for the member on every device (a ``pins`` event to each)."""
+        gid = self._group(group_id)
+        pinned, muted = fields.pin_mute(read_json(request, self.max_body))
+        pinned, muted = await self.groups.pin_mute(user, gid, pinned, muted)
+        return ok_body(self.style, pinned=pinned, muted=muted)
+
     @app.route("/<group_id>/sync", methods=["POST"])
     @endpoint(SESSION)
     async def group_sync(self, request, user, group_id):

@@ -147,7 +147,8 @@ def _file_ids(contents) -> set[str]:
 def purge_user(cur, user_id: str) -> Purged:
     """What a user left on this node (a user leaving the organisation): the one-to-one
     messages they sent or received, the group messages they sent, the files they uploaded,
-    the grants of files to them, their events, their friend requests and send keys.  The
+    the grants of files to them, their events, their friend requests and send keys, their read
+    markers, pins and mutes.  The
     account itself stays until ``imfed user del``; what was already delivered to other
     servers is theirs."""
     out = Purged()
@@ -165,6 +166,8 @@ def purge_user(cur, user_id: str) -> Purged:
     cur.execute("DELETE FROM friend_requests WHERE from_id = ? OR to_id = ?",
                 (user_id, user_id))
     cur.execute("DELETE FROM client_txns WHERE user_id = ?", (user_id,))
+    cur.execute("DELETE FROM read_markers WHERE user_id = ?", (user_id,))
+    cur.execute("DELETE FROM pins_mutes WHERE user_id = ?", (user_id,))
     return out
 
 
