@@ -51,7 +51,7 @@ def for_page(cur, group_id: str, first_id: str | None, before_id: str | None,
     reaches the group's beginning) and whose next newer message is ``before_id`` (None: the
     page is the newest), oldest first; each ``{"id", "after", "time", ...entry}``, ``after``
     the messageID it follows ("" for none, or for one no longer kept)."""
-    low, high = _ord(cur, group_id, first_id), _ord(cur, group_id, before_id)
+    low, high = _place(cur, group_id, first_id), _place(cur, group_id, before_id)
     cur.execute("SELECT id, after_id, entry, created_at FROM group_log WHERE group_id = ? "
                 "AND after_ord >= COALESCE(CAST(? AS DOUBLE PRECISION), -1) "
                 "AND (CAST(? AS DOUBLE PRECISION) IS NULL OR after_ord < ?) "
@@ -60,7 +60,9 @@ def for_page(cur, group_id: str, first_id: str | None, before_id: str | None,
             for id_, after, entry, created in reversed(cur.fetchall())]
 
 
-def _ord(cur, group_id: str, message_id: str | None) -> float | None:
+def _place(cur, group_id: str, message_id: str | None) -> float | None:
+    """A message's ``ord`` (group_messages.position; not imported: groups.py imports this
+    module, and group_messages imports groups)."""
     if message_id is None:
         return None
     cur.execute("SELECT ord FROM group_messages WHERE group_id = ? AND message_id = ?",
