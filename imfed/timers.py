@@ -12,6 +12,8 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from .storage.outage import log_failure
+
 __all__ = ["Periodic", "backoff_ms", "cancel", "now_ms"]
 
 log = Logger()
@@ -96,7 +98,7 @@ class Periodic(Service):
 
     def _failed(self, failure) -> None:
         if not failure.check("twisted.internet.defer.CancelledError"):
-            log.failure("{name} failed", failure, name=type(self).__name__)
+            log_failure(log, "{name} failed", failure, name=type(self).__name__)
 
     def _done(self, _) -> None:
         self._current = None

@@ -12,7 +12,6 @@ import re
 import sqlite3
 import time
 
-from twisted.enterprise.adbapi import ConnectionLost
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender
@@ -27,6 +26,7 @@ from .wire.paths import SNS
 from .wire.errors import ApiError, BadRequest, Style, TooLarge, error_body
 from .wire.fields import ascii_digits
 from .timers import now_ms
+from .storage.outage import OUTAGE, store_unavailable
 
 __all__ = ["JSON_TYPE", "SIGNED", "SESSION", "bearer", "sns_route", "read_json", "Endpoints",
            "endpoint", "install_errors", "verify_signed", "sign_answer", "render_failure",
@@ -196,42 +196,6 @@ def _failure_body(style: Style, exc: BaseException) -> tuple[int, dict]:
         return 503, error_body(style, "the store is unavailable: try again shortly",
                                "store_unavailable")
     return 500, error_body(style, "internal error", "internal")
-
-
-def store_unavailable(exc: BaseException) -> bool:
-    """The store cannot be reached (PostgreSQL down or restarting, a connection lost): a
-    condition that passes, not a fault of the request."""
-    if isinstance(exc, ConnectionLost):
-        return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - a dependency
-        return False
-    return isinstance(exc, psycopg.OperationalError)
-
-
-class _Outage:
-    """One store outage as the log sees it: a line when it begins, a count of the requests
-    answered 503 meanwhile, a line when a request is served again."""
-
-    since: float | None = None
-    refused = 0
-
-    def began(self, exc: BaseException) -> None:
-        self.refused += 1
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warn("the store is unavailable ({error}): answering 503 with Retry-After "
-                     "until it is back", error=(str(exc).strip().splitlines() or ["?"])[0])
-
-    def over(self) -> None:
-        if self.since is not None:
-            log.info("the store is available again after {s:.1f} s ({n} requests answered "
-                     "503 meanwhile)", s=time.monotonic() - self.since, n=self.refused)
-            self.since, self.refused = None, 0
-
-
-OUTAGE = _Outage()
 
 
 def _disk_full(exc: BaseException) -> bool:

@@ -22,6 +22,7 @@ from ..peer import PeerClient
 from ..metrics import CERTIFICATE_EXPIRY, DIRECTORY_OK
 from ..operations import store_and_certificates
 from ..storage import Database, days_left
+from ..storage.outage import log_failure
 from ..throttle import SendRates
 from ..wire.errors import Style
 from .store import blobs
@@ -169,7 +170,7 @@ class NodeRole:
     def _directory_changed(self) -> None:
         d = ensureDeferred(self.directory.reload())
         d.addCallback(lambda _: self.outbox.wake())
-        d.addErrback(lambda f: log.failure("reading the directory again failed", f))
+        d.addErrback(lambda f: log_failure(log, "reading the directory again failed", f))
 
     def use_identity(self) -> bool:
         """Take up the key and certificate now in the files (renewed by the daemon or by

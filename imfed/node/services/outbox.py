@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from ...cluster import Alone
 from ...metrics import DELIVERIES, OUTBOX_DEPTH, OUTBOX_OLDEST, RETRIES
 from ...peer import PeerBehind, PeerError
+from ...storage.outage import log_failure
 from ...timers import Periodic, backoff_ms, now_ms
 from ..clients.reach import Reach, Verdict
 from ..clients.remote import FederationClient
@@ -41,7 +42,7 @@ _RETRY = {401, 408, 425, 429}
 
 
 def _failed(failure, destination: str) -> None:
-    log.failure("delivery to {dest} failed", failure, dest=destination)
+    log_failure(log, "delivery to {dest} failed", failure, dest=destination)
 
 
 class Outbox(Periodic):
@@ -110,7 +111,7 @@ class Outbox(Periodic):
             if n:
                 log.info("{dest} answered: {n} queued item(s) due now", dest=destination, n=n)
                 self.wake()
-        d.addCallbacks(woken, lambda f: log.failure("retrying {dest} now", f,
+        d.addCallbacks(woken, lambda f: log_failure(log, "retrying {dest} now", f,
                                                     dest=destination))
 
     def wake(self) -> None:
@@ -125,7 +126,7 @@ class Outbox(Periodic):
 
     def _start_scan(self) -> None:
         d = ensureDeferred(self._scan())
-        d.addErrback(lambda f: log.failure("outbox scan failed", f))
+        d.addErrback(lambda f: log_failure(log, "outbox scan failed", f))
 
     async def _scan(self) -> None:
         self._wake_pending = False
