@@ -832,6 +832,13 @@ def test_phone_width_navigation_contacts_and_chinese(browser, federation):
     assert bob.is_visible("#main") and not bob.is_visible("#side")
     box = bob.eval_on_selector("#compose", "e => e.getBoundingClientRect().bottom")
     assert box <= 800, box  # the composer is on the screen
+    # Pin and mute are there on a phone too (their icons), named for screen readers.
+    assert bob.is_visible("#pin") and bob.is_visible("#mute")
+    assert bob.get_attribute("#mute", "aria-label") == "免打扰"
+    bob.click("#mute")
+    bob.wait_for_selector("#mute[aria-pressed='true'][aria-label='取消免打扰']")
+    bob.click("#mute")
+    bob.wait_for_selector("#mute[aria-pressed='false']")
     shot(bob, "phone-chat")
     bob.go_back()  # the browser's Back: to the list, still in the app
     bob.wait_for_selector("#conversations")

@@ -99,8 +99,12 @@ export async function renderChat(main, key, go) {
   const muteBtn = h("button", { class: "icon", id: "mute", onclick: () => toggle("muted") });
   const showFlags = () => {
     const f = flags(key);
-    pinBtn.setAttribute("aria-pressed", String(!!f.pinned)); pinBtn.textContent = t(f.pinned ? "unpin" : "pin");
-    muteBtn.setAttribute("aria-pressed", String(!!f.muted)); muteBtn.textContent = t(f.muted ? "unmute" : "mute");
+    const show = (btn, on, icon, label) => {
+      btn.setAttribute("aria-pressed", String(on)); btn.setAttribute("aria-label", label); btn.title = label;
+      btn.replaceChildren(h("span", { class: "ico", "aria-hidden": "true" }, icon), h("span", { class: "label" }, label));
+    };
+    show(pinBtn, !!f.pinned, "📌", t(f.pinned ? "unpin" : "pin"));
+    show(muteBtn, !!f.muted, f.muted ? "🔕" : "🔔", t(f.muted ? "unmute" : "mute"));
   };
   showFlags();
   const head = h("div", { class: "head" },
