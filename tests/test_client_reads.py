@@ -199,14 +199,15 @@ async def _walk(client, gid: str, limit: int) -> list[str]:
         page = [(m["messageInfo"]["messageID"], m["messageInfo"]["content"]["message"])
                 for m in answer["messages"]]
         ids = {mid for mid, _ in page}
-        shown = ["line %d %s" % (line["operType"], ",".join(
-            line.get("changed") or [u.get("name", "") for u in line["users"]]))
-            for line in answer["lines"] if line["after"] not in ids]  # before the page
+
+        def said(line):
+            return "line %d %s" % (line["operType"], ",".join(
+                line.get("changed") or [u.get("name", "") for u in line["users"]]))
+
+        shown = [said(line) for line in answer["lines"] if line["after"] not in ids]
         for mid, text in page:
             shown.append(text)
-            shown += ["line %d %s" % (line["operType"], ",".join(
-                line.get("changed") or [u.get("name", "") for u in line["users"]]))
-                for line in answer["lines"] if line["after"] == mid]
+            shown += [said(line) for line in answer["lines"] if line["after"] == mid]
         out = shown + out
         before = answer["nextBefore"]
     return out
