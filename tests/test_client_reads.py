@@ -254,6 +254,14 @@ async def test_group_lines_are_kept_between_the_same_messages_on_every_server(pa
     assert notice["groupNotice"]["text"] == "周五开会"
     assert notice["operUser"] == {"userID": "100@node-a", "name": "Owner"}
     assert all(isinstance(line["time"], int) for line in answer["lines"])
+    # A live group_notify names its line (a client that has both shows it once).
+    await owner.ok("POST", "groups/%s/info" % gid, {"groupInfo": {"groupName": "又改名"}})
+    while (event := await bob.wait_event("group_notify")).get("changed") != ["groupName"] \
+            or event["groupInfo"]["groupName"] != "又改名":
+        pass
+    answer = await bob.ok("GET", "groups/%s/messages" % gid, params={"before": ""})
+    assert answer["lines"][-1]["id"] == event["lineID"]
+    assert answer["lines"][-1]["groupName"] == "又改名"
     # Dan, gone, reads none of it.
     status, answer = await dan.call("GET", "groups/%s/messages" % gid, params={"before": ""})
     assert (status, answer["errcode"]) == (404, "unknown_group")

@@ -495,6 +495,32 @@ def test_a_new_message_draws_only_itself(chatting):
                                   "e => e.dataset.probe") == probe == "kept"
 
 
+def test_a_message_that_comes_while_a_chat_opens_is_shown(chatting, federation):
+    """The history is read at the server before a new message is stored, and the message's
+    event reaches the page before the history does: the message is still shown."""
+    alice, bob = chatting
+    bob.goto(federation.url("b") + "#/chats")
+    bob.reload()
+    row = "#conversations li[data-key='u:%s']" % A
+    bob.wait_for_selector(row)
+    text = "while it opens %d" % time.time()
+
+    def hold(route):
+        answer = route.fetch()  # the history as the server read it, without the message
+        assert alice.call("POST", "messages", {"recvID": B, "messageType": "text",
+                                                "content": {"message": text}})["status"] == 200
+        bob.wait_for_selector("%s .preview:has-text('%s')" % (row, text))  # its event came
+        route.fulfill(response=answer)
+
+    bob.route("**/api/v1/conversations/*/messages*", hold)
+    try:
+        bob.click(row)
+        bob.wait_for_selector(".msg:has-text('%s')" % text)
+    finally:
+        bob.unroute("**/api/v1/conversations/*/messages*")
+    assert bob.eval_on_selector_all(".msg:has-text('%s')" % text, "els => els.length") == 1
+
+
 def test_reply_mention_links_emoji_and_dates(people, federation):
     _dialogs.clear()
     alice, bob = people

@@ -175,8 +175,23 @@ function order(m) { return m.seq ?? m.gseq ?? 0; }
 
 function box(key) {
   let b = state.messages.get(key);
-  if (!b) { b = { items: [], byId: new Map(), nextBefore: null, loaded: false }; state.messages.set(key, b); }
+  // early: what events brought while the first page was on its way (kept after it, unless
+  // the page had it already).
+  if (!b) { b = { items: [], byId: new Map(), nextBefore: null, loaded: false, loading: false, early: [] }; state.messages.set(key, b); }
   return b;
+}
+
+async function fetchPage(c, b, older) {
+  if (c.kind === "u") {
+    const r = await api("GET", "conversations/" + enc(c.id) + "/messages", undefined,
+                        { limit: 50, before: older ? b.nextBefore : undefined });
+    b.nextBefore = r.nextBefore;
+    return r.messages.slice().reverse();
+  }
+  const r = await api("GET", "groups/" + enc(c.id) + "/messages", undefined,
+                      { limit: 50, before: older ? b.nextBefore : "" });
+  b.nextBefore = r.nextBefore;
+  return withLines(r.messages, r.lines || []);
 }
 
 export async function loadMessages(key, older) {
@@ -184,18 +199,18 @@ export async function loadMessages(key, older) {
   if (older && !b.nextBefore) return [];
   if (!older && b.loaded) return b.items;
   let page;
-  if (c.kind === "u") {
-    const r = await api("GET", "conversations/" + enc(c.id) + "/messages", undefined,
-                        { limit: 50, before: older ? b.nextBefore : undefined });
-    page = r.messages.slice().reverse(); b.nextBefore = r.nextBefore;
-  } else {
-    const r = await api("GET", "groups/" + enc(c.id) + "/messages", undefined,
-                        { limit: 50, before: older ? b.nextBefore : "" });
-    page = withLines(r.messages, r.lines || []); b.nextBefore = r.nextBefore;
+  if (older) page = await fetchPage(c, b, true);
+  else {
+    b.loading = true; b.early = [];
+    try { page = await fetchPage(c, b, false); } finally { b.loading = false; }
   }
   const fresh = page.filter((m) => !b.byId.has(msgId(m)));
   for (const m of fresh) b.byId.set(msgId(m), m);
   b.items = older ? fresh.concat(b.items) : fresh.concat(b.items.filter((m) => !fresh.includes(m)));
+  if (!older) {
+    for (const m of b.early) if (!b.byId.has(msgId(m))) { b.byId.set(msgId(m), m); b.items.push(m); }
+    b.early = [];
+  }
   b.loaded = true;
   askNames(page.filter((m) => !m.system).map((m) => m.messageInfo.senderID));
   return fresh;
@@ -221,19 +236,23 @@ function addMessage(key, m) {
   const b = box(key), c = state.convs.get(key);
   const had = b.byId.get(msgId(m));
   if (had) { Object.assign(had, m); emit("msg", { key, m: had, op: "update" }); return false; }
-  // Kept only once the history is loaded (it brings this one too, if not yet).
+  // Kept once the history is loaded (before, the history brings it: only one that came while
+  // the history was on its way is kept aside, in case the history was read before it).
   if (b.loaded) { b.byId.set(msgId(m), m); b.items.push(m); emit("msg", { key, m, op: "add" }); }
+  else if (b.loading) b.early.push(m);
   if (c && (!c.last || order(m) >= order(c.last) || !order(m))) { c.last = m; c.time = m.createTime || Date.now(); }
   return true;
 }
 
 // A line in a group's chat for what happened to it (joins, removals, renames) as it happens;
 // the server keeps them too, given with the history (withLines).
-function systemLine(key, text) {
+function systemLine(key, text, lineID) {
   const b = box(key);
-  if (!b.loaded || text === null) return;
-  const m = { system: true, text, createTime: Date.now(),
-              messageInfo: { messageID: "sys-" + Math.random().toString(36).slice(2) } };
+  if (text === null) return;
+  const m = { system: true, text, createTime: Date.now(),  // the same ID as the history gives it
+              messageInfo: { messageID: lineID ? "line-" + lineID : "sys-" + Math.random().toString(36).slice(2) } };
+  if (!b.loaded) { if (b.loading) b.early.push(m); return; }
+  if (b.byId.has(msgId(m))) return;
   b.items.push(m); b.byId.set(m.messageInfo.messageID, m);
   emit("msg", { key, m, op: "add" });
 }
@@ -371,7 +390,7 @@ function groupNotify(d) {
   if (gi.groupName) c.title = gi.groupName;
   if (gi.groupMemberNum) c.memberNum = gi.groupMemberNum;
   const type = Number(d.operType);
-  systemLine(key, lineText(d));
+  systemLine(key, lineText(d), d.lineID);
   if (type === 2 && (d.users || []).some((u) => u.userID === me)) c.gone = "removed";
   else if (type === 3) c.gone = "dissolved";
   if (state.groups.has(gid)) state.groups.delete(gid);  // looked at again when shown

@@ -25,9 +25,10 @@ def _who(info) -> dict:
 
 
 def record(cur, group_id: str, oper_type: int, oper_user: dict, users: list[dict],
-           group_info: dict, changed: tuple, now_ms: int) -> None:
+           group_info: dict, changed: tuple, now_ms: int) -> int:
     """Keep one change: ``changed`` says what an update (operType 7) changed, of
-    ``groupName``, ``groupIcon``, ``groupNotice``, ``grpset``."""
+    ``groupName``, ``groupIcon``, ``groupNotice``, ``grpset``.  The line's ``id`` (the
+    ``lineID`` of the event that tells it live, so a client that got both shows it once)."""
     cur.execute("SELECT message_id, ord FROM group_messages WHERE group_id = ? "
                 "ORDER BY ord DESC LIMIT 1", (group_id,))
     row = cur.fetchone()
@@ -41,8 +42,9 @@ def record(cur, group_id: str, oper_type: int, oper_user: dict, users: list[dict
         if "groupNotice" in changed and isinstance(notice, dict):
             entry["groupNotice"] = notice
     cur.execute("INSERT INTO group_log (group_id, after_ord, after_id, entry, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (group_id, after_ord, after_id, compact_json(entry), now_ms))
+    return cur.fetchone()[0]
 
 
 def for_page(cur, group_id: str, first_id: str | None, before_id: str | None,

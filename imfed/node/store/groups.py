@@ -176,18 +176,17 @@ def announce(cur, g: Group, oper_type: int, oper_user: dict, affected: list[dict
     line in the group's log (``changed``: what an update changed, group_log.record)."""
     notice = NotifyGrpNotify(g.group_id, oper_type, oper_user, g.info(_count(cur, g.group_id)),
                              g.gset(), affected)
+    line = None
     if oper_type != UPDATE or changed:  # an update changing nothing is no line
-        group_log.record(cur, g.group_id, oper_type, oper_user, affected, notice.group_info,
-                         changed, now_ms)
+        line = group_log.record(cur, g.group_id, oper_type, oper_user, affected,
+                                notice.group_info, changed, now_ms)
     targets = servers_with_members(cur, g.group_id)
     for server in set(targets) | set(also):
         if server != server_id:
             enqueue(cur, server, lane(g.group_id), notice, now_ms)
     local = _told(cur, g.group_id, oper_type, targets.get(server_id, []), affected,
                   server_id, notice.group_info["groupMemberNum"])
-    event = notice.to_wire()
-    if changed:
-        event["changed"] = list(changed)
+    event = _event(notice.to_wire(), changed, line)
     for uid in local:
         emit(cur, uid, "group_notify", event, now_ms)
 
@@ -453,10 +452,11 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
         changed = _changed(before, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
                            notice, (gset["isAllow"], gset["isVisible"]) if valid
                            else (before.is_allow, before.is_visible))
+    line = None
     if oper_type != UPDATE or changed:  # an update changing nothing here is no line
         oper_user = body.get("operUser")
-        group_log.record(cur, group_id, oper_type, oper_user if isinstance(oper_user, dict)
-                         else {}, affected, info, changed, now_ms)
+        line = group_log.record(cur, group_id, oper_type, oper_user if isinstance(
+            oper_user, dict) else {}, affected, info, changed, now_ms)
     if before is None:
         cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)" % _G,
                     (group_id, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
@@ -499,8 +499,17 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
                  count if isinstance(count, int) else len(local_before))
     for uid in told:
         if users.get_user(cur, uid) is not None:
-            emit(cur, uid, "group_notify", dict(body, groupID=group_id, changed=list(changed))
-                 if changed else dict(body, groupID=group_id), now_ms)
+            emit(cur, uid, "group_notify", _event(dict(body, groupID=group_id), changed, line),
+                 now_ms)
+
+
+def _event(body: dict, changed: tuple, line: int | None) -> dict:
+    """A group_notify event: the grpnotify body, what an update changed, the line's ID."""
+    if changed:
+        body["changed"] = list(changed)
+    if line is not None:
+        body["lineID"] = line
+    return body
 
 
 def _notice(value) -> tuple[str, str, int] | None:
