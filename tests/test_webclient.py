@@ -933,6 +933,28 @@ def test_dark_mode_follows_the_system(browser, federation):
     context.close()
 
 
+def test_a_new_person_is_told_their_lists_are_empty(browser, node_c):
+    """A person with no friends and no requests (a new user of node-c) sees that said, and
+    where to begin, rather than bare headings."""
+    node_c.imfed("user", "add", "13900000005", "--name", "Erin Demo", "--password",
+                 "erin-demo", "--config", node_c.config)
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.goto("http://127.0.0.1:%d/" % node_c.client_port)
+    page.fill("#login", "13900000005")
+    page.fill("#password", "erin-demo")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#signout")
+    page.wait_for_selector("#conversations li.empty:text-is('还没有会话')")
+    page.click("#tab-contacts")
+    page.wait_for_selector("#friends li.none:text-is('还没有好友：用搜索找人。')")
+    assert page.inner_text("#incoming li.none") == "无"
+    assert page.inner_text("#outgoing li.none") == "无"
+    page.click("#tab-groups")
+    page.wait_for_selector("#group-list li.none:text-is('还没有群组：在上方创建一个。')")
+    context.close()
+
+
 def test_deleting_a_friend_asks_first(people):
     alice, bob = people
     befriend(alice, bob)

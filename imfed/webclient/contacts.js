@@ -49,6 +49,11 @@ export function renderContacts(side, main, go) {
   return on("contacts", draw);
 }
 
+// A list's items drawn, or one line saying there are none.
+function each(items, noneText, draw) {
+  return items.length ? items.map(draw) : [h("li", { class: "none" }, t(noneText))];
+}
+
 async function drawContacts(main, go) {
   const [requests, friends] = await Promise.all([api("GET", "friends/requests"), api("GET", "friends")]);
   const incoming = requests.requests.filter((r) => r.direction === "incoming");
@@ -63,14 +68,14 @@ async function drawContacts(main, go) {
   main.replaceChildren(h("div", { class: "panel" },
     profileSection(),
     h("section", { id: "incoming" }, h("h2", {}, t("incoming")), h("ul", { class: "list" },
-      ...incoming.map((r) => h("li", { class: "request" },
+      ...each(incoming, "noneYet", (r) => h("li", { class: "request" },
         person(r.from, (r.fromInfo && r.fromInfo.name) || nameOf(r.from), r.remark || r.from),
         h("div", { class: "row" }, h("button", { class: "primary accept", onclick: answer(r, true) }, t("accept")),
           h("button", { class: "decline", onclick: answer(r, false) }, t("decline"))))))),
     h("section", { id: "outgoing" }, h("h2", {}, t("outgoing")), h("ul", { class: "list" },
-      ...outgoing.map((r) => h("li", {}, person(r.to, nameOf(r.to), t("pending")))))),
+      ...each(outgoing, "noneYet", (r) => h("li", {}, person(r.to, nameOf(r.to), t("pending")))))),
     h("section", { id: "friends" }, h("h2", {}, t("friends")), h("ul", { class: "list" },
-      ...friends.friends.map((f) => h("li", { class: "friend", "data-user": f.userID },
+      ...each(friends.friends, "noFriends", (f) => h("li", { class: "friend", "data-user": f.userID },
         person(f.userID, (f.userInfo && f.userInfo.name) || nameOf(f.userID),
                [f.userInfo && f.userInfo.phoneNumber, f.userID].filter(Boolean).join(" · ")),
         h("div", { class: "row" },

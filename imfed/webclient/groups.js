@@ -51,6 +51,7 @@ async function drawSide(side, go) {
           h("button", { class: "decline", onclick: answer(i, false) }, t("decline")))))))
       : h("section", { id: "invitations" }),
     h("section", {}, h("h2", {}, t("groups")), h("ul", { class: "list", id: "group-list" },
+      groups.length ? null : h("li", { class: "none" }, t("noGroups")),
       ...groups.map((e) => h("li", { tabindex: "0", "data-group": e.groupInfo.groupID, class: "conv",
         onclick: () => go("#/group/" + enc(e.groupInfo.groupID)),
         onkeydown: (ev) => { if (ev.key === "Enter") go("#/group/" + enc(e.groupInfo.groupID)); } },
