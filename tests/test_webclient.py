@@ -443,6 +443,13 @@ def test_unread_counts_last_across_reloads_and_clear_in_other_tabs(chatting, fed
     other.wait_for_selector(badge, state="detached")
     assert other.title() == "imfed"
     other.page.close()
+    # The chat opened with a line above the first of the three.
+    assert alice.eval_on_selector(".unread-line", "e => e.nextElementSibling.textContent") \
+        .startswith("unread 0")
+    assert alice.inner_text(".unread-line") == "New messages"
+    assert len(alice.query_selector_all(".unread-line")) == 1
+    open_chat(alice, "u:" + B)  # again, all read: no line
+    assert alice.query_selector(".unread-line") is None
 
 
 def test_a_recalled_message_stays_recalled_after_a_reload(chatting):

@@ -6,7 +6,7 @@ import { api, enc, fetchFile, newTxnId, portrait, upload, ApiError } from "./api
 import { $, avatar, confirmAction, dialog, h, richText, toast } from "./dom.js";
 import { clock, dayLabel, errorText, shortTime, size, t } from "./i18n.js";
 import { askNames, draft, emit, flags, groupDetails, loadMessages, markRead, mentionsMe,
-         msgId, nameOf, on, preview, setDraft, setFlag, sortedConvs, state, title } from "./state.js";
+         msgId, nameOf, on, order, preview, setDraft, setFlag, sortedConvs, state, title } from "./state.js";
 
 const EMOJI = "😀 😁 😂 🤣 😊 😍 😘 😎 🤔 😅 😭 😡 👍 👎 👏 🙏 💪 🤝 👌 ✌️ 🎉 ❤️ 💔 🔥 ⭐ ✅ ❌ ☕ 🍵 🍚 🌹 🎂 🧧 ☀️ 🌙 💡 📎 📅 ⏰".split(" ");
 
@@ -138,12 +138,25 @@ export async function renderChat(main, key, go) {
     return el;
   };
 
+  // Where one had read to when the chat opened: a line above the first message after it,
+  // and the chat opens there (not at the bottom) when more came than the screen shows.
+  const readAt = c.unread ? c.read : null;
   const drawAll = () => {
     const b = state.messages.get(key) || { items: [] };
     list.replaceChildren(); shown.clear(); lastDay = null; firstDay = null;
     if (b.nextBefore) list.append(h("button", { class: "older", id: "older", onclick: older }, t("older")));
-    for (const m of b.items) place(m, "end");
-    list.scrollTop = list.scrollHeight;
+    let line = null;
+    for (const m of b.items) {
+      const el = place(m, "end");
+      if (readAt !== null && !line && !m.system && m.messageInfo.senderID !== state.me.userID &&
+          order(m) > readAt) {
+        line = h("div", { class: "unread-line", role: "separator" }, t("newMessages"));
+        el.before(line);
+      }
+    }
+    list.scrollTop = line ? Math.min(list.scrollHeight,
+      line.getBoundingClientRect().top - list.getBoundingClientRect().top + list.scrollTop - 8)
+      : list.scrollHeight;
   };
 
   let loadingOlder = false;

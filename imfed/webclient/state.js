@@ -171,7 +171,7 @@ export function unreadTotal() {
 // -- messages --
 
 export function msgId(m) { return m.messageInfo.messageID; }
-function order(m) { return m.seq ?? m.gseq ?? 0; }
+export function order(m) { return m.seq ?? m.gseq ?? 0; }
 
 function box(key) {
   let b = state.messages.get(key);
