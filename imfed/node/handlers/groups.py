@@ -364,14 +364,15 @@ def _receive_group_repeal(work, group_id: str, user_ids: list[str], info: Messag
         group_messages.mark_recalled(work, message, info.sender_id, user_ids, now_ms)
 
 
-def _before(work, group_id: str, before: str, limit: int) -> tuple[list, list]:
-    """A page of messages going back from ``before``, and the group's lines among them."""
+def _before(work, group_id: str, before: str, limit: int) -> tuple[list, str | None, list]:
+    """A page of messages going back from ``before``; the next page's ``before`` (its first
+    message when the page is full, None at the beginning); the group's lines among them."""
     page = group_messages.before(work, group_id, before, limit)
     if page is None:
         raise NotFound("no message %s in %s" % (before, group_id), "unknown_message")
-    first = page[0].info.message_id if len(page) == limit else None
-    lines = group_log.for_page(work, group_id, first, before or None)
-    return [m.to_wire() for m in page], lines
+    next_before = page[0].info.message_id if len(page) == limit else None
+    lines = group_log.for_page(work, group_id, next_before, before or None)
+    return [m.to_wire() for m in page], next_before, lines
 
 
 def _history(work, group_id: str, after: str, limit: int) -> tuple[list, str]:
@@ -390,9 +391,8 @@ def _mine(cur, user_id: str) -> list[dict]:
     for membership in groups.my_groups(cur, user_id):
         gid = membership.group.group_id
         newest = group_messages.recent(cur, gid, 1)
-        pinned, muted = flags.get(gid, (False, False))
         out.append(dict(membership.to_wire(), last=newest[0].to_wire() if newest else None,
-                        pinned=pinned, muted=muted))
+                        **pins_mutes.shown(flags, gid)))
     return out
 
 
@@ -499,8 +499,7 @@ class GroupsHandler:
         (None at the beginning); and the group's lines (joins, renames, ...) among them
         (group_log.for_page)."""
         await self._member(user, group_id)
-        page, lines = await self.store.run(_before, group_id, before, limit)
-        return page, (page[0]["messageInfo"]["messageID"] if len(page) == limit else None), lines
+        return await self.store.run(_before, group_id, before, limit)
 
     async def pin_mute(self, user, group_id: str, pinned: bool | None,
                        muted: bool | None) -> tuple[bool, bool]:

@@ -140,11 +140,8 @@ def _mark_read(work, user_id: str, peer_id: str, seq: int, now_ms: int) -> int:
 @transaction
 def _conversations(cur, user_id: str) -> list[dict]:
     flags = pins_mutes.all_of(cur, user_id)
-    out = []
-    for c in messages.conversations(cur, user_id):
-        pinned, muted = flags.get(c.peer_id, (False, False))
-        out.append(dict(c.to_client(), pinned=pinned, muted=muted))
-    return out
+    return [dict(c.to_client(), **pins_mutes.shown(flags, c.peer_id))
+            for c in messages.conversations(cur, user_id)]
 
 
 @transaction

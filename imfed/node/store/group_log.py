@@ -24,10 +24,12 @@ def _who(info) -> dict:
     return {k: info[k] for k in ("userID", "name") if isinstance(info.get(k), str)}
 
 
-def record(cur, group_id: str, oper_type: int, oper_user: dict, users: list[dict],
+def record(cur, group_id: str, oper_type: int, oper_user, users: list[dict],
            group_info: dict, changed: tuple, now_ms: int) -> int:
     """Keep one change: ``changed`` says what an update (operType 7) changed, of
-    ``groupName``, ``groupIcon``, ``groupNotice``, ``grpset``.  The line's ``id`` (the
+    ``groupName``, ``groupIcon``, ``groupNotice``, ``grpset``; ``oper_user`` and ``users``
+    are userInfos as given (another vendor's may be anything: only a dict's userID and name
+    are kept).  The line's ``id`` (the
     ``lineID`` of the event that tells it live, so a client that got both shows it once)."""
     cur.execute("SELECT message_id, ord FROM group_messages WHERE group_id = ? "
                 "ORDER BY ord DESC LIMIT 1", (group_id,))

@@ -446,17 +446,16 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
                 and isinstance(u.get("userID"), str)]
     before = get_group(cur, group_id)
     notice = _notice(info.get("groupNotice"))
+    settings = ((gset["isAllow"], gset["isVisible"]) if gset.get("isAllow") in tuple(Setting)
+                and gset.get("isVisible") in tuple(Setting) else None)  # None: not said right
     changed = ()
     if oper_type == UPDATE and before is not None:
-        valid = gset.get("isAllow") in tuple(Setting) and gset.get("isVisible") in tuple(Setting)
         changed = _changed(before, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
-                           notice, (gset["isAllow"], gset["isVisible"]) if valid
-                           else (before.is_allow, before.is_visible))
+                           notice, settings or (before.is_allow, before.is_visible))
     line = None
     if oper_type != UPDATE or changed:  # an update changing nothing here is no line
-        oper_user = body.get("operUser")
-        line = group_log.record(cur, group_id, oper_type, oper_user if isinstance(
-            oper_user, dict) else {}, affected, info, changed, now_ms)
+        line = group_log.record(cur, group_id, oper_type, body.get("operUser"), affected, info,
+                                changed, now_ms)
     if before is None:
         cur.execute("INSERT INTO groups (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)" % _G,
                     (group_id, str(info.get("groupName", "")), str(info.get("groupIcon", "")),
@@ -464,9 +463,9 @@ def apply_notify(cur, group_id: str, body: dict, server_id: str, now_ms: int) ->
     else:
         cur.execute("UPDATE groups SET name = ?, icon = ? WHERE group_id = ?",
                     (str(info.get("groupName", "")), str(info.get("groupIcon", "")), group_id))
-    if gset.get("isAllow") in tuple(Setting) and gset.get("isVisible") in tuple(Setting):
+    if settings is not None:
         cur.execute("UPDATE groups SET is_allow = ?, is_visible = ? WHERE group_id = ?",
-                    (gset["isAllow"], gset["isVisible"], group_id))
+                    (*settings, group_id))
     if notice is not None:  # an imfed master says it; another vendor's may not
         cur.execute("UPDATE groups SET notice = ?, notice_by = ?, notice_at = ? WHERE "
                     "group_id = ?", (*notice, group_id))

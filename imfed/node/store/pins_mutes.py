@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .events import emit
 
-__all__ = ["all_of", "of", "set_flags"]
+__all__ = ["all_of", "of", "shown", "set_flags"]
 
 
 def all_of(cur, user_id: str) -> dict[str, tuple[bool, bool]]:
@@ -14,6 +14,12 @@ def all_of(cur, user_id: str) -> dict[str, tuple[bool, bool]]:
     cur.execute("SELECT conversation, pinned, muted FROM pins_mutes WHERE user_id = ?",
                 (user_id,))
     return {c: (bool(p), bool(m)) for c, p, m in cur.fetchall()}
+
+
+def shown(flags: dict[str, tuple[bool, bool]], conversation: str) -> dict:
+    """``pinned`` and ``muted`` of a conversation as a listing gives them, from ``all_of``."""
+    pinned, muted = flags.get(conversation, (False, False))
+    return {"pinned": pinned, "muted": muted}
 
 
 def of(cur, user_id: str, conversation: str) -> tuple[bool, bool]:
