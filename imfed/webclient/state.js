@@ -29,6 +29,10 @@ export function emit(topic, data) {
 }
 
 export function convKey(kind, id) { return kind + ":" + id; }
+// A conversation in the client API: "conversations/<peerID>" or "groups/<groupID>".
+function apiPath(c) { return (c.kind === "u" ? "conversations/" : "groups/") + enc(c.id); }
+// The conversation an event about one names (`peerID` or `groupID`).
+function eventKey(d) { return d.peerID ? convKey("u", d.peerID) : convKey("g", d.groupID); }
 
 // -- things kept in this browser, per user --
 
@@ -57,8 +61,7 @@ export async function setFlag(key, flag, value) {
   const show = () => { emit("conv", key); emit("flags", key); emit("total"); };
   c[flag] = value; show();  // at once; put back if the server refuses
   try {
-    const r = await api("PUT", (c.kind === "u" ? "conversations/" : "groups/") + enc(c.id) + "/pins",
-                        { [flag]: value });
+    const r = await api("PUT", apiPath(c) + "/pins", { [flag]: value });
     c.pinned = r.pinned; c.muted = r.muted;
   } catch (e) { Object.assign(c, was); throw e; } finally { show(); }
 }
@@ -182,16 +185,13 @@ function box(key) {
 }
 
 async function fetchPage(c, b, older) {
-  if (c.kind === "u") {
-    const r = await api("GET", "conversations/" + enc(c.id) + "/messages", undefined,
-                        { limit: 50, before: older ? b.nextBefore : undefined });
-    b.nextBefore = r.nextBefore;
-    return r.messages.slice().reverse();
-  }
-  const r = await api("GET", "groups/" + enc(c.id) + "/messages", undefined,
-                      { limit: 50, before: older ? b.nextBefore : "" });
+  // One-to-one: newest first, from the newest without `before`; a group: oldest first, from
+  // the newest with an empty `before`, its lines beside.
+  const newest = c.kind === "u" ? undefined : "";
+  const r = await api("GET", apiPath(c) + "/messages", undefined,
+                      { limit: 50, before: older ? b.nextBefore : newest });
   b.nextBefore = r.nextBefore;
-  return withLines(r.messages, r.lines || []);
+  return c.kind === "u" ? r.messages.slice().reverse() : withLines(r.messages, r.lines || []);
 }
 
 export async function loadMessages(key, older) {
@@ -269,8 +269,7 @@ export function markRead(key) {
   emit("conv", key);
   clearTimeout(marking.get(key));
   marking.set(key, setTimeout(() => {
-    const path = c.kind === "u" ? "conversations/" + enc(c.id) + "/read" : "groups/" + enc(c.id) + "/read";
-    api("POST", path, c.kind === "u" ? { seq: upTo } : { gseq: upTo }).catch(() => {});
+    api("POST", apiPath(c) + "/read", c.kind === "u" ? { seq: upTo } : { gseq: upTo }).catch(() => {});
   }, 150));
 }
 
@@ -321,8 +320,7 @@ export function handle(ev) {
       if (c.last && msgId(c.last) === d.messageID) { c.last = Object.assign({}, c.last, { recalled: true }); emit("conv", c.key); }
     if (unreadOne) emit("conv", unreadOne.key);
   } else if (ev.type === "read") {
-    const key = d.peerID ? convKey("u", d.peerID) : convKey("g", d.groupID);
-    const c = state.convs.get(key);
+    const key = eventKey(d), c = state.convs.get(key);
     if (c) {
       const at = d.peerID ? d.seq : d.gseq;
       c.read = Math.max(c.read, at);
@@ -330,8 +328,7 @@ export function handle(ev) {
       emit("conv", key);
     }
   } else if (ev.type === "pins") {
-    const key = d.peerID ? convKey("u", d.peerID) : convKey("g", d.groupID);
-    const c = state.convs.get(key);
+    const key = eventKey(d), c = state.convs.get(key);
     if (c) { c.pinned = !!d.pinned; c.muted = !!d.muted; emit("conv", key); emit("flags", key); }
   } else if (ev.type === "profile") {
     state.me = d.userInfo; emit("me");
@@ -356,9 +353,12 @@ export function handle(ev) {
 // What a group's line says of a change: a group_notify event, or a line the server kept
 // (which has groupName and groupNotice at its top); null for nothing to say.
 function lineText(d) {
-  // The name known now, else the one the change carried.
-  const who = (u) => !u || !u.userID ? "" : state.names.has(u.userID) || u.userID === state.me.userID
-    ? nameOf(u.userID) : u.name || nameOf(u.userID);
+  // The name known now (one's own, or one learnt), else the one the change carried.
+  const who = (u) => {
+    if (!u || !u.userID) return "";
+    const known = state.names.has(u.userID) || u.userID === state.me.userID;
+    return known || !u.name ? nameOf(u.userID) : u.name;
+  };
   const names = (d.users || []).map(who).join(", "), by = who(d.operUser), gi = d.groupInfo || d;
   const changed = d.changed || [];
   switch (Number(d.operType)) {
